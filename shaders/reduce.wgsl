@@ -1,0 +1,98 @@
+// Whole-tensor reductions, first stage: each workgroup walks a strided share of the elements
+// and leaves one float-float (hi, lo) partial; the host adds the few hundred partials in f64.
+// Float-float keeps the partials exact enough that the f64 result does not depend on N.
+
+struct Params {
+    count: u32,       // number of elements
+    opaque_zero: u32, // always 0 (see `opaque`)
+}
+
+// Size of this dispatch.
+@group(0) @binding(0) var<uniform> params: Params;
+// First operand (the tensor for `sum`).
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+// Second operand of `mse`.
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+// One (hi, lo) partial per workgroup.
+@group(0) @binding(3) var<storage, read_write> partials: array<vec2<f32>>;
+
+var<workgroup> shared_sums: array<vec2<f32>, 256>;
+
+// The value with its bits ORed with a zero the compiler cannot see: unchanged, but opaque to
+// optimisations that would erase rounding errors ((a + b) − a → b, or fusing a product into an
+// addition). See gram.wgsl, which uses the same float-float arithmetic.
+fn opaque(value: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(value) | params.opaque_zero);
+}
+
+// (s, e) with s + e = a + b exactly (TwoSum).
+fn two_sum(a: f32, b: f32) -> vec2<f32> {
+    let sum = opaque(a + b);
+    let virtual_b = opaque(sum - a);
+    return vec2<f32>(sum, (a - (sum - virtual_b)) + (b - virtual_b));
+}
+
+// Float-float addition: TwoSum of the highs, lows added, renormalised.
+fn add_float_float(x: vec2<f32>, y: vec2<f32>) -> vec2<f32> {
+    let sum = two_sum(x.x, y.x);
+    let lo = sum.y + (x.y + y.y);
+    let hi = opaque(sum.x + lo);
+    return vec2<f32>(hi, lo - (hi - sum.x));
+}
+
+// (p, e) with p + e = a·a exactly (Dekker's product with a Veltkamp split; fma may round twice).
+fn exact_square(a: f32) -> vec2<f32> {
+    let scaled = opaque(4097.0 * a);
+    let hi = scaled - opaque(scaled - a);
+    let lo = a - hi;
+    let square = opaque(a * a);
+    return vec2<f32>(square, ((hi * hi - square) + 2.0 * hi * lo) + lo * lo);
+}
+
+// Tree-reduces the workgroup's partials and stores the result.
+fn reduce_and_store(flat: u32, group: u32, acc: vec2<f32>) {
+    shared_sums[flat] = acc;
+    workgroupBarrier();
+    for (var half = 128u; half > 0u; half >>= 1u) {
+        if flat < half {
+            shared_sums[flat] = add_float_float(shared_sums[flat], shared_sums[flat + half]);
+        }
+        workgroupBarrier();
+    }
+    if flat == 0u {
+        partials[group] = shared_sums[0];
+    }
+}
+
+@compute @workgroup_size(256)
+fn sum_partials(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(local_invocation_index) flat: u32,
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    var acc = vec2<f32>(0.0, 0.0);
+    for (var i = gid.x; i < params.count; i += groups.x * 256u) {
+        acc = add_float_float(acc, vec2<f32>(a[i], 0.0));
+    }
+    reduce_and_store(flat, group.x, acc);
+}
+
+@compute @workgroup_size(256)
+fn mse_partials(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(local_invocation_index) flat: u32,
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    var acc = vec2<f32>(0.0, 0.0);
+    for (var i = gid.x; i < params.count; i += groups.x * 256u) {
+        // The difference exactly as d + e, then (d + e)² = d² + (2d + e)·e with d² exact: the
+        // same value as squaring the f64 difference.
+        let difference = two_sum(a[i], -b[i]);
+        let square = exact_square(difference.x);
+        let correction = (2.0 * difference.x + difference.y) * difference.y;
+        acc = add_float_float(acc, vec2<f32>(square.x, square.y + correction));
+    }
+    reduce_and_store(flat, group.x, acc);
+}

@@ -1,0 +1,689 @@
+//! The window: an eframe app over a compute worker thread.
+//!
+//! [`InrlabApp`] owns the persisted [`Settings`], the UI-side [`state::Model`] and a
+//! [`worker::WorkerHandle`]. Each frame it drains what the worker sent (at most ~10 ms), draws
+//! the left controls, the active view and the status bar, and publishes the settings as the
+//! worker's desired configuration. It never waits on the worker.
+
+pub mod bench;
+pub mod state;
+pub mod worker;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use egui::{Color32, ColorImage, Key, RichText};
+
+use crate::cli::WindowArgs;
+use crate::compute::BackendChoice;
+use crate::methods::{self, ParamValues};
+use crate::output::{Existing, png_bytes, write_atomic};
+use crate::ui::controls::{Action, WORKING_SIZES, controls_ui};
+use crate::ui::status_bar::status_bar_ui;
+use crate::ui::{View, ViewContext, palette};
+use state::Model;
+use worker::{Command, Desired, ImageSource, WorkerHandle};
+
+/// Key of the settings in eframe's storage.
+const SETTINGS_KEY: &str = "inrlab-settings";
+/// Methods left unticked on first start: cumulative refits a growing readout and takes
+/// seconds per step at 128², which would hold up the round-robin and the first second.
+const DEFAULT_OFF: &[&str] = &["cumulative"];
+/// A screenshot is taken after this long even if the methods have not reached `--after`.
+const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What survives a restart: the selection, every method's parameters, the working size, the
+/// active view. (Panel widths and the window size are persisted by egui and eframe.)
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub selected: Vec<String>,
+    pub params: BTreeMap<String, ParamValues>,
+    pub working_size: usize,
+    pub active_view: String,
+    pub show_ground_truth: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            selected: methods::registry()
+                .iter()
+                .map(|m| m.name.to_owned())
+                .filter(|name| !DEFAULT_OFF.contains(&name.as_str()))
+                .collect(),
+            params: BTreeMap::new(),
+            working_size: 128,
+            active_view: "trajectory".into(),
+            show_ground_truth: false,
+        }
+    }
+}
+
+impl Settings {
+    /// Drops what a newer or older build would not understand: unknown methods, values outside
+    /// their ranges, working sizes not offered.
+    pub fn sanitized(mut self) -> Self {
+        self.selected.retain(|name| methods::find(name).is_ok());
+        self.params.retain(|name, values| {
+            methods::find(name).is_ok_and(|info| values.validate(info.name, info.params).is_ok())
+        });
+        if !WORKING_SIZES.contains(&self.working_size) {
+            self.working_size = Settings::default().working_size;
+        }
+        self
+    }
+
+    /// The worker's view of these settings.
+    pub fn desired(&self, step_limit: Option<usize>) -> Desired {
+        let registry = methods::registry();
+        Desired {
+            selected: registry
+                .iter()
+                .filter(|info| self.selected.iter().any(|s| s == info.name))
+                .map(|info| info.name)
+                .collect(),
+            params: registry
+                .iter()
+                .filter_map(|info| self.params.get(info.name).map(|v| (info.name, v.clone())))
+                .collect(),
+            working_size: self.working_size,
+            step_limit,
+        }
+    }
+
+    pub fn selected_names(&self) -> Vec<&'static str> {
+        self.desired(None).selected
+    }
+}
+
+/// How the app is started.
+#[derive(Clone, Debug, Default)]
+pub struct AppOptions {
+    pub backend: BackendChoice,
+    /// Image to open instead of the built-in sample.
+    pub image: Option<PathBuf>,
+    /// Overrides the stored working size (tests use 32).
+    pub working_size: Option<usize>,
+    /// Save a screenshot after this many steps of each method, then close.
+    pub screenshot: Option<(PathBuf, usize)>,
+    /// Start paused (tests that step by hand).
+    pub start_paused: bool,
+    /// Open on this view (its id) instead of the stored one.
+    pub initial_view: Option<String>,
+}
+
+/// The result of a `--screenshot` run, read by [`run`] after the window closes.
+type ScreenshotOutcome = Arc<Mutex<Option<anyhow::Result<()>>>>;
+
+enum ScreenshotPhase {
+    Waiting {
+        started: Instant,
+    },
+    /// Asked egui for the next frame's pixels.
+    Requested,
+    Done,
+}
+
+struct ScreenshotPlan {
+    path: PathBuf,
+    after: usize,
+    phase: ScreenshotPhase,
+    /// Filled by egui's screenshot callback.
+    image: Arc<Mutex<Option<Arc<ColorImage>>>>,
+    outcome: ScreenshotOutcome,
+}
+
+pub struct InrlabApp {
+    settings: Settings,
+    /// The settings last published to the worker (to notice changes).
+    published: Option<Settings>,
+    worker: WorkerHandle,
+    model: Model,
+    views: Vec<Box<dyn View>>,
+    focus_method: Option<&'static str>,
+    playing: bool,
+    step_limit: Option<usize>,
+    screenshot: Option<ScreenshotPlan>,
+    last_frame_ms: Option<f32>,
+    last_paint_ms: Option<f32>,
+}
+
+impl InrlabApp {
+    /// Starts the worker and asks it to load the image and start playing.
+    pub fn new(ctx: &egui::Context, options: AppOptions, stored: Option<Settings>) -> Self {
+        apply_theme(ctx);
+        let mut settings = stored.unwrap_or_default().sanitized();
+        if let Some(size) = options.working_size {
+            settings.working_size = size;
+        }
+        if let Some(view) = options.initial_view.clone() {
+            settings.active_view = view;
+        }
+        let step_limit = options.screenshot.as_ref().map(|(_, after)| *after);
+        let worker = worker::spawn(options.backend, settings.desired(step_limit), ctx.clone());
+        // The sample first, so that a bad --image leaves a notice over a running sample rather
+        // than an empty window (both loads are drained before the first step).
+        worker.send(Command::LoadImage(ImageSource::Sample));
+        if let Some(path) = options.image.clone() {
+            worker.send(Command::LoadImage(ImageSource::Path(path)));
+        }
+        let playing = !options.start_paused;
+        if playing {
+            worker.send(Command::Play);
+        }
+        let mut model = Model::default();
+        model.set_selection(&settings.selected_names());
+        let screenshot = options.screenshot.map(|(path, after)| ScreenshotPlan {
+            path,
+            after,
+            phase: ScreenshotPhase::Waiting {
+                started: Instant::now(),
+            },
+            image: Arc::default(),
+            outcome: Arc::default(),
+        });
+        InrlabApp {
+            published: Some(settings.clone()),
+            settings,
+            worker,
+            model,
+            views: crate::ui::registry(),
+            focus_method: None,
+            playing,
+            step_limit,
+            screenshot,
+            last_frame_ms: None,
+            last_paint_ms: None,
+        }
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Changes settings as the controls would (tests, scripted demos).
+    pub fn settings_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
+
+    pub fn is_playing(&self) -> bool {
+        self.playing
+    }
+
+    /// Asks the worker to load an image (what a drop or the Open… dialog does).
+    pub fn load(&mut self, source: ImageSource) {
+        if !self.worker.send(Command::LoadImage(source)) {
+            self.model
+                .notify("The compute thread is busy; try again in a moment.");
+        }
+    }
+
+    /// Takes what the worker sent. Called by eframe before every frame, and by [`Self::ui_root`]
+    /// (a second call in the same frame finds nothing).
+    pub fn ingest(&mut self, ctx: &egui::Context) {
+        self.model.ingest(ctx, &self.worker);
+    }
+
+    /// The whole window. `cpu_usage_secs` is eframe's measure of the previous frame, when known.
+    pub fn ui_root(&mut self, ui: &mut egui::Ui, cpu_usage_secs: Option<f32>) {
+        let started = Instant::now();
+        let ctx = ui.ctx().clone();
+        self.ingest(&ctx);
+        self.handle_shortcuts(&ctx);
+        self.handle_dropped_files(&ctx);
+
+        egui::Panel::bottom("status")
+            .frame(egui::Frame::side_top_panel(ui.style()).fill(palette::BACKGROUND))
+            .show(ui, |ui| {
+                status_bar_ui(ui, &self.model, self.last_frame_ms, self.last_paint_ms)
+            });
+        let actions = egui::Panel::left("controls")
+            .resizable(true)
+            .default_size(330.0)
+            .size_range(260.0..=520.0)
+            .show(ui, |ui| {
+                controls_ui(ui, &mut self.settings, &self.model, self.playing)
+            })
+            .inner;
+        for action in actions {
+            self.perform(action, &ctx);
+        }
+        egui::CentralPanel::default()
+            .frame(egui::Frame::central_panel(ui.style()).fill(palette::BACKGROUND))
+            .show(ui, |ui| self.central_ui(ui));
+        self.publish_settings();
+        self.drop_overlay_ui(&ctx);
+        self.screenshot_step(&ctx);
+
+        // Our own time is what the app controls; eframe's number (the previous frame, painting
+        // included) is shown beside it, since under a software renderer painting dominates.
+        let own_ms = started.elapsed().as_secs_f32() * 1000.0;
+        self.last_frame_ms = Some(own_ms);
+        self.last_paint_ms = cpu_usage_secs.map(|s| s * 1000.0);
+        self.model.record_frame_time(own_ms);
+    }
+
+    fn central_ui(&mut self, ui: &mut egui::Ui) {
+        // Tabs.
+        ui.horizontal(|ui| {
+            for view in &self.views {
+                let active = view.id() == self.settings.active_view;
+                let text = RichText::new(view.title()).size(15.0);
+                let text = if active {
+                    text.strong().color(palette::ACCENT)
+                } else {
+                    text.color(palette::TEXT_DIM)
+                };
+                if ui
+                    .selectable_label(active, text)
+                    .on_hover_text(view.hint())
+                    .clicked()
+                {
+                    self.settings.active_view = view.id().to_owned();
+                }
+            }
+        });
+        ui.separator();
+        self.notices_ui(ui);
+        let active = self
+            .views
+            .iter()
+            .position(|v| v.id() == self.settings.active_view)
+            .unwrap_or(0);
+        let mut context = ViewContext {
+            model: &self.model,
+            focus_method: &mut self.focus_method,
+            show_ground_truth: self.settings.show_ground_truth,
+            worker: &self.worker,
+        };
+        self.views[active].ui(ui, &mut context);
+    }
+
+    fn notices_ui(&mut self, ui: &mut egui::Ui) {
+        let mut dismissed = Vec::new();
+        for notice in &self.model.notices {
+            egui::Frame::new()
+                .fill(Color32::from_rgb(70, 28, 24))
+                .stroke(egui::Stroke::new(1.0, palette::BAD))
+                .corner_radius(4.0)
+                .inner_margin(8.0)
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new("!").strong().color(palette::BAD).size(16.0));
+                        ui.label(RichText::new(&notice.text).color(palette::TEXT_STRONG));
+                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                            if ui.button("dismiss").clicked() {
+                                dismissed.push(notice.id);
+                            }
+                        });
+                    });
+                });
+            ui.add_space(4.0);
+        }
+        for id in dismissed {
+            self.model.dismiss(id);
+        }
+    }
+
+    fn perform(&mut self, action: Action, ctx: &egui::Context) {
+        match action {
+            Action::OpenDialog => {
+                // The dialog blocks, so it runs on its own thread and sends the load itself.
+                let commands = self.worker.command_sender();
+                let ctx = ctx.clone();
+                std::thread::spawn(move || {
+                    let picked = rfd::FileDialog::new()
+                        .set_title("Open an image")
+                        .add_filter(
+                            "images",
+                            &[
+                                "png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "pnm",
+                                "ppm", "pgm", "tga", "ico", "hdr", "qoi",
+                            ],
+                        )
+                        .add_filter("all files", &["*"])
+                        .pick_file();
+                    if let Some(path) = picked {
+                        let _ = commands.try_send(Command::LoadImage(ImageSource::Path(path)));
+                        ctx.request_repaint();
+                    }
+                });
+            }
+            Action::LoadSample => self.load(ImageSource::Sample),
+            Action::TogglePlay => self.set_playing(!self.playing),
+            Action::StepOnce => {
+                self.set_playing(false);
+                self.worker.send(Command::StepOnce);
+            }
+            Action::Reset => {
+                self.model.restart_clock();
+                self.worker.send(Command::Reset);
+            }
+        }
+    }
+
+    fn set_playing(&mut self, playing: bool) {
+        if self.playing != playing {
+            self.playing = playing;
+            self.worker.send(if playing {
+                Command::Play
+            } else {
+                Command::Pause
+            });
+        }
+    }
+
+    /// Space play/pause, S step, R reset, G ground truth (instant-ngp and TF Playground keys),
+    /// unless a text field has the keyboard.
+    fn handle_shortcuts(&mut self, ctx: &egui::Context) {
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        let (space, s, r, g) = ctx.input(|i| {
+            (
+                i.key_pressed(Key::Space),
+                i.key_pressed(Key::S),
+                i.key_pressed(Key::R),
+                i.key_pressed(Key::G),
+            )
+        });
+        if space {
+            self.perform(Action::TogglePlay, ctx);
+        }
+        if s {
+            self.perform(Action::StepOnce, ctx);
+        }
+        if r {
+            self.perform(Action::Reset, ctx);
+        }
+        if g {
+            self.settings.show_ground_truth = !self.settings.show_ground_truth;
+        }
+    }
+
+    fn handle_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped = ctx.input(|i| i.raw.dropped_files.clone());
+        // Several files at once: the last one wins, as each would restart everything anyway.
+        if let Some(file) = dropped.last() {
+            let path = file.path().to_path_buf();
+            let source = if path.is_file() {
+                ImageSource::Path(path)
+            } else {
+                match file.bytes() {
+                    Ok(bytes) => ImageSource::Bytes {
+                        name: display_name(&path),
+                        bytes: bytes.into(),
+                    },
+                    Err(error) => {
+                        self.model
+                            .notify(format!("Could not read the dropped file: {error}"));
+                        return;
+                    }
+                }
+            };
+            self.load(source);
+        }
+    }
+
+    fn drop_overlay_ui(&self, ctx: &egui::Context) {
+        let hovering = ctx.input(|i| !i.raw.hovered_files.is_empty());
+        if !hovering {
+            return;
+        }
+        let painter = ctx.layer_painter(egui::LayerId::new(
+            egui::Order::Foreground,
+            egui::Id::unique("drop-overlay"),
+        ));
+        let rect = ctx.content_rect();
+        painter.rect_filled(rect, 0.0, Color32::from_black_alpha(190));
+        painter.text(
+            rect.center(),
+            egui::Align2::CENTER_CENTER,
+            "Drop the image to fit it",
+            egui::FontId::proportional(28.0),
+            palette::ACCENT,
+        );
+    }
+
+    /// Sends the worker the settings' new desired configuration when they changed.
+    fn publish_settings(&mut self) {
+        if self.published.as_ref() == Some(&self.settings) {
+            return;
+        }
+        self.model.set_selection(&self.settings.selected_names());
+        self.worker
+            .set_desired(self.settings.desired(self.step_limit));
+        self.published = Some(self.settings.clone());
+    }
+
+    fn screenshot_step(&mut self, ctx: &egui::Context) {
+        let Some(plan) = &mut self.screenshot else {
+            return;
+        };
+        match plan.phase {
+            ScreenshotPhase::Waiting { started } => {
+                let timed_out = started.elapsed() > SCREENSHOT_TIMEOUT;
+                if timed_out {
+                    eprintln!(
+                        "inrlab: the methods had not reached {} steps after {} s; taking the screenshot anyway",
+                        plan.after,
+                        SCREENSHOT_TIMEOUT.as_secs()
+                    );
+                }
+                if self.model.all_reached(plan.after) || timed_out {
+                    let slot = Arc::clone(&plan.image);
+                    let repaint = ctx.clone();
+                    ctx.request_screenshot(move |image| {
+                        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(image);
+                        repaint.request_repaint();
+                    });
+                    plan.phase = ScreenshotPhase::Requested;
+                }
+                // Keep frames coming while waiting (the worker also repaints on every frame).
+                ctx.request_repaint_after(Duration::from_millis(100));
+            }
+            ScreenshotPhase::Requested => {
+                let image = plan.image.lock().unwrap_or_else(|e| e.into_inner()).take();
+                match image {
+                    Some(image) => {
+                        let result = save_screenshot(&plan.path, &image);
+                        match &result {
+                            Ok(()) => println!("screenshot saved to {}", plan.path.display()),
+                            Err(error) => eprintln!("inrlab: {error:#}"),
+                        }
+                        *plan.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                        plan.phase = ScreenshotPhase::Done;
+                        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                    }
+                    None => ctx.request_repaint_after(Duration::from_millis(50)),
+                }
+            }
+            ScreenshotPhase::Done => {}
+        }
+    }
+}
+
+impl eframe::App for InrlabApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.ingest(ctx);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        self.ui_root(ui, frame.info().cpu_usage);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if self.screenshot.is_none() {
+            eframe::set_value(storage, SETTINGS_KEY, &self.settings);
+        }
+    }
+
+    fn persist_egui_memory(&self) -> bool {
+        self.screenshot.is_none()
+    }
+
+    fn clear_color(&self, _visuals: &egui::Visuals) -> [f32; 4] {
+        palette::BACKGROUND.to_normalized_gamma_f32()
+    }
+}
+
+fn display_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || "dropped file".into(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Dark theme with the accent colour; larger default text for legible numbers.
+fn apply_theme(ctx: &egui::Context) {
+    ctx.set_theme(egui::Theme::Dark);
+    ctx.style_mut_of(egui::Theme::Dark, |style| {
+        let visuals = &mut style.visuals;
+        visuals.panel_fill = palette::PANEL;
+        visuals.window_fill = palette::PANEL;
+        visuals.extreme_bg_color = palette::BACKGROUND;
+        visuals.selection.bg_fill = palette::ACCENT.gamma_multiply(0.45);
+        visuals.selection.stroke.color = palette::ACCENT;
+        visuals.hyperlink_color = palette::ACCENT;
+        visuals.slider_trailing_fill = true;
+        style.spacing.item_spacing = egui::vec2(8.0, 5.0);
+        style.spacing.button_padding = egui::vec2(8.0, 3.0);
+        for (text_style, font) in style.text_styles.iter_mut() {
+            if matches!(
+                text_style,
+                egui::TextStyle::Body | egui::TextStyle::Button | egui::TextStyle::Monospace
+            ) {
+                font.size = 13.5;
+            }
+        }
+    });
+}
+
+/// Writes the window's pixels as a PNG, atomically (temporary file, then rename).
+fn save_screenshot(path: &Path, image: &ColorImage) -> anyhow::Result<()> {
+    let [width, height] = image.size;
+    let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
+    let rgb: Vec<u8> = rgba
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    let picture = image::RgbImage::from_raw(width as u32, height as u32, rgb)
+        .context("screenshot has an unexpected size")?;
+    write_atomic(path, &png_bytes(&picture)?, Existing::Overwrite)
+}
+
+/// Opens the window (`inrlab` with no subcommand).
+pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
+    let screenshot = args
+        .screenshot
+        .clone()
+        .map(|path| (path, args.after.max(1)));
+    let screenshot_mode = screenshot.is_some();
+    let options = AppOptions {
+        backend: args.backend,
+        image: args.image.clone(),
+        working_size: None,
+        screenshot,
+        start_paused: false,
+        // For scripted demo pictures of a particular view: INRLAB_VIEW=curves inrlab --screenshot …
+        initial_view: std::env::var("INRLAB_VIEW").ok(),
+    };
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("inrlab")
+            .with_inner_size([1480.0, 900.0])
+            .with_min_inner_size([900.0, 560.0])
+            .with_drag_and_drop(true),
+        // A scripted screenshot must not depend on (or disturb) the user's saved layout.
+        persist_window: !screenshot_mode,
+        ..Default::default()
+    };
+    // Screenshots keep their own storage so they never read the user's settings.
+    let app_name = if screenshot_mode {
+        "inrlab-screenshot"
+    } else {
+        "inrlab"
+    };
+    let outcome: ScreenshotOutcome = Arc::default();
+    let app_outcome = Arc::clone(&outcome);
+    eframe::run_native(
+        app_name,
+        native,
+        Box::new(move |cc| {
+            let stored = if screenshot_mode {
+                None
+            } else {
+                cc.storage
+                    .and_then(|s| eframe::get_value::<Settings>(s, SETTINGS_KEY))
+            };
+            let mut app = InrlabApp::new(&cc.egui_ctx, options, stored);
+            if let Some(plan) = &mut app.screenshot {
+                plan.outcome = app_outcome;
+            }
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|error| anyhow::anyhow!("cannot open the window: {error}"))?;
+    if screenshot_mode {
+        let result = outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match result {
+            Some(result) => result?,
+            None => anyhow::bail!("the window closed before the screenshot was taken"),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_survive_a_round_trip_and_bad_entries_are_dropped() {
+        let mut settings = Settings {
+            active_view: "curves".into(),
+            ..Settings::default()
+        };
+        settings
+            .params
+            .entry("trajectory".into())
+            .or_default()
+            .set("spectral-radius", 0.7);
+        let json = serde_json::to_string(&settings).unwrap();
+        let restored: Settings = serde_json::from_str(&json).unwrap();
+        assert_eq!(restored.clone().sanitized(), settings);
+
+        let mut stale = restored;
+        stale.selected.push("a-method-that-was-removed".into());
+        stale
+            .params
+            .entry("refine".into())
+            .or_default()
+            .set("spectral-radius", 99.0);
+        stale.working_size = 100;
+        let clean = stale.sanitized();
+        assert!(!clean.selected.iter().any(|s| s.contains("removed")));
+        assert!(!clean.params.contains_key("refine"));
+        assert_eq!(clean.working_size, 128);
+    }
+
+    #[test]
+    fn desired_follows_registry_order_and_keeps_only_known_methods() {
+        let settings = Settings {
+            selected: vec!["fourier-ridge".into(), "trajectory".into()],
+            ..Settings::default()
+        };
+        assert_eq!(
+            settings.desired(None).selected,
+            vec!["trajectory", "fourier-ridge"]
+        );
+    }
+}

@@ -1,0 +1,385 @@
+//! The UI's model of what has arrived from the worker: the target, each method's run (its step
+//! cells, latest image and status), notices, feature maps and timing statistics.
+//!
+//! Views read this and never talk to the worker themselves except through [`crate::ui::ViewContext`].
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use egui::{ColorImage, TextureHandle, TextureOptions};
+
+use super::worker::{FeatureMaps, FeatureRequest, Frame, Message, StopReason, WorkerHandle};
+use crate::compute::BackendKind;
+use crate::methods::{self, MethodInfo, StepReport};
+
+/// How long one UI frame may spend draining messages before it draws what it has.
+const DRAIN_BUDGET: Duration = Duration::from_millis(10);
+/// Frame-time samples kept for the status bar's percentiles.
+const FRAME_TIME_SAMPLES: usize = 240;
+
+/// The image being fitted.
+pub struct TargetView {
+    pub name: String,
+    pub size: usize,
+    pub pixels: Arc<Vec<f32>>,
+    pub texture: TextureHandle,
+}
+
+/// One finished step of a run.
+pub struct StepCell {
+    pub report: StepReport,
+    pub step_secs: f64,
+    /// Grid-sized image (the full image when the working size is small).
+    pub thumbnail: TextureHandle,
+    pub thumbnail_image: Arc<ColorImage>,
+}
+
+/// The newest step's full-size output.
+pub struct LatestOutput {
+    pub step: usize,
+    pub texture: TextureHandle,
+    pub pixels: Arc<Vec<f32>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunStatus {
+    /// Restarted; nothing has arrived yet.
+    Starting,
+    Running,
+    Done,
+    Diverged {
+        step: usize,
+    },
+    Failed(String),
+}
+
+/// What the UI knows of one method's current run.
+pub struct MethodRun {
+    pub info: &'static MethodInfo,
+    pub run_id: u64,
+    pub total_steps: Option<usize>,
+    pub cells: BTreeMap<usize, StepCell>,
+    pub latest: Option<LatestOutput>,
+    pub status: RunStatus,
+    /// Compute seconds of this run so far.
+    pub compute_secs: f64,
+}
+
+impl MethodRun {
+    fn new(info: &'static MethodInfo, run_id: u64) -> Self {
+        MethodRun {
+            info,
+            run_id,
+            total_steps: None,
+            cells: BTreeMap::new(),
+            latest: None,
+            status: RunStatus::Starting,
+            compute_secs: 0.0,
+        }
+    }
+
+    pub fn steps_done(&self) -> usize {
+        self.cells.keys().next_back().copied().unwrap_or(0)
+    }
+
+    pub fn latest_psnr_db(&self) -> Option<f64> {
+        self.cells.values().next_back().map(|c| c.report.psnr_db)
+    }
+
+    /// Whether the method has stopped for good in this run (finished, diverged or failed).
+    pub fn is_settled(&self) -> bool {
+        !matches!(self.status, RunStatus::Starting | RunStatus::Running)
+    }
+}
+
+/// A message for the user, shown until dismissed.
+pub struct Notice {
+    pub id: u64,
+    pub text: String,
+}
+
+/// Feature maps received for the inspect view.
+pub struct FeatureView {
+    pub request: FeatureRequest,
+    pub total_channels: usize,
+    pub maps: Vec<(String, TextureHandle)>,
+}
+
+#[derive(Default)]
+pub struct Model {
+    pub backend: Option<(BackendKind, String)>,
+    pub target: Option<TargetView>,
+    /// Runs of the selected methods, in registry order.
+    pub runs: Vec<MethodRun>,
+    pub notices: Vec<Notice>,
+    next_notice_id: u64,
+    pub features: Option<FeatureView>,
+    /// Whether the worker is playing, as it last said.
+    pub playing: bool,
+    /// Arrival times of step frames in the last few seconds, for steps per second.
+    step_arrivals: VecDeque<Instant>,
+    /// Wall time spent playing with some method still running, since the last image or reset.
+    pub elapsed: Duration,
+    last_ingest: Option<Instant>,
+    /// Recent UI frame times, milliseconds.
+    frame_times_ms: VecDeque<f32>,
+    /// How many frames were taken from the slot in total (tests watch this).
+    pub frames_received: u64,
+}
+
+impl Model {
+    /// Keeps `runs` in step with the selection (registry order); new entries wait for frames.
+    pub fn set_selection(&mut self, selected: &[&'static str]) {
+        let mut runs = Vec::new();
+        for info in methods::registry() {
+            if !selected.contains(&info.name) {
+                continue;
+            }
+            match self.runs.iter().position(|r| r.info.name == info.name) {
+                Some(index) => runs.push(self.runs.swap_remove(index)),
+                None => runs.push(MethodRun::new(info, 0)),
+            }
+        }
+        self.runs = runs;
+    }
+
+    pub fn run(&self, method: &str) -> Option<&MethodRun> {
+        self.runs.iter().find(|r| r.info.name == method)
+    }
+
+    fn run_mut(&mut self, method: &str) -> Option<&mut MethodRun> {
+        self.runs.iter_mut().find(|r| r.info.name == method)
+    }
+
+    pub fn notify(&mut self, text: impl Into<String>) {
+        self.next_notice_id += 1;
+        self.notices.push(Notice {
+            id: self.next_notice_id,
+            text: text.into(),
+        });
+        // Keep the last few only: a flood of bad drops must not grow the window.
+        if self.notices.len() > 5 {
+            self.notices.remove(0);
+        }
+    }
+
+    pub fn dismiss(&mut self, id: u64) {
+        self.notices.retain(|n| n.id != id);
+    }
+
+    /// Takes what the worker has sent: messages for at most [`DRAIN_BUDGET`], then every waiting
+    /// frame. Frames of runs older than the one a method is known to be on are dropped.
+    pub fn ingest(&mut self, ctx: &egui::Context, worker: &WorkerHandle) {
+        let started = Instant::now();
+        while started.elapsed() < DRAIN_BUDGET {
+            let Ok(message) = worker.messages.try_recv() else {
+                break;
+            };
+            self.apply_message(ctx, message);
+        }
+        for frame in worker.frames.take_all() {
+            self.apply_frame(ctx, frame);
+        }
+        let now = Instant::now();
+        let busy = self.playing && self.runs.iter().any(|r| !r.is_settled());
+        if let (true, Some(last)) = (busy, self.last_ingest) {
+            self.elapsed += now - last;
+        }
+        self.last_ingest = Some(now);
+        let window = Duration::from_secs(10);
+        while self
+            .step_arrivals
+            .front()
+            .is_some_and(|t| t.elapsed() > window)
+        {
+            self.step_arrivals.pop_front();
+        }
+    }
+
+    pub fn apply_message(&mut self, ctx: &egui::Context, message: Message) {
+        match message {
+            Message::Backend { kind, adapter } => self.backend = Some((kind, adapter)),
+            Message::TargetLoaded(target) => {
+                let texture = ctx.load_texture("target", target.image, TextureOptions::NEAREST);
+                self.target = Some(TargetView {
+                    name: target.name,
+                    size: target.size,
+                    pixels: target.pixels,
+                    texture,
+                });
+                self.features = None;
+                self.elapsed = Duration::ZERO;
+            }
+            Message::Started { method, run_id } => {
+                if let Some(run) = self.run_mut(method).filter(|r| run_id > r.run_id) {
+                    *run = MethodRun::new(run.info, run_id);
+                }
+                if self
+                    .features
+                    .as_ref()
+                    .is_some_and(|f| f.request.method == method)
+                {
+                    self.features = None;
+                }
+            }
+            Message::Built {
+                method,
+                run_id,
+                total_steps,
+            } => {
+                if let Some(run) = self.current_run(method, run_id) {
+                    run.total_steps = Some(total_steps);
+                    if run.status == RunStatus::Starting {
+                        run.status = RunStatus::Running;
+                    }
+                }
+            }
+            Message::Stopped {
+                method,
+                run_id,
+                reason,
+            } => {
+                if let Some(run) = self.current_run(method, run_id) {
+                    run.status = match reason {
+                        StopReason::Diverged { step } => RunStatus::Diverged { step },
+                        StopReason::Failed(error) => RunStatus::Failed(error),
+                    };
+                }
+            }
+            Message::Playing(playing) => self.playing = playing,
+            Message::Notice(text) => self.notify(text),
+            Message::Features(maps) => self.apply_features(ctx, maps),
+        }
+    }
+
+    /// The run of `method` if `run_id` is current; a newer id means a restart whose message
+    /// has not been read yet, so the run is reset here.
+    fn current_run(&mut self, method: &str, run_id: u64) -> Option<&mut MethodRun> {
+        let run = self.run_mut(method)?;
+        if run_id > run.run_id {
+            *run = MethodRun::new(run.info, run_id);
+        }
+        (run.run_id == run_id).then_some(run)
+    }
+
+    pub fn apply_frame(&mut self, ctx: &egui::Context, frame: Frame) {
+        let Some(run) = self.current_run(frame.method, frame.run_id) else {
+            return; // stale: an older run, or a method no longer selected
+        };
+        let step = frame.report.step;
+        let name = format!("{}/{}/{}", frame.method, frame.run_id, step);
+        let thumbnail = ctx.load_texture(
+            format!("{name}/thumb"),
+            Arc::clone(&frame.thumbnail),
+            TextureOptions::NEAREST,
+        );
+        if run.latest.as_ref().is_none_or(|l| l.step <= step) {
+            let texture = if Arc::ptr_eq(&frame.thumbnail, &frame.image) {
+                thumbnail.clone()
+            } else {
+                ctx.load_texture(name, Arc::clone(&frame.image), TextureOptions::NEAREST)
+            };
+            run.latest = Some(LatestOutput {
+                step,
+                texture,
+                pixels: frame.pixels,
+            });
+        }
+        run.total_steps = Some(frame.total_steps);
+        run.compute_secs += frame.step_secs;
+        run.cells.insert(
+            step,
+            StepCell {
+                report: frame.report,
+                step_secs: frame.step_secs,
+                thumbnail,
+                thumbnail_image: frame.thumbnail,
+            },
+        );
+        if matches!(run.status, RunStatus::Starting | RunStatus::Running) {
+            run.status = if run.steps_done() >= frame.total_steps {
+                RunStatus::Done
+            } else {
+                RunStatus::Running
+            };
+        }
+        self.frames_received += 1;
+        self.step_arrivals.push_back(Instant::now());
+    }
+
+    fn apply_features(&mut self, ctx: &egui::Context, maps: FeatureMaps) {
+        let current = self
+            .run(maps.request.method)
+            .is_some_and(|r| r.run_id == maps.request.run_id);
+        if !current {
+            return;
+        }
+        let textures = maps
+            .maps
+            .into_iter()
+            .enumerate()
+            .map(|(i, (label, image))| {
+                let texture =
+                    ctx.load_texture(format!("feature/{i}"), image, TextureOptions::NEAREST);
+                (label, texture)
+            })
+            .collect();
+        self.features = Some(FeatureView {
+            request: maps.request,
+            total_channels: maps.total_channels,
+            maps: textures,
+        });
+    }
+
+    /// Steps that arrived per second, over the last ten seconds.
+    pub fn steps_per_second(&self) -> f64 {
+        match self.step_arrivals.front() {
+            Some(first) => {
+                let span = first.elapsed().as_secs_f64().max(1.0);
+                self.step_arrivals.len() as f64 / span
+            }
+            None => 0.0,
+        }
+    }
+
+    /// Starts the elapsed clock again (reset).
+    pub fn restart_clock(&mut self) {
+        self.elapsed = Duration::ZERO;
+    }
+
+    pub fn total_steps_done(&self) -> usize {
+        self.runs.iter().map(|r| r.steps_done()).sum()
+    }
+
+    pub fn compute_secs(&self) -> f64 {
+        self.runs.iter().map(|r| r.compute_secs).sum()
+    }
+
+    pub fn record_frame_time(&mut self, milliseconds: f32) {
+        if self.frame_times_ms.len() == FRAME_TIME_SAMPLES {
+            self.frame_times_ms.pop_front();
+        }
+        self.frame_times_ms.push_back(milliseconds);
+    }
+
+    /// The `quantile` (0–1) of recent UI frame times in milliseconds.
+    pub fn frame_time_quantile_ms(&self, quantile: f64) -> Option<f32> {
+        let mut sorted: Vec<f32> = self.frame_times_ms.iter().copied().collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_by(f32::total_cmp);
+        let index = ((sorted.len() - 1) as f64 * quantile).round() as usize;
+        Some(sorted[index])
+    }
+
+    /// Every selected method has reached `steps` steps or stopped for good.
+    pub fn all_reached(&self, steps: usize) -> bool {
+        self.target.is_some()
+            && self
+                .runs
+                .iter()
+                .all(|r| r.is_settled() || r.steps_done() >= steps.max(1))
+    }
+}

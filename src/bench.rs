@@ -1,0 +1,291 @@
+//! `inrlab bench`: throughput of the backend operations and the time of the method suite.
+//!
+//! With `--json`, standard output is exactly a JSON list of records
+//! `{"backend", "op", "n", "width", "ms", "gflops"}` (op one of reservoir_step, dense_forward,
+//! dense_backward, gram, haar); the suite's table then goes to standard error.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::cli::BenchArgs;
+use crate::compute::cpu::CpuBackend;
+use crate::compute::gpu::GpuBackend;
+use crate::compute::{Activation, Backend, BackendChoice};
+use crate::methods::{self, ParamValues};
+use crate::rng::RngKind;
+use crate::runner::run_to_completion;
+use crate::target::{Fit, Target};
+
+#[derive(Serialize, Clone, Debug)]
+pub struct Record {
+    pub backend: String,
+    pub op: &'static str,
+    pub n: usize,
+    pub width: usize,
+    pub ms: f64,
+    /// None for memory-bound operations (haar), whose rate is in `gigabytes_per_second`.
+    pub gflops: Option<f64>,
+    #[serde(skip)]
+    pub gigabytes_per_second: Option<f64>,
+}
+
+/// numpy float64 seconds for the suite on a 2-core machine of this kind (the reference table
+/// and the reservoir issue), per method, at 128² and 256².
+const NUMPY_SECONDS: &[(&str, f64, f64)] = &[
+    ("trajectory", 1.134, 5.3),
+    ("cumulative", 3.046, 12.0),
+    ("refine", 0.756, 3.6),
+    ("multiscale", 1.609, 7.4),
+    ("fourier-ridge", 0.236, 1.6),
+];
+
+/// The backends to measure: the one asked for, or the CPU plus any hardware GPU.
+fn backends(choice: BackendChoice) -> anyhow::Result<Vec<Box<dyn Backend>>> {
+    Ok(match choice {
+        BackendChoice::Cpu => vec![Box::new(CpuBackend::new())],
+        BackendChoice::Gpu => vec![Box::new(GpuBackend::new(true)?)],
+        BackendChoice::Auto => {
+            let mut list: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new())];
+            if let Ok(gpu) = GpuBackend::new(false) {
+                list.push(Box::new(gpu));
+            }
+            list
+        }
+    })
+}
+
+/// Median milliseconds of `repeats` runs of `work` after one warm-up run.
+fn median_ms(backend: &dyn Backend, repeats: usize, mut work: impl FnMut()) -> f64 {
+    work();
+    backend.finish();
+    let mut times: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let started = Instant::now();
+            work();
+            backend.finish();
+            started.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Deterministic pseudo-random values in [-scale, scale), cheap to make in bulk.
+fn filler(count: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..count)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+fn record(
+    backend: &dyn Backend,
+    op: &'static str,
+    n: usize,
+    width: usize,
+    ms: f64,
+    flops: f64,
+) -> Record {
+    Record {
+        backend: backend.kind().to_string(),
+        op,
+        n,
+        width,
+        ms,
+        gflops: Some(flops / (ms * 1e-3) / 1e9),
+        gigabytes_per_second: None,
+    }
+}
+
+/// Measures every operation the issue lists on one backend.
+pub fn measure_operations(backend: &dyn Backend, repeats: usize) -> Vec<Record> {
+    let mut records = Vec::new();
+    let hidden = 256;
+    let w_hh = backend.upload(hidden, hidden, &filler(hidden * hidden, 1, 0.06));
+    let w_in = backend.upload(2, hidden, &filler(2 * hidden, 2, 0.5));
+    let bias = backend.upload(1, hidden, &filler(hidden, 3, 0.1));
+    for n in [16_384, 65_536] {
+        let coords = backend.upload(n, 2, &filler(2 * n, 4, 1.0));
+        let state = backend.upload(n, hidden, &filler(n * hidden, 5, 1.0));
+        let mut out = backend.zeros(n, hidden);
+        let ms = median_ms(backend, repeats, || {
+            backend.reservoir_step(&coords, &w_in, Some(&state), &w_hh, &bias, &mut out)
+        });
+        let flops = 2.0 * n as f64 * hidden as f64 * (hidden + 2) as f64;
+        records.push(record(backend, "reservoir_step", n, hidden, ms, flops));
+    }
+
+    let n = 16_384;
+    let width = 256;
+    let x = backend.upload(n, width, &filler(n * width, 6, 1.0));
+    let weights = backend.upload(width, width, &filler(width * width, 7, 0.06));
+    let layer_bias = backend.upload(1, width, &filler(width, 8, 0.1));
+    let mut y = backend.zeros(n, width);
+    let ms = median_ms(backend, repeats, || {
+        backend.dense_forward(&x, &weights, &layer_bias, Activation::Relu, &mut y)
+    });
+    let product_flops = 2.0 * (n * width * width) as f64;
+    records.push(record(
+        backend,
+        "dense_forward",
+        n,
+        width,
+        ms,
+        product_flops,
+    ));
+    let dy = backend.upload(n, width, &filler(n * width, 9, 1.0));
+    let mut dx = backend.zeros(n, width);
+    let mut d_weights = backend.zeros(width, width);
+    let mut d_bias = backend.zeros(1, width);
+    let ms = median_ms(backend, repeats, || {
+        backend.dense_backward(
+            &x,
+            &weights,
+            &y,
+            &dy,
+            Activation::Relu,
+            Some(&mut dx),
+            &mut d_weights,
+            &mut d_bias,
+        )
+    });
+    records.push(record(
+        backend,
+        "dense_backward",
+        n,
+        width,
+        ms,
+        2.0 * product_flops,
+    ));
+
+    for features in [256, 2560] {
+        let h = backend.upload(n, features, &filler(n * features, 10, 1.0));
+        let ms = median_ms(backend, repeats, || {
+            std::hint::black_box(backend.gram(&[&h], &h));
+        });
+        // Counted as the full product 2·N·F², as BLAS benchmarks count HᵀH.
+        let flops = 2.0 * n as f64 * (features * features) as f64;
+        records.push(record(backend, "gram", n, features, ms, flops));
+    }
+
+    let side = 1024;
+    let channels = 3;
+    let pixels = side * side;
+    let image = backend.upload(pixels, channels, &filler(pixels * channels, 11, 1.0));
+    let mut bands = backend.zeros(pixels, channels);
+    let ms = median_ms(backend, repeats, || {
+        backend.haar_forward(&image, side, side, &mut bands)
+    });
+    let bytes = 2.0 * (pixels * channels * 4) as f64;
+    records.push(Record {
+        backend: backend.kind().to_string(),
+        op: "haar",
+        n: pixels,
+        width: channels,
+        ms,
+        gflops: None,
+        gigabytes_per_second: Some(bytes / (ms * 1e-3) / 1e9),
+    });
+    records
+}
+
+/// Seconds per method for the reservoir suite at one size (numpy generator, seed 42).
+pub fn measure_suite(backend: &dyn Backend, size: usize) -> anyhow::Result<Vec<(String, f64)>> {
+    let target = Target::sample(size, Fit::Stretch)?;
+    let mut times = Vec::new();
+    for (name, _, _) in NUMPY_SECONDS {
+        let info = methods::find(name)?;
+        let started = Instant::now();
+        run_to_completion(
+            info,
+            &target,
+            backend,
+            RngKind::Numpy,
+            &ParamValues::new(),
+            false,
+        )?;
+        times.push((name.to_string(), started.elapsed().as_secs_f64()));
+    }
+    Ok(times)
+}
+
+pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
+    let mut all = Vec::new();
+    let mut suite_lines = Vec::new();
+    for backend in backends(choice)? {
+        let backend = backend.as_ref();
+        eprintln!("measuring {} ({})…", backend.kind(), backend.adapter_name());
+        all.extend(measure_operations(backend, args.repeats));
+        // Warm the thread pool and the draw cache's neighbours so the suite is timed steadily.
+        measure_suite(backend, 32)?;
+        for &size in args.suite_sizes.iter().filter(|&&s| s > 0) {
+            let times = measure_suite(backend, size)?;
+            suite_lines.push(format!(
+                "suite on {} at {size}²  ({})",
+                backend.kind(),
+                backend.adapter_name()
+            ));
+            let mut total = 0.0;
+            let mut numpy_total = 0.0;
+            for (name, seconds) in &times {
+                let numpy = NUMPY_SECONDS
+                    .iter()
+                    .find(|(n, _, _)| n == name)
+                    .map(|&(_, at128, at256)| if size == 256 { at256 } else { at128 })
+                    .filter(|_| size == 128 || size == 256);
+                total += seconds;
+                numpy_total += numpy.unwrap_or(0.0);
+                suite_lines.push(match numpy {
+                    Some(numpy) => format!(
+                        "  {name:<14} {seconds:>8.3} s   numpy {numpy:>6.2} s   {:>5.1}× faster",
+                        numpy / seconds
+                    ),
+                    None => format!("  {name:<14} {seconds:>8.3} s"),
+                });
+            }
+            suite_lines.push(if numpy_total > 0.0 {
+                format!(
+                    "  {:<14} {total:>8.3} s   numpy {numpy_total:>6.2} s   {:>5.1}× faster",
+                    "all",
+                    numpy_total / total
+                )
+            } else {
+                format!("  {:<14} {total:>8.3} s", "all")
+            });
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        for line in &suite_lines {
+            eprintln!("{line}");
+        }
+    } else {
+        println!(
+            "{:<8} {:<16} {:>7} {:>6} {:>10} {:>12}",
+            "backend", "op", "n", "width", "ms", "rate"
+        );
+        for r in &all {
+            let rate = match (r.gflops, r.gigabytes_per_second) {
+                (Some(g), _) => format!("{g:.1} GFLOP/s"),
+                (None, Some(b)) => format!("{b:.1} GB/s"),
+                _ => String::new(),
+            };
+            println!(
+                "{:<8} {:<16} {:>7} {:>6} {:>10.3} {:>12}",
+                r.backend, r.op, r.n, r.width, r.ms, rate
+            );
+        }
+        for line in &suite_lines {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}

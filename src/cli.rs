@@ -1,0 +1,315 @@
+//! The command line: `inrlab` opens the window, `inrlab run` runs a method headless,
+//! `inrlab bench` measures. Method parameters (`--spectral-radius 0.9`, …) are generated from
+//! the registry's parameter specs, so a new method's parameters appear here without edits.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::compute::{Backend, BackendChoice, create_backend};
+use crate::methods::{self, MethodInfo, ParamValues};
+use crate::output::{Existing, check_writable, png_bytes, strip, write_atomic};
+use crate::rng::RngKind;
+use crate::runner::{StepRecord, run_to_completion};
+use crate::target::{Fit, SAMPLE_NAME, Target, load_image, rgb8_from_f32};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "inrlab",
+    version,
+    about = "Watch images being generated, step by step, by iterative coordinate-based models.",
+    after_help = "Without a subcommand, inrlab opens its window on the built-in sample (or --image)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+/// Options of the window (no subcommand).
+#[derive(Args, Debug, Clone, Default)]
+pub struct WindowArgs {
+    /// Image to open instead of the built-in sample.
+    #[arg(long, global = true)]
+    pub image: Option<PathBuf>,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto, global = true)]
+    pub backend: BackendChoice,
+    /// Save a screenshot of the whole window to this PNG after --after steps, then exit.
+    #[arg(long)]
+    pub screenshot: Option<PathBuf>,
+    /// Steps of each selected method before the screenshot is taken.
+    #[arg(long, default_value_t = 10)]
+    pub after: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run one method (or all) headless and write metrics.json, final.png and trajectory.png.
+    Run(RunArgs),
+    /// Measure the backends' throughput and the method suite's time.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Method name, or `all` for every method into <out>/<method>/.
+    #[arg(long)]
+    pub method: String,
+    /// Working size S: the image is resized to S×S.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Seed of the random weights (same as --seed of each method).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Random generator: numpy reproduces np.random.seed/randn draw for draw (the default, so
+    /// the seed notebooks' numbers are reproduced); `default` is rand's StdRng.
+    #[arg(long, value_enum, default_value_t = RngKind::Numpy)]
+    pub rng: RngKind,
+    /// How a non-square image becomes square.
+    #[arg(long, value_enum, default_value_t = Fit::Stretch)]
+    pub fit: Fit,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace files that are already in the output directory.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Print JSON records instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Working sizes at which the method suite is timed (0 to skip the suite).
+    #[arg(long, value_delimiter = ',', default_values_t = [128usize, 256])]
+    pub suite_sizes: Vec<usize>,
+    /// Repetitions per operation; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+}
+
+/// Every parameter name across the registry, once, with the first spec's help.
+fn parameter_args() -> Vec<Arg> {
+    let mut seen: BTreeMap<&str, Arg> = BTreeMap::new();
+    for info in methods::registry() {
+        for spec in info.params {
+            if spec.name == "seed" {
+                continue; // a fixed option of `run`
+            }
+            seen.entry(spec.name).or_insert_with(|| {
+                Arg::new(spec.name)
+                    .long(spec.name)
+                    .value_name("VALUE")
+                    .value_parser(clap::value_parser!(f64))
+                    .allow_negative_numbers(true)
+                    .help_heading("Method parameters")
+                    .help(spec.help)
+            });
+        }
+    }
+    seen.into_values().collect()
+}
+
+pub fn command() -> clap::Command {
+    Cli::command().mut_subcommand("run", |run| run.args(parameter_args()))
+}
+
+/// Parses the process arguments. Errors (not help or version) are shortened to one line.
+pub fn parse() -> (Cli, ArgMatches) {
+    match command().try_get_matches() {
+        Ok(matches) => match Cli::from_arg_matches(&matches) {
+            Ok(cli) => (cli, matches),
+            Err(error) => exit_with_clap_error(error),
+        },
+        Err(error) => exit_with_clap_error(error),
+    }
+}
+
+fn exit_with_clap_error(error: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        error.exit();
+    }
+    let rendered = error.render().to_string();
+    let first_line = rendered.lines().next().unwrap_or("invalid arguments");
+    eprintln!("{} (see inrlab --help)", first_line.trim());
+    std::process::exit(2);
+}
+
+/// The method parameters given on the command line.
+pub fn parameter_values(run_matches: &ArgMatches) -> ParamValues {
+    let mut values = ParamValues::new();
+    for arg in parameter_args() {
+        let name = arg.get_id().as_str();
+        if let Some(&value) = run_matches.get_one::<f64>(name) {
+            values.set(name, value);
+        }
+    }
+    values
+}
+
+#[derive(Serialize)]
+struct StepEntry {
+    step: usize,
+    label: String,
+    psnr: f64,
+    seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loss: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Metrics<'a> {
+    method: &'a str,
+    backend: String,
+    adapter: String,
+    image: &'a str,
+    size: usize,
+    rng: RngKind,
+    params: BTreeMap<String, f64>,
+    steps: Vec<StepEntry>,
+}
+
+/// Loads the image the user named, or the built-in sample.
+pub fn load_target(image: Option<&Path>, size: usize, fit: Fit) -> anyhow::Result<Target> {
+    match image {
+        None => Target::sample(size, fit),
+        Some(path) => {
+            let decoded = load_image(path)?;
+            let name = path.display().to_string();
+            Target::from_image(&name, &decoded, size, fit)
+        }
+    }
+}
+
+/// `inrlab run`.
+pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> anyhow::Result<()> {
+    let mut params = parameter_values(run_matches);
+    if let Some(seed) = args.seed {
+        params.set("seed", seed as f64);
+    }
+    let selected: Vec<&MethodInfo> = if args.method == "all" {
+        methods::registry().iter().collect()
+    } else {
+        vec![methods::find(&args.method)?]
+    };
+    let existing = if args.overwrite {
+        Existing::Overwrite
+    } else {
+        Existing::Refuse
+    };
+    // Validate everything before any computing: parameters, then files.
+    let mut plans = Vec::new();
+    for info in &selected {
+        let mut own = ParamValues::new();
+        for spec in info.params {
+            if let Some(v) = params.explicit(spec.name) {
+                own.set(spec.name, v);
+            }
+        }
+        if selected.len() == 1 {
+            // A parameter the single method lacks is a mistake worth reporting.
+            own = params.clone();
+        }
+        own.validate(info.name, info.params)?;
+        let dir = if args.method == "all" {
+            args.out.join(info.name)
+        } else {
+            args.out.clone()
+        };
+        let files = ["metrics.json", "final.png", "trajectory.png"].map(|f| dir.join(f));
+        check_writable(&files, existing)?;
+        plans.push((*info, own, dir));
+    }
+    let target = load_target(window.image.as_deref(), args.size, args.fit)?;
+    let backend = create_backend(window.backend)?;
+    let image_name = window
+        .image
+        .as_ref()
+        .map_or(SAMPLE_NAME.to_owned(), |p| p.display().to_string());
+    for (info, own, dir) in plans {
+        let records = run_to_completion(info, &target, backend.as_ref(), args.rng, &own, true)
+            .with_context(|| format!("method {}", info.name))?;
+        write_run(
+            &dir,
+            info,
+            &own,
+            &records,
+            &target,
+            backend.as_ref(),
+            &image_name,
+            args.rng,
+            existing,
+        )?;
+        let last = records.last().expect("a run has at least one step");
+        println!(
+            "{:<14} {:>3} steps  {:>7.3} s  final PSNR {:.2} dB  → {}",
+            info.name,
+            records.len(),
+            last.seconds,
+            last.report.psnr_db,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn write_run(
+    dir: &Path,
+    info: &MethodInfo,
+    params: &ParamValues,
+    records: &[StepRecord],
+    target: &Target,
+    backend: &dyn Backend,
+    image_name: &str,
+    rng: RngKind,
+    existing: Existing,
+) -> anyhow::Result<()> {
+    let metrics = Metrics {
+        method: info.name,
+        backend: backend.kind().to_string(),
+        adapter: backend.adapter_name(),
+        image: image_name,
+        size: target.size,
+        rng,
+        params: params.resolved(info.params),
+        steps: records
+            .iter()
+            .map(|r| StepEntry {
+                step: r.report.step,
+                label: r.report.label.clone(),
+                psnr: r.report.psnr_db,
+                seconds: r.seconds,
+                loss: r.report.loss,
+            })
+            .collect(),
+    };
+    let size = target.size;
+    let to_image = |pixels: &[f32]| rgb8_from_f32(pixels, size, size);
+    let mut cells = vec![to_image(&target.pixels)];
+    cells.extend(
+        records
+            .iter()
+            .filter_map(|r| r.image.as_deref())
+            .map(to_image),
+    );
+    let last = cells.last().expect("target is there").clone();
+    let json = serde_json::to_vec_pretty(&metrics)?;
+    write_atomic(&dir.join("metrics.json"), &json, existing)?;
+    write_atomic(&dir.join("final.png"), &png_bytes(&last)?, existing)?;
+    write_atomic(
+        &dir.join("trajectory.png"),
+        &png_bytes(&strip(&cells))?,
+        existing,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,838 @@
+//! The native backend: faer products and rayon loops over f32 in host memory.
+//!
+//! Not a slow reference: it is what users without a GPU run, so products are row-chunked with
+//! their epilogue (bias, input projection, activation) applied while the chunk is still in cache,
+//! and f64 Gram products reuse one f64 copy of each tensor for as long as it is unchanged.
+
+use std::sync::OnceLock;
+
+use faer::linalg::matmul::matmul;
+use faer::prelude::ReborrowMut;
+use faer::{Accum, Mat, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+use super::{Activation, AdamStep, Backend, BackendKind, Storage, Tensor, Upsample};
+
+/// Rows per cache-resident chunk of a fused product: 128 rows of a 256-wide f32 output are
+/// 128 KiB, which stays in L2 while the epilogue runs.
+const CHUNK_ROWS: usize = 128;
+/// Elements per parallel task in element-wise loops.
+const ELEMENTWISE_CHUNK: usize = 1 << 14;
+
+/// Host storage of a CPU tensor, with a lazily made f64 copy for Gram products. Every mutable
+/// access goes through [`CpuStorage::data_mut`], which drops the copy, so it never goes stale.
+pub struct CpuStorage {
+    data: Vec<f32>,
+    wide: OnceLock<Vec<f64>>,
+}
+
+impl CpuStorage {
+    fn new(data: Vec<f32>) -> Self {
+        CpuStorage {
+            data,
+            wide: OnceLock::new(),
+        }
+    }
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        self.wide.take();
+        &mut self.data
+    }
+    /// The f64 copy in column-major order (each column contiguous), made once per content.
+    /// Gram products run along the long dimension, which is then contiguous for faer's kernels:
+    /// from row-major data they are ~7× slower.
+    fn wide_columns(&self, rows: usize, cols: usize) -> &[f64] {
+        self.wide.get_or_init(|| {
+            let mut wide = vec![0.0f64; rows * cols];
+            // Groups of 64 columns, tiles of 128 rows: a tile's reads stay in L1 while each
+            // column gets a contiguous 1 KiB run of writes.
+            const GROUP: usize = 64;
+            const TILE: usize = 128;
+            wide.par_chunks_mut((GROUP * rows).max(1))
+                .enumerate()
+                .for_each(|(group, out)| {
+                    let first = group * GROUP;
+                    let width = out.len() / rows.max(1);
+                    for tile in (0..rows).step_by(TILE) {
+                        let end = (tile + TILE).min(rows);
+                        for c in 0..width {
+                            let column = &mut out[c * rows + tile..c * rows + end];
+                            for (r, value) in column.iter_mut().enumerate() {
+                                *value = self.data[(tile + r) * cols + first + c] as f64;
+                            }
+                        }
+                    }
+                });
+            wide
+        })
+    }
+}
+
+fn host(tensor: &Tensor) -> &CpuStorage {
+    match &tensor.storage {
+        Storage::Cpu(storage) => storage,
+        Storage::Gpu(_) => panic!("a GPU tensor was passed to the CPU backend"),
+    }
+}
+
+fn host_mut(tensor: &mut Tensor) -> &mut CpuStorage {
+    match &mut tensor.storage {
+        Storage::Cpu(storage) => storage,
+        Storage::Gpu(_) => panic!("a GPU tensor was passed to the CPU backend"),
+    }
+}
+
+fn data(tensor: &Tensor) -> &[f32] {
+    host(tensor).data()
+}
+
+fn data_mut(tensor: &mut Tensor) -> &mut [f32] {
+    host_mut(tensor).data_mut()
+}
+
+/// Fast tanh for f32: Eigen's clamped [13/6] rational approximation (a few ulp), written as
+/// straight-line arithmetic so the compiler vectorises it; libm's tanhf is ~10× slower and the
+/// reservoir step calls it N·hidden times.
+#[inline(always)]
+pub fn fast_tanh(x: f32) -> f32 {
+    let x = x.clamp(-7.905_311, 7.905_311);
+    let x2 = x * x;
+    let mut p = x2 * -2.760_768_5e-16 + 2.000_188e-13;
+    p = p * x2 + -8.604_672e-11;
+    p = p * x2 + 5.122_297e-8;
+    p = p * x2 + 1.485_722_4e-5;
+    p = p * x2 + 6.372_619_3e-4;
+    p = p * x2 + 4.893_524_6e-3;
+    p *= x;
+    let mut q = x2 * 1.198_258_4e-6 + 1.185_347_1e-4;
+    q = q * x2 + 2.268_434_6e-3;
+    q = q * x2 + 4.893_525e-3;
+    // Below 4e-4, tanh(x) = x to f32 precision, and the rational form loses a bit there.
+    if x.abs() < 4e-4 { x } else { p / q }
+}
+
+#[inline(always)]
+fn activate_in_place(values: &mut [f32], activation: Activation) {
+    match activation {
+        Activation::Identity => {}
+        Activation::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Activation::Tanh => values.iter_mut().for_each(|v| *v = fast_tanh(*v)),
+        Activation::Sigmoid => values
+            .iter_mut()
+            .for_each(|v| *v = 0.5 + 0.5 * fast_tanh(0.5 * *v)),
+    }
+}
+
+fn row_major(data: &[f32], rows: usize, cols: usize) -> MatRef<'_, f32> {
+    MatRef::from_row_major_slice(data, rows, cols)
+}
+
+fn row_major_mut(data: &mut [f32], rows: usize, cols: usize) -> MatMut<'_, f32> {
+    MatMut::from_row_major_slice_mut(data, rows, cols)
+}
+
+/// `out = epilogue(prologue + x·W)` in cache-sized row chunks, chunks in parallel.
+/// `prologue(first_row, chunk)` fills the chunk before the product is added to it.
+fn fused_product(
+    x: Option<(&[f32], usize)>,
+    weights: &[f32],
+    out: &mut [f32],
+    out_cols: usize,
+    prologue: impl Fn(usize, &mut [f32]) + Sync,
+    epilogue: impl Fn(&mut [f32]) + Sync,
+) {
+    out.par_chunks_mut(CHUNK_ROWS * out_cols)
+        .enumerate()
+        .for_each(|(chunk_index, chunk)| {
+            let first_row = chunk_index * CHUNK_ROWS;
+            let rows = chunk.len() / out_cols;
+            prologue(first_row, chunk);
+            if let Some((x, x_cols)) = x {
+                let x_chunk = &x[first_row * x_cols..(first_row + rows) * x_cols];
+                matmul(
+                    row_major_mut(chunk, rows, out_cols),
+                    Accum::Add,
+                    row_major(x_chunk, rows, x_cols),
+                    row_major(weights, x_cols, out_cols),
+                    1.0f32,
+                    Par::Seq,
+                );
+            }
+            epilogue(chunk);
+        });
+}
+
+/// A CPU tensor as an f64 column-major matrix (its cached wide copy).
+fn columns(tensor: &Tensor) -> MatRef<'_, f64> {
+    let (rows, cols) = tensor.shape();
+    MatRef::from_column_major_slice(host(tensor).wide_columns(rows, cols), rows, cols)
+}
+
+/// Products with at most this many right-hand columns (targets, RGB) take the dot-product path:
+/// faer's blocked kernels are built for wide outputs and crawl on 3 columns.
+const THIN_COLS: usize = 8;
+
+/// `dst = AᵀB` for a thin `B`, as independent f64 dot products of contiguous columns.
+fn thin_gram(mut dst: MatMut<'_, f64>, a: MatRef<'_, f64>, b: MatRef<'_, f64>) {
+    let rows: Vec<Vec<f64>> = (0..a.ncols())
+        .into_par_iter()
+        .map(|i| {
+            let a_col = a.col(i).try_as_col_major().expect("contiguous").as_slice();
+            (0..b.ncols())
+                .map(|j| {
+                    let b_col = b.col(j).try_as_col_major().expect("contiguous").as_slice();
+                    dot(a_col, b_col)
+                })
+                .collect()
+        })
+        .collect();
+    for (i, row) in rows.iter().enumerate() {
+        for (j, &value) in row.iter().enumerate() {
+            dst[(i, j)] = value;
+        }
+    }
+}
+
+/// f64 dot product with four independent accumulators so it vectorises.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (a_chunks, a_rest) = a.as_chunks::<4>();
+    let (b_chunks, b_rest) = b.as_chunks::<4>();
+    for (x, y) in a_chunks.iter().zip(b_chunks) {
+        for k in 0..4 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let tail: f64 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// Rows of the output per task of a Gram product.
+const GRAM_ROWS: usize = 64;
+
+/// `dst = AᵀB` as independent single-threaded products on 64-row blocks of the output, run in
+/// parallel by rayon. With `lower_only` (A and B the same matrix) each block stops at the
+/// diagonal, so a symmetric product does ~60% of the work. On 2 cores this beats faer's own
+/// parallel split by 1.5–2×, which spends its time in barrier waits on thin outputs.
+fn gram_by_row_blocks(
+    dst: MatMut<'_, f64>,
+    a: MatRef<'_, f64>,
+    b: MatRef<'_, f64>,
+    lower_only: bool,
+) {
+    let mut tasks = Vec::new();
+    let mut rest = dst;
+    let mut start = 0;
+    while rest.nrows() > 0 {
+        let rows = GRAM_ROWS.min(rest.nrows());
+        let (block, remaining) = rest.split_at_row_mut(rows);
+        tasks.push((start, rows, block));
+        rest = remaining;
+        start += rows;
+    }
+    tasks.into_par_iter().for_each(|(start, rows, block)| {
+        let cols = if lower_only { start + rows } else { b.ncols() };
+        matmul(
+            block.subcols_mut(0, cols),
+            Accum::Replace,
+            a.subcols(start, rows).transpose(),
+            b.subcols(0, cols),
+            1.0f64,
+            Par::Seq,
+        );
+    });
+}
+
+/// Runs `f(chunk_of_out, offset)` over cache-sized chunks of `out` in parallel.
+fn for_each_chunk(out: &mut [f32], f: impl Fn(&mut [f32], usize) + Sync) {
+    out.par_chunks_mut(ELEMENTWISE_CHUNK)
+        .enumerate()
+        .for_each(|(index, chunk)| f(chunk, index * ELEMENTWISE_CHUNK));
+}
+
+pub struct CpuBackend {
+    threads: usize,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        // faer's worker pool (spindle) spins up to ~65k pause loops after each parallel product
+        // waiting for more work; on a 2-core machine that spinning starves the rayon loops that
+        // follow (a 3-column Gram product took 450 ms instead of 2 ms). Short spins, then sleep.
+        spindle::SPIN_LIMIT.store(256, std::sync::atomic::Ordering::Relaxed);
+        CpuBackend {
+            threads: rayon::current_num_threads(),
+        }
+    }
+
+    fn tensor(&self, rows: usize, cols: usize, data: Vec<f32>) -> Tensor {
+        assert_eq!(data.len(), rows * cols, "data does not fit {rows}×{cols}");
+        Tensor::new(rows, cols, Storage::Cpu(CpuStorage::new(data)))
+    }
+}
+
+impl Backend for CpuBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Cpu
+    }
+
+    fn adapter_name(&self) -> String {
+        format!("CPU ({} threads)", self.threads)
+    }
+
+    fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Tensor {
+        self.tensor(rows, cols, data.to_vec())
+    }
+
+    fn zeros(&self, rows: usize, cols: usize) -> Tensor {
+        self.tensor(rows, cols, vec![0.0; rows * cols])
+    }
+
+    fn download(&self, tensor: &Tensor) -> Vec<f32> {
+        data(tensor).to_vec()
+    }
+
+    fn write(&self, tensor: &mut Tensor, values: &[f32]) {
+        assert_eq!(values.len(), tensor.len());
+        data_mut(tensor).copy_from_slice(values);
+    }
+
+    fn copy(&self, source: &Tensor, destination: &mut Tensor) {
+        assert_eq!(source.shape(), destination.shape());
+        data_mut(destination).copy_from_slice(data(source));
+    }
+
+    fn finish(&self) {}
+
+    fn fourier_encode(&self, coords: &Tensor, frequencies: &Tensor, out: &mut Tensor) {
+        let (n, m) = (coords.rows(), frequencies.cols());
+        assert_eq!(coords.cols(), 2);
+        assert_eq!(frequencies.rows(), 2);
+        assert_eq!(out.shape(), (n, 2 * m));
+        let (x, b) = (data(coords), data(frequencies));
+        data_mut(out)
+            .par_chunks_mut(2 * m)
+            .enumerate()
+            .for_each(|(row, features)| {
+                let (x0, x1) = (x[2 * row] as f64, x[2 * row + 1] as f64);
+                let (sines, cosines) = features.split_at_mut(m);
+                for j in 0..m {
+                    // Phase in turns, reduced in f64 before the f32 sin/cos: x·B reaches ~30 turns
+                    // and an f32 argument would cost 1e-5 of accuracy.
+                    let turns = x0 * b[j] as f64 + x1 * b[m + j] as f64;
+                    let angle = (std::f64::consts::TAU * (turns - turns.round())) as f32;
+                    let (sin, cos) = angle.sin_cos();
+                    sines[j] = sin;
+                    cosines[j] = cos;
+                }
+            });
+    }
+
+    fn reservoir_step(
+        &self,
+        input: &Tensor,
+        input_weights: &Tensor,
+        state: Option<&Tensor>,
+        recurrent_weights: &Tensor,
+        bias: &Tensor,
+        out: &mut Tensor,
+    ) {
+        let (n, hidden) = out.shape();
+        let input_dim = input.cols();
+        assert_eq!(input.rows(), n);
+        assert_eq!(input_weights.shape(), (input_dim, hidden));
+        assert_eq!(recurrent_weights.shape(), (hidden, hidden));
+        assert_eq!(bias.len(), hidden);
+        let (u, w_in, b) = (data(input), data(input_weights), data(bias));
+        let x = state.map(|state| {
+            assert_eq!(state.shape(), (n, hidden));
+            (data(state), hidden)
+        });
+        fused_product(
+            x,
+            data(recurrent_weights),
+            data_mut(out),
+            hidden,
+            |first_row, chunk| {
+                // Input projection (2–5 wide) and bias, before the recurrent product is added.
+                for (r, row) in chunk.chunks_mut(hidden).enumerate() {
+                    row.copy_from_slice(b);
+                    let u_row = &u[(first_row + r) * input_dim..][..input_dim];
+                    for (d, &u_value) in u_row.iter().enumerate() {
+                        let w_row = &w_in[d * hidden..][..hidden];
+                        for (h, w) in row.iter_mut().zip(w_row) {
+                            *h += u_value * w;
+                        }
+                    }
+                }
+            },
+            |chunk| activate_in_place(chunk, Activation::Tanh),
+        );
+    }
+
+    fn dense_forward(
+        &self,
+        x: &Tensor,
+        weights: &Tensor,
+        bias: &Tensor,
+        activation: Activation,
+        out: &mut Tensor,
+    ) {
+        let (n, in_dim) = x.shape();
+        let out_dim = weights.cols();
+        assert_eq!(weights.rows(), in_dim);
+        assert_eq!(bias.len(), out_dim);
+        assert_eq!(out.shape(), (n, out_dim));
+        let b = data(bias);
+        fused_product(
+            Some((data(x), in_dim)),
+            data(weights),
+            data_mut(out),
+            out_dim,
+            |_, chunk| {
+                chunk
+                    .chunks_mut(out_dim)
+                    .for_each(|row| row.copy_from_slice(b))
+            },
+            |chunk| activate_in_place(chunk, activation),
+        );
+    }
+
+    fn dense_backward(
+        &self,
+        x: &Tensor,
+        weights: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+        activation: Activation,
+        dx: Option<&mut Tensor>,
+        d_weights: &mut Tensor,
+        d_bias: &mut Tensor,
+    ) {
+        let (n, in_dim) = x.shape();
+        let out_dim = weights.cols();
+        assert_eq!(weights.rows(), in_dim);
+        assert_eq!(y.shape(), (n, out_dim));
+        assert_eq!(dy.shape(), (n, out_dim));
+        assert_eq!(d_weights.shape(), (in_dim, out_dim));
+        assert_eq!(d_bias.len(), out_dim);
+        // dz = dy ⊙ act'(y); identity needs no copy.
+        let dz_owned;
+        let dz: &[f32] = if activation == Activation::Identity {
+            data(dy)
+        } else {
+            let mut buffer = data(dy).to_vec();
+            let y = data(y);
+            for_each_chunk(&mut buffer, |chunk, offset| {
+                for (g, &y) in chunk.iter_mut().zip(&y[offset..]) {
+                    *g *= activation.derivative_from_output(y);
+                }
+            });
+            dz_owned = buffer;
+            &dz_owned
+        };
+        matmul(
+            row_major_mut(data_mut(d_weights), in_dim, out_dim),
+            Accum::Replace,
+            row_major(data(x), n, in_dim).transpose(),
+            row_major(dz, n, out_dim),
+            1.0f32,
+            Par::rayon(0),
+        );
+        // Column sums in f64 per row block, then combined: N can be 2^18 rows.
+        let partial: Vec<f64> = dz
+            .par_chunks(CHUNK_ROWS * out_dim)
+            .map(|block| {
+                let mut sums = vec![0.0f64; out_dim];
+                for row in block.chunks(out_dim) {
+                    for (s, &g) in sums.iter_mut().zip(row) {
+                        *s += g as f64;
+                    }
+                }
+                sums
+            })
+            .reduce(
+                || vec![0.0f64; out_dim],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            );
+        for (d, s) in data_mut(d_bias).iter_mut().zip(&partial) {
+            *d = *s as f32;
+        }
+        if let Some(dx) = dx {
+            assert_eq!(dx.shape(), (n, in_dim));
+            let w = data(weights);
+            let dx_data = data_mut(dx);
+            dx_data
+                .par_chunks_mut(CHUNK_ROWS * in_dim)
+                .zip(dz.par_chunks(CHUNK_ROWS * out_dim))
+                .for_each(|(dx_chunk, dz_chunk)| {
+                    let rows = dz_chunk.len() / out_dim;
+                    matmul(
+                        row_major_mut(dx_chunk, rows, in_dim),
+                        Accum::Replace,
+                        row_major(dz_chunk, rows, out_dim),
+                        row_major(w, in_dim, out_dim).transpose(),
+                        1.0f32,
+                        Par::Seq,
+                    );
+                });
+        }
+    }
+
+    fn gram(&self, blocks: &[&Tensor], b: &Tensor) -> Vec<f64> {
+        let n = b.rows();
+        let total_cols: usize = blocks.iter().map(|a| a.cols()).sum();
+        let b_cols = b.cols();
+        // Column-major result: block i occupies rows offset..offset+cols of a total_cols × b_cols
+        // matrix; converted to row-major at the end.
+        let mut result = Mat::<f64>::zeros(total_cols, b_cols);
+        let b_mat = columns(b);
+        let mut row_offset = 0;
+        for block in blocks {
+            assert_eq!(block.rows(), n, "Gram blocks must have the same rows");
+            let cols = block.cols();
+            let a_mat = columns(block);
+            let mut dst = result.as_mut().subrows_mut(row_offset, cols);
+            if std::ptr::eq(*block, b) {
+                gram_by_row_blocks(dst.rb_mut(), a_mat, b_mat, true);
+                for i in 0..cols {
+                    for j in (i + 1)..cols {
+                        dst[(i, j)] = dst[(j, i)];
+                    }
+                }
+            } else if b_cols <= THIN_COLS {
+                thin_gram(dst, a_mat, b_mat);
+            } else {
+                gram_by_row_blocks(dst, a_mat, b_mat, false);
+            }
+            row_offset += cols;
+        }
+        let mut out = vec![0.0f64; total_cols * b_cols];
+        for i in 0..total_cols {
+            for j in 0..b_cols {
+                out[i * b_cols + j] = result[(i, j)];
+            }
+        }
+        out
+    }
+
+    fn readout(&self, blocks: &[&Tensor], weights: &[f64], out: &mut Tensor) {
+        let (n, out_cols) = out.shape();
+        let total_cols: usize = blocks.iter().map(|a| a.cols()).sum();
+        assert_eq!(weights.len(), total_cols * out_cols);
+        // The f64 column copies exist already when the readout follows its Gram product.
+        let columns: Vec<&[f64]> = blocks
+            .iter()
+            .flat_map(|block| {
+                assert_eq!(block.rows(), n);
+                let wide = host(block).wide_columns(n, block.cols());
+                wide.chunks(n.max(1))
+            })
+            .collect();
+        data_mut(out)
+            .par_chunks_mut(CHUNK_ROWS * out_cols)
+            .enumerate()
+            .for_each(|(chunk_index, out_chunk)| {
+                let first = chunk_index * CHUNK_ROWS;
+                let rows = out_chunk.len() / out_cols;
+                // Accumulate column by column: every inner loop runs over contiguous rows.
+                let mut acc = vec![0.0f64; rows * out_cols];
+                for (k, column) in columns.iter().enumerate() {
+                    let values = &column[first..first + rows];
+                    for j in 0..out_cols {
+                        let w = weights[k * out_cols + j];
+                        let acc_j = &mut acc[j * rows..(j + 1) * rows];
+                        for (a, &h) in acc_j.iter_mut().zip(values) {
+                            *a += h * w;
+                        }
+                    }
+                }
+                for r in 0..rows {
+                    for j in 0..out_cols {
+                        out_chunk[r * out_cols + j] = acc[j * rows + r] as f32;
+                    }
+                }
+            });
+    }
+
+    fn haar_forward(&self, image: &Tensor, height: usize, width: usize, bands: &mut Tensor) {
+        let channels = image.cols();
+        assert!(
+            height.is_multiple_of(2) && width.is_multiple_of(2),
+            "Haar needs even sizes"
+        );
+        assert_eq!(image.rows(), height * width);
+        let (h, w) = (height / 2, width / 2);
+        assert_eq!(bands.shape(), (4 * h * w, channels));
+        let x = data(image);
+        let band_len = h * w * channels;
+        let out = data_mut(bands);
+        let (ll, rest) = out.split_at_mut(band_len);
+        let (lh, rest) = rest.split_at_mut(band_len);
+        let (hl, hh) = rest.split_at_mut(band_len);
+        let row_len = w * channels;
+        ll.par_chunks_mut(row_len)
+            .zip(lh.par_chunks_mut(row_len))
+            .zip(hl.par_chunks_mut(row_len))
+            .zip(hh.par_chunks_mut(row_len))
+            .enumerate()
+            .for_each(|(i, (((ll, lh), hl), hh))| {
+                for j in 0..w {
+                    for c in 0..channels {
+                        let at = |r: usize, col: usize| x[(r * width + col) * channels + c];
+                        let (a, b) = (at(2 * i, 2 * j), at(2 * i, 2 * j + 1));
+                        let (cc, d) = (at(2 * i + 1, 2 * j), at(2 * i + 1, 2 * j + 1));
+                        let k = j * channels + c;
+                        ll[k] = 0.5 * (a + b + cc + d);
+                        lh[k] = 0.5 * (a + b - cc - d);
+                        hl[k] = 0.5 * (a - b + cc - d);
+                        hh[k] = 0.5 * (a - b - cc + d);
+                    }
+                }
+            });
+    }
+
+    fn haar_inverse(&self, bands: &Tensor, height: usize, width: usize, image: &mut Tensor) {
+        let channels = bands.cols();
+        assert!(
+            height.is_multiple_of(2) && width.is_multiple_of(2),
+            "Haar needs even sizes"
+        );
+        let (h, w) = (height / 2, width / 2);
+        assert_eq!(bands.rows(), 4 * h * w);
+        assert_eq!(image.shape(), (height * width, channels));
+        let x = data(bands);
+        let band_len = h * w * channels;
+        // Two output rows per band row, so each parallel task owns a 2·width slab.
+        data_mut(image)
+            .par_chunks_mut(2 * width * channels)
+            .enumerate()
+            .for_each(|(i, slab)| {
+                for j in 0..w {
+                    for c in 0..channels {
+                        let k = (i * w + j) * channels + c;
+                        let (ll, lh) = (x[k], x[band_len + k]);
+                        let (hl, hh) = (x[2 * band_len + k], x[3 * band_len + k]);
+                        let top = 2 * j * channels + c;
+                        let bottom = (width + 2 * j) * channels + c;
+                        slab[top] = 0.5 * (ll + lh + hl + hh);
+                        slab[top + channels] = 0.5 * (ll + lh - hl - hh);
+                        slab[bottom] = 0.5 * (ll - lh + hl - hh);
+                        slab[bottom + channels] = 0.5 * (ll - lh - hl + hh);
+                    }
+                }
+            });
+    }
+
+    fn upsample2x(
+        &self,
+        image: &Tensor,
+        height: usize,
+        width: usize,
+        mode: Upsample,
+        out: &mut Tensor,
+    ) {
+        let channels = image.cols();
+        assert_eq!(image.rows(), height * width);
+        assert_eq!(out.shape(), (4 * height * width, channels));
+        let x = data(image);
+        let out_width = 2 * width;
+        data_mut(out)
+            .par_chunks_mut(out_width * channels)
+            .enumerate()
+            .for_each(|(out_row, row)| match mode {
+                Upsample::Nearest => {
+                    let src = out_row / 2;
+                    for col in 0..out_width {
+                        let s = (src * width + col / 2) * channels;
+                        row[col * channels..][..channels].copy_from_slice(&x[s..s + channels]);
+                    }
+                }
+                Upsample::Bilinear => {
+                    let (r0, r1, fr) = bilinear_source(out_row, height);
+                    for col in 0..out_width {
+                        let (c0, c1, fc) = bilinear_source(col, width);
+                        for c in 0..channels {
+                            let at = |r: usize, q: usize| x[(r * width + q) * channels + c];
+                            let top = at(r0, c0) * (1.0 - fc) + at(r0, c1) * fc;
+                            let bottom = at(r1, c0) * (1.0 - fc) + at(r1, c1) * fc;
+                            row[col * channels + c] = top * (1.0 - fr) + bottom * fr;
+                        }
+                    }
+                }
+            });
+    }
+
+    fn mse(&self, a: &Tensor, b: &Tensor) -> f64 {
+        assert_eq!(a.shape(), b.shape());
+        let total: f64 = data(a)
+            .par_chunks(ELEMENTWISE_CHUNK)
+            .zip(data(b).par_chunks(ELEMENTWISE_CHUNK))
+            .map(|(a, b)| {
+                a.iter()
+                    .zip(b)
+                    .map(|(&a, &b)| {
+                        let d = a as f64 - b as f64;
+                        d * d
+                    })
+                    .sum::<f64>()
+            })
+            .sum();
+        total / a.len().max(1) as f64
+    }
+
+    fn sum(&self, a: &Tensor) -> f64 {
+        data(a)
+            .par_chunks(ELEMENTWISE_CHUNK)
+            .map(|chunk| chunk.iter().map(|&v| v as f64).sum::<f64>())
+            .sum()
+    }
+
+    fn clip(&self, x: &mut Tensor, lo: f32, hi: f32) {
+        for_each_chunk(data_mut(x), |chunk, _| {
+            chunk.iter_mut().for_each(|v| *v = v.clamp(lo, hi));
+        });
+    }
+
+    fn axpy(&self, alpha: f32, x: &Tensor, y: &mut Tensor) {
+        assert_eq!(x.shape(), y.shape());
+        let x = data(x);
+        for_each_chunk(data_mut(y), |chunk, offset| {
+            for (y, &x) in chunk.iter_mut().zip(&x[offset..]) {
+                *y += alpha * x;
+            }
+        });
+    }
+
+    fn concat_cols(&self, parts: &[&Tensor], out: &mut Tensor) {
+        let (n, cols) = out.shape();
+        assert_eq!(parts.iter().map(|p| p.cols()).sum::<usize>(), cols);
+        let sources: Vec<(&[f32], usize)> = parts
+            .iter()
+            .map(|p| {
+                assert_eq!(p.rows(), n);
+                (data(p), p.cols())
+            })
+            .collect();
+        data_mut(out)
+            .par_chunks_mut(cols)
+            .enumerate()
+            .for_each(|(row, out_row)| {
+                let mut at = 0;
+                for &(values, width) in &sources {
+                    out_row[at..at + width].copy_from_slice(&values[row * width..][..width]);
+                    at += width;
+                }
+            });
+    }
+
+    fn mse_grad(&self, pred: &Tensor, target: &Tensor, scale: f32, out: &mut Tensor) {
+        assert_eq!(pred.shape(), target.shape());
+        assert_eq!(pred.shape(), out.shape());
+        let (p, t) = (data(pred), data(target));
+        for_each_chunk(data_mut(out), |chunk, offset| {
+            for (i, g) in chunk.iter_mut().enumerate() {
+                *g = 2.0 * scale * (p[offset + i] - t[offset + i]);
+            }
+        });
+    }
+
+    fn sgd_momentum(
+        &self,
+        param: &mut Tensor,
+        grad: &Tensor,
+        velocity: &mut Tensor,
+        learning_rate: f32,
+        momentum: f32,
+    ) {
+        assert_eq!(param.shape(), grad.shape());
+        assert_eq!(param.shape(), velocity.shape());
+        let g = data(grad);
+        let v = data_mut(velocity);
+        let p = data_mut(param);
+        p.par_chunks_mut(ELEMENTWISE_CHUNK)
+            .zip(v.par_chunks_mut(ELEMENTWISE_CHUNK))
+            .zip(g.par_chunks(ELEMENTWISE_CHUNK))
+            .for_each(|((p, v), g)| {
+                for ((p, v), &g) in p.iter_mut().zip(v.iter_mut()).zip(g) {
+                    *v = momentum * *v + g;
+                    *p -= learning_rate * *v;
+                }
+            });
+    }
+
+    fn adam(
+        &self,
+        param: &mut Tensor,
+        grad: &Tensor,
+        first_moment: &mut Tensor,
+        second_moment: &mut Tensor,
+        hyper: AdamStep,
+    ) {
+        assert_eq!(param.shape(), grad.shape());
+        assert_eq!(param.shape(), first_moment.shape());
+        assert_eq!(param.shape(), second_moment.shape());
+        let AdamStep {
+            learning_rate,
+            beta1,
+            beta2,
+            epsilon,
+            step,
+        } = hyper;
+        let correction1 = 1.0 - beta1.powi(step as i32);
+        let correction2_sqrt = (1.0 - beta2.powi(step as i32)).sqrt();
+        let step_size = learning_rate / correction1;
+        let g = data(grad);
+        let m = data_mut(first_moment);
+        let v = data_mut(second_moment);
+        let p = data_mut(param);
+        p.par_chunks_mut(ELEMENTWISE_CHUNK)
+            .zip(m.par_chunks_mut(ELEMENTWISE_CHUNK))
+            .zip(v.par_chunks_mut(ELEMENTWISE_CHUNK))
+            .zip(g.par_chunks(ELEMENTWISE_CHUNK))
+            .for_each(|(((p, m), v), g)| {
+                for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+                    *m = beta1 * *m + (1.0 - beta1) * g;
+                    *v = beta2 * *v + (1.0 - beta2) * g * g;
+                    *p -= step_size * *m / (v.sqrt() / correction2_sqrt + epsilon);
+                }
+            });
+    }
+}
+
+/// Source rows (or columns) and weight of output index `out` in a 2× half-pixel upsampling.
+fn bilinear_source(out: usize, size: usize) -> (usize, usize, f32) {
+    let source = ((out as f32 + 0.5) / 2.0 - 0.5).max(0.0);
+    let lower = (source.floor() as usize).min(size - 1);
+    let upper = (lower + 1).min(size - 1);
+    (lower, upper, source - lower as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_tanh_is_accurate_to_a_few_ulp() {
+        let mut worst = 0.0f64;
+        for i in -200_000..=200_000 {
+            let x = i as f32 * 1e-4;
+            let exact = (x as f64).tanh();
+            worst = worst.max((fast_tanh(x) as f64 - exact).abs());
+        }
+        assert!(worst < 5e-7, "worst absolute error {worst}");
+        assert_eq!(fast_tanh(1e9), 1.0f32.min(fast_tanh(1e9)));
+        assert!(fast_tanh(f32::MAX) <= 1.0 && fast_tanh(-f32::MAX) >= -1.0);
+    }
+}

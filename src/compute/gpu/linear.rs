@@ -1,0 +1,217 @@
+//! Dense layers (`shaders/linear.wgsl`): forward with fused bias and activation, and the
+//! backward products with dz formed on the fly.
+
+use super::{Access, Activation, GpuBackend, Kernel, Tensor, buffer};
+
+pub(super) const SOURCE: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/linear.wgsl"));
+
+/// Output tile edge of the shader's products.
+const TILE: usize = 64;
+/// Workgroups the weight-gradient product aims for: its output (inputs×outputs) has few tiles
+/// while its sum runs over every row, so the rows are split until the device is busy.
+const WEIGHT_GRADIENT_TARGET_WORKGROUPS: usize = 256;
+/// Fewest rows one split of the weight-gradient sum covers.
+const WEIGHT_GRADIENT_MIN_SPLIT_ROWS: usize = 1024;
+
+pub(super) struct Kernels {
+    forward: Kernel,
+    backward_weights: Kernel,
+    backward_input: Kernel,
+    backward_bias: Kernel,
+    sum_splits: Kernel,
+}
+
+impl Kernels {
+    pub(super) fn new() -> Self {
+        Kernels {
+            forward: Kernel::new(
+                "dense forward",
+                SOURCE,
+                "forward",
+                &[
+                    (1, Access::Read),
+                    (2, Access::Read),
+                    (3, Access::Read),
+                    (4, Access::ReadWrite),
+                ],
+            ),
+            backward_weights: Kernel::new(
+                "dense backward weights",
+                SOURCE,
+                "backward_weights",
+                &[
+                    (1, Access::Read),
+                    (5, Access::Read),
+                    (6, Access::Read),
+                    (7, Access::ReadWrite),
+                ],
+            ),
+            backward_input: Kernel::new(
+                "dense backward input",
+                SOURCE,
+                "backward_input",
+                &[
+                    (2, Access::Read),
+                    (5, Access::Read),
+                    (6, Access::Read),
+                    (8, Access::ReadWrite),
+                ],
+            ),
+            backward_bias: Kernel::new(
+                "dense backward bias",
+                SOURCE,
+                "backward_bias",
+                &[(5, Access::Read), (6, Access::Read), (9, Access::ReadWrite)],
+            ),
+            sum_splits: Kernel::new(
+                "dense weight gradient split sum",
+                SOURCE,
+                "sum_splits",
+                &[(10, Access::Read), (11, Access::ReadWrite)],
+            ),
+        }
+    }
+}
+
+pub(super) fn forward(
+    gpu: &GpuBackend,
+    x: &Tensor,
+    weights: &Tensor,
+    bias: &Tensor,
+    activation: Activation,
+    out: &mut Tensor,
+) {
+    let (rows, inputs) = x.shape();
+    let outputs = weights.cols();
+    assert_eq!(weights.rows(), inputs, "dense_forward: W must be in×out");
+    assert_eq!(
+        bias.shape(),
+        (1, outputs),
+        "dense_forward: bias must be 1×out"
+    );
+    assert_eq!(
+        out.shape(),
+        (rows, outputs),
+        "dense_forward: out must be N×out"
+    );
+    gpu.dispatch(
+        &gpu.kernels.linear.forward,
+        &[
+            rows as u32,
+            inputs as u32,
+            outputs as u32,
+            activation.index(),
+            0,
+            1,
+        ],
+        &[buffer(x), buffer(weights), buffer(bias), buffer(out)],
+        gpu.tile_grid(outputs.div_ceil(TILE), rows.div_ceil(TILE)),
+    );
+}
+
+pub(super) fn backward(
+    gpu: &GpuBackend,
+    x: &Tensor,
+    weights: &Tensor,
+    y: &Tensor,
+    dy: &Tensor,
+    activation: Activation,
+    dx: Option<&mut Tensor>,
+    d_weights: &mut Tensor,
+    d_bias: &mut Tensor,
+) {
+    let (rows, inputs) = x.shape();
+    let outputs = weights.cols();
+    assert_eq!(weights.rows(), inputs, "dense_backward: W must be in×out");
+    assert_eq!(
+        y.shape(),
+        (rows, outputs),
+        "dense_backward: y must be N×out"
+    );
+    assert_eq!(
+        dy.shape(),
+        (rows, outputs),
+        "dense_backward: dy must be N×out"
+    );
+    assert_eq!(
+        d_weights.shape(),
+        (inputs, outputs),
+        "dense_backward: dW must be in×out"
+    );
+    assert_eq!(
+        d_bias.shape(),
+        (1, outputs),
+        "dense_backward: db must be 1×out"
+    );
+    let tiles = inputs.div_ceil(TILE) * outputs.div_ceil(TILE);
+    let splits = WEIGHT_GRADIENT_TARGET_WORKGROUPS
+        .div_ceil(tiles.max(1))
+        .min(rows.div_ceil(WEIGHT_GRADIENT_MIN_SPLIT_ROWS))
+        .max(1);
+    let rows_per_split = rows.div_ceil(splits).next_multiple_of(16).max(16);
+    let splits = rows.div_ceil(rows_per_split).max(1);
+    let params = [
+        rows as u32,
+        inputs as u32,
+        outputs as u32,
+        activation.index(),
+        rows_per_split as u32,
+        splits as u32,
+    ];
+    let kernels = &gpu.kernels.linear;
+    let row_tiles = inputs.div_ceil(TILE);
+    assert!(
+        row_tiles <= gpu.limits.max_compute_workgroups_per_dimension as usize,
+        "dense_backward: {inputs} inputs exceed the dispatch limit"
+    );
+    let grid = [
+        outputs.div_ceil(TILE) as u32,
+        row_tiles as u32,
+        splits as u32,
+    ];
+    if splits == 1 {
+        gpu.dispatch(
+            &kernels.backward_weights,
+            &params,
+            &[buffer(x), buffer(y), buffer(dy), buffer(d_weights)],
+            grid,
+        );
+    } else {
+        let partials = gpu.storage_buffer(
+            "weight gradient partials",
+            (splits * inputs * outputs * 4) as u64,
+        );
+        gpu.dispatch(
+            &kernels.backward_weights,
+            &params,
+            &[buffer(x), buffer(y), buffer(dy), &partials],
+            grid,
+        );
+        gpu.dispatch(
+            &kernels.sum_splits,
+            &params,
+            &[&partials, buffer(d_weights)],
+            gpu.linear_grid(inputs * outputs),
+        );
+    }
+    gpu.dispatch(
+        &kernels.backward_bias,
+        &params,
+        &[buffer(y), buffer(dy), buffer(d_bias)],
+        [outputs as u32, 1, 1],
+    );
+    if let Some(dx) = dx {
+        assert_eq!(
+            dx.shape(),
+            (rows, inputs),
+            "dense_backward: dx must be N×in"
+        );
+        gpu.dispatch(
+            &kernels.backward_input,
+            &params,
+            &[buffer(weights), buffer(y), buffer(dy), buffer(dx)],
+            gpu.tile_grid(inputs.div_ceil(TILE), rows.div_ceil(TILE)),
+        );
+    }
+}

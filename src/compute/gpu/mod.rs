@@ -1,0 +1,771 @@
+//! The wgpu backend: tensors live in storage buffers and every operation is a compute pass.
+//!
+//! Work is recorded into one command encoder held behind a mutex and submitted lazily — when a
+//! result is read back, when [`Backend::finish`] is called, or when [`PARAM_SLOTS`] passes are
+//! queued — so a training step costs one submission, not one per operation. Nothing is read
+//! back except by [`Backend::download`] and the operations that return host values (gram, mse,
+//! sum).
+//!
+//! Each shader concern has its own module here (`linear`, `reservoir`, `gram`, …) owning its
+//! pipelines; this module does device setup and the dispatch plumbing they share: lazily built
+//! pipelines ([`Kernel`]), a ring of per-pass uniform parameters addressed by dynamic offsets,
+//! and dispatch grids that respect the per-dimension workgroup limit.
+
+mod elementwise;
+mod fourier;
+mod gram;
+mod haar;
+mod linear;
+mod optim;
+mod reduce;
+mod reservoir;
+mod upsample;
+
+use std::borrow::Cow;
+use std::num::NonZeroU64;
+use std::sync::{Mutex, OnceLock, mpsc};
+
+use wgpu::util::DeviceExt;
+
+use super::{Activation, AdamStep, Backend, BackendKind, Storage, Tensor, Upsample};
+
+/// Every WGSL source of the backend, by file name, for validation in tests.
+pub const SHADERS: &[(&str, &str)] = &[
+    ("elementwise.wgsl", elementwise::SOURCE),
+    ("fourier.wgsl", fourier::SOURCE),
+    ("gram.wgsl", gram::SOURCE),
+    ("haar.wgsl", haar::SOURCE),
+    ("linear.wgsl", linear::SOURCE),
+    ("optim.wgsl", optim::SOURCE),
+    ("reduce.wgsl", reduce::SOURCE),
+    ("reservoir.wgsl", reservoir::SOURCE),
+    ("upsample.wgsl", upsample::SOURCE),
+];
+
+/// Bytes of uniform parameters one pass may use (16 words); every shader's `Params` fits.
+const PARAM_BYTES: u64 = 64;
+/// Passes recorded before the encoder is submitted; also the number of parameter slots in the
+/// ring, since the ring is rewritten once per submission.
+const PARAM_SLOTS: usize = 256;
+/// The `opaque_zero` parameter of the float-float shaders: always 0, but passed at run time so
+/// the shader compiler cannot see it and simplify away the rounding errors that float-float
+/// arithmetic captures (see `shaders/gram.wgsl`).
+const OPAQUE_ZERO: u32 = 0;
+/// Invocations per workgroup of the one-dimensional kernels (`@workgroup_size(256)`).
+const LINEAR_WORKGROUP: usize = 256;
+
+/// A GPU tensor's storage buffer.
+pub struct GpuStorage {
+    pub buffer: wgpu::Buffer,
+}
+
+/// Whether a storage binding is only read by its kernel.
+#[derive(Clone, Copy)]
+pub(crate) enum Access {
+    Read,
+    ReadWrite,
+}
+
+/// One compute entry point, built on first use: creating every pipeline up front costs
+/// seconds on software adapters, and most runs use a handful.
+pub(crate) struct Kernel {
+    label: &'static str,
+    source: &'static str,
+    entry_point: &'static str,
+    /// Storage bindings after the uniform parameters at binding 0, in the order that
+    /// [`GpuBackend::dispatch`] receives their buffers.
+    storage: &'static [(u32, Access)],
+    built: OnceLock<(wgpu::ComputePipeline, wgpu::BindGroupLayout)>,
+}
+
+impl Kernel {
+    pub(crate) const fn new(
+        label: &'static str,
+        source: &'static str,
+        entry_point: &'static str,
+        storage: &'static [(u32, Access)],
+    ) -> Self {
+        Kernel {
+            label,
+            source,
+            entry_point,
+            storage,
+            built: OnceLock::new(),
+        }
+    }
+
+    fn built(&self, device: &wgpu::Device) -> &(wgpu::ComputePipeline, wgpu::BindGroupLayout) {
+        self.built.get_or_init(|| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(self.label),
+                source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(self.source)),
+            });
+            let mut entries = vec![wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: true,
+                    min_binding_size: None,
+                },
+                count: None,
+            }];
+            entries.extend(self.storage.iter().map(|&(binding, access)| {
+                wgpu::BindGroupLayoutEntry {
+                    binding,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage {
+                            read_only: matches!(access, Access::Read),
+                        },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                }
+            }));
+            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(self.label),
+                entries: &entries,
+            });
+            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(self.label),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(self.label),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(self.entry_point),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            (pipeline, layout)
+        })
+    }
+}
+
+/// Work recorded but not yet submitted.
+#[derive(Default)]
+struct Pending {
+    encoder: Option<wgpu::CommandEncoder>,
+    /// Uniform parameters of the recorded passes, one `param_stride` slot each, uploaded into
+    /// the ring just before the encoder is submitted.
+    params: Vec<u8>,
+}
+
+/// The pipelines of every shader concern.
+struct Kernels {
+    fourier: fourier::Kernels,
+    reservoir: reservoir::Kernels,
+    linear: linear::Kernels,
+    gram: gram::Kernels,
+    haar: haar::Kernels,
+    upsample: upsample::Kernels,
+    reduce: reduce::Kernels,
+    elementwise: elementwise::Kernels,
+    optim: optim::Kernels,
+}
+
+/// The wgpu implementation of [`Backend`].
+pub struct GpuBackend {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    /// Uniform buffer of [`PARAM_SLOTS`] parameter slots, bound with a dynamic offset per pass.
+    param_ring: wgpu::Buffer,
+    /// Distance between parameter slots: the adapter's uniform offset alignment (at least
+    /// [`PARAM_BYTES`]).
+    param_stride: usize,
+    pending: Mutex<Pending>,
+    kernels: Kernels,
+}
+
+impl GpuBackend {
+    /// Opens the best adapter wgpu finds (discrete before integrated before the rest, native
+    /// APIs before GL) with the adapter's own limits, so tensors may be as large as its storage
+    /// bindings allow. Software adapters (`DeviceType::Cpu`, e.g. lavapipe) are refused unless
+    /// `allow_software`: they are far slower than the CPU backend.
+    pub fn new(allow_software: bool) -> anyhow::Result<Self> {
+        let rank = |adapter: &wgpu::Adapter| {
+            let info = adapter.get_info();
+            let device_rank = match info.device_type {
+                wgpu::DeviceType::DiscreteGpu => 0,
+                wgpu::DeviceType::IntegratedGpu => 1,
+                wgpu::DeviceType::VirtualGpu => 2,
+                wgpu::DeviceType::Other => 3,
+                wgpu::DeviceType::Cpu => 4,
+            };
+            let api_rank = u8::from(info.backend == wgpu::Backend::Gl);
+            (device_rank, api_rank)
+        };
+        let usable = |adapter: &wgpu::Adapter| {
+            (allow_software || adapter.get_info().device_type != wgpu::DeviceType::Cpu)
+                && adapter
+                    .get_downlevel_capabilities()
+                    .flags
+                    .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+        };
+        // Native APIs first and GL only when they offer nothing: probing EGL is slow and noisy
+        // on headless machines. WGPU_BACKEND, when set, decides alone.
+        let attempts = if std::env::var_os("WGPU_BACKEND").is_some() {
+            vec![None]
+        } else {
+            vec![
+                Some(wgpu::Backends::PRIMARY),
+                Some(wgpu::Backends::SECONDARY),
+            ]
+        };
+        let mut chosen = None;
+        for backends in attempts {
+            let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+            if let Some(backends) = backends {
+                descriptor.backends = backends;
+            }
+            let instance = wgpu::Instance::new(descriptor);
+            let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+            chosen = adapters.into_iter().filter(usable).min_by_key(rank);
+            if chosen.is_some() {
+                break;
+            }
+        }
+        let adapter = chosen.ok_or_else(|| {
+            anyhow::anyhow!(if allow_software {
+                "no wgpu adapter with compute shaders found"
+            } else {
+                "no hardware wgpu adapter with compute shaders found"
+            })
+        })?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+                label: Some("inrlab"),
+                required_limits: limits.clone(),
+                ..Default::default()
+            }))?;
+        let param_stride =
+            (limits.min_uniform_buffer_offset_alignment as usize).max(PARAM_BYTES as usize);
+        let param_ring = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("parameter ring"),
+            size: (param_stride * PARAM_SLOTS) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(GpuBackend {
+            device,
+            queue,
+            info,
+            limits,
+            param_ring,
+            param_stride,
+            pending: Mutex::new(Pending::default()),
+            kernels: Kernels {
+                fourier: fourier::Kernels::new(),
+                reservoir: reservoir::Kernels::new(),
+                linear: linear::Kernels::new(),
+                gram: gram::Kernels::new(),
+                haar: haar::Kernels::new(),
+                upsample: upsample::Kernels::new(),
+                reduce: reduce::Kernels::new(),
+                elementwise: elementwise::Kernels::new(),
+                optim: optim::Kernels::new(),
+            },
+        })
+    }
+
+    /// The adapter's description as wgpu reports it.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    /// The device's limits (the adapter's own: everything it offers is requested).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// Whether the adapter is a software rasteriser (lavapipe, llvmpipe, WARP).
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// A zero-filled storage buffer of at least `bytes` (never empty: bindings may not be).
+    fn storage_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.check_size(bytes);
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A storage buffer holding `data` (a temporary operand such as split readout weights).
+    fn storage_buffer_from(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
+        if data.is_empty() {
+            return self.storage_buffer(label, 4);
+        }
+        self.check_size(std::mem::size_of_val(data) as u64);
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    fn check_size(&self, bytes: u64) {
+        let binding = self.limits.max_storage_buffer_binding_size;
+        let buffer = self.limits.max_buffer_size;
+        assert!(
+            bytes <= binding.min(buffer),
+            "a {bytes}-byte tensor exceeds this adapter's storage binding limit of {} bytes \
+             ({}); use smaller images or the CPU backend",
+            binding.min(buffer),
+            self.adapter_name(),
+        );
+    }
+
+    /// Records one compute pass of `kernel` over `groups` workgroups. `params` are the words of
+    /// the shader's uniform `Params` (f32 fields as `to_bits`), `buffers` its storage bindings
+    /// in the kernel's order.
+    fn dispatch(
+        &self,
+        kernel: &Kernel,
+        params: &[u32],
+        buffers: &[&wgpu::Buffer],
+        groups: [u32; 3],
+    ) {
+        assert_eq!(buffers.len(), kernel.storage.len(), "{}", kernel.label);
+        assert!(params.len() * 4 <= PARAM_BYTES as usize);
+        if groups.contains(&0) {
+            return;
+        }
+        let (pipeline, layout) = kernel.built(&self.device);
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.param_ring,
+                offset: 0,
+                size: NonZeroU64::new(PARAM_BYTES),
+            }),
+        }];
+        entries.extend(
+            kernel
+                .storage
+                .iter()
+                .zip(buffers)
+                .map(|(&(binding, _), buffer)| wgpu::BindGroupEntry {
+                    binding,
+                    resource: buffer.as_entire_binding(),
+                }),
+        );
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.label),
+            layout,
+            entries: &entries,
+        });
+        let mut pending = self.pending.lock().unwrap();
+        let offset = pending.params.len();
+        pending
+            .params
+            .extend_from_slice(bytemuck::cast_slice(params));
+        pending.params.resize(offset + self.param_stride, 0);
+        {
+            let encoder = self.encoder(&mut pending);
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(kernel.label),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind_group, &[offset as u32]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        }
+        if pending.params.len() >= PARAM_SLOTS * self.param_stride {
+            self.submit(&mut pending);
+        }
+    }
+
+    fn encoder<'a>(&self, pending: &'a mut Pending) -> &'a mut wgpu::CommandEncoder {
+        pending.encoder.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("inrlab"),
+                })
+        })
+    }
+
+    /// Records a buffer-to-buffer copy in order with the passes.
+    fn record_copy(&self, source: &wgpu::Buffer, destination: &wgpu::Buffer, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        let mut pending = self.pending.lock().unwrap();
+        self.encoder(&mut pending)
+            .copy_buffer_to_buffer(source, 0, destination, 0, bytes);
+    }
+
+    /// Submits everything recorded so far (without waiting for it). The parameter ring is
+    /// written first; queue writes are ordered after earlier submissions, so reusing the ring
+    /// for the next batch is safe.
+    fn submit(&self, pending: &mut Pending) {
+        if let Some(encoder) = pending.encoder.take() {
+            if !pending.params.is_empty() {
+                self.queue
+                    .write_buffer(&self.param_ring, 0, &pending.params);
+            }
+            self.queue.submit([encoder.finish()]);
+        }
+        pending.params.clear();
+    }
+
+    fn flush(&self) {
+        let mut pending = self.pending.lock().unwrap();
+        self.submit(&mut pending);
+    }
+
+    /// Copies the first `count` elements of `source` to the host, waiting for all queued work.
+    fn read_back<T: bytemuck::Pod>(&self, source: &wgpu::Buffer, count: usize) -> Vec<T> {
+        let bytes = (count * std::mem::size_of::<T>()) as u64;
+        if bytes == 0 {
+            return Vec::new();
+        }
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        {
+            let mut pending = self.pending.lock().unwrap();
+            self.encoder(&mut pending)
+                .copy_buffer_to_buffer(source, 0, &staging, 0, bytes);
+            self.submit(&mut pending);
+        }
+        let (sender, receiver) = mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            let _ = sender.send(result);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .expect("GPU device lost while waiting for a readback");
+        receiver
+            .recv()
+            .expect("readback callback dropped")
+            .expect("mapping the readback buffer failed");
+        let data = bytemuck::cast_slice::<u8, T>(
+            &staging
+                .get_mapped_range(..)
+                .expect("readback buffer not mapped"),
+        )
+        .to_vec();
+        staging.unmap();
+        data
+    }
+
+    /// A grid of `invocations` one-dimensional invocations in 256-wide workgroups, wrapped
+    /// into y beyond the per-dimension limit (shaders index `gid.x + gid.y·groups.x·256`).
+    fn linear_grid(&self, invocations: usize) -> [u32; 3] {
+        let groups = invocations.div_ceil(LINEAR_WORKGROUP);
+        let max = self.limits.max_compute_workgroups_per_dimension as usize;
+        let x = groups.clamp(1, max);
+        let y = groups.div_ceil(x);
+        assert!(
+            y <= max,
+            "{invocations} invocations exceed the dispatch limit"
+        );
+        [x as u32, y as u32, u32::from(groups > 0)]
+    }
+
+    /// A grid of `column_tiles × row_tiles` workgroups; row tiles beyond the per-dimension limit
+    /// fold into z (shaders use `group.y + group.z·groups.y` and return past the last row).
+    fn tile_grid(&self, column_tiles: usize, row_tiles: usize) -> [u32; 3] {
+        let max = self.limits.max_compute_workgroups_per_dimension as usize;
+        assert!(
+            column_tiles <= max,
+            "{column_tiles} column tiles exceed the dispatch limit"
+        );
+        let y = row_tiles.clamp(1, max);
+        let z = row_tiles.div_ceil(y);
+        assert!(z <= max, "{row_tiles} row tiles exceed the dispatch limit");
+        [column_tiles as u32, y as u32, z as u32]
+    }
+
+    /// The Gram product by the float-float kernel, whatever the adapter.
+    pub fn gram_on_device(&self, blocks: &[&Tensor], b: &Tensor) -> Vec<f64> {
+        gram::gram(self, blocks, b)
+    }
+
+    /// The Gram product of the downloaded operands, computed on the host in f64 (faer).
+    ///
+    /// On a software adapter this is ~80× faster than the float-float kernel (16384×256 on
+    /// lavapipe, 2 cores: 0.37 s against 30.6 s, both f64-accurate); a hardware GPU runs the
+    /// kernel in milliseconds and the download would dominate.
+    pub fn gram_via_host(&self, blocks: &[&Tensor], b: &Tensor) -> Vec<f64> {
+        use faer::{Accum, MatMut, MatRef, Par};
+        let (rows, q) = b.shape();
+        let right: Vec<f64> = self.download(b).into_iter().map(f64::from).collect();
+        let total: usize = blocks.iter().map(|block| block.cols()).sum();
+        let mut result = vec![0.0f64; total * q];
+        let mut row_offset = 0;
+        for block in blocks {
+            assert_eq!(block.rows(), rows, "gram: every block must have B's rows");
+            let p = block.cols();
+            let downloaded;
+            let left: &[f64] = if std::ptr::eq(*block, b) {
+                &right
+            } else {
+                downloaded = self
+                    .download(block)
+                    .into_iter()
+                    .map(f64::from)
+                    .collect::<Vec<_>>();
+                &downloaded
+            };
+            faer::linalg::matmul::matmul(
+                MatMut::from_row_major_slice_mut(
+                    &mut result[row_offset * q..(row_offset + p) * q],
+                    p,
+                    q,
+                ),
+                Accum::Replace,
+                MatRef::from_row_major_slice(left, rows, p).transpose(),
+                MatRef::from_row_major_slice(&right, rows, q),
+                1.0f64,
+                Par::rayon(0),
+            );
+            if std::ptr::eq(*block, b) {
+                // Exactly symmetric, as the kernel's mirrored result is.
+                let own = &mut result[row_offset * q..(row_offset + p) * q];
+                for i in 0..p {
+                    for j in 0..i {
+                        own[i * q + j] = own[j * q + i];
+                    }
+                }
+            }
+            row_offset += p;
+        }
+        result
+    }
+}
+
+/// The storage buffer of a tensor made by this backend.
+fn buffer(tensor: &Tensor) -> &wgpu::Buffer {
+    match &tensor.storage {
+        Storage::Gpu(storage) => &storage.buffer,
+        Storage::Cpu(_) => panic!("{tensor:?} belongs to the CPU backend, not the GPU backend"),
+    }
+}
+
+impl Backend for GpuBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Gpu
+    }
+
+    fn adapter_name(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+
+    fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Tensor {
+        assert_eq!(data.len(), rows * cols, "upload: data length ≠ rows·cols");
+        let buffer = self.storage_buffer_from("tensor", data);
+        Tensor::new(rows, cols, Storage::Gpu(GpuStorage { buffer }))
+    }
+
+    fn zeros(&self, rows: usize, cols: usize) -> Tensor {
+        // wgpu zero-initialises new buffers.
+        let buffer = self.storage_buffer("tensor", (rows * cols * 4) as u64);
+        Tensor::new(rows, cols, Storage::Gpu(GpuStorage { buffer }))
+    }
+
+    fn download(&self, tensor: &Tensor) -> Vec<f32> {
+        self.read_back(buffer(tensor), tensor.len())
+    }
+
+    fn write(&self, tensor: &mut Tensor, data: &[f32]) {
+        assert_eq!(
+            data.len(),
+            tensor.len(),
+            "write: data length ≠ tensor length"
+        );
+        if data.is_empty() {
+            return;
+        }
+        // Queue writes land before the *next* submission: submit what was recorded first, so
+        // passes recorded earlier still see the old contents.
+        self.flush();
+        self.queue
+            .write_buffer(buffer(tensor), 0, bytemuck::cast_slice(data));
+    }
+
+    fn copy(&self, source: &Tensor, destination: &mut Tensor) {
+        assert_eq!(source.shape(), destination.shape(), "copy: shapes differ");
+        self.record_copy(
+            buffer(source),
+            buffer(destination),
+            (source.len() * 4) as u64,
+        );
+    }
+
+    fn finish(&self) {
+        self.flush();
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .expect("GPU device lost");
+    }
+
+    fn fourier_encode(&self, coords: &Tensor, frequencies: &Tensor, out: &mut Tensor) {
+        fourier::encode(self, coords, frequencies, out);
+    }
+
+    fn reservoir_step(
+        &self,
+        input: &Tensor,
+        input_weights: &Tensor,
+        state: Option<&Tensor>,
+        recurrent_weights: &Tensor,
+        bias: &Tensor,
+        out: &mut Tensor,
+    ) {
+        reservoir::step(
+            self,
+            input,
+            input_weights,
+            state,
+            recurrent_weights,
+            bias,
+            out,
+        );
+    }
+
+    fn dense_forward(
+        &self,
+        x: &Tensor,
+        weights: &Tensor,
+        bias: &Tensor,
+        activation: Activation,
+        out: &mut Tensor,
+    ) {
+        linear::forward(self, x, weights, bias, activation, out);
+    }
+
+    fn dense_backward(
+        &self,
+        x: &Tensor,
+        weights: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+        activation: Activation,
+        dx: Option<&mut Tensor>,
+        d_weights: &mut Tensor,
+        d_bias: &mut Tensor,
+    ) {
+        linear::backward(self, x, weights, y, dy, activation, dx, d_weights, d_bias);
+    }
+
+    /// The float-float kernel on hardware adapters; on software adapters, where the kernel
+    /// is far slower than the host, the operands are downloaded and multiplied in f64.
+    fn gram(&self, blocks: &[&Tensor], b: &Tensor) -> Vec<f64> {
+        if self.is_software() {
+            self.gram_via_host(blocks, b)
+        } else {
+            self.gram_on_device(blocks, b)
+        }
+    }
+
+    fn readout(&self, blocks: &[&Tensor], weights: &[f64], out: &mut Tensor) {
+        gram::readout(self, blocks, weights, out);
+    }
+
+    fn haar_forward(&self, image: &Tensor, height: usize, width: usize, bands: &mut Tensor) {
+        haar::forward(self, image, height, width, bands);
+    }
+
+    fn haar_inverse(&self, bands: &Tensor, height: usize, width: usize, image: &mut Tensor) {
+        haar::inverse(self, bands, height, width, image);
+    }
+
+    fn upsample2x(
+        &self,
+        image: &Tensor,
+        height: usize,
+        width: usize,
+        mode: Upsample,
+        out: &mut Tensor,
+    ) {
+        upsample::upsample2x(self, image, height, width, mode, out);
+    }
+
+    fn mse(&self, a: &Tensor, b: &Tensor) -> f64 {
+        reduce::mse(self, a, b)
+    }
+
+    fn sum(&self, a: &Tensor) -> f64 {
+        reduce::sum(self, a)
+    }
+
+    fn clip(&self, x: &mut Tensor, lo: f32, hi: f32) {
+        elementwise::clip(self, x, lo, hi);
+    }
+
+    fn axpy(&self, alpha: f32, x: &Tensor, y: &mut Tensor) {
+        elementwise::axpy(self, alpha, x, y);
+    }
+
+    fn concat_cols(&self, parts: &[&Tensor], out: &mut Tensor) {
+        elementwise::concat_cols(self, parts, out);
+    }
+
+    fn mse_grad(&self, pred: &Tensor, target: &Tensor, scale: f32, out: &mut Tensor) {
+        elementwise::mse_grad(self, pred, target, scale, out);
+    }
+
+    fn sgd_momentum(
+        &self,
+        param: &mut Tensor,
+        grad: &Tensor,
+        velocity: &mut Tensor,
+        learning_rate: f32,
+        momentum: f32,
+    ) {
+        optim::sgd_momentum(self, param, grad, velocity, learning_rate, momentum);
+    }
+
+    fn adam(
+        &self,
+        param: &mut Tensor,
+        grad: &Tensor,
+        first_moment: &mut Tensor,
+        second_moment: &mut Tensor,
+        hyper: AdamStep,
+    ) {
+        optim::adam(self, param, grad, first_moment, second_moment, hyper);
+    }
+}
+
+/// Opens a GPU backend for tests, software adapters included, under the project's policy:
+/// when no adapter exists the test fails if `INRLAB_REQUIRE_GPU=1` (CI sets it, so a broken
+/// driver setup cannot silently pass) and is otherwise skipped with a loud message.
+pub fn test_backend() -> Option<GpuBackend> {
+    match GpuBackend::new(true) {
+        Ok(backend) => Some(backend),
+        Err(error) => {
+            if std::env::var("INRLAB_REQUIRE_GPU").is_ok_and(|value| value == "1") {
+                panic!("INRLAB_REQUIRE_GPU=1 but no GPU adapter could be opened: {error:#}");
+            }
+            eprintln!(
+                "\n********\n* skipping: no GPU adapter ({error:#}); set INRLAB_REQUIRE_GPU=1 to fail instead\n********\n"
+            );
+            None
+        }
+    }
+}

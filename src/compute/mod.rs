@@ -1,0 +1,280 @@
+//! The compute interface every method is written against, and its two backends.
+//!
+//! A [`Tensor`] is a row-major `rows × cols` matrix of f32 that lives where its backend keeps it
+//! (host memory for [`cpu::CpuBackend`], a storage buffer for [`gpu::GpuBackend`]). Methods never
+//! look inside: they call [`Backend`] operations and only [`Backend::download`] what somebody
+//! looks at. Images are tensors too: `height·width` rows (row-major pixels) × channels.
+//!
+//! The ridge readouts need f64-accurate Gram products (condition numbers of 1e11–1e13), so
+//! [`Backend::gram`] and [`Backend::readout`] accumulate in f64 (CPU) or float-float (GPU)
+//! and hand f64 to the host, where the solve happens (see `crate::linalg`).
+
+pub mod cpu;
+pub mod gpu;
+
+use std::fmt;
+
+/// Element-wise activation fused into dense layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Activation {
+    Identity,
+    Relu,
+    Tanh,
+    Sigmoid,
+}
+
+impl Activation {
+    /// Applies the activation to a pre-activation value.
+    pub fn apply(self, z: f32) -> f32 {
+        match self {
+            Activation::Identity => z,
+            Activation::Relu => z.max(0.0),
+            Activation::Tanh => z.tanh(),
+            Activation::Sigmoid => 1.0 / (1.0 + (-z).exp()),
+        }
+    }
+
+    /// The derivative expressed through the activation's *output* `y`, so the backward pass
+    /// needs only what the forward pass kept.
+    pub fn derivative_from_output(self, y: f32) -> f32 {
+        match self {
+            Activation::Identity => 1.0,
+            Activation::Relu => {
+                if y > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Tanh => 1.0 - y * y,
+            Activation::Sigmoid => y * (1.0 - y),
+        }
+    }
+
+    pub fn index(self) -> u32 {
+        self as u32
+    }
+}
+
+/// How a 2× upsampling fills the new pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upsample {
+    Nearest,
+    /// Half-pixel centres, edge-clamped (PyTorch's `align_corners=False`).
+    Bilinear,
+}
+
+/// Where a tensor's data lives.
+pub enum Storage {
+    Cpu(cpu::CpuStorage),
+    Gpu(gpu::GpuStorage),
+}
+
+/// A row-major `rows × cols` f32 matrix owned by one backend.
+pub struct Tensor {
+    rows: usize,
+    cols: usize,
+    pub(crate) storage: Storage,
+}
+
+impl Tensor {
+    pub(crate) fn new(rows: usize, cols: usize, storage: Storage) -> Self {
+        Tensor {
+            rows,
+            cols,
+            storage,
+        }
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    pub fn len(&self) -> usize {
+        self.rows * self.cols
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let place = match self.storage {
+            Storage::Cpu(_) => "cpu",
+            Storage::Gpu(_) => "gpu",
+        };
+        write!(f, "Tensor({}×{} on {place})", self.rows, self.cols)
+    }
+}
+
+/// Which implementation runs the operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum BackendKind {
+    Cpu,
+    Gpu,
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Gpu => "gpu",
+        })
+    }
+}
+
+/// The user's choice on the command line or in the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// A hardware GPU when wgpu finds one, the CPU backend otherwise.
+    #[default]
+    Auto,
+    Cpu,
+    /// Any wgpu adapter, software ones (lavapipe) included.
+    Gpu,
+}
+
+/// Operations on device-resident f32 tensors. Shapes are checked with assertions: a mismatch is
+/// a bug in the caller, never a user error. Outputs are written into caller-owned tensors so
+/// that buffers stay allocated across steps.
+pub trait Backend: Send + Sync {
+    fn kind(&self) -> BackendKind;
+    /// Human-readable adapter, e.g. "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)" or "CPU (2 threads)".
+    fn adapter_name(&self) -> String;
+
+    fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Tensor;
+    fn zeros(&self, rows: usize, cols: usize) -> Tensor;
+    fn download(&self, tensor: &Tensor) -> Vec<f32>;
+    /// Overwrites a tensor's contents from the host.
+    fn write(&self, tensor: &mut Tensor, data: &[f32]);
+    fn copy(&self, source: &Tensor, destination: &mut Tensor);
+    /// Waits until all queued work has finished (for timing; downloads wait anyway).
+    fn finish(&self);
+
+    /// γ(x) = [sin(2π x·B), cos(2π x·B)]: `coords` N×2, `frequencies` 2×m, `out` N×2m.
+    fn fourier_encode(&self, coords: &Tensor, frequencies: &Tensor, out: &mut Tensor);
+
+    /// Fused reservoir update `out = tanh(input·W_in + state·W_hh + bias)` in one pass.
+    /// `state = None` means the zero state (the first step skips its product).
+    fn reservoir_step(
+        &self,
+        input: &Tensor,
+        input_weights: &Tensor,
+        state: Option<&Tensor>,
+        recurrent_weights: &Tensor,
+        bias: &Tensor,
+        out: &mut Tensor,
+    );
+
+    /// `out = act(x·W + b)`: x N×in, W in×out, b 1×out.
+    fn dense_forward(
+        &self,
+        x: &Tensor,
+        weights: &Tensor,
+        bias: &Tensor,
+        activation: Activation,
+        out: &mut Tensor,
+    );
+
+    /// Gradients of a dense layer from its input `x`, its activated output `y` and `dL/dy`:
+    /// `dz = dy ⊙ act'(y)`, `dW = xᵀ·dz`, `db = Σ_rows dz`, `dx = dz·Wᵀ` (when asked for).
+    fn dense_backward(
+        &self,
+        x: &Tensor,
+        weights: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+        activation: Activation,
+        dx: Option<&mut Tensor>,
+        d_weights: &mut Tensor,
+        d_bias: &mut Tensor,
+    );
+
+    /// `[A₁ … A_k]ᵀ · B` accumulated f64-accurately, returned row-major to the host as a
+    /// `(Σ cols(A_i)) × cols(B)` matrix. When a block is the same tensor as `B` the product
+    /// is symmetric and only one triangle need be computed.
+    fn gram(&self, blocks: &[&Tensor], b: &Tensor) -> Vec<f64>;
+
+    /// `out = [A₁ … A_k] · W` with W given in f64 (`Σ cols(A_i)` × `cols(out)`, row-major) and
+    /// f64-accurate accumulation: ridge weights are large and cancel, so an f32 product loses dB.
+    fn readout(&self, blocks: &[&Tensor], weights: &[f64], out: &mut Tensor);
+
+    /// One level of the orthonormal 2-D Haar transform. `image` is (height·width) × C;
+    /// `bands` is (4·h·w) × C with h = height/2, w = width/2, stacked LL, LH, HL, HH.
+    /// With a, b the top pair and c, d the bottom pair of a 2×2 block:
+    /// LL = (a+b+c+d)/2, LH = (a+b−c−d)/2, HL = (a−b+c−d)/2, HH = (a−b−c+d)/2.
+    fn haar_forward(&self, image: &Tensor, height: usize, width: usize, bands: &mut Tensor);
+    /// The inverse of [`Backend::haar_forward`]; `height`, `width` are the output's size.
+    fn haar_inverse(&self, bands: &Tensor, height: usize, width: usize, image: &mut Tensor);
+    /// 2× upsampling of a (height·width) × C image into (2height·2width) × C.
+    fn upsample2x(
+        &self,
+        image: &Tensor,
+        height: usize,
+        width: usize,
+        mode: Upsample,
+        out: &mut Tensor,
+    );
+
+    /// Mean of squared differences over all elements (for PSNR), accumulated in f64.
+    fn mse(&self, a: &Tensor, b: &Tensor) -> f64;
+    /// Sum of all elements, accumulated in f64.
+    fn sum(&self, a: &Tensor) -> f64;
+    /// Clamps every element into `[lo, hi]` in place.
+    fn clip(&self, x: &mut Tensor, lo: f32, hi: f32);
+    /// `y += alpha·x`.
+    fn axpy(&self, alpha: f32, x: &Tensor, y: &mut Tensor);
+    /// Places the parts side by side: `out = [P₁ P₂ …]` (same rows).
+    fn concat_cols(&self, parts: &[&Tensor], out: &mut Tensor);
+
+    /// Gradient of `scale · Σ (pred − target)²`: `out = 2·scale·(pred − target)`.
+    fn mse_grad(&self, pred: &Tensor, target: &Tensor, scale: f32, out: &mut Tensor);
+    /// Heavy-ball SGD as PyTorch does it: `v = momentum·v + g; p -= lr·v`.
+    fn sgd_momentum(
+        &self,
+        param: &mut Tensor,
+        grad: &Tensor,
+        velocity: &mut Tensor,
+        learning_rate: f32,
+        momentum: f32,
+    );
+    /// Adam as PyTorch does it, with bias correction for 1-based `step`.
+    fn adam(
+        &self,
+        param: &mut Tensor,
+        grad: &Tensor,
+        first_moment: &mut Tensor,
+        second_moment: &mut Tensor,
+        hyper: AdamStep,
+    );
+}
+
+/// One Adam update's hyperparameters.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamStep {
+    pub learning_rate: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub epsilon: f32,
+    /// 1 for the first update.
+    pub step: u32,
+}
+
+/// Builds the backend the user asked for. `auto` takes a hardware GPU adapter when there is one
+/// and the CPU backend otherwise: a software adapter such as lavapipe is ~100× slower than the
+/// CPU backend, so it is only used when asked for by name.
+pub fn create_backend(choice: BackendChoice) -> anyhow::Result<Box<dyn Backend>> {
+    match choice {
+        BackendChoice::Cpu => Ok(Box::new(cpu::CpuBackend::new())),
+        BackendChoice::Gpu => Ok(Box::new(gpu::GpuBackend::new(true)?)),
+        BackendChoice::Auto => match gpu::GpuBackend::new(false) {
+            Ok(gpu) => Ok(Box::new(gpu)),
+            Err(_) => Ok(Box::new(cpu::CpuBackend::new())),
+        },
+    }
+}

@@ -1,0 +1,18 @@
+//! inrlab: watch images being generated, step by step, by iterative coordinate-based models.
+//!
+//! Data flows one way: a command picks a method from [`methods::registry`], the method advances
+//! one step at a time on a [`compute::Backend`], and each step's report (and, when somebody looks,
+//! its image) goes to whoever drives it: the headless runner ([`runner`]) or the window.
+//! See ARCHITECTURE.md for the map.
+
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod compute;
+pub mod linalg;
+pub mod methods;
+pub mod output;
+pub mod rng;
+pub mod runner;
+pub mod target;
+pub mod ui;

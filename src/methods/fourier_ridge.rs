@@ -1,0 +1,124 @@
+//! The reservoir notebook's baseline: random Fourier features with a ridge readout.
+//!
+//! `B` (m×2) ~ N(0, σ²) drawn as `np.random.seed(seed); randn(m, 2)·σ`; features
+//! `[sin 2πXBᵀ, cos 2πXBᵀ]` (2m wide); one ridge solve, so one step.
+
+use super::params::common::{LAMBDA, SEED};
+use super::readout::fit_ridge;
+use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
+use crate::compute::{Backend, Tensor};
+use crate::rng::normal_source;
+
+pub const FREQUENCIES: ParamSpec = ParamSpec::integer(
+    "features",
+    "frequencies m",
+    "Random frequencies; the encoding is 2m wide (a sine and a cosine each).",
+    256.0,
+    1.0,
+    4096.0,
+);
+pub const FOURIER_SCALE: ParamSpec = ParamSpec::real(
+    "sigma",
+    "Fourier scale σ",
+    "Standard deviation of the random frequencies. Small σ gives smooth, blurry fits; \
+     large σ fits fine detail and, too large, noise.",
+    10.0,
+    0.1,
+    100.0,
+)
+.logarithmic();
+
+const PARAMS: &[ParamSpec] = &[FREQUENCIES, FOURIER_SCALE, LAMBDA, SEED];
+
+pub const INFO: MethodInfo = MethodInfo {
+    name: "fourier-ridge",
+    title: "Fourier features + ridge",
+    summary: "Random Fourier features of the coordinates with one ridge readout (the baseline).",
+    params: PARAMS,
+    create: |setup| Ok(Box::new(FourierRidge::new(setup))),
+};
+
+pub struct FourierRidge {
+    coords: Tensor,
+    target: Tensor,
+    frequencies: Tensor,
+    features: Tensor,
+    prediction: Tensor,
+    lambda: f64,
+    done: usize,
+}
+
+impl FourierRidge {
+    pub fn new(setup: &Setup) -> Self {
+        let p = setup.params;
+        let backend = setup.backend;
+        let n = setup.target.pixel_count();
+        let m = p.get_usize(&FREQUENCIES);
+        let sigma = p.get(&FOURIER_SCALE);
+        let draws = normal_source(setup.rng, p.get(&SEED) as u64).standard_normals(m * 2);
+        // Drawn as B (m×2), stored transposed (2×m) for x·B.
+        let mut frequencies = vec![0.0f32; 2 * m];
+        for j in 0..m {
+            frequencies[j] = (draws[2 * j] * sigma) as f32;
+            frequencies[m + j] = (draws[2 * j + 1] * sigma) as f32;
+        }
+        FourierRidge {
+            coords: backend.upload(n, 2, &setup.target.coords()),
+            target: backend.upload(n, 3, &setup.target.pixels),
+            frequencies: backend.upload(2, m, &frequencies),
+            features: backend.zeros(n, 2 * m),
+            prediction: backend.zeros(n, 3),
+            lambda: p.get(&LAMBDA),
+            done: 0,
+        }
+    }
+}
+
+impl Method for FourierRidge {
+    fn name(&self) -> &'static str {
+        INFO.name
+    }
+    fn total_steps(&self) -> usize {
+        1
+    }
+    fn steps_done(&self) -> usize {
+        self.done
+    }
+
+    fn step(&mut self, backend: &dyn Backend) -> anyhow::Result<StepReport> {
+        anyhow::ensure!(!self.is_done(), "fourier-ridge has finished");
+        backend.fourier_encode(&self.coords, &self.frequencies, &mut self.features);
+        fit_ridge(
+            backend,
+            &self.features,
+            &self.target,
+            self.lambda,
+            &mut self.prediction,
+        );
+        self.done = 1;
+        Ok(StepReport {
+            step: 1,
+            label: "ridge fit".into(),
+            psnr_db: clipped_psnr(backend, &mut self.prediction, &self.target),
+            loss: None,
+        })
+    }
+
+    fn image(&self, backend: &dyn Backend) -> Vec<f32> {
+        backend.download(&self.prediction)
+    }
+
+    fn features(&self) -> Option<&Tensor> {
+        (self.done > 0).then_some(&self.features)
+    }
+
+    fn feature_label(&self, index: usize) -> String {
+        let m = self.frequencies.cols();
+        let (kind, j) = if index < m {
+            ("sin", index)
+        } else {
+            ("cos", index - m)
+        };
+        format!("{kind} {j}")
+    }
+}

@@ -1,0 +1,122 @@
+//! The methods: each one file, each advancing one refinement step at a time.
+//!
+//! A method is built for one target on one backend, keeps its tensors resident there, and after
+//! every [`Method::step`] reports that step's PSNR. Its image is downloaded only when somebody
+//! asks for it ([`Method::image`]). The registry ([`registry`]) is the one list that the command
+//! line and the window read: adding a method is one file plus one line there.
+
+pub mod cumulative;
+pub mod fourier_ridge;
+pub mod multiscale;
+pub mod params;
+pub mod readout;
+pub mod refine;
+pub mod reservoir;
+pub mod trajectory;
+
+use anyhow::bail;
+
+use crate::compute::{Backend, Tensor};
+use crate::rng::RngKind;
+use crate::target::Target;
+pub use params::{ParamSpec, ParamValues, Scale};
+
+/// What one step produced, small enough to send every step.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct StepReport {
+    /// The step, k, iteration or scale index this image belongs to (1-based).
+    pub step: usize,
+    /// A caption for the step's cell, e.g. "step 3", "k = 5", "scale 2 (ρ 0.62)".
+    pub label: String,
+    pub psnr_db: f64,
+    /// Training loss, for methods that train.
+    pub loss: Option<f64>,
+}
+
+/// A running method. Its tensors belong to the backend it was created with.
+pub trait Method: Send {
+    fn name(&self) -> &'static str;
+    /// How many steps a full run has.
+    fn total_steps(&self) -> usize;
+    fn steps_done(&self) -> usize;
+    fn is_done(&self) -> bool {
+        self.steps_done() >= self.total_steps()
+    }
+    /// Advances one step. Calling it after the last step is an error.
+    fn step(&mut self, backend: &dyn Backend) -> anyhow::Result<StepReport>;
+    /// The latest step's image, RGB f32 row-major (size·size·3).
+    fn image(&self, backend: &dyn Backend) -> Vec<f32>;
+    /// What the model sees at the latest step, one column per channel (size·size rows):
+    /// reservoir units, Fourier sin/cos channels. `None` before the first step or for methods
+    /// without such features. Only downloaded when a view asks.
+    fn features(&self) -> Option<&Tensor> {
+        None
+    }
+    /// Caption of feature channel `index`.
+    fn feature_label(&self, index: usize) -> String {
+        format!("unit {index}")
+    }
+}
+
+/// Everything a method is built from.
+pub struct Setup<'a> {
+    pub target: &'a Target,
+    pub backend: &'a dyn Backend,
+    pub rng: RngKind,
+    pub params: &'a ParamValues,
+}
+
+/// One entry of the registry.
+pub struct MethodInfo {
+    /// As used on the command line (`--method trajectory`).
+    pub name: &'static str,
+    pub title: &'static str,
+    /// One sentence for tooltips and `--help`.
+    pub summary: &'static str,
+    pub params: &'static [ParamSpec],
+    pub create: fn(&Setup) -> anyhow::Result<Box<dyn Method>>,
+}
+
+/// Every method, in the order the window lists them.
+pub fn registry() -> &'static [MethodInfo] {
+    &[
+        trajectory::INFO,
+        cumulative::INFO,
+        refine::INFO,
+        multiscale::INFO,
+        fourier_ridge::INFO,
+    ]
+}
+
+pub fn find(name: &str) -> anyhow::Result<&'static MethodInfo> {
+    match registry().iter().find(|info| info.name == name) {
+        Some(info) => Ok(info),
+        None => {
+            let names: Vec<_> = registry().iter().map(|m| m.name).collect();
+            bail!("unknown method '{name}' (known: {})", names.join(", "))
+        }
+    }
+}
+
+impl MethodInfo {
+    /// Builds the method after checking every parameter against this method's specs.
+    pub fn build(&self, setup: &Setup) -> anyhow::Result<Box<dyn Method>> {
+        setup.params.validate(self.name, self.params)?;
+        (self.create)(setup)
+    }
+}
+
+/// PSNR in dB of an image with the given mean squared error over [0, 1] values, capped at
+/// 100 dB so that a perfect fit stays a finite number in JSON and plots.
+pub fn psnr_from_mse(mse: f64) -> f64 {
+    if mse.is_nan() {
+        return f64::NAN;
+    }
+    (-10.0 * mse.max(1e-10).log10()).min(100.0)
+}
+
+/// Clips `image` into [0, 1] and returns its PSNR against `target`.
+pub(crate) fn clipped_psnr(backend: &dyn Backend, image: &mut Tensor, target: &Tensor) -> f64 {
+    backend.clip(image, 0.0, 1.0);
+    psnr_from_mse(backend.mse(image, target))
+}

@@ -1,0 +1,201 @@
+//! Approach 5 of the reservoir notebook: coarse to fine with one reservoir per scale.
+//!
+//! Scale s uses spectral radius ρ_s = linspace(ρ_min, ρ_max, S)[s] and seed `seed + s`; its
+//! state after a few iterations fits the residual `Y − estimate` by ridge, and the clipped sum
+//! becomes the new estimate. Low ρ gives smooth states, high ρ detailed ones.
+
+use super::params::common::{BIAS_SCALE, HIDDEN, INPUT_SCALE, LAMBDA, SEED};
+use super::readout::fit_ridge;
+use super::reservoir::{Reservoir, ReservoirSpec};
+use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
+use crate::compute::{Backend, Tensor};
+use crate::rng::RngKind;
+
+pub const SCALES: ParamSpec = ParamSpec::integer(
+    "scales",
+    "scales S",
+    "How many reservoirs, from smooth to detailed; one image per scale.",
+    5.0,
+    1.0,
+    50.0,
+);
+pub const RHO_MIN: ParamSpec = ParamSpec::real(
+    "rho-min",
+    "first ρ",
+    "Spectral radius of the first (coarsest) scale.",
+    0.5,
+    0.0,
+    1.5,
+);
+pub const RHO_MAX: ParamSpec = ParamSpec::real(
+    "rho-max",
+    "last ρ",
+    "Spectral radius of the last (finest) scale.",
+    0.99,
+    0.0,
+    1.5,
+);
+pub const ITERATIONS_PER_SCALE: ParamSpec = ParamSpec::integer(
+    "iterations",
+    "iterations per scale",
+    "Reservoir steps run at each scale before its readout.",
+    5.0,
+    1.0,
+    100.0,
+);
+
+const PARAMS: &[ParamSpec] = &[
+    HIDDEN,
+    SCALES,
+    RHO_MIN,
+    RHO_MAX,
+    ITERATIONS_PER_SCALE,
+    LAMBDA,
+    INPUT_SCALE,
+    BIAS_SCALE,
+    SEED,
+];
+
+pub const INFO: MethodInfo = MethodInfo {
+    name: "multiscale",
+    title: "Multi-scale reservoirs",
+    summary: "One reservoir per scale, ρ from low to high, each fitting what the previous missed.",
+    params: PARAMS,
+    create: |setup| Ok(Box::new(Multiscale::new(setup))),
+};
+
+/// `numpy.linspace(first, last, count)`.
+pub fn linspace(first: f64, last: f64, count: usize) -> Vec<f64> {
+    match count {
+        0 => vec![],
+        1 => vec![first],
+        _ => {
+            let step = (last - first) / (count - 1) as f64;
+            let mut values: Vec<f64> = (0..count).map(|i| first + i as f64 * step).collect();
+            values[count - 1] = last;
+            values
+        }
+    }
+}
+
+pub struct Multiscale {
+    coords: Tensor,
+    target: Tensor,
+    residual: Tensor,
+    state: Tensor,
+    next_state: Tensor,
+    correction: Tensor,
+    estimate: Tensor,
+    radii: Vec<f64>,
+    hidden: usize,
+    iterations: usize,
+    lambda: f64,
+    input_scale: f64,
+    bias_scale: f64,
+    seed: u64,
+    rng: RngKind,
+    done: usize,
+}
+
+impl Multiscale {
+    pub fn new(setup: &Setup) -> Self {
+        let p = setup.params;
+        let backend = setup.backend;
+        let n = setup.target.pixel_count();
+        let hidden = p.get_usize(&HIDDEN);
+        Multiscale {
+            coords: backend.upload(n, 2, &setup.target.coords()),
+            target: backend.upload(n, 3, &setup.target.pixels),
+            residual: backend.zeros(n, 3),
+            state: backend.zeros(n, hidden),
+            next_state: backend.zeros(n, hidden),
+            correction: backend.zeros(n, 3),
+            estimate: backend.zeros(n, 3),
+            radii: linspace(p.get(&RHO_MIN), p.get(&RHO_MAX), p.get_usize(&SCALES)),
+            hidden,
+            iterations: p.get_usize(&ITERATIONS_PER_SCALE),
+            lambda: p.get(&LAMBDA),
+            input_scale: p.get(&INPUT_SCALE),
+            bias_scale: p.get(&BIAS_SCALE),
+            seed: p.get(&SEED) as u64,
+            rng: setup.rng,
+            done: 0,
+        }
+    }
+}
+
+impl Method for Multiscale {
+    fn name(&self) -> &'static str {
+        INFO.name
+    }
+    fn total_steps(&self) -> usize {
+        self.radii.len()
+    }
+    fn steps_done(&self) -> usize {
+        self.done
+    }
+
+    fn step(&mut self, backend: &dyn Backend) -> anyhow::Result<StepReport> {
+        anyhow::ensure!(!self.is_done(), "multiscale has finished its scales");
+        let scale = self.done;
+        let spectral_radius = self.radii[scale];
+        let reservoir = Reservoir::new(
+            backend,
+            &ReservoirSpec {
+                input_dim: 2,
+                hidden: self.hidden,
+                spectral_radius,
+                input_scale: self.input_scale,
+                bias_scale: self.bias_scale,
+                seed: self.seed + scale as u64,
+                rng: self.rng,
+            },
+        );
+        for iteration in 0..self.iterations {
+            let previous = (iteration > 0).then_some(&self.state);
+            reservoir.step(backend, &self.coords, previous, &mut self.next_state);
+            std::mem::swap(&mut self.state, &mut self.next_state);
+        }
+        // The residual this scale has to explain.
+        backend.copy(&self.target, &mut self.residual);
+        backend.axpy(-1.0, &self.estimate, &mut self.residual);
+        fit_ridge(
+            backend,
+            &self.state,
+            &self.residual,
+            self.lambda,
+            &mut self.correction,
+        );
+        backend.axpy(1.0, &self.correction, &mut self.estimate);
+        self.done += 1;
+        Ok(StepReport {
+            step: self.done,
+            label: format!("scale {} (ρ {spectral_radius:.2})", self.done),
+            psnr_db: clipped_psnr(backend, &mut self.estimate, &self.target),
+            loss: None,
+        })
+    }
+
+    fn image(&self, backend: &dyn Backend) -> Vec<f32> {
+        backend.download(&self.estimate)
+    }
+
+    fn features(&self) -> Option<&Tensor> {
+        (self.done > 0).then_some(&self.state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::linspace;
+
+    #[test]
+    fn linspace_matches_numpy() {
+        let v = linspace(0.5, 0.99, 5);
+        let expected = [0.5, 0.6225, 0.745, 0.8675, 0.99];
+        for (a, b) in v.iter().zip(expected) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        assert_eq!(linspace(0.3, 0.9, 1), vec![0.3]);
+    }
+}

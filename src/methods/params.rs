@@ -1,0 +1,195 @@
+//! Hyperparameters as data: each method lists [`ParamSpec`]s, and the command line, the window's
+//! sliders and the metrics file are all generated from those lists.
+
+use std::collections::BTreeMap;
+
+use anyhow::bail;
+
+/// How a slider moves through a parameter's range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    Linear,
+    /// For quantities that span decades (σ, λ, learning rates).
+    Logarithmic,
+}
+
+/// One hyperparameter of a method.
+#[derive(Clone, Copy, Debug)]
+pub struct ParamSpec {
+    /// The command-line name, `--<name> <value>`.
+    pub name: &'static str,
+    /// Short label for the window, e.g. "spectral radius ρ".
+    pub label: &'static str,
+    /// What it does, for tooltips and `--help`.
+    pub help: &'static str,
+    pub default: f64,
+    pub min: f64,
+    pub max: f64,
+    pub scale: Scale,
+    pub integer: bool,
+}
+
+impl ParamSpec {
+    pub const fn real(
+        name: &'static str,
+        label: &'static str,
+        help: &'static str,
+        default: f64,
+        min: f64,
+        max: f64,
+    ) -> Self {
+        ParamSpec {
+            name,
+            label,
+            help,
+            default,
+            min,
+            max,
+            scale: Scale::Linear,
+            integer: false,
+        }
+    }
+
+    pub const fn integer(
+        name: &'static str,
+        label: &'static str,
+        help: &'static str,
+        default: f64,
+        min: f64,
+        max: f64,
+    ) -> Self {
+        ParamSpec {
+            integer: true,
+            ..Self::real(name, label, help, default, min, max)
+        }
+    }
+
+    pub const fn logarithmic(self) -> Self {
+        ParamSpec {
+            scale: Scale::Logarithmic,
+            ..self
+        }
+    }
+
+    /// Checks a value against the range; the message names the parameter and the range.
+    pub fn check(&self, value: f64) -> anyhow::Result<()> {
+        if !value.is_finite() || value < self.min || value > self.max {
+            bail!(
+                "--{} {value} is outside its range {}–{}",
+                self.name,
+                self.min,
+                self.max
+            );
+        }
+        if self.integer && value.fract() != 0.0 {
+            bail!("--{} must be a whole number, not {value}", self.name);
+        }
+        Ok(())
+    }
+}
+
+/// Values set by the user; anything not set takes its spec's default.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ParamValues(BTreeMap<String, f64>);
+
+impl ParamValues {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set(&mut self, name: &str, value: f64) {
+        self.0.insert(name.to_owned(), value);
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.0.remove(name);
+    }
+
+    pub fn explicit(&self, name: &str) -> Option<f64> {
+        self.0.get(name).copied()
+    }
+
+    /// The value of `spec`, or its default.
+    pub fn get(&self, spec: &ParamSpec) -> f64 {
+        self.explicit(spec.name).unwrap_or(spec.default)
+    }
+
+    pub fn get_usize(&self, spec: &ParamSpec) -> usize {
+        self.get(spec).round().max(0.0) as usize
+    }
+
+    /// Every parameter must belong to the method and lie in its range.
+    pub fn validate(&self, method: &str, specs: &[ParamSpec]) -> anyhow::Result<()> {
+        for (name, &value) in &self.0 {
+            match specs.iter().find(|s| s.name == name) {
+                Some(spec) => spec.check(value)?,
+                None => bail!("method '{method}' has no parameter --{name}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// All of a method's values, defaults included, for metrics files.
+    pub fn resolved(&self, specs: &[ParamSpec]) -> BTreeMap<String, f64> {
+        specs
+            .iter()
+            .map(|spec| (spec.name.to_owned(), self.get(spec)))
+            .collect()
+    }
+}
+
+/// Parameters shared by the reservoir methods, so every one spells and bounds them alike.
+pub mod common {
+    use super::ParamSpec;
+
+    pub const HIDDEN: ParamSpec = ParamSpec::integer(
+        "hidden",
+        "hidden size",
+        "Reservoir units. More units fit finer detail; the Gram products grow with its square.",
+        256.0,
+        1.0,
+        4096.0,
+    );
+    pub const SPECTRAL_RADIUS: ParamSpec = ParamSpec::real(
+        "spectral-radius",
+        "spectral radius ρ",
+        "Largest |eigenvalue| of the recurrent matrix. Below 1 the state forgets its start; \
+         near and above 1 it keeps mixing and grows more detailed, then chaotic.",
+        0.95,
+        0.0,
+        1.5,
+    );
+    pub const LAMBDA: ParamSpec = ParamSpec::real(
+        "lambda",
+        "ridge λ",
+        "Ridge regularisation of the linear readout. Smaller fits tighter; larger smooths.",
+        1e-6,
+        1e-12,
+        1e2,
+    )
+    .logarithmic();
+    pub const INPUT_SCALE: ParamSpec = ParamSpec::real(
+        "input-scale",
+        "input scale",
+        "Standard deviation of the input weights W_in: how strongly coordinates drive the units.",
+        0.5,
+        0.0,
+        20.0,
+    );
+    pub const BIAS_SCALE: ParamSpec = ParamSpec::real(
+        "bias-scale",
+        "bias scale",
+        "Standard deviation of the unit biases.",
+        0.1,
+        0.0,
+        5.0,
+    );
+    pub const SEED: ParamSpec = ParamSpec::integer(
+        "seed",
+        "seed",
+        "Seed of the random weights (with --rng numpy, np.random.seed).",
+        42.0,
+        0.0,
+        4_294_967_295.0,
+    );
+}

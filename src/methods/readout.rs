@@ -1,0 +1,34 @@
+//! Linear ridge readouts: Gram products on the backend (f64-accurate), the solve on the host in
+//! f64, the prediction back on the backend.
+
+use crate::compute::{Backend, Tensor};
+use crate::linalg::ridge_solve;
+
+/// Solves `(G + λI) W = R` and writes `[blocks]·W` into `prediction`. `gram` is the square Gram
+/// matrix of the concatenated blocks and `rhs` their product with the target, both row-major.
+pub fn predict_from_gram(
+    backend: &dyn Backend,
+    blocks: &[&Tensor],
+    gram: &[f64],
+    rhs: &[f64],
+    lambda: f64,
+    prediction: &mut Tensor,
+) -> Vec<f64> {
+    let features: usize = blocks.iter().map(|b| b.cols()).sum();
+    let weights = ridge_solve(gram, rhs, features, prediction.cols(), lambda);
+    backend.readout(blocks, &weights, prediction);
+    weights
+}
+
+/// Fits a ridge readout from `features` to `target` and writes the prediction.
+pub fn fit_ridge(
+    backend: &dyn Backend,
+    features: &Tensor,
+    target: &Tensor,
+    lambda: f64,
+    prediction: &mut Tensor,
+) -> Vec<f64> {
+    let gram = backend.gram(&[features], features);
+    let rhs = backend.gram(&[features], target);
+    predict_from_gram(backend, &[features], &gram, &rhs, lambda, prediction)
+}

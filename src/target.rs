@@ -1,0 +1,222 @@
+//! The image being fitted: loading, resizing to the working size, and its coordinates.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use image::{DynamicImage, ImageReader, RgbImage, imageops::FilterType};
+
+/// Largest side accepted from a file; a larger image is refused before it is decoded.
+pub const MAX_INPUT_SIDE: u32 = 16_384;
+/// Large photos are first brought down to this side with a fast filter, so that nothing else
+/// (the Lanczos resize, the thumbnail in the window) ever touches hundreds of megapixels.
+const PRE_DOWNSCALE_SIDE: u32 = 2_048;
+
+/// The bytes of the built-in sample ("Chelsea the cat", CC0; see assets/README.md).
+pub const SAMPLE_PNG: &[u8] = include_bytes!("../assets/chelsea.png");
+pub const SAMPLE_NAME: &str = "chelsea (built-in sample)";
+
+/// How a non-square image becomes square.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fit {
+    /// Resize the whole image to a square, changing its aspect ratio (as the seed notebooks do).
+    #[default]
+    Stretch,
+    /// Cut the largest centred square, then resize it.
+    CenterCrop,
+}
+
+/// A square RGB image at the working size, as f32 in [0, 1].
+#[derive(Clone)]
+pub struct Target {
+    pub name: String,
+    pub size: usize,
+    /// `size·size` rows of RGB, row-major pixels.
+    pub pixels: Vec<f32>,
+}
+
+impl Target {
+    /// Makes the target from a decoded image. An image that is already `size`×`size` is used
+    /// as is; otherwise it is resized with a Lanczos-3 filter.
+    pub fn from_image(
+        name: &str,
+        image: &DynamicImage,
+        size: usize,
+        fit: Fit,
+    ) -> anyhow::Result<Self> {
+        if !(4..=4096).contains(&size) {
+            bail!("working size {size} is outside 4–4096");
+        }
+        let rgb = image.to_rgb8();
+        let (width, height) = rgb.dimensions();
+        if width == 0 || height == 0 {
+            bail!("the image is empty ({width}×{height})");
+        }
+        let rgb = match fit {
+            Fit::Stretch => rgb,
+            Fit::CenterCrop => {
+                let side = width.min(height);
+                image::imageops::crop_imm(&rgb, (width - side) / 2, (height - side) / 2, side, side)
+                    .to_image()
+            }
+        };
+        let side = size as u32;
+        let resized: RgbImage = if rgb.dimensions() == (side, side) {
+            rgb
+        } else {
+            image::imageops::resize(&rgb, side, side, FilterType::Lanczos3)
+        };
+        let pixels = resized.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
+        Ok(Target {
+            name: name.to_owned(),
+            size,
+            pixels,
+        })
+    }
+
+    /// The built-in sample at the given size.
+    pub fn sample(size: usize, fit: Fit) -> anyhow::Result<Self> {
+        let image = decode_bytes(SAMPLE_PNG).context("decoding the built-in sample")?;
+        Self::from_image(SAMPLE_NAME, &image, size, fit)
+    }
+
+    pub fn pixel_count(&self) -> usize {
+        self.size * self.size
+    }
+
+    /// Coordinates as the seed notebooks make them: x = column/size, y = row/size, row-major.
+    pub fn coords(&self) -> Vec<f32> {
+        coordinate_grid(self.size)
+    }
+}
+
+/// `(column/size, row/size)` for every pixel, row-major.
+pub fn coordinate_grid(size: usize) -> Vec<f32> {
+    let mut coords = Vec::with_capacity(size * size * 2);
+    for row in 0..size {
+        for col in 0..size {
+            coords.push((col as f64 / size as f64) as f32);
+            coords.push((row as f64 / size as f64) as f32);
+        }
+    }
+    coords
+}
+
+fn limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_INPUT_SIDE);
+    limits.max_image_height = Some(MAX_INPUT_SIDE);
+    limits.max_alloc = Some(3 << 30);
+    limits
+}
+
+/// Brings a very large image down before anything else touches it.
+fn tame(image: DynamicImage) -> DynamicImage {
+    if image.width().max(image.height()) > PRE_DOWNSCALE_SIDE {
+        image.resize(PRE_DOWNSCALE_SIDE, PRE_DOWNSCALE_SIDE, FilterType::Triangle)
+    } else {
+        image
+    }
+}
+
+fn explain(error: image::ImageError) -> anyhow::Error {
+    match error {
+        image::ImageError::Limits(_) => anyhow::anyhow!(
+            "the image is too large (inrlab accepts up to {MAX_INPUT_SIDE} pixels a side)"
+        ),
+        image::ImageError::Unsupported(e) => anyhow::anyhow!("not an image inrlab can read: {e}"),
+        image::ImageError::Decoding(e) => anyhow::anyhow!("the image is damaged or truncated: {e}"),
+        image::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            anyhow::anyhow!("the image is truncated (the file ends early)")
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+/// Decodes an image file with size limits; the error says what is wrong in one line.
+pub fn load_image(path: &Path) -> anyhow::Result<DynamicImage> {
+    let mut reader = ImageReader::open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if reader.format().is_none() {
+        bail!("{} is not an image inrlab can read", path.display());
+    }
+    reader.limits(limits());
+    let image = reader
+        .decode()
+        .map_err(explain)
+        .with_context(|| format!("cannot load {}", path.display()))?;
+    Ok(tame(image))
+}
+
+/// Decodes an image held in memory (drag and drop of bytes, the built-in sample).
+pub fn decode_bytes(bytes: &[u8]) -> anyhow::Result<DynamicImage> {
+    let mut reader = ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .context("cannot read the image")?;
+    if reader.format().is_none() {
+        bail!("not an image inrlab can read");
+    }
+    reader.limits(limits());
+    Ok(tame(reader.decode().map_err(explain)?))
+}
+
+/// Converts RGB f32 in [0, 1] (row-major pixels) to an 8-bit image. NaN becomes 0.
+pub fn rgb8_from_f32(pixels: &[f32], width: usize, height: usize) -> RgbImage {
+    let bytes = pixels
+        .iter()
+        .map(|&v| {
+            if v.is_nan() {
+                0
+            } else {
+                (v.clamp(0.0, 1.0) * 255.0).round() as u8
+            }
+        })
+        .collect();
+    RgbImage::from_raw(width as u32, height as u32, bytes).expect("pixel count matches size")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coordinates_follow_the_seed_layout() {
+        let c = coordinate_grid(4);
+        // pixel (row 1, col 2) → index 6 → (x = 2/4, y = 1/4)
+        assert_eq!((c[12], c[13]), (0.5, 0.25));
+        assert_eq!(c.len(), 32);
+    }
+
+    #[test]
+    fn sample_loads_at_any_size_and_fits() {
+        for fit in [Fit::Stretch, Fit::CenterCrop] {
+            let t = Target::sample(32, fit).unwrap();
+            assert_eq!(t.pixels.len(), 32 * 32 * 3);
+            let mean: f32 = t.pixels.iter().sum::<f32>() / t.pixels.len() as f32;
+            assert!(mean > 0.1 && mean < 0.9, "sample looks blank: mean {mean}");
+        }
+    }
+
+    #[test]
+    fn garbage_and_truncated_files_are_clear_errors() {
+        assert!(decode_bytes(b"hello, not an image").is_err());
+        let truncated = &SAMPLE_PNG[..SAMPLE_PNG.len() / 3];
+        let message = format!("{:#}", decode_bytes(truncated).unwrap_err());
+        assert!(
+            message.contains("damaged") || message.contains("truncated"),
+            "{message}"
+        );
+    }
+}

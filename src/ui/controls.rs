@@ -1,0 +1,389 @@
+//! The left panel: the image, playback, the methods to run and their parameters. Everything
+//! here is generated from the method registry and its parameter specs, so a new method's
+//! checkbox and sliders appear without edits.
+
+use egui::{Button, RichText, Slider};
+
+use crate::app::Settings;
+use crate::app::state::{Model, RunStatus};
+use crate::methods::{self, MethodInfo, ParamSpec, ParamValues, Scale};
+
+use super::{method_color, palette, run_summary, swatch_ui};
+
+/// Working sizes offered (pixels a side).
+pub const WORKING_SIZES: [usize; 4] = [64, 128, 256, 512];
+
+/// What the user asked for in this panel; the app carries it out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    OpenDialog,
+    LoadSample,
+    TogglePlay,
+    StepOnce,
+    Reset,
+}
+
+/// Shows the panel's contents. Edits `settings` in place (the app compares and forwards the
+/// changes) and returns the actions to perform.
+pub fn controls_ui(
+    ui: &mut egui::Ui,
+    settings: &mut Settings,
+    model: &Model,
+    playing: bool,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.add_space(6.0);
+    ui.horizontal(|ui| {
+        ui.label(
+            RichText::new("inrlab")
+                .size(22.0)
+                .strong()
+                .color(palette::ACCENT),
+        );
+        ui.label(RichText::new("images, step by step").color(palette::TEXT_DIM));
+    });
+    ui.add_space(4.0);
+    egui::ScrollArea::vertical()
+        .auto_shrink(false)
+        .show(ui, |ui| {
+            section(ui, "Image");
+            image_ui(ui, settings, model, &mut actions);
+            section(ui, "Run");
+            playback_ui(ui, settings, model, playing, &mut actions);
+            section(ui, "Methods");
+            methods_ui(ui, settings, model);
+            section(ui, "Parameters");
+            parameters_ui(ui, settings);
+        });
+    actions
+}
+
+fn section(ui: &mut egui::Ui, title: &str) {
+    ui.add_space(10.0);
+    ui.label(
+        RichText::new(title.to_uppercase())
+            .size(11.5)
+            .strong()
+            .color(palette::TEXT_DIM),
+    );
+    ui.separator();
+}
+
+fn image_ui(ui: &mut egui::Ui, settings: &mut Settings, model: &Model, actions: &mut Vec<Action>) {
+    match &model.target {
+        Some(target) => {
+            ui.label(
+                RichText::new(&target.name)
+                    .strong()
+                    .color(palette::TEXT_STRONG),
+            )
+            .on_hover_text("The image being fitted. Drop any image on the window to replace it.");
+        }
+        None => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("loading…");
+            });
+        }
+    }
+    ui.horizontal(|ui| {
+        if ui
+            .button("Open…")
+            .on_hover_text("Choose an image file (PNG, JPEG, GIF, BMP, TIFF, WebP, …).")
+            .clicked()
+        {
+            actions.push(Action::OpenDialog);
+        }
+        if ui
+            .button("Sample")
+            .on_hover_text("The built-in sample image.")
+            .clicked()
+        {
+            actions.push(Action::LoadSample);
+        }
+        ui.label(RichText::new("or drop an image").color(palette::TEXT_DIM));
+    });
+    ui.horizontal(|ui| {
+        ui.label("working size").on_hover_text(
+            "The image is resized to this many pixels a side before fitting. Larger sizes show \
+             more detail and take longer per step.",
+        );
+        for size in WORKING_SIZES {
+            ui.selectable_value(&mut settings.working_size, size, size.to_string());
+        }
+    });
+}
+
+fn playback_ui(
+    ui: &mut egui::Ui,
+    settings: &mut Settings,
+    model: &Model,
+    playing: bool,
+    actions: &mut Vec<Action>,
+) {
+    ui.horizontal(|ui| {
+        let text = if playing { "Pause" } else { "Play" };
+        let play = Button::new(RichText::new(text).size(15.0).strong())
+            .min_size(egui::vec2(92.0, 28.0))
+            .fill(if playing {
+                palette::CELL
+            } else {
+                palette::ACCENT.gamma_multiply(0.55)
+            });
+        if ui
+            .add(play)
+            .on_hover_text("Play or pause all methods (Space).")
+            .clicked()
+        {
+            actions.push(Action::TogglePlay);
+        }
+        if ui
+            .add(Button::new("Step").min_size(egui::vec2(0.0, 28.0)))
+            .on_hover_text("One step of every running method (S).")
+            .clicked()
+        {
+            actions.push(Action::StepOnce);
+        }
+        if ui
+            .add(Button::new("Reset").min_size(egui::vec2(0.0, 28.0)))
+            .on_hover_text("Restart every method from scratch (R).")
+            .clicked()
+        {
+            actions.push(Action::Reset);
+        }
+    });
+    ui.checkbox(&mut settings.show_ground_truth, "show ground truth (G)")
+        .on_hover_text("Show the target in place of the outputs in Compare and Inspect.");
+    egui::Grid::new("run-stats")
+        .num_columns(2)
+        .spacing([12.0, 2.0])
+        .show(ui, |ui| {
+            let stat = |ui: &mut egui::Ui, name: &str, value: String| {
+                ui.label(RichText::new(name).color(palette::TEXT_DIM));
+                ui.label(RichText::new(value).monospace().color(palette::TEXT_STRONG));
+                ui.end_row();
+            };
+            stat(ui, "steps", model.total_steps_done().to_string());
+            stat(ui, "steps / s", format!("{:.1}", model.steps_per_second()));
+            stat(
+                ui,
+                "elapsed",
+                format!("{:.1} s", model.elapsed.as_secs_f64()),
+            );
+            stat(ui, "compute time", format!("{:.1} s", model.compute_secs()));
+        });
+}
+
+fn methods_ui(ui: &mut egui::Ui, settings: &mut Settings, model: &Model) {
+    for info in methods::registry() {
+        let mut on = settings.selected.iter().any(|s| s == info.name);
+        ui.horizontal(|ui| {
+            swatch_ui(ui, method_color(info.name));
+            if ui
+                .checkbox(&mut on, RichText::new(info.title).strong())
+                .on_hover_text(info.summary)
+                .changed()
+            {
+                if on {
+                    settings.selected.push(info.name.to_owned());
+                } else {
+                    settings.selected.retain(|s| s != info.name);
+                }
+            }
+            if let Some(run) = model.run(info.name).filter(|_| on) {
+                let color = match run.status {
+                    RunStatus::Diverged { .. } | RunStatus::Failed(_) => palette::BAD,
+                    RunStatus::Done => palette::GOOD,
+                    _ => palette::TEXT_DIM,
+                };
+                let summary = run_summary(run);
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    let label =
+                        ui.label(RichText::new(short(&summary, 26)).monospace().color(color));
+                    if summary.len() > 26 {
+                        label.on_hover_text(summary);
+                    }
+                });
+            }
+        });
+    }
+}
+
+fn short(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        text.to_owned()
+    } else {
+        let cut: String = text.chars().take(max_chars - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+/// Two specs describe the same knob (same name, meaning and range), so one slider may drive both.
+fn same_knob(a: &ParamSpec, b: &ParamSpec) -> bool {
+    a.name == b.name
+        && a.label == b.label
+        && a.min == b.min
+        && a.max == b.max
+        && a.default == b.default
+        && a.scale == b.scale
+        && a.integer == b.integer
+}
+
+/// Parameters that two or more selected methods share identically, in first-seen order.
+pub fn shared_specs(selected: &[&'static MethodInfo]) -> Vec<&'static ParamSpec> {
+    let mut shared: Vec<&'static ParamSpec> = Vec::new();
+    for (i, info) in selected.iter().enumerate() {
+        for spec in info.params {
+            if shared.iter().any(|s| s.name == spec.name) {
+                continue;
+            }
+            let others = selected[i + 1..]
+                .iter()
+                .filter_map(|other| other.params.iter().find(|s| s.name == spec.name))
+                .collect::<Vec<_>>();
+            let all_same = others.iter().all(|s| same_knob(s, spec));
+            let appears_elsewhere = selected[..i]
+                .iter()
+                .any(|other| other.params.iter().any(|s| s.name == spec.name));
+            if !others.is_empty() && all_same && !appears_elsewhere {
+                shared.push(spec);
+            }
+        }
+    }
+    shared
+}
+
+/// Sets a value, removing it when it is the default, so that equal settings compare equal and
+/// a method restarts only when its effective value changes.
+pub fn set_param(values: &mut ParamValues, spec: &ParamSpec, value: f64) {
+    if value == spec.default {
+        values.remove(spec.name);
+    } else {
+        values.set(spec.name, value);
+    }
+}
+
+fn parameters_ui(ui: &mut egui::Ui, settings: &mut Settings) {
+    let selected: Vec<&'static MethodInfo> = methods::registry()
+        .iter()
+        .filter(|info| settings.selected.iter().any(|s| s == info.name))
+        .collect();
+    if selected.is_empty() {
+        ui.label(RichText::new("Select a method above.").color(palette::TEXT_DIM));
+        return;
+    }
+    let shared = shared_specs(&selected);
+    if !shared.is_empty() {
+        ui.label(RichText::new("shared by the selected methods").color(palette::TEXT_DIM));
+        for spec in &shared {
+            let owners: Vec<&str> = methods::registry()
+                .iter()
+                .filter(|info| info.params.iter().any(|s| same_knob(s, spec)))
+                .map(|info| info.name)
+                .collect();
+            let first = selected
+                .iter()
+                .find(|info| info.params.iter().any(|s| s.name == spec.name))
+                .map_or("", |info| info.name);
+            let mut value = settings
+                .params
+                .get(first)
+                .map_or(spec.default, |v| v.get(spec));
+            let help = format!("{}\n\nApplies to: {}", spec.help, owners.join(", "));
+            if param_slider_ui(ui, spec, &mut value, &help) {
+                // Applied to every method with this knob; each restarts only if its value changed.
+                for name in owners {
+                    set_param(
+                        settings.params.entry(name.to_owned()).or_default(),
+                        spec,
+                        value,
+                    );
+                }
+            }
+        }
+    }
+    for info in selected {
+        let own: Vec<&ParamSpec> = info
+            .params
+            .iter()
+            .filter(|spec| !shared.iter().any(|s| s.name == spec.name))
+            .collect();
+        ui.add_space(4.0);
+        egui::CollapsingHeader::new(
+            RichText::new(info.title)
+                .strong()
+                .color(method_color(info.name)),
+        )
+        .id_salt(info.name)
+        .default_open(true)
+        .show(ui, |ui| {
+            let values = settings.params.entry(info.name.to_owned()).or_default();
+            for spec in own {
+                let mut value = values.get(spec);
+                if param_slider_ui(ui, spec, &mut value, spec.help) {
+                    set_param(values, spec, value);
+                }
+            }
+            if ui
+                .small_button("defaults")
+                .on_hover_text(
+                    "Reset this method's parameters (shared ones included) to their defaults.",
+                )
+                .clicked()
+            {
+                *values = ParamValues::new();
+            }
+        });
+    }
+}
+
+/// A labelled slider with its value editable as a number; the tooltip says what it does.
+fn param_slider_ui(ui: &mut egui::Ui, spec: &ParamSpec, value: &mut f64, help: &str) -> bool {
+    ui.label(RichText::new(spec.label).color(palette::TEXT_STRONG))
+        .on_hover_text(help);
+    let logarithmic = spec.scale == Scale::Logarithmic;
+    ui.spacing_mut().slider_width = (ui.available_width() - 90.0).max(80.0);
+    let mut slider = Slider::new(value, spec.min..=spec.max).logarithmic(logarithmic);
+    if spec.integer {
+        slider = slider.integer();
+    }
+    if logarithmic && spec.min < 1e-3 {
+        // λ spans 14 decades: scientific notation keeps it readable.
+        slider = slider
+            .custom_formatter(|v, _| format!("{v:.1e}"))
+            .custom_parser(|text| text.trim().parse::<f64>().ok());
+    }
+    let response = ui.add(slider).on_hover_text(help);
+    response.changed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservoir_methods_share_their_common_knobs() {
+        let find = |names: &[&str]| -> Vec<&'static MethodInfo> {
+            names.iter().map(|n| methods::find(n).unwrap()).collect()
+        };
+        let shared = |names: &[&str]| -> Vec<&str> {
+            shared_specs(&find(names)).iter().map(|s| s.name).collect()
+        };
+        let names = shared(&["trajectory", "cumulative", "fourier-ridge"]);
+        assert!(names.contains(&"spectral-radius"), "{names:?}");
+        assert!(names.contains(&"seed"), "{names:?}");
+        // A knob with the same name but another default or range keeps its own slider.
+        let names = shared(&["trajectory", "refine"]);
+        assert!(!names.contains(&"spectral-radius"), "{names:?}");
+    }
+
+    #[test]
+    fn default_values_are_not_stored() {
+        let spec = crate::methods::params::common::SPECTRAL_RADIUS;
+        let mut values = ParamValues::new();
+        set_param(&mut values, &spec, 0.5);
+        assert_eq!(values.explicit(spec.name), Some(0.5));
+        set_param(&mut values, &spec, spec.default);
+        assert_eq!(values, ParamValues::new());
+    }
+}

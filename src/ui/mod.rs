@@ -1,0 +1,448 @@
+//! The window's views: one file per view, each a type implementing [`View`], all listed in
+//! [`registry`]. Adding a view is one new file plus one line there. The left panel
+//! ([`controls`]) and the status bar ([`status_bar`]) are panels, not views.
+//!
+//! Views read the UI's model ([`crate::app::state::Model`]) and never wait on the worker; the
+//! only thing they may ask of it is feature maps (the inspect view), through [`ViewContext`].
+
+pub mod compare;
+pub mod controls;
+pub mod curves;
+pub mod inspect;
+pub mod scales;
+pub mod status_bar;
+pub mod trajectory_grid;
+
+use egui::{
+    Align2, Color32, FontId, Rect, Response, Sense, Stroke, StrokeKind, TextureId, Vec2, pos2, vec2,
+};
+
+use crate::app::state::{MethodRun, Model, RunStatus};
+use crate::app::worker::WorkerHandle;
+use crate::methods;
+
+/// What a view gets each frame.
+pub struct ViewContext<'a> {
+    pub model: &'a Model,
+    /// The method the single-method views (grid, inspect, scales) show.
+    pub focus_method: &'a mut Option<&'static str>,
+    /// Show the target instead of the output (the G key).
+    pub show_ground_truth: bool,
+    pub worker: &'a WorkerHandle,
+}
+
+/// One tab of the central area.
+pub trait View {
+    /// Stable identifier, persisted as the active tab.
+    fn id(&self) -> &'static str;
+    /// Tab caption.
+    fn title(&self) -> &'static str;
+    /// One line for the tab's tooltip.
+    fn hint(&self) -> &'static str;
+    fn ui(&mut self, ui: &mut egui::Ui, context: &mut ViewContext);
+}
+
+/// Every view, in tab order.
+pub fn registry() -> Vec<Box<dyn View>> {
+    vec![
+        Box::new(trajectory_grid::TrajectoryGrid::default()),
+        Box::new(curves::Curves),
+        Box::new(compare::Compare),
+        Box::new(inspect::Inspect::default()),
+        Box::new(scales::Scales::default()),
+    ]
+}
+
+/// The window's palette: dark, with one accent and a colour per method.
+pub mod palette {
+    use egui::Color32;
+
+    pub const ACCENT: Color32 = Color32::from_rgb(255, 150, 40);
+    pub const PANEL: Color32 = Color32::from_rgb(22, 24, 28);
+    pub const BACKGROUND: Color32 = Color32::from_rgb(14, 15, 18);
+    pub const CELL: Color32 = Color32::from_rgb(30, 33, 38);
+    pub const TEXT_DIM: Color32 = Color32::from_rgb(140, 146, 156);
+    pub const TEXT_STRONG: Color32 = Color32::from_rgb(236, 238, 242);
+    pub const GOOD: Color32 = Color32::from_rgb(120, 210, 140);
+    pub const BAD: Color32 = Color32::from_rgb(240, 90, 80);
+    pub const GROUND_TRUTH: Color32 = Color32::from_rgb(90, 180, 255);
+
+    const METHODS: [Color32; 8] = [
+        Color32::from_rgb(255, 150, 40),
+        Color32::from_rgb(90, 180, 255),
+        Color32::from_rgb(120, 210, 140),
+        Color32::from_rgb(220, 120, 230),
+        Color32::from_rgb(240, 220, 90),
+        Color32::from_rgb(240, 100, 100),
+        Color32::from_rgb(100, 220, 220),
+        Color32::from_rgb(200, 200, 200),
+    ];
+
+    /// A stable colour for the method at `index` in the registry.
+    pub fn method(index: usize) -> Color32 {
+        METHODS[index % METHODS.len()]
+    }
+}
+
+/// The colour of a method by name (its registry position).
+pub fn method_color(name: &str) -> Color32 {
+    let index = methods::registry()
+        .iter()
+        .position(|m| m.name == name)
+        .unwrap_or(0);
+    palette::method(index)
+}
+
+/// "20.31 dB", or "diverged" / "failed" for a run that stopped.
+pub fn psnr_text(psnr_db: Option<f64>) -> String {
+    match psnr_db {
+        Some(v) if v.is_finite() => format!("{v:.2} dB"),
+        Some(_) => "diverged".into(),
+        None => "–".into(),
+    }
+}
+
+/// A short status for a run: "step 3/10 · 20.31 dB", "diverged at step 4", …
+pub fn run_summary(run: &MethodRun) -> String {
+    let total = run
+        .total_steps
+        .map_or_else(|| "?".into(), |t| t.to_string());
+    match &run.status {
+        RunStatus::Starting => "starting…".into(),
+        RunStatus::Diverged { step } => format!("diverged at step {step}"),
+        RunStatus::Failed(error) => format!("failed: {error}"),
+        RunStatus::Running | RunStatus::Done => format!(
+            "{}/{} · {}",
+            run.steps_done(),
+            total,
+            psnr_text(run.latest_psnr_db())
+        ),
+    }
+}
+
+/// A combo box choosing one of the running methods; keeps `focus` on a running one.
+pub fn method_picker_ui(
+    ui: &mut egui::Ui,
+    id_salt: &str,
+    model: &Model,
+    focus: &mut Option<&'static str>,
+    accept: impl Fn(&MethodRun) -> bool,
+) {
+    let candidates: Vec<&MethodRun> = model.runs.iter().filter(|r| accept(r)).collect();
+    if focus.is_none_or(|f| !candidates.iter().any(|r| r.info.name == f)) {
+        *focus = candidates.first().map(|r| r.info.name);
+    }
+    let selected_title = focus
+        .and_then(|f| methods::find(f).ok())
+        .map_or("no method running", |info| info.title);
+    let label = ui.label(egui::RichText::new("method").color(palette::TEXT_DIM));
+    egui::ComboBox::from_id_salt(id_salt)
+        .selected_text(selected_title)
+        .width(220.0)
+        .show_ui(ui, |ui| {
+            for run in candidates {
+                ui.selectable_value(focus, Some(run.info.name), run.info.title)
+                    .on_hover_text(run.info.summary);
+            }
+        })
+        .response
+        .labelled_by(label.id);
+}
+
+/// How to tile `count` square cells with a caption strip of `caption_px` under each into
+/// `available`: the column count and cell side that make the cells largest.
+pub fn tile(count: usize, available: Vec2, gap_px: f32, caption_px: f32) -> (usize, f32) {
+    let count = count.max(1);
+    let mut best = (1, 0.0f32);
+    for columns in 1..=count {
+        let rows = count.div_ceil(columns);
+        let by_width = (available.x - gap_px * (columns as f32 - 1.0)) / columns as f32;
+        let by_height = (available.y - gap_px * (rows as f32 - 1.0)) / rows as f32 - caption_px;
+        let side = by_width.min(by_height).floor();
+        if side > best.1 {
+            best = (columns, side);
+        }
+    }
+    (best.0, best.1.max(16.0))
+}
+
+/// What an image cell shows under the picture.
+#[derive(Clone)]
+pub struct Caption {
+    pub title: String,
+    pub value: String,
+    pub value_color: Color32,
+    /// A coloured edge (method colour, ground truth, selection).
+    pub edge: Option<Color32>,
+}
+
+/// Paints a texture in a square of side `side_px` with a caption strip under it, pixel-exact
+/// (the textures are NEAREST). Returns a clickable response labelled with the caption, so
+/// tests and screen readers find the cell.
+pub fn image_cell_ui(
+    ui: &mut egui::Ui,
+    texture: Option<TextureId>,
+    side_px: f32,
+    caption: &Caption,
+) -> Response {
+    let caption_px = CAPTION_PX;
+    let (rect, response) =
+        ui.allocate_exact_size(vec2(side_px, side_px + caption_px), Sense::click());
+    let label = format!("{} {}", caption.title, caption.value);
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, &label));
+    if !ui.is_rect_visible(rect) {
+        return response;
+    }
+    let painter = ui.painter_at(rect.expand(2.0));
+    let image_rect = Rect::from_min_size(rect.min, Vec2::splat(side_px));
+    match texture {
+        Some(id) => {
+            painter.image(
+                id,
+                image_rect,
+                Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0)),
+                Color32::WHITE,
+            );
+        }
+        None => {
+            painter.rect_filled(image_rect, 2.0, palette::CELL);
+            painter.text(
+                image_rect.center(),
+                Align2::CENTER_CENTER,
+                "…",
+                FontId::proportional(18.0),
+                palette::TEXT_DIM,
+            );
+        }
+    }
+    let edge = if response.hovered() {
+        Some(palette::TEXT_STRONG)
+    } else {
+        caption.edge
+    };
+    if let Some(color) = edge {
+        painter.rect_stroke(
+            image_rect,
+            0.0,
+            Stroke::new(1.5, color),
+            StrokeKind::Outside,
+        );
+    }
+    let text_y = image_rect.bottom() + 3.0;
+    let font_size = if side_px < 90.0 { 11.0 } else { 13.0 };
+    let value = painter.layout_no_wrap(
+        caption.value.clone(),
+        FontId::monospace(font_size + 1.0),
+        caption.value_color,
+    );
+    let title = painter.layout_no_wrap(
+        caption.title.clone(),
+        FontId::proportional(font_size),
+        palette::TEXT_DIM,
+    );
+    // The value (the PSNR) matters more: when both do not fit, the title gives way.
+    if title.size().x + value.size().x + 6.0 <= side_px || caption.value.is_empty() {
+        painter.galley(
+            pos2(image_rect.left() + 1.0, text_y),
+            title,
+            palette::TEXT_DIM,
+        );
+    }
+    let value_x = image_rect.right() - 1.0 - value.size().x;
+    painter.galley(pos2(value_x, text_y), value, caption.value_color);
+    response
+}
+
+/// Height of the caption strip under an image cell.
+pub const CAPTION_PX: f32 = 20.0;
+
+/// A small square of a method's colour, as in a legend.
+pub fn swatch_ui(ui: &mut egui::Ui, color: Color32) {
+    let (rect, _) = ui.allocate_exact_size(Vec2::splat(10.0), Sense::hover());
+    ui.painter().rect_filled(rect, 2.0, color);
+}
+
+/// A centred hint for an empty view.
+pub fn empty_hint_ui(ui: &mut egui::Ui, text: &str) {
+    ui.centered_and_justified(|ui| {
+        ui.label(
+            egui::RichText::new(text)
+                .color(palette::TEXT_DIM)
+                .size(15.0),
+        );
+    });
+}
+
+/// |output − target| averaged over channels, as an "inferno"-like heat map scaled to
+/// `max_error` (errors above it saturate).
+pub fn error_heat_map(
+    output: &[f32],
+    target: &[f32],
+    size: usize,
+    max_error: f32,
+) -> egui::ColorImage {
+    let pixels = output
+        .chunks_exact(3)
+        .zip(target.chunks_exact(3))
+        .map(|(o, t)| {
+            let error = ((o[0] - t[0]).abs() + (o[1] - t[1]).abs() + (o[2] - t[2]).abs()) / 3.0;
+            let error = if error.is_finite() { error } else { max_error };
+            heat_color((error / max_error).clamp(0.0, 1.0))
+        })
+        .collect();
+    egui::ColorImage::new([size, size], pixels)
+}
+
+/// Black → purple → orange → pale yellow, for t in [0, 1].
+pub fn heat_color(t: f32) -> Color32 {
+    const STOPS: [(f32, [f32; 3]); 5] = [
+        (0.0, [0.0, 0.0, 4.0]),
+        (0.25, [87.0, 16.0, 110.0]),
+        (0.5, [188.0, 55.0, 84.0]),
+        (0.75, [249.0, 142.0, 9.0]),
+        (1.0, [252.0, 255.0, 164.0]),
+    ];
+    let t = t.clamp(0.0, 1.0);
+    let upper = STOPS.iter().position(|s| s.0 >= t).unwrap_or(4).max(1);
+    let (t0, c0) = STOPS[upper - 1];
+    let (t1, c1) = STOPS[upper];
+    let f = (t - t0) / (t1 - t0);
+    let mix = |i: usize| (c0[i] + (c1[i] - c0[i]) * f) as u8;
+    Color32::from_rgb(mix(0), mix(1), mix(2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiling_fills_the_space() {
+        // Four cells in a wide area go in one row.
+        let (columns, side) = tile(4, vec2(800.0, 220.0), 4.0, 20.0);
+        assert_eq!(columns, 4);
+        assert!((190.0..=200.0).contains(&side), "{side}");
+        // In a square area they make a 2×2 block.
+        assert_eq!(tile(4, vec2(400.0, 440.0), 0.0, 20.0).0, 2);
+    }
+
+    #[test]
+    fn every_view_has_a_unique_id() {
+        let views = registry();
+        let mut ids: Vec<_> = views.iter().map(|v| v.id()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), views.len());
+    }
+
+    #[test]
+    fn heat_map_runs_from_dark_to_bright() {
+        let dark = heat_color(0.0);
+        let bright = heat_color(1.0);
+        assert!(dark.r() < 10 && bright.r() > 240);
+    }
+}
+
+/// A model with made-up frames and a harness that shows one view, for the views' own tests.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use std::sync::Arc;
+
+    use egui_kittest::Harness;
+
+    use super::{View, ViewContext};
+    use crate::app::state::Model;
+    use crate::app::worker::{Frame, Message, TargetFrame, WorkerHandle, color_image_from_rgb};
+    use crate::methods::StepReport;
+
+    pub struct Fixture {
+        pub view: Box<dyn View>,
+        steps: usize,
+        pub model: Option<Model>,
+        pub focus: Option<&'static str>,
+        pub worker: WorkerHandle,
+        pub show_ground_truth: bool,
+    }
+
+    /// A 16×16 target and three runs: trajectory and multiscale with `steps` steps, and a
+    /// one-step fourier-ridge baseline. PSNR is 10 + step dB.
+    pub fn sample_model(ctx: &egui::Context, steps: usize) -> Model {
+        let size = 16;
+        let target: Vec<f32> = (0..size * size * 3).map(|i| (i % 7) as f32 / 7.0).collect();
+        let mut model = Model::default();
+        model.set_selection(&["trajectory", "multiscale", "fourier-ridge"]);
+        model.apply_message(
+            ctx,
+            Message::TargetLoaded(TargetFrame {
+                name: "test".into(),
+                size,
+                pixels: Arc::new(target.clone()),
+                image: Arc::new(color_image_from_rgb(&target, size)),
+            }),
+        );
+        for (method, total, caption) in [
+            ("trajectory", steps, "step"),
+            ("multiscale", steps, "scale"),
+            ("fourier-ridge", 1, "ridge fit"),
+        ] {
+            model.apply_message(ctx, Message::Started { method, run_id: 1 });
+            for step in 1..=total {
+                let pixels: Vec<f32> = target
+                    .iter()
+                    .map(|v| v * step as f32 / total as f32)
+                    .collect();
+                let image = Arc::new(color_image_from_rgb(&pixels, size));
+                model.apply_frame(
+                    ctx,
+                    Frame {
+                        method,
+                        run_id: 1,
+                        total_steps: total,
+                        report: StepReport {
+                            step,
+                            label: format!("{caption} {step}"),
+                            psnr_db: 10.0 + step as f64,
+                            loss: None,
+                        },
+                        step_secs: 0.01,
+                        thumbnail: Arc::clone(&image),
+                        image,
+                        pixels: Arc::new(pixels),
+                    },
+                );
+            }
+        }
+        model
+    }
+
+    /// Shows `view` over [`sample_model`] in a 1000×700 harness.
+    pub fn view_harness(view: Box<dyn View>, steps: usize) -> Harness<'static, Fixture> {
+        let fixture = Fixture {
+            view,
+            steps,
+            model: None,
+            focus: None,
+            worker: WorkerHandle::detached(),
+            show_ground_truth: false,
+        };
+        Harness::builder()
+            .with_size(egui::vec2(1000.0, 700.0))
+            .build_ui_state(
+                |ui, fixture: &mut Fixture| {
+                    if fixture.model.is_none() {
+                        fixture.model = Some(sample_model(ui.ctx(), fixture.steps));
+                    }
+                    let Some(model) = fixture.model.as_ref() else {
+                        return;
+                    };
+                    let mut context = ViewContext {
+                        model,
+                        focus_method: &mut fixture.focus,
+                        show_ground_truth: fixture.show_ground_truth,
+                        worker: &fixture.worker,
+                    };
+                    fixture.view.ui(ui, &mut context);
+                },
+                fixture,
+            )
+    }
+}

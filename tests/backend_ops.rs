@@ -1,0 +1,1024 @@
+//! One suite for every operation of [`Backend`], run on both backends against plain f64
+//! reference implementations written here.
+//!
+//! Sizes are small and odd on purpose (1, 37, 257 rows; widths 1, 3, 17, 70): they cross the
+//! GPU's 16- and 64-wide tiles and 256-wide workgroups at awkward places. Tolerances:
+//! f32 operations agree with the f64 references to ~1e-5 of the result's scale; gram, readout,
+//! mse and sum are f64-accurate (~1e-12 of the summed magnitudes).
+//!
+//! GPU policy: without an adapter the GPU half is skipped loudly, or fails when
+//! `INRLAB_REQUIRE_GPU=1` (see `inrlab::compute::gpu::test_backend`). Lavapipe counts as an
+//! adapter, so these tests exercise the real shaders on machines without a GPU.
+
+use std::sync::OnceLock;
+
+use inrlab::compute::cpu::CpuBackend;
+use inrlab::compute::gpu::{self, GpuBackend};
+use inrlab::compute::{Activation, AdamStep, Backend, Tensor, Upsample};
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+fn gpu_backend() -> Option<&'static GpuBackend> {
+    static GPU: OnceLock<Option<GpuBackend>> = OnceLock::new();
+    GPU.get_or_init(gpu::test_backend).as_ref()
+}
+
+fn cpu_backend() -> &'static CpuBackend {
+    static CPU: OnceLock<CpuBackend> = OnceLock::new();
+    CPU.get_or_init(CpuBackend::new)
+}
+
+/// The backends under test: the CPU backend always, the GPU backend when an adapter exists.
+fn backends() -> Vec<&'static dyn Backend> {
+    let mut list: Vec<&'static dyn Backend> = vec![cpu_backend()];
+    if let Some(gpu) = gpu_backend() {
+        list.push(gpu);
+    }
+    list
+}
+
+/// A tiny deterministic generator (Knuth's MMIX LCG); no crates needed for test data.
+struct Lcg(u64);
+
+impl Lcg {
+    fn new(seed: u64) -> Self {
+        Lcg(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// `count` f32 values uniform in [lo, hi).
+    fn values(&mut self, count: usize, lo: f64, hi: f64) -> Vec<f32> {
+        (0..count)
+            .map(|_| (lo + (hi - lo) * self.unit()) as f32)
+            .collect()
+    }
+}
+
+fn wide(values: &[f32]) -> Vec<f64> {
+    values.iter().map(|&v| f64::from(v)).collect()
+}
+
+/// Asserts `|got − want| ≤ relative·scale + absolute` element-wise, where `scale` is the
+/// largest |want| (at least 1): f32 results are judged against the size of what they hold,
+/// not element by element, so near-zero entries of a sum are not held to impossible digits.
+fn assert_close(what: &str, backend: &dyn Backend, got: &[f32], want: &[f64], relative: f64) {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what} on {}: length",
+        backend.adapter_name()
+    );
+    let scale = want.iter().fold(1.0f64, |m, w| m.max(w.abs()));
+    for (index, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let error = (f64::from(g) - w).abs();
+        assert!(
+            error <= relative * scale,
+            "{what} on {}: element {index} is {g}, want {w} (error {error:e}, allowed {:e})",
+            backend.adapter_name(),
+            relative * scale
+        );
+    }
+}
+
+/// Asserts f64 results within `relative` of the per-element magnitude `Σ|terms|`.
+fn assert_f64_close(
+    what: &str,
+    backend: &dyn Backend,
+    got: &[f64],
+    want: &[f64],
+    magnitude: &[f64],
+    relative: f64,
+) {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what} on {}: length",
+        backend.adapter_name()
+    );
+    for (index, ((&g, &w), &m)) in got.iter().zip(want).zip(magnitude).enumerate() {
+        let error = (g - w).abs();
+        assert!(
+            error <= relative * m.max(f64::MIN_POSITIVE),
+            "{what} on {}: element {index} is {g}, want {w} (error {error:e}, magnitude {m:e})",
+            backend.adapter_name()
+        );
+    }
+}
+
+fn upload(backend: &dyn Backend, rows: usize, cols: usize, data: &[f32]) -> Tensor {
+    backend.upload(rows, cols, data)
+}
+
+// ---------------------------------------------------------------------------------------------
+// References (f64, written for clarity)
+
+/// `a·b` for row-major a (n×k) and b (k×m).
+fn matmul(a: &[f64], b: &[f64], n: usize, k: usize, m: usize) -> Vec<f64> {
+    let mut out = vec![0.0; n * m];
+    for i in 0..n {
+        for j in 0..m {
+            let mut sum = 0.0;
+            for t in 0..k {
+                sum += a[i * k + t] * b[t * m + j];
+            }
+            out[i * m + j] = sum;
+        }
+    }
+    out
+}
+
+fn transpose(a: &[f64], rows: usize, cols: usize) -> Vec<f64> {
+    let mut out = vec![0.0; rows * cols];
+    for i in 0..rows {
+        for j in 0..cols {
+            out[j * rows + i] = a[i * cols + j];
+        }
+    }
+    out
+}
+
+fn activate(activation: Activation, z: f64) -> f64 {
+    match activation {
+        Activation::Identity => z,
+        Activation::Relu => z.max(0.0),
+        Activation::Tanh => z.tanh(),
+        Activation::Sigmoid => 1.0 / (1.0 + (-z).exp()),
+    }
+}
+
+fn derivative_from_output(activation: Activation, y: f64) -> f64 {
+    match activation {
+        Activation::Identity => 1.0,
+        Activation::Relu => {
+            if y > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Activation::Tanh => 1.0 - y * y,
+        Activation::Sigmoid => y * (1.0 - y),
+    }
+}
+
+const ACTIVATIONS: [Activation; 4] = [
+    Activation::Identity,
+    Activation::Relu,
+    Activation::Tanh,
+    Activation::Sigmoid,
+];
+
+/// (rows, inputs, outputs) of the product tests: single elements, sizes just past the 16-deep
+/// and 64-wide tiles, and a multi-tile case.
+const PRODUCT_SHAPES: [(usize, usize, usize); 5] = [
+    (1, 1, 1),
+    (37, 3, 17),
+    (37, 17, 3),
+    (257, 17, 70),
+    (65, 33, 1),
+];
+
+// ---------------------------------------------------------------------------------------------
+// Data movement
+
+#[test]
+fn upload_download_write_copy_zeros() {
+    for backend in backends() {
+        let mut rng = Lcg::new(1);
+        for (rows, cols) in [(1, 1), (37, 3), (257, 17)] {
+            let data = rng.values(rows * cols, -1.0, 1.0);
+            let tensor = upload(backend, rows, cols, &data);
+            assert_eq!(tensor.shape(), (rows, cols));
+            assert_eq!(
+                backend.download(&tensor),
+                data,
+                "{}",
+                backend.adapter_name()
+            );
+
+            let zeros = backend.zeros(rows, cols);
+            assert!(backend.download(&zeros).iter().all(|&v| v == 0.0));
+
+            let mut target = backend.zeros(rows, cols);
+            backend.copy(&tensor, &mut target);
+            assert_eq!(backend.download(&target), data);
+
+            let replacement = rng.values(rows * cols, -1.0, 1.0);
+            backend.write(&mut target, &replacement);
+            assert_eq!(backend.download(&target), replacement);
+            // The copy made before the write still holds the old contents.
+            assert_eq!(backend.download(&tensor), data);
+        }
+        backend.finish();
+    }
+}
+
+/// A write must not overtake operations recorded before it that read the same tensor.
+#[test]
+fn write_is_ordered_after_earlier_operations() {
+    for backend in backends() {
+        let x = upload(backend, 1, 3, &[1.0, 2.0, 3.0]);
+        let mut source = upload(backend, 1, 3, &[10.0, 20.0, 30.0]);
+        let mut y = x;
+        backend.axpy(1.0, &source, &mut y);
+        backend.write(&mut source, &[100.0, 200.0, 300.0]);
+        backend.axpy(1.0, &source, &mut y);
+        assert_eq!(backend.download(&y), vec![111.0, 222.0, 333.0]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoders and products
+
+#[test]
+fn fourier_encode_matches_reference() {
+    for backend in backends() {
+        let mut rng = Lcg::new(2);
+        for (rows, m) in [(1, 1), (37, 3), (257, 17)] {
+            let coords = rng.values(rows * 2, 0.0, 1.0);
+            let frequencies = rng.values(2 * m, -10.0, 10.0);
+            let mut out = backend.zeros(rows, 2 * m);
+            backend.fourier_encode(
+                &upload(backend, rows, 2, &coords),
+                &upload(backend, 2, m, &frequencies),
+                &mut out,
+            );
+            let mut want = vec![0.0; rows * 2 * m];
+            for n in 0..rows {
+                for j in 0..m {
+                    let phase = f64::from(coords[2 * n]) * f64::from(frequencies[j])
+                        + f64::from(coords[2 * n + 1]) * f64::from(frequencies[m + j]);
+                    let angle = 2.0 * std::f64::consts::PI * phase;
+                    want[n * 2 * m + j] = angle.sin();
+                    want[n * 2 * m + m + j] = angle.cos();
+                }
+            }
+            // The f32 phase of |x·B| ≤ 20 carries ~1e-6 of rounding, times 2π.
+            assert_close(
+                "fourier_encode",
+                backend,
+                &backend.download(&out),
+                &want,
+                5e-5,
+            );
+        }
+    }
+}
+
+#[test]
+fn reservoir_step_matches_reference() {
+    for backend in backends() {
+        let mut rng = Lcg::new(3);
+        for (rows, inputs, hidden) in PRODUCT_SHAPES {
+            let input = rng.values(rows * inputs, -1.0, 1.0);
+            let w_in = rng.values(inputs * hidden, -0.5, 0.5);
+            let state = rng.values(rows * hidden, -1.0, 1.0);
+            let w_hh = rng.values(hidden * hidden, -0.3, 0.3);
+            let bias = rng.values(hidden, -0.2, 0.2);
+            let t_input = upload(backend, rows, inputs, &input);
+            let t_w_in = upload(backend, inputs, hidden, &w_in);
+            let t_state = upload(backend, rows, hidden, &state);
+            let t_w_hh = upload(backend, hidden, hidden, &w_hh);
+            let t_bias = upload(backend, 1, hidden, &bias);
+            let drive = matmul(&wide(&input), &wide(&w_in), rows, inputs, hidden);
+            let recurrent = matmul(&wide(&state), &wide(&w_hh), rows, hidden, hidden);
+            for with_state in [false, true] {
+                let mut out = backend.zeros(rows, hidden);
+                backend.reservoir_step(
+                    &t_input,
+                    &t_w_in,
+                    with_state.then_some(&t_state),
+                    &t_w_hh,
+                    &t_bias,
+                    &mut out,
+                );
+                let want: Vec<f64> = (0..rows * hidden)
+                    .map(|at| {
+                        let z = drive[at]
+                            + if with_state { recurrent[at] } else { 0.0 }
+                            + f64::from(bias[at % hidden]);
+                        z.tanh()
+                    })
+                    .collect();
+                assert_close(
+                    &format!("reservoir_step {rows}×{inputs}→{hidden} state={with_state}"),
+                    backend,
+                    &backend.download(&out),
+                    &want,
+                    1e-5,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn dense_forward_matches_reference() {
+    for backend in backends() {
+        let mut rng = Lcg::new(4);
+        for (rows, inputs, outputs) in PRODUCT_SHAPES {
+            let x = rng.values(rows * inputs, -1.0, 1.0);
+            let w = rng.values(inputs * outputs, -1.0, 1.0);
+            let b = rng.values(outputs, -0.5, 0.5);
+            let z = matmul(&wide(&x), &wide(&w), rows, inputs, outputs);
+            for activation in ACTIVATIONS {
+                let mut out = backend.zeros(rows, outputs);
+                backend.dense_forward(
+                    &upload(backend, rows, inputs, &x),
+                    &upload(backend, inputs, outputs, &w),
+                    &upload(backend, 1, outputs, &b),
+                    activation,
+                    &mut out,
+                );
+                let want: Vec<f64> = (0..rows * outputs)
+                    .map(|at| activate(activation, z[at] + f64::from(b[at % outputs])))
+                    .collect();
+                assert_close(
+                    &format!("dense_forward {rows}×{inputs}→{outputs} {activation:?}"),
+                    backend,
+                    &backend.download(&out),
+                    &want,
+                    1e-5,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn dense_backward_matches_reference() {
+    for backend in backends() {
+        let mut rng = Lcg::new(5);
+        // 2500 rows make the GPU split the weight-gradient sum.
+        for (rows, inputs, outputs) in PRODUCT_SHAPES.into_iter().chain([(2500, 5, 3)]) {
+            let x = rng.values(rows * inputs, -1.0, 1.0);
+            let w = rng.values(inputs * outputs, -1.0, 1.0);
+            let dy = rng.values(rows * outputs, -1.0, 1.0);
+            for activation in ACTIVATIONS {
+                // A plausible kept output: in (0, 1) for sigmoid, (−1, 1) otherwise, with
+                // exact zeros and negatives so ReLU's mask is exercised.
+                let y: Vec<f32> = match activation {
+                    Activation::Sigmoid => rng.values(rows * outputs, 0.01, 0.99),
+                    Activation::Relu => rng
+                        .values(rows * outputs, -1.0, 1.0)
+                        .into_iter()
+                        .map(|v| v.max(0.0))
+                        .collect(),
+                    _ => rng.values(rows * outputs, -0.99, 0.99),
+                };
+                let dz: Vec<f64> = (0..rows * outputs)
+                    .map(|at| {
+                        f64::from(dy[at]) * derivative_from_output(activation, f64::from(y[at]))
+                    })
+                    .collect();
+                let want_dw = matmul(
+                    &transpose(&wide(&x), rows, inputs),
+                    &dz,
+                    inputs,
+                    rows,
+                    outputs,
+                );
+                let want_db: Vec<f64> = (0..outputs)
+                    .map(|j| (0..rows).map(|n| dz[n * outputs + j]).sum())
+                    .collect();
+                let want_dx = matmul(
+                    &dz,
+                    &transpose(&wide(&w), inputs, outputs),
+                    rows,
+                    outputs,
+                    inputs,
+                );
+                for with_dx in [true, false] {
+                    let mut dx = backend.zeros(rows, inputs);
+                    let mut dw = backend.zeros(inputs, outputs);
+                    let mut db = backend.zeros(1, outputs);
+                    backend.dense_backward(
+                        &upload(backend, rows, inputs, &x),
+                        &upload(backend, inputs, outputs, &w),
+                        &upload(backend, rows, outputs, &y),
+                        &upload(backend, rows, outputs, &dy),
+                        activation,
+                        with_dx.then_some(&mut dx),
+                        &mut dw,
+                        &mut db,
+                    );
+                    let what = format!("dense_backward {rows}×{inputs}→{outputs} {activation:?}");
+                    assert_close(
+                        &format!("{what} dW"),
+                        backend,
+                        &backend.download(&dw),
+                        &want_dw,
+                        1e-5,
+                    );
+                    assert_close(
+                        &format!("{what} db"),
+                        backend,
+                        &backend.download(&db),
+                        &want_db,
+                        1e-5,
+                    );
+                    if with_dx {
+                        assert_close(
+                            &format!("{what} dx"),
+                            backend,
+                            &backend.download(&dx),
+                            &want_dx,
+                            1e-5,
+                        );
+                    } else {
+                        assert!(backend.download(&dx).iter().all(|&v| v == 0.0));
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// f64-accurate products
+
+/// Reference `[A₁ … A_k]ᵀ·B` and the per-element magnitudes `Σ|a·b|` that bound rounding.
+fn gram_reference(
+    blocks: &[(&[f32], usize)],
+    b: &[f32],
+    rows: usize,
+    q: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut want = Vec::new();
+    let mut magnitude = Vec::new();
+    for &(a, p) in blocks {
+        for i in 0..p {
+            for j in 0..q {
+                let (mut sum, mut size) = (0.0, 0.0);
+                for k in 0..rows {
+                    let term = f64::from(a[k * p + i]) * f64::from(b[k * q + j]);
+                    sum += term;
+                    size += term.abs();
+                }
+                want.push(sum);
+                magnitude.push(size);
+            }
+        }
+    }
+    (want, magnitude)
+}
+
+/// Checks one Gram implementation on odd sizes, the symmetric case and a split row sum.
+fn check_gram(what: &str, backend: &dyn Backend, gram: &dyn Fn(&[&Tensor], &Tensor) -> Vec<f64>) {
+    let mut rng = Lcg::new(6);
+    // 4097 rows make the GPU kernel split the row sum; values near 1 make f32 accumulation
+    // miss the tolerance by orders of magnitude (its error grows like N·2⁻²⁴).
+    for (rows, p, q) in [(1, 1, 1), (37, 3, 17), (257, 17, 3), (4097, 5, 20)] {
+        let a = rng.values(rows * p, 0.5, 1.5);
+        let b = rng.values(rows * q, 0.5, 1.5);
+        let ta = upload(backend, rows, p, &a);
+        let tb = upload(backend, rows, q, &b);
+        // A separate block, then B itself (the symmetric case), then the first again.
+        let got = gram(&[&ta, &tb, &ta], &tb);
+        let (want, magnitude) = gram_reference(&[(&a, p), (&b, q), (&a, p)], &b, rows, q);
+        assert_f64_close(
+            &format!("{what} {rows}×[{p},{q},{p}]ᵀ·{q}"),
+            backend,
+            &got,
+            &want,
+            &magnitude,
+            1e-12,
+        );
+        // B's own Gram must come out exactly symmetric.
+        let own = gram(&[&tb], &tb);
+        for i in 0..q {
+            for j in 0..q {
+                assert_eq!(
+                    own[i * q + j],
+                    own[j * q + i],
+                    "{what} symmetry on {}",
+                    backend.adapter_name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn gram_is_f64_accurate() {
+    for backend in backends() {
+        check_gram("gram", backend, &|blocks, b| backend.gram(blocks, b));
+    }
+}
+
+/// `Backend::gram` takes the host path on software adapters, so both GPU paths are tested
+/// explicitly.
+#[test]
+fn gpu_gram_kernel_and_host_path_are_f64_accurate() {
+    let Some(gpu) = gpu_backend() else { return };
+    check_gram("gram kernel", gpu, &|blocks, b| {
+        gpu.gram_on_device(blocks, b)
+    });
+    check_gram("gram via host", gpu, &|blocks, b| {
+        gpu.gram_via_host(blocks, b)
+    });
+}
+
+#[test]
+fn readout_is_f64_accurate() {
+    for backend in backends() {
+        let mut rng = Lcg::new(7);
+        for (rows, widths, outs) in [
+            (1, vec![1], 1),
+            (37, vec![3, 17], 3),
+            (257, vec![17], 1),
+            (130, vec![5, 0, 40, 2], 5),
+        ] {
+            let total: usize = widths.iter().sum();
+            let blocks: Vec<Vec<f32>> = widths
+                .iter()
+                .map(|&w| rng.values(rows * w, -1.0, 1.0))
+                .collect();
+            // Ridge weights: large, of both signs, with digits beyond f32 that cancel.
+            let weights: Vec<f64> = (0..total * outs)
+                .map(|_| (rng.unit() - 0.5) * 2e4 + rng.unit() * 1e-6)
+                .collect();
+            let tensors: Vec<Tensor> = blocks
+                .iter()
+                .zip(&widths)
+                .map(|(data, &w)| upload(backend, rows, w, data))
+                .collect();
+            let refs: Vec<&Tensor> = tensors.iter().collect();
+            let mut out = backend.zeros(rows, outs);
+            backend.readout(&refs, &weights, &mut out);
+            let got = backend.download(&out);
+            let hidden: Vec<f64> = (0..rows)
+                .flat_map(|n| {
+                    blocks.iter().zip(&widths).flat_map(move |(data, &w)| {
+                        data[n * w..(n + 1) * w].iter().map(|&v| f64::from(v))
+                    })
+                })
+                .collect();
+            let want = matmul(&hidden, &weights, rows, total, outs);
+            let magnitude = matmul(
+                &hidden.iter().map(|v| v.abs()).collect::<Vec<_>>(),
+                &weights.iter().map(|v| v.abs()).collect::<Vec<_>>(),
+                rows,
+                total,
+                outs,
+            );
+            for (index, ((&g, &w), &m)) in got.iter().zip(&want).zip(&magnitude).enumerate() {
+                // The result is f32, so half an ulp of it is unavoidable; beyond that the
+                // accumulation must be f64-accurate relative to the cancelling terms.
+                let allowed = 6e-8 * w.abs() + 1e-12 * m;
+                let error = (f64::from(g) - w).abs();
+                assert!(
+                    error <= allowed,
+                    "readout {rows}×{widths:?}→{outs} on {}: element {index} is {g}, want {w} (error {error:e}, allowed {allowed:e})",
+                    backend.adapter_name()
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Images
+
+fn haar_reference(image: &[f64], height: usize, width: usize, channels: usize) -> Vec<f64> {
+    let (h, w) = (height / 2, width / 2);
+    let plane = h * w * channels;
+    let mut bands = vec![0.0; 4 * plane];
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..channels {
+                let at = |yy: usize, xx: usize| image[(yy * width + xx) * channels + c];
+                let (a, b) = (at(2 * y, 2 * x), at(2 * y, 2 * x + 1));
+                let (cc, d) = (at(2 * y + 1, 2 * x), at(2 * y + 1, 2 * x + 1));
+                let o = (y * w + x) * channels + c;
+                bands[o] = (a + b + cc + d) / 2.0;
+                bands[plane + o] = (a + b - cc - d) / 2.0;
+                bands[2 * plane + o] = (a - b + cc - d) / 2.0;
+                bands[3 * plane + o] = (a - b - cc + d) / 2.0;
+            }
+        }
+    }
+    bands
+}
+
+#[test]
+fn haar_hand_computed_two_by_two() {
+    for backend in backends() {
+        let image = upload(backend, 4, 1, &[1.0, 2.0, 3.0, 4.0]);
+        let mut bands = backend.zeros(4, 1);
+        backend.haar_forward(&image, 2, 2, &mut bands);
+        // LL = 10/2, LH = (3 − 7)/2, HL = (−1 − 1)/2, HH = (1 − 2 − 3 + 4)/2.
+        assert_eq!(
+            backend.download(&bands),
+            vec![5.0, -2.0, -1.0, 0.0],
+            "{}",
+            backend.adapter_name()
+        );
+    }
+}
+
+#[test]
+fn haar_matches_reference_inverts_and_preserves_energy() {
+    for backend in backends() {
+        let mut rng = Lcg::new(8);
+        for (height, width, channels) in [(2, 2, 1), (6, 10, 3), (4, 2, 1), (2, 34, 17)] {
+            let data = rng.values(height * width * channels, -1.0, 1.0);
+            let image = upload(backend, height * width, channels, &data);
+            let mut bands = backend.zeros(height * width, channels);
+            backend.haar_forward(&image, height, width, &mut bands);
+            let got_bands = backend.download(&bands);
+            let want = haar_reference(&wide(&data), height, width, channels);
+            assert_close("haar_forward", backend, &got_bands, &want, 1e-6);
+
+            let energy = |v: &[f32]| v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
+            let (before, after) = (energy(&data), energy(&got_bands));
+            assert!(
+                (before - after).abs() <= 1e-6 * before,
+                "haar energy {before} → {after}"
+            );
+
+            let mut back = backend.zeros(height * width, channels);
+            backend.haar_inverse(&bands, height, width, &mut back);
+            assert_close(
+                "haar_inverse∘forward",
+                backend,
+                &backend.download(&back),
+                &wide(&data),
+                1e-6,
+            );
+        }
+    }
+}
+
+fn upsample_reference(
+    image: &[f64],
+    height: usize,
+    width: usize,
+    channels: usize,
+    mode: Upsample,
+) -> Vec<f64> {
+    // PyTorch align_corners=False: src = max(0, (dst + 0.5)/2 − 0.5), far neighbour clamped.
+    let axis = |d: usize, size: usize| {
+        let position = ((d as f64 + 0.5) * 0.5 - 0.5).max(0.0);
+        let near = (position.floor() as usize).min(size - 1);
+        let far = (near + 1).min(size - 1);
+        (near, far, position - near as f64)
+    };
+    let mut out = Vec::with_capacity(4 * height * width * channels);
+    for y in 0..2 * height {
+        for x in 0..2 * width {
+            for c in 0..channels {
+                let at = |yy: usize, xx: usize| image[(yy * width + xx) * channels + c];
+                out.push(match mode {
+                    Upsample::Nearest => at(y / 2, x / 2),
+                    Upsample::Bilinear => {
+                        let (y0, y1, wy) = axis(y, height);
+                        let (x0, x1, wx) = axis(x, width);
+                        let top = at(y0, x0) * (1.0 - wx) + at(y0, x1) * wx;
+                        let bottom = at(y1, x0) * (1.0 - wx) + at(y1, x1) * wx;
+                        top * (1.0 - wy) + bottom * wy
+                    }
+                });
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn upsample_matches_reference() {
+    for backend in backends() {
+        let mut rng = Lcg::new(9);
+        for (height, width, channels) in [(1, 1, 1), (3, 5, 2), (4, 7, 3), (1, 9, 17)] {
+            let data = rng.values(height * width * channels, -1.0, 1.0);
+            let image = upload(backend, height * width, channels, &data);
+            for mode in [Upsample::Nearest, Upsample::Bilinear] {
+                let mut out = backend.zeros(4 * height * width, channels);
+                backend.upsample2x(&image, height, width, mode, &mut out);
+                let want = upsample_reference(&wide(&data), height, width, channels, mode);
+                assert_close(
+                    &format!("upsample2x {height}×{width}×{channels} {mode:?}"),
+                    backend,
+                    &backend.download(&out),
+                    &want,
+                    1e-6,
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reductions and element-wise operations
+
+#[test]
+fn mse_and_sum_are_f64_accurate() {
+    for backend in backends() {
+        let mut rng = Lcg::new(10);
+        for (rows, cols) in [(1, 1), (37, 3), (257, 17), (100_003, 1)] {
+            let a = rng.values(rows * cols, 0.0, 1.0);
+            let b = rng.values(rows * cols, 0.0, 1.0);
+            let ta = upload(backend, rows, cols, &a);
+            let tb = upload(backend, rows, cols, &b);
+            let want_sum: f64 = a.iter().map(|&v| f64::from(v)).sum();
+            let magnitude: f64 = a.iter().map(|&v| f64::from(v).abs()).sum();
+            let got_sum = backend.sum(&ta);
+            assert!(
+                (got_sum - want_sum).abs() <= 1e-12 * magnitude,
+                "sum {rows}×{cols} on {}: {got_sum} vs {want_sum}",
+                backend.adapter_name()
+            );
+            let want_mse = a
+                .iter()
+                .zip(&b)
+                .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+                .sum::<f64>()
+                / a.len() as f64;
+            let got_mse = backend.mse(&ta, &tb);
+            assert!(
+                (got_mse - want_mse).abs() <= 1e-12 * want_mse,
+                "mse {rows}×{cols} on {}: {got_mse} vs {want_mse}",
+                backend.adapter_name()
+            );
+        }
+    }
+}
+
+#[test]
+fn clip_axpy_mse_grad_match_reference() {
+    for backend in backends() {
+        let mut rng = Lcg::new(11);
+        for count in [1, 37, 257 * 3] {
+            let x = rng.values(count, -2.0, 2.0);
+            let y = rng.values(count, -2.0, 2.0);
+
+            let mut clipped = upload(backend, count, 1, &x);
+            backend.clip(&mut clipped, -0.5, 1.25);
+            let want: Vec<f64> = x.iter().map(|&v| f64::from(v).clamp(-0.5, 1.25)).collect();
+            assert_close("clip", backend, &backend.download(&clipped), &want, 0.0);
+
+            let mut ty = upload(backend, 1, count, &y);
+            backend.axpy(-0.75, &upload(backend, 1, count, &x), &mut ty);
+            let want: Vec<f64> = x
+                .iter()
+                .zip(&y)
+                .map(|(&a, &b)| f64::from(b) - 0.75 * f64::from(a))
+                .collect();
+            assert_close("axpy", backend, &backend.download(&ty), &want, 1e-6);
+
+            let mut grad = backend.zeros(count, 1);
+            backend.mse_grad(
+                &upload(backend, count, 1, &x),
+                &upload(backend, count, 1, &y),
+                0.3,
+                &mut grad,
+            );
+            let want: Vec<f64> = x
+                .iter()
+                .zip(&y)
+                .map(|(&p, &t)| 2.0 * 0.3 * (f64::from(p) - f64::from(t)))
+                .collect();
+            assert_close("mse_grad", backend, &backend.download(&grad), &want, 1e-6);
+        }
+    }
+}
+
+#[test]
+fn concat_cols_places_parts_side_by_side() {
+    for backend in backends() {
+        let mut rng = Lcg::new(12);
+        for rows in [1, 37, 257] {
+            let widths = [1, 3, 17, 1];
+            let parts: Vec<Vec<f32>> = widths
+                .iter()
+                .map(|&w| rng.values(rows * w, -1.0, 1.0))
+                .collect();
+            let tensors: Vec<Tensor> = parts
+                .iter()
+                .zip(widths)
+                .map(|(data, w)| upload(backend, rows, w, data))
+                .collect();
+            let refs: Vec<&Tensor> = tensors.iter().collect();
+            let total: usize = widths.iter().sum();
+            let mut out = backend.zeros(rows, total);
+            backend.concat_cols(&refs, &mut out);
+            let want: Vec<f64> = (0..rows)
+                .flat_map(|n| {
+                    parts.iter().zip(widths).flat_map(move |(data, w)| {
+                        data[n * w..(n + 1) * w].iter().map(|&v| f64::from(v))
+                    })
+                })
+                .collect();
+            assert_close("concat_cols", backend, &backend.download(&out), &want, 0.0);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Optimisers
+
+#[test]
+fn sgd_momentum_matches_pytorch() {
+    for backend in backends() {
+        let mut rng = Lcg::new(13);
+        for count in [1, 37, 257 * 3] {
+            let start = rng.values(count, -1.0, 1.0);
+            let mut param = upload(backend, count, 1, &start);
+            let mut velocity = backend.zeros(count, 1);
+            let mut want_param = wide(&start);
+            let mut want_velocity = vec![0.0; count];
+            for _ in 0..3 {
+                let grad = rng.values(count, -1.0, 1.0);
+                backend.sgd_momentum(
+                    &mut param,
+                    &upload(backend, count, 1, &grad),
+                    &mut velocity,
+                    0.05,
+                    0.9,
+                );
+                for i in 0..count {
+                    want_velocity[i] = 0.9 * want_velocity[i] + f64::from(grad[i]);
+                    want_param[i] -= 0.05 * want_velocity[i];
+                }
+            }
+            assert_close(
+                "sgd param",
+                backend,
+                &backend.download(&param),
+                &want_param,
+                1e-6,
+            );
+            assert_close(
+                "sgd velocity",
+                backend,
+                &backend.download(&velocity),
+                &want_velocity,
+                1e-6,
+            );
+        }
+    }
+}
+
+#[test]
+fn adam_matches_pytorch() {
+    for backend in backends() {
+        let mut rng = Lcg::new(14);
+        for count in [1, 37, 257 * 3] {
+            let start = rng.values(count, -1.0, 1.0);
+            let mut param = upload(backend, count, 1, &start);
+            let mut m = backend.zeros(count, 1);
+            let mut v = backend.zeros(count, 1);
+            let (lr, b1, b2, eps) = (1e-2f32, 0.9f32, 0.999f32, 1e-8f32);
+            let mut want_param = wide(&start);
+            let mut want_m = vec![0.0; count];
+            let mut want_v = vec![0.0; count];
+            for step in 1..=3u32 {
+                let grad = rng.values(count, -1.0, 1.0);
+                backend.adam(
+                    &mut param,
+                    &upload(backend, count, 1, &grad),
+                    &mut m,
+                    &mut v,
+                    AdamStep {
+                        learning_rate: lr,
+                        beta1: b1,
+                        beta2: b2,
+                        epsilon: eps,
+                        step,
+                    },
+                );
+                let (lr, b1, b2, eps) =
+                    (f64::from(lr), f64::from(b1), f64::from(b2), f64::from(eps));
+                for i in 0..count {
+                    let g = f64::from(grad[i]);
+                    want_m[i] = b1 * want_m[i] + (1.0 - b1) * g;
+                    want_v[i] = b2 * want_v[i] + (1.0 - b2) * g * g;
+                    let m_hat = want_m[i] / (1.0 - b1.powi(step as i32));
+                    let v_hat = want_v[i] / (1.0 - b2.powi(step as i32));
+                    want_param[i] -= lr * m_hat / (v_hat.sqrt() + eps);
+                }
+            }
+            assert_close(
+                "adam param",
+                backend,
+                &backend.download(&param),
+                &want_param,
+                1e-5,
+            );
+            assert_close("adam m", backend, &backend.download(&m), &want_m, 1e-5);
+            assert_close("adam v", backend, &backend.download(&v), &want_v, 1e-5);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shaders and adapters
+
+/// Every WGSL file parses and validates with naga (the compiler wgpu itself uses), so shader
+/// errors show up here with line numbers even on machines without any adapter.
+#[test]
+fn every_shader_parses_and_validates() {
+    use wgpu::naga;
+    assert!(!gpu::SHADERS.is_empty());
+    for (name, source) in gpu::SHADERS {
+        let module = naga::front::wgsl::parse_str(source)
+            .unwrap_or_else(|error| panic!("{name}:\n{}", error.emit_to_string(source)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|error| panic!("{name}:\n{}", error.emit_to_string(source)));
+    }
+}
+
+#[test]
+fn hardware_only_request_refuses_software_adapters() {
+    // With allow_software = false the backend either opens a hardware adapter or fails, so
+    // `auto` falls back to the CPU backend instead of lavapipe.
+    if let Ok(gpu) = GpuBackend::new(false) {
+        assert!(
+            !gpu.is_software(),
+            "got software adapter {}",
+            gpu.adapter_name()
+        );
+    }
+}
+
+/// Gram of a 16384×256 H on this machine's adapter: the float-float kernel against downloading
+/// H and summing on the host in f64. Run with
+/// `cargo test --release --test backend_ops -- --ignored --nocapture gram_timing`.
+#[test]
+#[ignore]
+fn gram_timing() {
+    let Some(gpu) = gpu_backend() else { return };
+    let (rows, cols) = (16384, 256);
+    let data = Lcg::new(15).values(rows * cols, -1.0, 1.0);
+    let h = gpu.upload(rows, cols, &data);
+    gpu.finish();
+    // Build the pipeline outside the timing.
+    let small = gpu.upload(16, 16, &[1.0; 256]);
+    let _ = gpu.gram_on_device(&[&small], &small);
+    let start = std::time::Instant::now();
+    let kernel = gpu.gram_on_device(&[&h], &h);
+    let kernel_time = start.elapsed();
+    let start = std::time::Instant::now();
+    let host = gpu.gram_via_host(&[&h], &h);
+    let host_time = start.elapsed();
+    let largest_difference = kernel
+        .iter()
+        .zip(&host)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f64, f64::max);
+    eprintln!(
+        "limits: max_storage_buffer_binding_size {} B, max_buffer_size {} B, workgroup storage {} B",
+        gpu.limits().max_storage_buffer_binding_size,
+        gpu.limits().max_buffer_size,
+        gpu.limits().max_compute_workgroup_storage_size
+    );
+    eprintln!(
+        "gram {rows}×{cols} on {}: float-float kernel {kernel_time:.2?}, download + host f64 {host_time:.2?}, largest difference {largest_difference:e}",
+        gpu.adapter_name()
+    );
+}
+
+/// Work beyond 65535 workgroups in one dimension: element-wise grids wrap into y and row tiles
+/// of the products fold into z. GPU only (the CPU backend has no such limit). Ignored by
+/// default because it takes ~40 s on lavapipe; run it with `-- --ignored gpu_dispatch`.
+#[test]
+#[ignore]
+fn gpu_dispatch_beyond_the_per_dimension_workgroup_limit() {
+    let Some(gpu) = gpu_backend() else { return };
+    let limit = gpu.limits().max_compute_workgroups_per_dimension as usize;
+    // Element-wise: more than limit × 256 elements.
+    let count = limit * 256 + 1000;
+    let x = gpu.upload(count, 1, &vec![1.0; count]);
+    let mut y = gpu.zeros(count, 1);
+    gpu.axpy(2.0, &x, &mut y);
+    let got = gpu.download(&y);
+    assert!(got.iter().all(|&v| v == 2.0), "axpy past the grid limit");
+    drop((x, y));
+    // Products: more than limit row tiles of 64.
+    let rows = limit * 64 + 100;
+    let input: Vec<f32> = (0..rows).map(|n| (n % 7) as f32).collect();
+    let x = gpu.upload(rows, 1, &input);
+    let weights = gpu.upload(1, 1, &[0.5]);
+    let bias = gpu.upload(1, 1, &[1.0]);
+    let mut out = gpu.zeros(rows, 1);
+    gpu.dense_forward(&x, &weights, &bias, Activation::Identity, &mut out);
+    let got = gpu.download(&out);
+    for (n, (&g, &v)) in got.iter().zip(&input).enumerate() {
+        assert_eq!(
+            g,
+            0.5 * v + 1.0,
+            "dense_forward row {n} past the grid limit"
+        );
+    }
+}

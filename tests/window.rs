@@ -1,0 +1,348 @@
+//! Drives the real window headless (egui_kittest over the eframe app) on the built-in sample
+//! at 32² with the CPU backend: frames arrive, ρ restarts only the methods it affects, Space
+//! and S work, the grid and the curves fill, and bad files become notices.
+
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use inrlab::app::worker::ImageSource;
+use inrlab::app::{AppOptions, InrlabApp, Settings};
+use inrlab::compute::BackendChoice;
+
+fn small_settings(selected: &[&str]) -> Settings {
+    Settings {
+        selected: selected.iter().map(|s| s.to_string()).collect(),
+        ..Settings::default()
+    }
+}
+
+fn harness(selected: &[&str], start_paused: bool) -> Harness<'static, InrlabApp> {
+    let settings = small_settings(selected);
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_eframe(move |cc| {
+            InrlabApp::new(
+                &cc.egui_ctx,
+                AppOptions {
+                    backend: BackendChoice::Cpu,
+                    working_size: Some(32),
+                    start_paused,
+                    ..AppOptions::default()
+                },
+                Some(settings),
+            )
+        })
+}
+
+/// Steps the harness (with real time passing) until `done` holds or `timeout` passes.
+fn step_until(
+    harness: &mut Harness<'static, InrlabApp>,
+    timeout: Duration,
+    done: impl Fn(&InrlabApp) -> bool,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        harness.step();
+        if done(harness.state()) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+fn steps_of(app: &InrlabApp, method: &str) -> usize {
+    app.model().run(method).map_or(0, |r| r.steps_done())
+}
+
+fn run_id_of(app: &InrlabApp, method: &str) -> u64 {
+    app.model().run(method).map_or(0, |r| r.run_id)
+}
+
+#[test]
+fn starts_on_the_sample_and_frames_arrive() {
+    let mut h = harness(&["trajectory", "fourier-ridge"], false);
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| {
+            app.model().target.is_some() && steps_of(app, "trajectory") >= 3
+        }),
+        "no frames arrived"
+    );
+    let target = h.state().model().target.as_ref().unwrap();
+    assert_eq!(target.size, 32);
+    assert!(target.name.contains("sample"));
+    // The grid has the target and step cells with PSNR captions.
+    h.step();
+    assert!(h.query_by_label_contains("target ground truth").is_some());
+    assert!(h.query_all_by_label_contains(" dB").count() >= 3);
+}
+
+#[test]
+fn changing_rho_restarts_only_the_methods_it_affects() {
+    let mut h = harness(&["trajectory", "fourier-ridge"], false);
+    assert!(step_until(&mut h, Duration::from_secs(60), |app| {
+        steps_of(app, "trajectory") >= 2 && steps_of(app, "fourier-ridge") >= 1
+    }));
+    let trajectory_run = run_id_of(h.state(), "trajectory");
+    let ridge_run = run_id_of(h.state(), "fourier-ridge");
+    h.state_mut()
+        .settings_mut()
+        .params
+        .entry("trajectory".into())
+        .or_default()
+        .set("spectral-radius", 0.5);
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| {
+            run_id_of(app, "trajectory") > trajectory_run && steps_of(app, "trajectory") >= 2
+        }),
+        "trajectory did not restart with new frames"
+    );
+    assert_eq!(
+        run_id_of(h.state(), "fourier-ridge"),
+        ridge_run,
+        "fourier-ridge has no ρ and must keep its run"
+    );
+}
+
+#[test]
+fn space_pauses_and_s_steps_once() {
+    let mut h = harness(&["trajectory"], false);
+    assert!(step_until(&mut h, Duration::from_secs(60), |app| {
+        steps_of(app, "trajectory") >= 1
+    }));
+    h.key_press(egui::Key::Space);
+    h.step();
+    assert!(!h.state().is_playing());
+    // Let the step in flight land, then nothing more should come.
+    std::thread::sleep(Duration::from_millis(500));
+    h.step();
+    let paused_at = steps_of(h.state(), "trajectory");
+    std::thread::sleep(Duration::from_millis(500));
+    h.step();
+    assert_eq!(
+        steps_of(h.state(), "trajectory"),
+        paused_at,
+        "paused but still stepping"
+    );
+    h.key_press(egui::Key::S);
+    h.step();
+    assert!(
+        step_until(&mut h, Duration::from_secs(30), |app| {
+            steps_of(app, "trajectory") == paused_at + 1
+        }),
+        "S did not step once"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    h.step();
+    assert_eq!(
+        steps_of(h.state(), "trajectory"),
+        paused_at + 1,
+        "S stepped more than once"
+    );
+    h.key_press(egui::Key::Space);
+    h.step();
+    assert!(h.state().is_playing());
+}
+
+#[test]
+fn grid_and_curves_have_content() {
+    let mut h = harness(&["trajectory", "multiscale", "fourier-ridge"], false);
+    assert!(step_until(&mut h, Duration::from_secs(90), |app| {
+        steps_of(app, "trajectory") >= 3 && steps_of(app, "fourier-ridge") >= 1
+    }));
+    h.state_mut().settings_mut().active_view = "trajectory".into();
+    h.step();
+    assert!(h.query_all_by_label_contains("step ").count() >= 3);
+    h.state_mut().settings_mut().active_view = "curves".into();
+    h.step();
+    h.step();
+    assert!(
+        h.query_by_label_contains("Reservoir trajectory: best")
+            .is_some()
+    );
+    assert!(
+        h.query_by_label_contains("Fourier features + ridge: best")
+            .is_some()
+    );
+    for view in ["compare", "inspect", "scales"] {
+        h.state_mut().settings_mut().active_view = view.into();
+        h.step();
+        h.step();
+    }
+}
+
+#[test]
+fn bad_files_become_notices_and_the_image_keeps_running() {
+    let mut h = harness(&["trajectory"], false);
+    assert!(step_until(&mut h, Duration::from_secs(60), |app| {
+        steps_of(app, "trajectory") >= 1
+    }));
+    let sample = inrlab::target::SAMPLE_PNG;
+    h.state_mut().load(ImageSource::Bytes {
+        name: "notes.txt".into(),
+        bytes: b"certainly not an image".as_slice().into(),
+    });
+    h.state_mut().load(ImageSource::Bytes {
+        name: "truncated.png".into(),
+        bytes: sample[..sample.len() / 2].into(),
+    });
+    assert!(
+        step_until(&mut h, Duration::from_secs(30), |app| app
+            .model()
+            .notices
+            .len()
+            >= 2),
+        "no notices"
+    );
+    let notices: Vec<String> = h
+        .state()
+        .model()
+        .notices
+        .iter()
+        .map(|n| n.text.clone())
+        .collect();
+    assert!(notices[0].contains("notes.txt"), "{notices:?}");
+    assert!(notices[1].contains("truncated.png"), "{notices:?}");
+    assert!(
+        h.state()
+            .model()
+            .target
+            .as_ref()
+            .unwrap()
+            .name
+            .contains("sample")
+    );
+    h.step();
+    h.get_all_by_label_contains("dismiss")
+        .next()
+        .unwrap()
+        .click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().model().notices.len(), 1);
+}
+
+/// A file dropped on the window, as eframe hands it over.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn drop_file(harness: &mut Harness<'static, InrlabApp>, path: &std::path::Path) {
+    harness
+        .input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped(path.to_path_buf())));
+    harness.step();
+}
+
+/// A PNG whose header claims `side`×`side` pixels, with no pixel data after it.
+fn png_header_only(side: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &byte in bytes {
+            crc ^= byte as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend(side.to_be_bytes());
+    ihdr.extend(side.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]); // 8-bit RGB
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(13u32.to_be_bytes());
+    png.extend(&ihdr);
+    png.extend(crc32(&ihdr).to_be_bytes());
+    png
+}
+
+#[test]
+fn dropping_an_image_restarts_everything_and_bad_drops_are_refused() {
+    let dir = std::env::temp_dir().join(format!("inrlab-window-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let gradient = dir.join("gradient.png");
+    image::RgbImage::from_fn(40, 30, |x, y| {
+        image::Rgb([(x * 6) as u8, (y * 8) as u8, 90])
+    })
+    .save(&gradient)
+    .unwrap();
+    let huge = dir.join("huge.png");
+    std::fs::write(&huge, png_header_only(100_000)).unwrap();
+    let text = dir.join("readme.txt");
+    std::fs::write(&text, "not an image").unwrap();
+
+    let mut h = harness(&["trajectory"], false);
+    assert!(step_until(&mut h, Duration::from_secs(60), |app| {
+        steps_of(app, "trajectory") >= 1
+    }));
+    let first_run = run_id_of(h.state(), "trajectory");
+    drop_file(&mut h, &gradient);
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| {
+            app.model()
+                .target
+                .as_ref()
+                .is_some_and(|t| t.name == "gradient.png")
+                && run_id_of(app, "trajectory") > first_run
+                && steps_of(app, "trajectory") >= 1
+        }),
+        "the dropped image did not replace the sample"
+    );
+    for bad in [&huge, &text] {
+        drop_file(&mut h, bad);
+    }
+    assert!(step_until(&mut h, Duration::from_secs(30), |app| {
+        app.model().notices.len() >= 2
+    }));
+    let notices: Vec<String> = h
+        .state()
+        .model()
+        .notices
+        .iter()
+        .map(|n| n.text.clone())
+        .collect();
+    assert!(notices[0].contains("too large"), "{notices:?}");
+    assert!(notices[1].contains("readme.txt"), "{notices:?}");
+    assert_eq!(
+        h.state().model().target.as_ref().unwrap().name,
+        "gradient.png"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_working_size_selector_restarts_at_the_new_size() {
+    let mut h = harness(&["fourier-ridge"], false);
+    assert!(step_until(&mut h, Duration::from_secs(60), |app| {
+        steps_of(app, "fourier-ridge") >= 1
+    }));
+    h.state_mut().settings_mut().working_size = 64;
+    assert!(step_until(&mut h, Duration::from_secs(60), |app| {
+        app.model().target.as_ref().is_some_and(|t| t.size == 64)
+            && steps_of(app, "fourier-ridge") >= 1
+    }));
+    let latest = h
+        .state()
+        .model()
+        .run("fourier-ridge")
+        .unwrap()
+        .latest
+        .as_ref()
+        .unwrap();
+    assert_eq!(latest.pixels.len(), 64 * 64 * 3);
+}
