@@ -201,6 +201,8 @@ pub fn measure_operations(backend: &dyn Backend, repeats: usize) -> Vec<Record> 
 pub fn measure_suite(backend: &dyn Backend, size: usize) -> anyhow::Result<Vec<(String, f64)>> {
     let target = Target::sample(size, Fit::Stretch)?;
     let mut times = Vec::new();
+    // Every method pays for its reservoirs' eigenvalue solves, as in the notebook.
+    crate::methods::reservoir::clear_draw_cache();
     for (name, _, _) in NUMPY_SECONDS {
         let info = methods::find(name)?;
         let started = Instant::now();
@@ -215,6 +217,32 @@ pub fn measure_suite(backend: &dyn Backend, size: usize) -> anyhow::Result<Vec<(
         times.push((name.to_string(), started.elapsed().as_secs_f64()));
     }
     Ok(times)
+}
+
+/// The window's frame time while its compute thread is busy (the real app, driven headless
+/// at 60 Hz through every view, CPU backend, 128²).
+fn ui_frame_time_line(frames: usize) -> String {
+    let options = crate::app::bench::FrameBenchOptions {
+        frames,
+        ..Default::default()
+    };
+    let times = crate::app::bench::measure_ui_frame_times(&options);
+    format!(
+        "ui frame time over {} frames at {}² while computing ({} step frames arrived): \
+         p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  max {:.2} ms{}",
+        times.frames,
+        options.working_size,
+        times.step_frames,
+        times.p50_ms,
+        times.p95_ms,
+        times.p99_ms,
+        times.max_ms,
+        if times.p95_ms > 16.0 {
+            "  (p95 above 16 ms!)"
+        } else {
+            ""
+        }
+    )
 }
 
 pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
@@ -261,6 +289,14 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
                 format!("  {:<14} {total:>8.3} s", "all")
             });
         }
+        // Training steps of the trained methods (issue 5), in the same table.
+        suite_lines.extend(crate::bench_training::training_lines(
+            backend,
+            args.repeats.max(5),
+        )?);
+    }
+    if args.ui_frames > 0 {
+        suite_lines.push(ui_frame_time_line(args.ui_frames));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&all)?);

@@ -13,7 +13,7 @@ use crate::compute::{Backend, BackendChoice, create_backend};
 use crate::methods::{self, MethodInfo, ParamValues};
 use crate::output::{Existing, check_writable, png_bytes, strip, write_atomic};
 use crate::rng::RngKind;
-use crate::runner::{StepRecord, run_to_completion};
+use crate::runner::{StepRecord, run_method};
 use crate::target::{Fit, SAMPLE_NAME, Target, load_image, rgb8_from_f32};
 
 #[derive(Parser, Debug)]
@@ -92,6 +92,9 @@ pub struct BenchArgs {
     /// Repetitions per operation; the median is reported.
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    /// UI frames to time while the compute thread is busy (0 to skip).
+    #[arg(long, default_value_t = 600)]
+    pub ui_frames: usize,
 }
 
 /// Every parameter name across the registry, once, with the first spec's help.
@@ -103,13 +106,19 @@ fn parameter_args() -> Vec<Arg> {
                 continue; // a fixed option of `run`
             }
             seen.entry(spec.name).or_insert_with(|| {
-                Arg::new(spec.name)
+                let arg = Arg::new(spec.name)
                     .long(spec.name)
-                    .value_name("VALUE")
-                    .value_parser(clap::value_parser!(f64))
-                    .allow_negative_numbers(true)
                     .help_heading("Method parameters")
-                    .help(spec.help)
+                    .help(spec.help);
+                if spec.is_choice() {
+                    // Categorical: the option names, turned into the spec's index below.
+                    arg.value_name("NAME")
+                        .value_parser(clap::builder::PossibleValuesParser::new(spec.choices))
+                } else {
+                    arg.value_name("VALUE")
+                        .value_parser(clap::value_parser!(f64))
+                        .allow_negative_numbers(true)
+                }
             });
         }
     }
@@ -145,13 +154,33 @@ fn exit_with_clap_error(error: clap::Error) -> ! {
     std::process::exit(2);
 }
 
+/// The first categorical spec called `name` in the registry (the one its argument was made from).
+fn choice_spec(name: &str) -> Option<&'static methods::ParamSpec> {
+    methods::registry()
+        .iter()
+        .flat_map(|info| info.params)
+        .find(|spec| spec.name == name)
+        .filter(|spec| spec.is_choice())
+}
+
 /// The method parameters given on the command line.
 pub fn parameter_values(run_matches: &ArgMatches) -> ParamValues {
     let mut values = ParamValues::new();
     for arg in parameter_args() {
         let name = arg.get_id().as_str();
-        if let Some(&value) = run_matches.get_one::<f64>(name) {
-            values.set(name, value);
+        match choice_spec(name) {
+            Some(spec) => {
+                if let Some(choice) = run_matches.get_one::<String>(name) {
+                    // clap has checked the name against the same list.
+                    let index = spec.choice_index(choice).unwrap_or(0);
+                    values.set(name, index as f64);
+                }
+            }
+            None => {
+                if let Some(&value) = run_matches.get_one::<f64>(name) {
+                    values.set(name, value);
+                }
+            }
         }
     }
     values
@@ -237,13 +266,15 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         .as_ref()
         .map_or(SAMPLE_NAME.to_owned(), |p| p.display().to_string());
     for (info, own, dir) in plans {
-        let records = run_to_completion(info, &target, backend.as_ref(), args.rng, &own, true)
+        let outcome = run_method(info, &target, backend.as_ref(), args.rng, &own, true)
             .with_context(|| format!("method {}", info.name))?;
+        let records = outcome.records;
         write_run(
             &dir,
             info,
             &own,
             &records,
+            outcome.iterates.as_deref(),
             &target,
             backend.as_ref(),
             &image_name,
@@ -268,6 +299,7 @@ fn write_run(
     info: &MethodInfo,
     params: &ParamValues,
     records: &[StepRecord],
+    iterates: Option<&[Vec<f32>]>,
     target: &Target,
     backend: &dyn Backend,
     image_name: &str,
@@ -303,6 +335,11 @@ fn write_run(
             .map(to_image),
     );
     let last = cells.last().expect("target is there").clone();
+    if let Some(iterates) = iterates {
+        // A method that refines internally: its trajectory is the final network's iterations.
+        cells.truncate(1);
+        cells.extend(iterates.iter().map(|image| to_image(image)));
+    }
     let json = serde_json::to_vec_pretty(&metrics)?;
     write_atomic(&dir.join("metrics.json"), &json, existing)?;
     write_atomic(&dir.join("final.png"), &png_bytes(&last)?, existing)?;

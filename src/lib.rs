@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_training;
 pub mod cli;
 pub mod compute;
 pub mod linalg;

@@ -1,7 +1,7 @@
 //! Measures the UI thread's frame time while the compute thread is busy, headless: the real
 //! app is driven through `egui::Context::run_ui` plus tessellation (what eframe does on the UI
-//! thread before handing triangles to the GPU) at a 60 Hz cadence. Used by the frame-time
-//! benchmark; not a timed test, since shared CI machines make timings noisy.
+//! thread before handing triangles to the GPU) at a 60 Hz cadence. Used by `inrlab bench`;
+//! not a timed test, since shared CI machines make timings noisy.
 
 use std::time::{Duration, Instant};
 

@@ -30,9 +30,10 @@ pub struct TargetView {
 pub struct StepCell {
     pub report: StepReport,
     pub step_secs: f64,
-    /// Grid-sized image (the full image when the working size is small).
-    pub thumbnail: TextureHandle,
-    pub thumbnail_image: Arc<ColorImage>,
+    /// Grid-sized image (the full image when the working size is small); `None` for a step
+    /// that is not in the trajectory (see [`Frame::kept`]).
+    pub thumbnail: Option<TextureHandle>,
+    pub thumbnail_image: Option<Arc<ColorImage>>,
 }
 
 /// The newest step's full-size output.
@@ -269,21 +270,30 @@ impl Model {
         };
         let step = frame.report.step;
         let name = format!("{}/{}/{}", frame.method, frame.run_id, step);
-        let thumbnail = ctx.load_texture(
-            format!("{name}/thumb"),
-            Arc::clone(&frame.thumbnail),
-            TextureOptions::NEAREST,
-        );
-        if run.latest.as_ref().is_none_or(|l| l.step <= step) {
-            let texture = if Arc::ptr_eq(&frame.thumbnail, &frame.image) {
-                thumbnail.clone()
-            } else {
-                ctx.load_texture(name, Arc::clone(&frame.image), TextureOptions::NEAREST)
+        // Only kept steps get a grid texture; any step with an image may become the latest.
+        let thumbnail_image = frame.thumbnail.filter(|_| frame.kept);
+        let thumbnail = thumbnail_image.as_ref().map(|image| {
+            ctx.load_texture(
+                format!("{name}/thumb"),
+                Arc::clone(image),
+                TextureOptions::NEAREST,
+            )
+        });
+        if let (Some(image), Some(pixels)) = (frame.image, frame.pixels)
+            && run.latest.as_ref().is_none_or(|l| l.step <= step)
+        {
+            let texture = match (&thumbnail, &thumbnail_image) {
+                (Some(texture), Some(small)) if Arc::ptr_eq(small, &image) => texture.clone(),
+                _ => ctx.load_texture(
+                    format!("{}/{}/latest", frame.method, frame.run_id),
+                    image,
+                    TextureOptions::NEAREST,
+                ),
             };
             run.latest = Some(LatestOutput {
                 step,
                 texture,
-                pixels: frame.pixels,
+                pixels,
             });
         }
         run.total_steps = Some(frame.total_steps);
@@ -294,7 +304,7 @@ impl Model {
                 report: frame.report,
                 step_secs: frame.step_secs,
                 thumbnail,
-                thumbnail_image: frame.thumbnail,
+                thumbnail_image,
             },
         );
         if matches!(run.status, RunStatus::Starting | RunStatus::Running) {

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
 use egui::{Color32, ColorImage};
@@ -141,12 +141,20 @@ pub struct Frame {
     pub report: StepReport,
     /// Compute time of this step (build included for the first step).
     pub step_secs: f64,
-    /// The image at the working size.
-    pub image: Arc<ColorImage>,
+    /// Whether this step's image belongs in the trajectory grid ([`Method::keep_image`]).
+    pub kept: bool,
+    /// The image at the working size. `None` for a step whose image was not read back: trained
+    /// methods run faster than the UI draws, so between kept steps the image is downloaded at
+    /// most once per [`LIVE_IMAGE_INTERVAL`]; the report still arrives for the curves.
+    pub image: Option<Arc<ColorImage>>,
     /// At most [`THUMBNAIL_MAX_SIDE`] a side (the same `Arc` as `image` when that is small).
-    pub thumbnail: Arc<ColorImage>,
-    pub pixels: Arc<Vec<f32>>,
+    pub thumbnail: Option<Arc<ColorImage>>,
+    pub pixels: Option<Arc<Vec<f32>>>,
 }
+
+/// Least time between two live-image downloads of one method between kept steps (about one
+/// UI frame).
+pub const LIVE_IMAGE_INTERVAL: Duration = Duration::from_millis(33);
 
 /// Latest-value slot for frames, keyed by (method, step): what the UI has not taken yet is
 /// replaced, never queued, so memory stays bounded by one run's cells.
@@ -294,6 +302,8 @@ struct MethodSlot {
     params: ParamValues,
     run_id: u64,
     state: SlotState,
+    /// When this run's image was last downloaded.
+    last_image_at: Option<Instant>,
 }
 
 impl MethodSlot {
@@ -496,6 +506,7 @@ impl Worker {
                         params: ParamValues::new(),
                         run_id: 0,
                         state: SlotState::NeedsBuild,
+                        last_image_at: None,
                     });
                 }
             }
@@ -609,7 +620,7 @@ impl Worker {
         };
         let result = method.step(self.backend.as_ref());
         let report = match result {
-            Ok(report) if report.psnr_db.is_finite() => report,
+            Ok(report) if crate::runner::divergence(&report).is_none() => report,
             Ok(report) => {
                 slot.state = SlotState::Stopped;
                 self.send(Message::Stopped {
@@ -629,7 +640,14 @@ impl Worker {
                 return;
             }
         };
-        let pixels = method.image(self.backend.as_ref());
+        let kept = method.keep_image(report.step);
+        let due = slot
+            .last_image_at
+            .is_none_or(|at| at.elapsed() >= LIVE_IMAGE_INTERVAL);
+        let pixels = (kept || due || method.is_done()).then(|| {
+            slot.last_image_at = Some(Instant::now());
+            method.image(self.backend.as_ref())
+        });
         let total_steps = method.total_steps();
         if method.is_done() {
             let SlotState::Running(method) = std::mem::replace(&mut slot.state, SlotState::Stopped)
@@ -639,21 +657,26 @@ impl Worker {
             slot.state = SlotState::Finished(method);
         }
         let size = self.target.as_ref().map_or(0, |t| t.size);
-        let image = Arc::new(color_image_from_rgb(&pixels, size));
-        let thumbnail = if size > THUMBNAIL_MAX_SIDE {
-            Arc::new(downsample(&image, size.div_ceil(THUMBNAIL_MAX_SIDE)))
-        } else {
-            Arc::clone(&image)
-        };
+        let image = pixels
+            .as_ref()
+            .map(|pixels| Arc::new(color_image_from_rgb(pixels, size)));
+        let thumbnail = image.as_ref().map(|image| {
+            if size > THUMBNAIL_MAX_SIDE {
+                Arc::new(downsample(image, size.div_ceil(THUMBNAIL_MAX_SIDE)))
+            } else {
+                Arc::clone(image)
+            }
+        });
         self.frames.put(Frame {
             method: name,
             run_id,
             total_steps,
             report,
             step_secs: started.elapsed().as_secs_f64(),
+            kept,
             image,
             thumbnail,
-            pixels: Arc::new(pixels),
+            pixels: pixels.map(Arc::new),
         });
         self.repaint.request_repaint();
     }
@@ -840,9 +863,10 @@ mod tests {
                 loss: None,
             },
             step_secs: 0.0,
-            thumbnail: Arc::clone(&image),
-            image,
-            pixels: Arc::new(vec![0.0; 3]),
+            kept: true,
+            thumbnail: Some(Arc::clone(&image)),
+            image: Some(image),
+            pixels: Some(Arc::new(vec![0.0; 3])),
         }
     }
 

@@ -209,6 +209,9 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
+/// Rows per parallel task of a readout product.
+const READOUT_ROWS: usize = 1024;
+
 /// Rows of the output per task of a Gram product.
 const GRAM_ROWS: usize = 64;
 
@@ -392,6 +395,11 @@ impl Backend for CpuBackend {
         assert_eq!(bias.len(), out_dim);
         assert_eq!(out.shape(), (n, out_dim));
         let b = data(bias);
+        if out_dim <= THIN_LAYER {
+            let (x, w) = (data(x), data(weights));
+            thin_dense_forward(x, in_dim, w, b, activation, data_mut(out), out_dim);
+            return;
+        }
         fused_product(
             Some((data(x), in_dim)),
             data(weights),
@@ -424,70 +432,21 @@ impl Backend for CpuBackend {
         assert_eq!(dy.shape(), (n, out_dim));
         assert_eq!(d_weights.shape(), (in_dim, out_dim));
         assert_eq!(d_bias.len(), out_dim);
-        // dz = dy ⊙ act'(y); identity needs no copy.
-        let dz_owned;
-        let dz: &[f32] = if activation == Activation::Identity {
-            data(dy)
-        } else {
-            let mut buffer = data(dy).to_vec();
-            let y = data(y);
-            for_each_chunk(&mut buffer, |chunk, offset| {
-                for (g, &y) in chunk.iter_mut().zip(&y[offset..]) {
-                    *g *= activation.derivative_from_output(y);
-                }
-            });
-            dz_owned = buffer;
-            &dz_owned
-        };
-        matmul(
-            row_major_mut(data_mut(d_weights), in_dim, out_dim),
-            Accum::Replace,
-            row_major(data(x), n, in_dim).transpose(),
-            row_major(dz, n, out_dim),
-            1.0f32,
-            Par::rayon(0),
-        );
-        // Column sums in f64 per row block, then combined: N can be 2^18 rows.
-        let partial: Vec<f64> = dz
-            .par_chunks(CHUNK_ROWS * out_dim)
-            .map(|block| {
-                let mut sums = vec![0.0f64; out_dim];
-                for row in block.chunks(out_dim) {
-                    for (s, &g) in sums.iter_mut().zip(row) {
-                        *s += g as f64;
-                    }
-                }
-                sums
-            })
-            .reduce(
-                || vec![0.0f64; out_dim],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            );
-        for (d, s) in data_mut(d_bias).iter_mut().zip(&partial) {
-            *d = *s as f32;
-        }
-        if let Some(dx) = dx {
+        if let Some(dx) = &dx {
             assert_eq!(dx.shape(), (n, in_dim));
-            let w = data(weights);
-            let dx_data = data_mut(dx);
-            dx_data
-                .par_chunks_mut(CHUNK_ROWS * in_dim)
-                .zip(dz.par_chunks(CHUNK_ROWS * out_dim))
-                .for_each(|(dx_chunk, dz_chunk)| {
-                    let rows = dz_chunk.len() / out_dim;
-                    matmul(
-                        row_major_mut(dx_chunk, rows, in_dim),
-                        Accum::Replace,
-                        row_major(dz_chunk, rows, out_dim),
-                        row_major(w, in_dim, out_dim).transpose(),
-                        1.0f32,
-                        Par::Seq,
-                    );
-                });
         }
+        fused_dense_backward(
+            data(x),
+            in_dim,
+            data(weights),
+            data(y),
+            data(dy),
+            out_dim,
+            activation,
+            dx.map(data_mut),
+            data_mut(d_weights),
+            data_mut(d_bias),
+        );
     }
 
     fn gram(&self, blocks: &[&Tensor], b: &Tensor) -> Vec<f64> {
@@ -531,36 +490,40 @@ impl Backend for CpuBackend {
         let (n, out_cols) = out.shape();
         let total_cols: usize = blocks.iter().map(|a| a.cols()).sum();
         assert_eq!(weights.len(), total_cols * out_cols);
-        // The f64 column copies exist already when the readout follows its Gram product.
-        let columns: Vec<&[f64]> = blocks
-            .iter()
-            .flat_map(|block| {
-                assert_eq!(block.rows(), n);
-                let wide = host(block).wide_columns(n, block.cols());
-                wide.chunks(n.max(1))
-            })
-            .collect();
+        // f64 products on the blocks' column copies, which exist already when the readout
+        // follows its Gram product; row chunks in parallel, each a single-threaded product.
+        let mut offsets = Vec::with_capacity(blocks.len());
+        let mut offset = 0;
+        for block in blocks {
+            assert_eq!(block.rows(), n);
+            offsets.push(offset);
+            offset += block.cols();
+        }
         data_mut(out)
-            .par_chunks_mut(CHUNK_ROWS * out_cols)
+            .par_chunks_mut(READOUT_ROWS * out_cols)
             .enumerate()
             .for_each(|(chunk_index, out_chunk)| {
-                let first = chunk_index * CHUNK_ROWS;
+                let first = chunk_index * READOUT_ROWS;
                 let rows = out_chunk.len() / out_cols;
-                // Accumulate column by column: every inner loop runs over contiguous rows.
-                let mut acc = vec![0.0f64; rows * out_cols];
-                for (k, column) in columns.iter().enumerate() {
-                    let values = &column[first..first + rows];
-                    for j in 0..out_cols {
-                        let w = weights[k * out_cols + j];
-                        let acc_j = &mut acc[j * rows..(j + 1) * rows];
-                        for (a, &h) in acc_j.iter_mut().zip(values) {
-                            *a += h * w;
-                        }
-                    }
+                let mut acc = Mat::<f64>::zeros(rows, out_cols);
+                for (block, &offset) in blocks.iter().zip(&offsets) {
+                    let cols = block.cols();
+                    matmul(
+                        acc.as_mut(),
+                        Accum::Add,
+                        columns(block).subrows(first, rows),
+                        MatRef::from_row_major_slice(
+                            &weights[offset * out_cols..(offset + cols) * out_cols],
+                            cols,
+                            out_cols,
+                        ),
+                        1.0f64,
+                        Par::Seq,
+                    );
                 }
                 for r in 0..rows {
                     for j in 0..out_cols {
-                        out_chunk[r * out_cols + j] = acc[j * rows + r] as f32;
+                        out_chunk[r * out_cols + j] = acc[(r, j)] as f32;
                     }
                 }
             });
@@ -817,6 +780,202 @@ fn bilinear_source(out: usize, size: usize) -> (usize, usize, f32) {
     let lower = (source.floor() as usize).min(size - 1);
     let upper = (lower + 1).min(size - 1);
     (lower, upper, source - lower as f32)
+}
+
+/// Rows per block of the fused dense backward pass: the block's dz (≤ 256 KiB at 256 wide)
+/// stays in L2 while it feeds both the weight-gradient and the input-gradient products.
+const BACKWARD_ROWS: usize = 256;
+/// Layers at most this wide take plain loops (sigmoid RGB heads): blocked kernels crawl there.
+const THIN_LAYER: usize = 8;
+
+/// The whole dense backward pass in one sweep over row blocks: each block forms
+/// `dz = dy ⊙ act'(y)` in a scratch buffer, adds `x_blockᵀ·dz` into its task's partial dW and
+/// the column sums into its partial db, and writes `dx_block = dz·Wᵀ`; the partials are summed
+/// at the end. One task per thread, so dW is never contended and nothing is allocated per row.
+#[allow(clippy::too_many_arguments)]
+fn fused_dense_backward(
+    x: &[f32],
+    in_dim: usize,
+    weights: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    out_dim: usize,
+    activation: Activation,
+    dx: Option<&mut [f32]>,
+    d_weights: &mut [f32],
+    d_bias: &mut [f32],
+) {
+    let n = y.len() / out_dim.max(1);
+    let tasks = rayon::current_num_threads().max(1);
+    let rows_per_task = n.div_ceil(tasks).div_ceil(BACKWARD_ROWS).max(1) * BACKWARD_ROWS;
+    let task_count = n.div_ceil(rows_per_task).max(1);
+    // W transposed (out×in) for the thin path's contiguous dx accumulation.
+    let thin = out_dim <= THIN_LAYER;
+    let weights_t: Vec<f32> = if thin {
+        (0..out_dim * in_dim)
+            .map(|i| weights[(i % in_dim) * out_dim + i / in_dim])
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let work = |task: usize, mut dx_task: Option<&mut [f32]>| -> (Vec<f32>, Vec<f64>) {
+        let start = task * rows_per_task;
+        let end = (start + rows_per_task).min(n);
+        // Partial dW: row-major in×out, or out×in on the thin path.
+        let mut partial_w = vec![0.0f32; in_dim * out_dim];
+        let mut partial_b = vec![0.0f64; out_dim];
+        let mut dz = vec![0.0f32; BACKWARD_ROWS.min(end - start) * out_dim];
+        for block in (start..end).step_by(BACKWARD_ROWS) {
+            let rows = BACKWARD_ROWS.min(end - block);
+            let dz = &mut dz[..rows * out_dim];
+            let range = block * out_dim..(block + rows) * out_dim;
+            let (dy_block, y_block) = (&dy[range.clone()], &y[range]);
+            // One loop per activation, so each vectorises.
+            match activation {
+                Activation::Identity => dz.copy_from_slice(dy_block),
+                Activation::Relu => {
+                    for ((g, &d), &y) in dz.iter_mut().zip(dy_block).zip(y_block) {
+                        *g = if y > 0.0 { d } else { 0.0 };
+                    }
+                }
+                Activation::Tanh => {
+                    for ((g, &d), &y) in dz.iter_mut().zip(dy_block).zip(y_block) {
+                        *g = d * (1.0 - y * y);
+                    }
+                }
+                Activation::Sigmoid => {
+                    for ((g, &d), &y) in dz.iter_mut().zip(dy_block).zip(y_block) {
+                        *g = d * (y * (1.0 - y));
+                    }
+                }
+            }
+            for row in dz.chunks(out_dim) {
+                for (s, &g) in partial_b.iter_mut().zip(row) {
+                    *s += g as f64;
+                }
+            }
+            let x_block = &x[block * in_dim..(block + rows) * in_dim];
+            let dx_block = dx_task
+                .as_deref_mut()
+                .map(|d| &mut d[(block - start) * in_dim..(block - start + rows) * in_dim]);
+            if thin {
+                for (x_row, dz_row) in x_block.chunks(in_dim).zip(dz.chunks(out_dim)) {
+                    for (j, &g) in dz_row.iter().enumerate() {
+                        let column = &mut partial_w[j * in_dim..(j + 1) * in_dim];
+                        for (w, &v) in column.iter_mut().zip(x_row) {
+                            *w += v * g;
+                        }
+                    }
+                }
+                if let Some(dx_block) = dx_block {
+                    for (dx_row, dz_row) in dx_block.chunks_mut(in_dim).zip(dz.chunks(out_dim)) {
+                        dx_row.fill(0.0);
+                        for (j, &g) in dz_row.iter().enumerate() {
+                            let w_row = &weights_t[j * in_dim..(j + 1) * in_dim];
+                            for (d, &w) in dx_row.iter_mut().zip(w_row) {
+                                *d += g * w;
+                            }
+                        }
+                    }
+                }
+            } else {
+                matmul(
+                    row_major_mut(&mut partial_w, in_dim, out_dim),
+                    Accum::Add,
+                    row_major(x_block, rows, in_dim).transpose(),
+                    row_major(dz, rows, out_dim),
+                    1.0f32,
+                    Par::Seq,
+                );
+                if let Some(dx_block) = dx_block {
+                    matmul(
+                        row_major_mut(dx_block, rows, in_dim),
+                        Accum::Replace,
+                        row_major(dz, rows, out_dim),
+                        row_major(weights, in_dim, out_dim).transpose(),
+                        1.0f32,
+                        Par::Seq,
+                    );
+                }
+            }
+        }
+        (partial_w, partial_b)
+    };
+    let partials: Vec<(Vec<f32>, Vec<f64>)> = match dx {
+        Some(dx) => dx
+            .par_chunks_mut(rows_per_task * in_dim)
+            .enumerate()
+            .map(|(task, dx_task)| work(task, Some(dx_task)))
+            .collect(),
+        None => (0..task_count)
+            .into_par_iter()
+            .map(|task| work(task, None))
+            .collect(),
+    };
+    d_weights.fill(0.0);
+    let mut bias = vec![0.0f64; out_dim];
+    for (partial_w, partial_b) in &partials {
+        if thin {
+            for i in 0..in_dim {
+                for j in 0..out_dim {
+                    d_weights[i * out_dim + j] += partial_w[j * in_dim + i];
+                }
+            }
+        } else {
+            for (d, &p) in d_weights.iter_mut().zip(partial_w) {
+                *d += p;
+            }
+        }
+        for (s, &p) in bias.iter_mut().zip(partial_b) {
+            *s += p;
+        }
+    }
+    for (d, s) in d_bias.iter_mut().zip(&bias) {
+        *d = *s as f32;
+    }
+}
+
+/// `out = act(x·W + b)` for a layer at most [`THIN_LAYER`] wide: per row, one contiguous dot
+/// product per output with W transposed.
+fn thin_dense_forward(
+    x: &[f32],
+    in_dim: usize,
+    weights: &[f32],
+    bias: &[f32],
+    activation: Activation,
+    out: &mut [f32],
+    out_dim: usize,
+) {
+    let weights_t: Vec<f32> = (0..out_dim * in_dim)
+        .map(|i| weights[(i % in_dim) * out_dim + i / in_dim])
+        .collect();
+    out.par_chunks_mut(CHUNK_ROWS * out_dim)
+        .enumerate()
+        .for_each(|(chunk_index, chunk)| {
+            let first = chunk_index * CHUNK_ROWS;
+            for (r, out_row) in chunk.chunks_mut(out_dim).enumerate() {
+                let x_row = &x[(first + r) * in_dim..(first + r + 1) * in_dim];
+                for (j, o) in out_row.iter_mut().enumerate() {
+                    let w_row = &weights_t[j * in_dim..(j + 1) * in_dim];
+                    *o = bias[j] + dot_f32(x_row, w_row);
+                }
+            }
+            activate_in_place(chunk, activation);
+        });
+}
+
+/// f32 dot product with eight independent accumulators so it vectorises.
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (a_chunks, a_rest) = a.as_chunks::<8>();
+    let (b_chunks, b_rest) = b.as_chunks::<8>();
+    for (x, y) in a_chunks.iter().zip(b_chunks) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let tail: f32 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

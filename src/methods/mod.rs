@@ -5,13 +5,17 @@
 //! asks for it ([`Method::image`]). The registry ([`registry`]) is the one list that the command
 //! line and the window read: adding a method is one file plus one line there.
 
+pub mod coord_mlp;
 pub mod cumulative;
+pub mod fourier_mlp;
 pub mod fourier_ridge;
+pub mod learned_refine;
 pub mod multiscale;
 pub mod params;
 pub mod readout;
 pub mod refine;
 pub mod reservoir;
+pub mod training;
 pub mod trajectory;
 
 use anyhow::bail;
@@ -56,6 +60,18 @@ pub trait Method: Send {
     fn feature_label(&self, index: usize) -> String {
         format!("unit {index}")
     }
+    /// Whether step `step`'s image belongs in the trajectory (the window's grid, the command
+    /// line's trajectory.png). Every step for the reservoir methods; trained methods take
+    /// hundreds of steps and keep a few (1, 2, 5, 10, 20, 50, …). Steps not kept still report
+    /// their PSNR and loss, and the window still shows the latest image.
+    fn keep_image(&self, _step: usize) -> bool {
+        true
+    }
+    /// The intermediate images of one evaluation, for methods that refine internally
+    /// (learned-refine's K iterations), RGB f32 each. Downloaded only when asked.
+    fn iterates(&self, _backend: &dyn Backend) -> Option<Vec<Vec<f32>>> {
+        None
+    }
 }
 
 /// Everything a method is built from.
@@ -85,6 +101,9 @@ pub fn registry() -> &'static [MethodInfo] {
         refine::INFO,
         multiscale::INFO,
         fourier_ridge::INFO,
+        fourier_mlp::INFO,
+        coord_mlp::INFO,
+        learned_refine::INFO,
     ]
 }
 

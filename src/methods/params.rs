@@ -27,6 +27,10 @@ pub struct ParamSpec {
     pub max: f64,
     pub scale: Scale,
     pub integer: bool,
+    /// Names of a categorical parameter's options; its value is the index of the chosen one.
+    /// Empty for numeric parameters. The command line takes the names (`--optimizer adam`) and
+    /// the window shows a combo box.
+    pub choices: &'static [&'static str],
 }
 
 impl ParamSpec {
@@ -47,6 +51,7 @@ impl ParamSpec {
             max,
             scale: Scale::Linear,
             integer: false,
+            choices: &[],
         }
     }
 
@@ -61,6 +66,47 @@ impl ParamSpec {
         ParamSpec {
             integer: true,
             ..Self::real(name, label, help, default, min, max)
+        }
+    }
+
+    /// A categorical parameter: `choices[default]` unless set; the value is an index.
+    pub const fn choice(
+        name: &'static str,
+        label: &'static str,
+        help: &'static str,
+        choices: &'static [&'static str],
+        default: usize,
+    ) -> Self {
+        ParamSpec {
+            choices,
+            ..Self::integer(
+                name,
+                label,
+                help,
+                default as f64,
+                0.0,
+                (choices.len() - 1) as f64,
+            )
+        }
+    }
+
+    pub fn is_choice(&self) -> bool {
+        !self.choices.is_empty()
+    }
+
+    /// The index of the option called `name`, for the command line.
+    pub fn choice_index(&self, name: &str) -> anyhow::Result<usize> {
+        match self
+            .choices
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(name))
+        {
+            Some(index) => Ok(index),
+            None => bail!(
+                "--{} {name} is not one of: {}",
+                self.name,
+                self.choices.join(", ")
+            ),
         }
     }
 
@@ -116,6 +162,12 @@ impl ParamValues {
 
     pub fn get_usize(&self, spec: &ParamSpec) -> usize {
         self.get(spec).round().max(0.0) as usize
+    }
+
+    /// The chosen option's name of a categorical parameter.
+    pub fn get_choice(&self, spec: &ParamSpec) -> &'static str {
+        let last = spec.choices.len().saturating_sub(1);
+        spec.choices[self.get_usize(spec).min(last)]
     }
 
     /// Every parameter must belong to the method and lie in its range.

@@ -60,6 +60,11 @@ pub fn raw_draws(rng: RngKind, seed: u64, input_dim: usize, hidden: usize) -> Ar
     draws
 }
 
+/// Forgets every cached draw (so a benchmark times the eigenvalue solves as numpy pays them).
+pub fn clear_draw_cache() {
+    lock_cache().clear();
+}
+
 fn lock_cache() -> std::sync::MutexGuard<'static, VecDeque<(DrawKey, Arc<RawDraws>)>> {
     // A panic while holding the lock leaves a valid cache; keep using it.
     DRAW_CACHE.lock().unwrap_or_else(|e| e.into_inner())

@@ -227,6 +227,7 @@ fn same_knob(a: &ParamSpec, b: &ParamSpec) -> bool {
         && a.default == b.default
         && a.scale == b.scale
         && a.integer == b.integer
+        && a.choices == b.choices
 }
 
 /// Parameters that two or more selected methods share identically, in first-seen order.
@@ -341,6 +342,22 @@ fn parameters_ui(ui: &mut egui::Ui, settings: &mut Settings) {
 fn param_slider_ui(ui: &mut egui::Ui, spec: &ParamSpec, value: &mut f64, help: &str) -> bool {
     ui.label(RichText::new(spec.label).color(palette::TEXT_STRONG))
         .on_hover_text(help);
+    if spec.is_choice() {
+        // Categorical: a combo box of the option names; the value is the chosen index.
+        let mut index = (value.round().max(0.0) as usize).min(spec.choices.len() - 1);
+        let before = index;
+        egui::ComboBox::from_id_salt(("choice", spec.name))
+            .selected_text(spec.choices[index])
+            .show_ui(ui, |ui| {
+                for (i, name) in spec.choices.iter().enumerate() {
+                    ui.selectable_value(&mut index, i, *name);
+                }
+            })
+            .response
+            .on_hover_text(help);
+        *value = index as f64;
+        return index != before;
+    }
     let logarithmic = spec.scale == Scale::Logarithmic;
     ui.spacing_mut().slider_width = (ui.available_width() - 90.0).max(80.0);
     let mut slider = Slider::new(value, spec.min..=spec.max).logarithmic(logarithmic);

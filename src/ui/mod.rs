@@ -404,9 +404,10 @@ pub(crate) mod fixture {
                             loss: None,
                         },
                         step_secs: 0.01,
-                        thumbnail: Arc::clone(&image),
-                        image,
-                        pixels: Arc::new(pixels),
+                        kept: true,
+                        thumbnail: Some(Arc::clone(&image)),
+                        image: Some(image),
+                        pixels: Some(Arc::new(pixels)),
                     },
                 );
             }

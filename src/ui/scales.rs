@@ -94,13 +94,16 @@ impl View for Scales {
                     let mut previous: Option<&ColorImage> = None;
                     let mut previous_psnr: Option<f64> = None;
                     for step in 1..=count {
-                        let cell = run.cells.get(&step);
+                        let cell = run.cells.get(&step).filter(|c| c.thumbnail.is_some());
                         let detail = cell.map(|cell| {
                             let key = (run.info.name, run.run_id, step);
                             self.details
                                 .entry(key)
                                 .or_insert_with(|| {
-                                    let image = detail_map(&cell.thumbnail_image, previous);
+                                    let image = detail_map(
+                                        cell.thumbnail_image.as_deref().expect("filtered above"),
+                                        previous,
+                                    );
                                     ui.ctx().load_texture(
                                         format!("scales/{step}"),
                                         image,
@@ -116,7 +119,7 @@ impl View for Scales {
                             };
                             image_cell_ui(
                                 ui,
-                                cell.map(|c| c.thumbnail.id()),
+                                cell.and_then(|c| c.thumbnail.as_ref()).map(|t| t.id()),
                                 side,
                                 &Caption {
                                     title: cell
@@ -138,7 +141,7 @@ impl View for Scales {
                                 },
                             );
                         });
-                        previous = cell.map(|c| c.thumbnail_image.as_ref());
+                        previous = cell.and_then(|c| c.thumbnail_image.as_deref());
                         previous_psnr = cell.map(|c| c.report.psnr_db);
                     }
                 });

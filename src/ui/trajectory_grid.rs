@@ -56,8 +56,22 @@ impl View for TrajectoryGrid {
             return;
         };
         // Cells: the target, then every step of the run (placeholders for those still to come).
+        // Trained methods keep a few of their hundreds of steps: then only the kept ones.
         let steps = run.total_steps.unwrap_or(0).max(run.steps_done());
-        let count = steps + 1;
+        let keeps_some = run.cells.values().any(|c| c.thumbnail.is_none());
+        let indices: Vec<usize> = if keeps_some {
+            std::iter::once(0)
+                .chain(
+                    run.cells
+                        .iter()
+                        .filter(|(_, c)| c.thumbnail.is_some())
+                        .map(|(&step, _)| step),
+                )
+                .collect()
+        } else {
+            (0..=steps).collect()
+        };
+        let count = indices.len();
         if let Some(index) = self.enlarged {
             let index = index.min(count - 1);
             ui.input(|i| {
@@ -75,7 +89,7 @@ impl View for TrajectoryGrid {
             let side = (available.x.min(available.y - CAPTION_PX))
                 .floor()
                 .max(16.0);
-            let (texture, caption) = cell(target, run, index);
+            let (texture, caption) = cell(target, run, indices[index]);
             ui.vertical_centered(|ui| {
                 if image_cell_ui(ui, texture, side, &caption).clicked() {
                     self.enlarged = None;
@@ -92,7 +106,7 @@ impl View for TrajectoryGrid {
                 for row_start in (0..count).step_by(columns) {
                     ui.horizontal(|ui| {
                         for index in row_start..(row_start + columns).min(count) {
-                            let (texture, caption) = cell(target, run, index);
+                            let (texture, caption) = cell(target, run, indices[index]);
                             let response = image_cell_ui(ui, texture, side, &caption);
                             if response.clicked() {
                                 self.enlarged = Some(index);
@@ -123,7 +137,7 @@ fn cell<'a>(
     }
     match run.cells.get(&index) {
         Some(step) => (
-            Some(step.thumbnail.id()),
+            step.thumbnail.as_ref().map(|t| t.id()),
             Caption {
                 title: step.report.label.clone(),
                 value: psnr_text(Some(step.report.psnr_db)),

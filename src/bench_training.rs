@@ -1,0 +1,79 @@
+//! Training-step timings for `inrlab bench`: milliseconds per full-batch step of the Fourier-
+//! feature MLP (the recipe, features precomputed as PyTorch's were) at 128² and 224²,
+//! with Adam and with SGD, against PyTorch on a 2-core machine of this kind.
+
+use std::time::Instant;
+
+use crate::compute::Backend;
+use crate::methods::{self, ParamValues, Setup};
+use crate::rng::RngKind;
+use crate::target::{Fit, Target};
+
+/// PyTorch ms per full-batch Adam step (reference table; SGD measured 32.7 ms at 128²).
+pub const PYTORCH_MS: &[(usize, f64)] = &[(128, 33.9), (224, 135.0)];
+
+/// One timing: size, optimizer, median ms per step.
+pub struct TrainingTiming {
+    pub size: usize,
+    pub optimizer: &'static str,
+    pub ms_per_step: f64,
+}
+
+/// Median ms per training step over `steps` steps after two warm-up steps.
+pub fn measure_training(
+    backend: &dyn Backend,
+    size: usize,
+    optimizer: &'static str,
+    steps: usize,
+) -> anyhow::Result<TrainingTiming> {
+    let target = Target::sample(size, Fit::Stretch)?;
+    let info = methods::find("fourier-mlp")?;
+    let mut params = ParamValues::new();
+    let index = if optimizer == "sgd" { 1.0 } else { 0.0 };
+    params.set("optimizer", index);
+    params.set("steps", (steps + 2) as f64);
+    let mut method = info.build(&Setup {
+        target: &target,
+        backend,
+        rng: RngKind::Numpy,
+        params: &params,
+    })?;
+    for _ in 0..2 {
+        method.step(backend)?;
+    }
+    backend.finish();
+    let mut times: Vec<f64> = (0..steps.max(1))
+        .map(|_| {
+            let started = Instant::now();
+            let result = method.step(backend);
+            backend.finish();
+            result.map(|_| started.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok(TrainingTiming {
+        size,
+        optimizer,
+        ms_per_step: times[times.len() / 2],
+    })
+}
+
+/// Lines for the bench output: every size and optimizer on one backend.
+pub fn training_lines(backend: &dyn Backend, steps: usize) -> anyhow::Result<Vec<String>> {
+    let mut lines = vec![format!(
+        "training step (fourier-mlp, full batch) on {}  ({})",
+        backend.kind(),
+        backend.adapter_name()
+    )];
+    for &(size, pytorch) in PYTORCH_MS {
+        for optimizer in ["adam", "sgd"] {
+            let timing = measure_training(backend, size, optimizer, steps)?;
+            lines.push(format!(
+                "  {size:>3}²  {optimizer:<5} {:>8.2} ms/step   PyTorch {pytorch:>6.1} ms (Adam)   {:>4.2}× faster",
+                timing.ms_per_step,
+                pytorch / timing.ms_per_step
+            ));
+        }
+    }
+    Ok(lines)
+}

@@ -1,0 +1,433 @@
+//! Approach 4 of the reservoir notebook: learned iterative refinement, trained live.
+//!
+//! Each of K iterations sees the coordinates and the previous estimate:
+//! `h_k = tanh([x, y, rgb_{k−1}]·W_in + b_in + h_{k−1}·W_hh)`,
+//! `rgb_k = sigmoid(relu(h_k·W₁ + b₁)·W₂ + b₂)`, with `h₀ = 0`, `rgb₀ = 0`. The loss weights later
+//! iterations more, `Σ_k (k/K)·MSE(rgb_k)`, and its gradient flows back through all K iterations,
+//! through both the hidden state and the estimates fed back in. Adam at 1e-3 by default.
+//!
+//! (The notebook's module also defines a `W_out` layer that its forward pass never uses; it gets
+//! no gradient there and is left out here.)
+
+use super::training::{
+    Dense, LEARNING_RATE, OPTIMIZER, Optimizer, OptimizerKind, Parameter, SEED, TRAINING_STEPS,
+    is_milestone_step, learning_rate, torch_uniform,
+};
+use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, psnr_from_mse};
+use crate::compute::{Activation, Backend, Tensor};
+use crate::rng::NumpyRandomState;
+
+pub const WIDTH: ParamSpec = ParamSpec::integer(
+    "width",
+    "hidden width",
+    "Units of the recurrent state h and of the refinement MLP's hidden layer.",
+    256.0,
+    1.0,
+    2048.0,
+);
+pub const ITERATIONS: ParamSpec = ParamSpec::integer(
+    "iterations",
+    "iterations K",
+    "Refinement iterations unrolled per forward pass; all K are trained through.",
+    5.0,
+    1.0,
+    50.0,
+);
+
+const PARAMS: &[ParamSpec] = &[
+    WIDTH,
+    ITERATIONS,
+    OPTIMIZER,
+    LEARNING_RATE,
+    TRAINING_STEPS,
+    SEED,
+];
+
+pub const INFO: MethodInfo = MethodInfo {
+    name: "learned-refine",
+    title: "Learned refinement",
+    summary: "A recurrent network trained to refine its own estimate over K iterations \
+              (backpropagation through all of them).",
+    params: PARAMS,
+    create: |setup| Ok(Box::new(LearnedRefine::new(setup))),
+};
+
+/// Inputs per pixel of the recurrent update: x, y and the previous r, g, b.
+const STEP_INPUTS: usize = 5;
+
+/// Tensors of one iteration's forward pass, kept for the backward pass.
+struct Iterate {
+    /// `[x, y, rgb_{k−1}]`, N×5.
+    combined: Tensor,
+    hidden: Tensor,
+    refine_hidden: Tensor,
+    rgb: Tensor,
+}
+
+/// Scratch for the backward pass and gradient accumulation, allocated once.
+struct Scratch {
+    rgb_grad: Tensor,
+    refine_hidden_grad: Tensor,
+    hidden_grad: Tensor,
+    /// dL/dh_{k−1} through W_hh, carried to the previous iteration.
+    carried_hidden_grad: Tensor,
+    combined_grad: Tensor,
+    /// dL/drgb_{k−1} through W_in, carried to the previous iteration.
+    carried_rgb_grad: Tensor,
+    /// 5×3 matrix that picks the r, g, b columns out of a `[x, y, r, g, b]` gradient: an exact
+    /// selection (products with 1 and sums with 0), so no slicing operation is needed.
+    rgb_columns: Tensor,
+    zero_bias3: Tensor,
+    /// Per-iteration gradients before they are summed into the parameters'.
+    w_in: Tensor,
+    b_in: Tensor,
+    w_hh: Tensor,
+    unused_bias: Tensor,
+    w1: Tensor,
+    b1: Tensor,
+    w2: Tensor,
+    b2: Tensor,
+}
+
+pub struct LearnedRefine {
+    w_in: Parameter,
+    b_in: Parameter,
+    w_hh: Parameter,
+    refine1: Dense,
+    refine2: Dense,
+    optimizer: Optimizer,
+    coords: Tensor,
+    target: Tensor,
+    zero_rgb: Tensor,
+    iterates: Vec<Iterate>,
+    scratch: Scratch,
+    forward_is_current: bool,
+    pixels: usize,
+    steps: usize,
+    done: usize,
+}
+
+impl LearnedRefine {
+    pub fn new(setup: &Setup) -> Self {
+        let p = setup.params;
+        let backend = setup.backend;
+        let n = setup.target.pixel_count();
+        let width = p.get_usize(&WIDTH);
+        let iterations = p.get_usize(&ITERATIONS);
+        let mut rng = NumpyRandomState::new(p.get(&SEED) as u32);
+        // nn.Linear(5, h) and nn.Linear(h, h, bias=False), in the notebook's order.
+        let w_in = torch_uniform(&mut rng, STEP_INPUTS, STEP_INPUTS * width);
+        let b_in = torch_uniform(&mut rng, STEP_INPUTS, width);
+        let w_hh = torch_uniform(&mut rng, width, width * width);
+        let refine1 = Dense::new(backend, &mut rng, width, width, Activation::Relu);
+        let refine2 = Dense::new(backend, &mut rng, width, 3, Activation::Sigmoid);
+        let kind = OptimizerKind::from_name(p.get_choice(&OPTIMIZER));
+        let mut rgb_columns = vec![0.0f32; STEP_INPUTS * 3];
+        for c in 0..3 {
+            rgb_columns[(2 + c) * 3 + c] = 1.0;
+        }
+        let iterates = (0..iterations)
+            .map(|_| Iterate {
+                combined: backend.zeros(n, STEP_INPUTS),
+                hidden: backend.zeros(n, width),
+                refine_hidden: backend.zeros(n, width),
+                rgb: backend.zeros(n, 3),
+            })
+            .collect();
+        LearnedRefine {
+            w_in: Parameter::new(backend, STEP_INPUTS, width, &w_in),
+            b_in: Parameter::new(backend, 1, width, &b_in),
+            w_hh: Parameter::new(backend, width, width, &w_hh),
+            refine1,
+            refine2,
+            optimizer: Optimizer::new(kind, learning_rate(p, kind)),
+            coords: backend.upload(n, 2, &setup.target.coords()),
+            target: backend.upload(n, 3, &setup.target.pixels),
+            zero_rgb: backend.zeros(n, 3),
+            iterates,
+            scratch: Scratch {
+                rgb_grad: backend.zeros(n, 3),
+                refine_hidden_grad: backend.zeros(n, width),
+                hidden_grad: backend.zeros(n, width),
+                carried_hidden_grad: backend.zeros(n, width),
+                combined_grad: backend.zeros(n, STEP_INPUTS),
+                carried_rgb_grad: backend.zeros(n, 3),
+                rgb_columns: backend.upload(STEP_INPUTS, 3, &rgb_columns),
+                zero_bias3: backend.zeros(1, 3),
+                w_in: backend.zeros(STEP_INPUTS, width),
+                b_in: backend.zeros(1, width),
+                w_hh: backend.zeros(width, width),
+                unused_bias: backend.zeros(1, width),
+                w1: backend.zeros(width, width),
+                b1: backend.zeros(1, width),
+                w2: backend.zeros(width, 3),
+                b2: backend.zeros(1, 3),
+            },
+            forward_is_current: false,
+            pixels: n,
+            steps: p.get_usize(&TRAINING_STEPS),
+            done: 0,
+        }
+    }
+
+    fn forward(&mut self, backend: &dyn Backend) {
+        for k in 0..self.iterates.len() {
+            let (before, rest) = self.iterates.split_at_mut(k);
+            let previous = before.last();
+            let current = &mut rest[0];
+            let previous_rgb = previous.map_or(&self.zero_rgb, |p| &p.rgb);
+            backend.concat_cols(&[&self.coords, previous_rgb], &mut current.combined);
+            backend.reservoir_step(
+                &current.combined,
+                &self.w_in.value,
+                previous.map(|p| &p.hidden),
+                &self.w_hh.value,
+                &self.b_in.value,
+                &mut current.hidden,
+            );
+            backend.dense_forward(
+                &current.hidden,
+                &self.refine1.weights.value,
+                &self.refine1.bias.value,
+                Activation::Relu,
+                &mut current.refine_hidden,
+            );
+            backend.dense_forward(
+                &current.refine_hidden,
+                &self.refine2.weights.value,
+                &self.refine2.bias.value,
+                Activation::Sigmoid,
+                &mut current.rgb,
+            );
+        }
+        self.forward_is_current = true;
+    }
+
+    /// Σ_k (k/K)·MSE_k of the current forward pass, and the last iterate's MSE.
+    fn loss(&self, backend: &dyn Backend) -> (f64, f64) {
+        let count = self.iterates.len();
+        let mut loss = 0.0;
+        let mut last = f64::NAN;
+        for (k, iterate) in self.iterates.iter().enumerate() {
+            last = backend.mse(&iterate.rgb, &self.target);
+            loss += (k + 1) as f64 / count as f64 * last;
+        }
+        (loss, last)
+    }
+
+    /// Gradients of every parameter, backpropagated through all iterations.
+    fn backward(&mut self, backend: &dyn Backend) {
+        let count = self.iterates.len();
+        let s = &mut self.scratch;
+        for k in (0..count).rev() {
+            let first = k + 1 == count;
+            let iterate = &self.iterates[k];
+            let weight = (k + 1) as f32 / count as f32;
+            backend.mse_grad(
+                &iterate.rgb,
+                &self.target,
+                weight / (3 * self.pixels) as f32,
+                &mut s.rgb_grad,
+            );
+            if !first {
+                backend.axpy(1.0, &s.carried_rgb_grad, &mut s.rgb_grad);
+            }
+            backend.dense_backward(
+                &iterate.refine_hidden,
+                &self.refine2.weights.value,
+                &iterate.rgb,
+                &s.rgb_grad,
+                Activation::Sigmoid,
+                Some(&mut s.refine_hidden_grad),
+                &mut s.w2,
+                &mut s.b2,
+            );
+            backend.dense_backward(
+                &iterate.hidden,
+                &self.refine1.weights.value,
+                &iterate.refine_hidden,
+                &s.refine_hidden_grad,
+                Activation::Relu,
+                Some(&mut s.hidden_grad),
+                &mut s.w1,
+                &mut s.b1,
+            );
+            if !first {
+                backend.axpy(1.0, &s.carried_hidden_grad, &mut s.hidden_grad);
+            }
+            // Both products into the tanh share dz = dh ⊙ (1 − h²).
+            backend.dense_backward(
+                &iterate.combined,
+                &self.w_in.value,
+                &iterate.hidden,
+                &s.hidden_grad,
+                Activation::Tanh,
+                (k > 0).then_some(&mut s.combined_grad),
+                &mut s.w_in,
+                &mut s.b_in,
+            );
+            accumulate(backend, first, &s.w2, &mut self.refine2.weights.grad);
+            accumulate(backend, first, &s.b2, &mut self.refine2.bias.grad);
+            accumulate(backend, first, &s.w1, &mut self.refine1.weights.grad);
+            accumulate(backend, first, &s.b1, &mut self.refine1.bias.grad);
+            accumulate(backend, first, &s.w_in, &mut self.w_in.grad);
+            accumulate(backend, first, &s.b_in, &mut self.b_in.grad);
+            if k > 0 {
+                let previous = &self.iterates[k - 1];
+                backend.dense_backward(
+                    &previous.hidden,
+                    &self.w_hh.value,
+                    &iterate.hidden,
+                    &s.hidden_grad,
+                    Activation::Tanh,
+                    Some(&mut s.carried_hidden_grad),
+                    &mut s.w_hh,
+                    &mut s.unused_bias,
+                );
+                // h₀ = 0, so the last contribution to dW_hh comes from k = 1.
+                accumulate(backend, first, &s.w_hh, &mut self.w_hh.grad);
+                backend.dense_forward(
+                    &s.combined_grad,
+                    &s.rgb_columns,
+                    &s.zero_bias3,
+                    Activation::Identity,
+                    &mut s.carried_rgb_grad,
+                );
+            }
+        }
+    }
+
+    fn update(&mut self, backend: &dyn Backend) {
+        self.optimizer.begin_step();
+        let optimizer = self.optimizer;
+        optimizer.update(backend, &mut self.w_in);
+        optimizer.update(backend, &mut self.b_in);
+        optimizer.update(backend, &mut self.w_hh);
+        self.refine1.update(backend, &optimizer);
+        self.refine2.update(backend, &optimizer);
+    }
+}
+
+/// Sums one iteration's gradient into a parameter's (the first one replaces it).
+fn accumulate(backend: &dyn Backend, first: bool, part: &Tensor, total: &mut Tensor) {
+    if first {
+        backend.copy(part, total);
+    } else {
+        backend.axpy(1.0, part, total);
+    }
+}
+
+impl Method for LearnedRefine {
+    fn name(&self) -> &'static str {
+        INFO.name
+    }
+    fn total_steps(&self) -> usize {
+        self.steps
+    }
+    fn steps_done(&self) -> usize {
+        self.done
+    }
+
+    fn step(&mut self, backend: &dyn Backend) -> anyhow::Result<StepReport> {
+        anyhow::ensure!(
+            !self.is_done(),
+            "learned-refine has finished its {} steps",
+            self.steps
+        );
+        // The forward pass that reported the previous step holds this step's activations.
+        if !self.forward_is_current {
+            self.forward(backend);
+        }
+        self.backward(backend);
+        self.update(backend);
+        self.forward(backend);
+        let (loss, last_mse) = self.loss(backend);
+        self.done += 1;
+        Ok(StepReport {
+            step: self.done,
+            label: format!("step {}", self.done),
+            psnr_db: psnr_from_mse(last_mse),
+            loss: Some(loss),
+        })
+    }
+
+    fn image(&self, backend: &dyn Backend) -> Vec<f32> {
+        let last = self.iterates.last().expect("at least one iteration");
+        backend.download(&last.rgb)
+    }
+
+    fn keep_image(&self, step: usize) -> bool {
+        is_milestone_step(step, self.steps)
+    }
+
+    fn iterates(&self, backend: &dyn Backend) -> Option<Vec<Vec<f32>>> {
+        Some(
+            self.iterates
+                .iter()
+                .map(|iterate| backend.download(&iterate.rgb))
+                .collect(),
+        )
+    }
+
+    fn features(&self) -> Option<&Tensor> {
+        self.iterates.last().map(|iterate| &iterate.hidden)
+    }
+}
+
+impl LearnedRefine {
+    /// Gradients of the loss for the current weights, for gradient checks: (name, values) of
+    /// every parameter, after a fresh forward and backward pass.
+    pub fn gradients(&mut self, backend: &dyn Backend) -> (f64, Vec<(&'static str, Vec<f32>)>) {
+        self.forward(backend);
+        let (loss, _) = self.loss(backend);
+        self.backward(backend);
+        let grads = vec![
+            ("w_in", backend.download(&self.w_in.grad)),
+            ("b_in", backend.download(&self.b_in.grad)),
+            ("w_hh", backend.download(&self.w_hh.grad)),
+            ("w1", backend.download(&self.refine1.weights.grad)),
+            ("b1", backend.download(&self.refine1.bias.grad)),
+            ("w2", backend.download(&self.refine2.weights.grad)),
+            ("b2", backend.download(&self.refine2.bias.grad)),
+        ];
+        (loss, grads)
+    }
+
+    /// Loss after adding `delta` to element `index` of parameter `name` (then restoring it).
+    pub fn loss_with_nudge(
+        &mut self,
+        backend: &dyn Backend,
+        name: &str,
+        index: usize,
+        delta: f32,
+    ) -> f64 {
+        let tensor = match name {
+            "w_in" => &mut self.w_in.value,
+            "b_in" => &mut self.b_in.value,
+            "w_hh" => &mut self.w_hh.value,
+            "w1" => &mut self.refine1.weights.value,
+            "b1" => &mut self.refine1.bias.value,
+            "w2" => &mut self.refine2.weights.value,
+            "b2" => &mut self.refine2.bias.value,
+            other => panic!("no parameter {other}"),
+        };
+        let original = backend.download(tensor);
+        let mut nudged = original.clone();
+        nudged[index] += delta;
+        backend.write(tensor, &nudged);
+        self.forward(backend);
+        let (loss, _) = self.loss(backend);
+        let tensor = match name {
+            "w_in" => &mut self.w_in.value,
+            "b_in" => &mut self.b_in.value,
+            "w_hh" => &mut self.w_hh.value,
+            "w1" => &mut self.refine1.weights.value,
+            "b1" => &mut self.refine1.bias.value,
+            "w2" => &mut self.refine2.weights.value,
+            _ => &mut self.refine2.bias.value,
+        };
+        backend.write(tensor, &original);
+        self.forward_is_current = false;
+        loss
+    }
+}

@@ -1,0 +1,333 @@
+//! What the trained methods share: dense layers with PyTorch's default initialisation, an MLP
+//! whose activations stay on the backend for the backward pass, the two optimizers, and the
+//! training parameters every trained method spells alike.
+//!
+//! Every tensor here is allocated once, when the network is built; a training step only runs
+//! backend operations on them, so on a GPU the weights never leave the device.
+
+use super::ParamSpec;
+use crate::compute::{Activation, AdamStep, Backend, Tensor};
+use crate::rng::NumpyRandomState;
+
+pub const OPTIMIZER: ParamSpec = ParamSpec::choice(
+    "optimizer",
+    "optimizer",
+    "adam: Adam (β 0.9/0.999), steady at lr 1e-3. sgd: heavy-ball SGD with momentum 0.9, \
+     the seed notebook's choice, at lr 1.0.",
+    &["adam", "sgd"],
+    0,
+);
+pub const LEARNING_RATE: ParamSpec = ParamSpec::real(
+    "lr",
+    "learning rate",
+    "Step size of the optimizer. Too large and the loss blows up (the run stops as diverged). \
+     Adam: ~1e-3; SGD with momentum: ~1.",
+    1e-3,
+    1e-6,
+    1e6,
+)
+.logarithmic();
+pub const TRAINING_STEPS: ParamSpec = ParamSpec::integer(
+    "steps",
+    "training steps",
+    "How many optimizer steps to train for; each step is one refinement of the image.",
+    500.0,
+    1.0,
+    100_000.0,
+);
+pub const SEED: ParamSpec = ParamSpec::integer(
+    "seed",
+    "seed",
+    "Seed of the initial weights and of the Fourier frequencies.",
+    0.0,
+    0.0,
+    4_294_967_295.0,
+);
+
+/// The learning rate for the chosen optimizer: the slider's value when the user set one, else
+/// the optimizer's usual rate (SGD's 1.0 would blow Adam up; Adam's 1e-3 barely moves SGD).
+pub fn learning_rate(params: &super::ParamValues, optimizer: OptimizerKind) -> f32 {
+    match params.explicit(LEARNING_RATE.name) {
+        Some(rate) => rate as f32,
+        None => optimizer.default_learning_rate(),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerKind {
+    Adam,
+    Sgd,
+}
+
+impl OptimizerKind {
+    pub fn from_name(name: &str) -> Self {
+        if name == "sgd" {
+            OptimizerKind::Sgd
+        } else {
+            OptimizerKind::Adam
+        }
+    }
+    pub fn default_learning_rate(self) -> f32 {
+        match self {
+            OptimizerKind::Adam => 1e-3,
+            OptimizerKind::Sgd => 1.0,
+        }
+    }
+}
+
+/// An optimizer's settings and its step count.
+#[derive(Clone, Copy, Debug)]
+pub struct Optimizer {
+    pub kind: OptimizerKind,
+    pub learning_rate: f32,
+    /// Updates applied so far (Adam's bias correction needs it).
+    pub updates: u32,
+}
+
+impl Optimizer {
+    pub fn new(kind: OptimizerKind, learning_rate: f32) -> Self {
+        Optimizer {
+            kind,
+            learning_rate,
+            updates: 0,
+        }
+    }
+
+    /// Call once per training step before updating the parameters.
+    pub fn begin_step(&mut self) {
+        self.updates += 1;
+    }
+
+    /// Updates one parameter tensor from its gradient and its state.
+    pub fn update(&self, backend: &dyn Backend, param: &mut Parameter) {
+        match self.kind {
+            OptimizerKind::Sgd => backend.sgd_momentum(
+                &mut param.value,
+                &param.grad,
+                &mut param.first_moment,
+                self.learning_rate,
+                0.9,
+            ),
+            OptimizerKind::Adam => backend.adam(
+                &mut param.value,
+                &param.grad,
+                &mut param.first_moment,
+                &mut param.second_moment,
+                AdamStep {
+                    learning_rate: self.learning_rate,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    epsilon: 1e-8,
+                    step: self.updates,
+                },
+            ),
+        }
+    }
+}
+
+/// A trainable tensor with its gradient and optimizer state (SGD's velocity is the first moment).
+pub struct Parameter {
+    pub value: Tensor,
+    pub grad: Tensor,
+    pub first_moment: Tensor,
+    pub second_moment: Tensor,
+}
+
+impl Parameter {
+    pub fn new(backend: &dyn Backend, rows: usize, cols: usize, values: &[f32]) -> Self {
+        Parameter {
+            value: backend.upload(rows, cols, values),
+            grad: backend.zeros(rows, cols),
+            first_moment: backend.zeros(rows, cols),
+            second_moment: backend.zeros(rows, cols),
+        }
+    }
+}
+
+/// PyTorch's default `nn.Linear` initialisation: weight and bias ~ U(−1/√fan_in, 1/√fan_in).
+/// PyTorch draws from its own generator, which cannot be reproduced; the distribution is the same.
+pub fn torch_uniform(rng: &mut NumpyRandomState, fan_in: usize, count: usize) -> Vec<f32> {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    (0..count)
+        .map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32)
+        .collect()
+}
+
+/// `y = act(x·W + b)` with W stored in×out.
+pub struct Dense {
+    pub weights: Parameter,
+    pub bias: Parameter,
+    pub activation: Activation,
+}
+
+impl Dense {
+    pub fn new(
+        backend: &dyn Backend,
+        rng: &mut NumpyRandomState,
+        inputs: usize,
+        outputs: usize,
+        activation: Activation,
+    ) -> Self {
+        let weights = torch_uniform(rng, inputs, inputs * outputs);
+        let bias = torch_uniform(rng, inputs, outputs);
+        Dense {
+            weights: Parameter::new(backend, inputs, outputs, &weights),
+            bias: Parameter::new(backend, 1, outputs, &bias),
+            activation,
+        }
+    }
+
+    pub fn inputs(&self) -> usize {
+        self.weights.value.rows()
+    }
+    pub fn outputs(&self) -> usize {
+        self.weights.value.cols()
+    }
+
+    pub fn update(&mut self, backend: &dyn Backend, optimizer: &Optimizer) {
+        optimizer.update(backend, &mut self.weights);
+        optimizer.update(backend, &mut self.bias);
+    }
+}
+
+/// Layer widths: `inputs → hidden… → 3`, ReLU between, sigmoid out.
+pub fn mlp_widths(inputs: usize, hidden: &[usize]) -> Vec<usize> {
+    let mut widths = vec![inputs];
+    widths.extend(hidden.iter().copied().filter(|&w| w > 0));
+    widths.push(3);
+    widths
+}
+
+/// A ReLU MLP with a sigmoid output, and the per-row buffers of one batch size: every layer's
+/// output (kept for the backward pass) and its gradient.
+pub struct Mlp {
+    pub layers: Vec<Dense>,
+}
+
+/// Activations and gradients for `rows` inputs of an [`Mlp`].
+pub struct MlpBuffers {
+    /// Output of each layer; the last is the prediction.
+    pub outputs: Vec<Tensor>,
+    /// dL/d(output) of each layer.
+    pub output_grads: Vec<Tensor>,
+}
+
+impl Mlp {
+    pub fn new(backend: &dyn Backend, rng: &mut NumpyRandomState, widths: &[usize]) -> Self {
+        let count = widths.len() - 1;
+        let layers = (0..count)
+            .map(|i| {
+                let activation = if i + 1 == count {
+                    Activation::Sigmoid
+                } else {
+                    Activation::Relu
+                };
+                Dense::new(backend, rng, widths[i], widths[i + 1], activation)
+            })
+            .collect();
+        Mlp { layers }
+    }
+
+    pub fn buffers(&self, backend: &dyn Backend, rows: usize, with_grads: bool) -> MlpBuffers {
+        let make = || {
+            self.layers
+                .iter()
+                .map(|layer| backend.zeros(rows, layer.outputs()))
+                .collect()
+        };
+        MlpBuffers {
+            outputs: make(),
+            output_grads: if with_grads { make() } else { Vec::new() },
+        }
+    }
+
+    pub fn forward(&self, backend: &dyn Backend, input: &Tensor, buffers: &mut MlpBuffers) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (done, rest) = buffers.outputs.split_at_mut(i);
+            let x = if i == 0 { input } else { &done[i - 1] };
+            backend.dense_forward(
+                x,
+                &layer.weights.value,
+                &layer.bias.value,
+                layer.activation,
+                &mut rest[0],
+            );
+        }
+    }
+
+    /// Gradients of every parameter from the last forward pass on `input`, given that
+    /// `buffers.output_grads.last()` holds dL/d(prediction).
+    pub fn backward(&mut self, backend: &dyn Backend, input: &Tensor, buffers: &mut MlpBuffers) {
+        for i in (0..self.layers.len()).rev() {
+            let layer = &mut self.layers[i];
+            let x = if i == 0 {
+                input
+            } else {
+                &buffers.outputs[i - 1]
+            };
+            let (below, rest) = buffers.output_grads.split_at_mut(i);
+            let dx = if i == 0 {
+                None
+            } else {
+                Some(&mut below[i - 1])
+            };
+            backend.dense_backward(
+                x,
+                &layer.weights.value,
+                &buffers.outputs[i],
+                &rest[0],
+                layer.activation,
+                dx,
+                &mut layer.weights.grad,
+                &mut layer.bias.grad,
+            );
+        }
+    }
+
+    pub fn update(&mut self, backend: &dyn Backend, optimizer: &Optimizer) {
+        for layer in &mut self.layers {
+            layer.update(backend, optimizer);
+        }
+    }
+}
+
+impl MlpBuffers {
+    pub fn prediction(&self) -> &Tensor {
+        self.outputs.last().expect("an MLP has a layer")
+    }
+    /// The prediction and its gradient slot, for the loss.
+    pub fn prediction_and_grad(&mut self) -> (&Tensor, &mut Tensor) {
+        (
+            self.outputs.last().expect("an MLP has a layer"),
+            self.output_grads
+                .last_mut()
+                .expect("buffers made with grads"),
+        )
+    }
+}
+
+/// The images kept in a trajectory of training steps: 1, 2, 5, 10, 20, 50, … and the last.
+pub fn is_milestone_step(step: usize, total: usize) -> bool {
+    if step == total {
+        return true;
+    }
+    let mut decade = 1;
+    while decade <= step {
+        if step == decade || step == 2 * decade || step == 5 * decade {
+            return true;
+        }
+        decade *= 10;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milestones_follow_one_two_five() {
+        let kept: Vec<usize> = (1..=600).filter(|&s| is_milestone_step(s, 600)).collect();
+        assert_eq!(kept, [1, 2, 5, 10, 20, 50, 100, 200, 500, 600]);
+    }
+}
