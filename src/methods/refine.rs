@@ -59,19 +59,9 @@ impl Refine {
         let p = setup.params;
         let backend = setup.backend;
         let n = setup.target.pixel_count();
-        let hidden = p.get_usize(&HIDDEN);
-        let reservoir = Reservoir::new(
-            backend,
-            &ReservoirSpec {
-                input_dim: 5,
-                hidden,
-                spectral_radius: p.get(&REFINE_SPECTRAL_RADIUS),
-                input_scale: p.get(&INPUT_SCALE),
-                bias_scale: p.get(&BIAS_SCALE),
-                seed: p.get(&SEED) as u64,
-                rng: setup.rng,
-            },
-        );
+        let spec = ReservoirSpec::from_params(setup, 5, &REFINE_SPECTRAL_RADIUS);
+        let hidden = spec.hidden;
+        let reservoir = Reservoir::new(backend, &spec);
         Refine {
             reservoir,
             coords: backend.upload(n, 2, &setup.target.coords()),

@@ -9,6 +9,8 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use super::params::common::{BIAS_SCALE, HIDDEN, INPUT_SCALE, SEED};
+use super::{ParamSpec, Setup};
 use crate::compute::{Backend, Tensor};
 use crate::linalg::spectral_radius;
 use crate::rng::{RngKind, normal_source};
@@ -80,6 +82,23 @@ pub struct ReservoirSpec {
     pub bias_scale: f64,
     pub seed: u64,
     pub rng: RngKind,
+}
+
+impl ReservoirSpec {
+    /// The spec the common parameters describe (hidden size, scales, seed), with the method's
+    /// own input width and spectral-radius parameter (whose default differs per method).
+    pub fn from_params(setup: &Setup, input_dim: usize, spectral_radius: &ParamSpec) -> Self {
+        let p = setup.params;
+        ReservoirSpec {
+            input_dim,
+            hidden: p.get_usize(&HIDDEN),
+            spectral_radius: p.get(spectral_radius),
+            input_scale: p.get(&INPUT_SCALE),
+            bias_scale: p.get(&BIAS_SCALE),
+            seed: p.get(&SEED) as u64,
+            rng: setup.rng,
+        }
+    }
 }
 
 /// A reservoir's weights, resident on the backend.

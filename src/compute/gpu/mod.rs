@@ -209,9 +209,13 @@ impl GpuBackend {
                     .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
         };
         // Native APIs first and GL only when they offer nothing: probing EGL is slow and noisy
-        // on headless machines. WGPU_BACKEND, when set, decides alone.
+        // on headless machines. WGPU_BACKEND, when set, decides alone. The automatic choice
+        // (hardware only) skips GL entirely: hardware GPUs are exposed through Vulkan, Metal or
+        // DX12, and EGL on a headless machine offers only llvmpipe after printing errors.
         let attempts = if std::env::var_os("WGPU_BACKEND").is_some() {
             vec![None]
+        } else if !allow_software {
+            vec![Some(wgpu::Backends::PRIMARY)]
         } else {
             vec![
                 Some(wgpu::Backends::PRIMARY),
