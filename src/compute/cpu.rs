@@ -991,7 +991,8 @@ mod tests {
             worst = worst.max((fast_tanh(x) as f64 - exact).abs());
         }
         assert!(worst < 5e-7, "worst absolute error {worst}");
-        assert_eq!(fast_tanh(1e9), 1.0f32.min(fast_tanh(1e9)));
+        // Saturates at ±1 for huge inputs instead of overflowing to NaN.
+        assert!((fast_tanh(1e9) - 1.0).abs() < 1e-6 && (fast_tanh(-1e9) + 1.0).abs() < 1e-6);
         assert!(fast_tanh(f32::MAX) <= 1.0 && fast_tanh(-f32::MAX) >= -1.0);
     }
 }
