@@ -1022,3 +1022,44 @@ fn gpu_dispatch_beyond_the_per_dimension_workgroup_limit() {
         );
     }
 }
+
+/// A tensor rewritten after a Gram product (a state updated in place every iteration) must not
+/// be read through a stale copy: the next Gram sees the new contents.
+#[test]
+fn gram_follows_a_rewritten_tensor() {
+    for backend in backends() {
+        let mut rng = Lcg::new(9);
+        let (rows, cols) = (300, 19);
+        let first = rng.values(rows * cols, -1.0, 1.0);
+        let second = rng.values(rows * cols, -1.0, 1.0);
+        let mut tensor = upload(backend, rows, cols, &first);
+        let target = upload(backend, rows, 3, &rng.values(rows * 3, 0.0, 1.0));
+        let _ = backend.gram(&[&tensor], &tensor);
+        let _ = backend.gram(&[&tensor], &target);
+        backend.write(&mut tensor, &second);
+        let got = backend.gram(&[&tensor], &tensor);
+        let (want, magnitude) = gram_reference(&[(&second, cols)], &second, rows, cols);
+        assert_f64_close("gram after write", backend, &got, &want, &magnitude, 1e-12);
+        // And through a backend operation that writes in place (a reservoir-style update).
+        let zero_input = upload(backend, rows, 1, &vec![0.0; rows]);
+        let input_weights = upload(backend, 1, cols, &vec![0.0; cols]);
+        let recurrent = upload(backend, cols, cols, &vec![0.0; cols * cols]);
+        let bias = upload(backend, 1, cols, &vec![0.5; cols]);
+        backend.reservoir_step(
+            &zero_input,
+            &input_weights,
+            None,
+            &recurrent,
+            &bias,
+            &mut tensor,
+        );
+        let got = backend.gram(&[&tensor], &tensor);
+        let expected = rows as f64 * (0.5f32.tanh() as f64).powi(2);
+        for value in got {
+            assert!(
+                (value - expected).abs() < 1e-4 * expected,
+                "{value} vs {expected}"
+            );
+        }
+    }
+}

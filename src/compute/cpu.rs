@@ -4,10 +4,9 @@
 //! their epilogue (bias, input projection, activation) applied while the chunk is still in cache,
 //! and f64 Gram products reuse one f64 copy of each tensor for as long as it is unchanged.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use faer::linalg::matmul::matmul;
-use faer::prelude::ReborrowMut;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
@@ -24,6 +23,9 @@ const ELEMENTWISE_CHUNK: usize = 1 << 14;
 pub struct CpuStorage {
     data: Vec<f32>,
     wide: OnceLock<Vec<f64>>,
+    /// The allocation of a dropped copy, reused by the next one: a state rewritten every
+    /// iteration (refine, multi-scale) would otherwise fault in fresh pages each time.
+    spare: Mutex<Vec<f64>>,
 }
 
 impl CpuStorage {
@@ -31,13 +33,16 @@ impl CpuStorage {
         CpuStorage {
             data,
             wide: OnceLock::new(),
+            spare: Mutex::new(Vec::new()),
         }
     }
     pub fn data(&self) -> &[f32] {
         &self.data
     }
     pub fn data_mut(&mut self) -> &mut [f32] {
-        self.wide.take();
+        if let Some(wide) = self.wide.take() {
+            *self.spare.get_mut().unwrap_or_else(|e| e.into_inner()) = wide;
+        }
         &mut self.data
     }
     /// The f64 copy in column-major order (each column contiguous), made once per content.
@@ -45,25 +50,35 @@ impl CpuStorage {
     /// from row-major data they are ~7× slower.
     fn wide_columns(&self, rows: usize, cols: usize) -> &[f64] {
         self.wide.get_or_init(|| {
-            let mut wide = vec![0.0f64; rows * cols];
-            // Groups of 64 columns, tiles of 128 rows: a tile's reads stay in L1 while each
-            // column gets a contiguous 1 KiB run of writes.
-            const GROUP: usize = 64;
-            const TILE: usize = 128;
+            let mut wide =
+                std::mem::take(&mut *self.spare.lock().unwrap_or_else(|e| e.into_inner()));
+            wide.resize(rows * cols, 0.0);
+            // Eight columns per task: each source row gives one 32-byte read, and each of the
+            // eight columns is written sequentially. (Tiles of many columns read rows 1 KiB
+            // apart, which alias in L1 and thrash.)
+            const GROUP: usize = 8;
             wide.par_chunks_mut((GROUP * rows).max(1))
                 .enumerate()
                 .for_each(|(group, out)| {
-                    let first = group * GROUP;
-                    let width = out.len() / rows.max(1);
-                    for tile in (0..rows).step_by(TILE) {
-                        let end = (tile + TILE).min(rows);
-                        for c in 0..width {
-                            let column = &mut out[c * rows + tile..c * rows + end];
-                            for (r, value) in column.iter_mut().enumerate() {
-                                *value = self.data[(tile + r) * cols + first + c] as f64;
+                    vectorized(|| {
+                        let first = group * GROUP;
+                        let width = out.len() / rows.max(1);
+                        if width == GROUP {
+                            let mut columns: Vec<&mut [f64]> = out.chunks_mut(rows).collect();
+                            for (r, row) in self.data.chunks_exact(cols).enumerate() {
+                                let source = &row[first..first + GROUP];
+                                for (column, &value) in columns.iter_mut().zip(source) {
+                                    column[r] = value as f64;
+                                }
+                            }
+                        } else {
+                            for (c, column) in out.chunks_mut(rows).enumerate() {
+                                for (r, value) in column.iter_mut().enumerate() {
+                                    *value = self.data[r * cols + first + c] as f64;
+                                }
                             }
                         }
-                    }
+                    })
                 });
             wide
         })
@@ -148,7 +163,7 @@ fn fused_product(
         .for_each(|(chunk_index, chunk)| {
             let first_row = chunk_index * CHUNK_ROWS;
             let rows = chunk.len() / out_cols;
-            prologue(first_row, chunk);
+            vectorized(|| prologue(first_row, chunk));
             if let Some((x, x_cols)) = x {
                 let x_chunk = &x[first_row * x_cols..(first_row + rows) * x_cols];
                 matmul(
@@ -160,7 +175,7 @@ fn fused_product(
                     Par::Seq,
                 );
             }
-            epilogue(chunk);
+            vectorized(|| epilogue(chunk));
         });
 }
 
@@ -183,7 +198,7 @@ fn thin_gram(mut dst: MatMut<'_, f64>, a: MatRef<'_, f64>, b: MatRef<'_, f64>) {
             (0..b.ncols())
                 .map(|j| {
                     let b_col = b.col(j).try_as_col_major().expect("contiguous").as_slice();
-                    dot(a_col, b_col)
+                    vectorized(|| dot(a_col, b_col))
                 })
                 .collect()
         })
@@ -212,51 +227,63 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// Rows per parallel task of a readout product.
 const READOUT_ROWS: usize = 1024;
 
-/// Rows of the output per task of a Gram product.
-const GRAM_ROWS: usize = 64;
+/// Rows of the output per task of a Gram product: a multiple of the f64 micro-kernel's 12 rows
+/// (faer on AVX2), so only a block's last task runs the narrow edge kernel.
+const GRAM_ROWS: usize = 48;
 
-/// `dst = AᵀB` as independent single-threaded products on 64-row blocks of the output, run in
-/// parallel by rayon. With `lower_only` (A and B the same matrix) each block stops at the
-/// diagonal, so a symmetric product does ~60% of the work. On 2 cores this beats faer's own
-/// parallel split by 1.5–2×, which spends its time in barrier waits on thin outputs.
-fn gram_by_row_blocks(
-    dst: MatMut<'_, f64>,
-    a: MatRef<'_, f64>,
-    b: MatRef<'_, f64>,
+/// One single-threaded product of a Gram call: `dst[:, ..cols] = aᵀ·B[:, ..cols]`.
+struct GramTask<'a> {
+    dst: MatMut<'a, f64>,
+    a: MatRef<'a, f64>,
+    cols: usize,
+}
+
+/// Splits `dst = AᵀB` into tasks of [`GRAM_ROWS`] output rows. With `lower_only` (A and B the
+/// same matrix) each task stops at the diagonal, so a symmetric product does ~60% of the work;
+/// the caller mirrors the rest. On 2 cores independent single-threaded products beat faer's
+/// own parallel split by 1.5–2×, which spends its time in barrier waits on thin outputs.
+fn gram_tasks<'a>(
+    tasks: &mut Vec<GramTask<'a>>,
+    dst: MatMut<'a, f64>,
+    a: MatRef<'a, f64>,
+    b_cols: usize,
     lower_only: bool,
 ) {
-    let mut tasks = Vec::new();
     let mut rest = dst;
     let mut start = 0;
     while rest.nrows() > 0 {
         let rows = GRAM_ROWS.min(rest.nrows());
         let (block, remaining) = rest.split_at_row_mut(rows);
-        tasks.push((start, rows, block));
+        tasks.push(GramTask {
+            dst: block,
+            a: a.subcols(start, rows),
+            cols: if lower_only { start + rows } else { b_cols },
+        });
         rest = remaining;
         start += rows;
     }
-    tasks.into_par_iter().for_each(|(start, rows, block)| {
-        let cols = if lower_only { start + rows } else { b.ncols() };
-        matmul(
-            block.subcols_mut(0, cols),
-            Accum::Replace,
-            a.subcols(start, rows).transpose(),
-            b.subcols(0, cols),
-            1.0f64,
-            Par::Seq,
-        );
-    });
+}
+
+/// Runs `f` compiled for the widest vector instructions this processor has (AVX2 and FMA on
+/// x86-64), chosen at run time. The build targets baseline x86-64 (SSE2) so the binary runs
+/// anywhere; faer's kernels dispatch the same way, and this gives our own host loops (tanh,
+/// widening copies, dots, optimizer updates) the same 256-bit lanes. Rounding is unchanged:
+/// nothing is contracted into FMAs or reassociated.
+#[inline(always)]
+fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
 }
 
 /// Runs `f(chunk_of_out, offset)` over cache-sized chunks of `out` in parallel.
 fn for_each_chunk(out: &mut [f32], f: impl Fn(&mut [f32], usize) + Sync) {
     out.par_chunks_mut(ELEMENTWISE_CHUNK)
         .enumerate()
-        .for_each(|(index, chunk)| f(chunk, index * ELEMENTWISE_CHUNK));
+        .for_each(|(index, chunk)| vectorized(|| f(chunk, index * ELEMENTWISE_CHUNK)));
 }
 
 pub struct CpuBackend {
     threads: usize,
+    id: u64,
 }
 
 impl Default for CpuBackend {
@@ -273,6 +300,7 @@ impl CpuBackend {
         spindle::SPIN_LIMIT.store(256, std::sync::atomic::Ordering::Relaxed);
         CpuBackend {
             threads: rayon::current_num_threads(),
+            id: super::next_instance_id(),
         }
     }
 
@@ -285,6 +313,9 @@ impl CpuBackend {
 impl Backend for CpuBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Cpu
+    }
+    fn instance_id(&self) -> u64 {
+        self.id
     }
 
     fn adapter_name(&self) -> String {
@@ -457,25 +488,47 @@ impl Backend for CpuBackend {
         // matrix; converted to row-major at the end.
         let mut result = Mat::<f64>::zeros(total_cols, b_cols);
         let b_mat = columns(b);
+        // Products for every block go into one task list, so the threads meet once per call
+        // rather than once per block.
+        let mut tasks = Vec::new();
+        let mut symmetric_blocks = Vec::new();
+        let mut rest = result.as_mut();
         let mut row_offset = 0;
         for block in blocks {
             assert_eq!(block.rows(), n, "Gram blocks must have the same rows");
             let cols = block.cols();
             let a_mat = columns(block);
-            let mut dst = result.as_mut().subrows_mut(row_offset, cols);
-            if std::ptr::eq(*block, b) {
-                gram_by_row_blocks(dst.rb_mut(), a_mat, b_mat, true);
-                for i in 0..cols {
-                    for j in (i + 1)..cols {
-                        dst[(i, j)] = dst[(j, i)];
-                    }
-                }
-            } else if b_cols <= THIN_COLS {
+            let (dst, remaining) = rest.split_at_row_mut(cols);
+            rest = remaining;
+            let symmetric = std::ptr::eq(*block, b);
+            if symmetric {
+                symmetric_blocks.push((row_offset, cols));
+            }
+            if !symmetric && b_cols <= THIN_COLS {
                 thin_gram(dst, a_mat, b_mat);
             } else {
-                gram_by_row_blocks(dst, a_mat, b_mat, false);
+                gram_tasks(&mut tasks, dst, a_mat, b_mat.ncols(), symmetric);
             }
             row_offset += cols;
+        }
+        // Largest first: the thread that finishes early takes the small ones at the end.
+        tasks.sort_by_key(|task| std::cmp::Reverse(task.a.ncols() * task.cols));
+        tasks.into_par_iter().for_each(|task| {
+            matmul(
+                task.dst.subcols_mut(0, task.cols),
+                Accum::Replace,
+                task.a.transpose(),
+                b_mat.subcols(0, task.cols),
+                1.0f64,
+                Par::Seq,
+            );
+        });
+        for (offset, cols) in symmetric_blocks {
+            for i in 0..cols {
+                for j in (i + 1)..cols {
+                    result[(offset + i, j)] = result[(offset + j, i)];
+                }
+            }
         }
         let mut out = vec![0.0f64; total_cols * b_cols];
         for i in 0..total_cols {
@@ -490,42 +543,57 @@ impl Backend for CpuBackend {
         let (n, out_cols) = out.shape();
         let total_cols: usize = blocks.iter().map(|a| a.cols()).sum();
         assert_eq!(weights.len(), total_cols * out_cols);
-        // f64 products on the blocks' column copies, which exist already when the readout
-        // follows its Gram product; row chunks in parallel, each a single-threaded product.
-        let mut offsets = Vec::with_capacity(blocks.len());
+        // Per output column, its weights contiguous: each row of a block is widened to f64
+        // once and dotted with every output's weights. Reads the f32 rows (half the bytes of
+        // the f64 copy) and does not need the copy to exist.
         let mut offset = 0;
+        let mut block_weights = Vec::with_capacity(blocks.len());
         for block in blocks {
             assert_eq!(block.rows(), n);
-            offsets.push(offset);
-            offset += block.cols();
+            let cols = block.cols();
+            let per_output: Vec<Vec<f64>> = (0..out_cols)
+                .map(|j| {
+                    (offset..offset + cols)
+                        .map(|c| weights[c * out_cols + j])
+                        .collect()
+                })
+                .collect();
+            block_weights.push(per_output);
+            offset += cols;
+        }
+        let widest = blocks.iter().map(|b| b.cols()).max().unwrap_or(0);
+        if out_cols == 0 {
+            return;
         }
         data_mut(out)
             .par_chunks_mut(READOUT_ROWS * out_cols)
             .enumerate()
             .for_each(|(chunk_index, out_chunk)| {
-                let first = chunk_index * READOUT_ROWS;
-                let rows = out_chunk.len() / out_cols;
-                let mut acc = Mat::<f64>::zeros(rows, out_cols);
-                for (block, &offset) in blocks.iter().zip(&offsets) {
-                    let cols = block.cols();
-                    matmul(
-                        acc.as_mut(),
-                        Accum::Add,
-                        columns(block).subrows(first, rows),
-                        MatRef::from_row_major_slice(
-                            &weights[offset * out_cols..(offset + cols) * out_cols],
-                            cols,
-                            out_cols,
-                        ),
-                        1.0f64,
-                        Par::Seq,
-                    );
-                }
-                for r in 0..rows {
-                    for j in 0..out_cols {
-                        out_chunk[r * out_cols + j] = acc[(r, j)] as f32;
+                vectorized(|| {
+                    let first = chunk_index * READOUT_ROWS;
+                    let mut acc = vec![0.0f64; out_chunk.len()];
+                    let mut wide = vec![0.0f64; widest];
+                    for (block, per_output) in blocks.iter().zip(&block_weights) {
+                        let cols = block.cols();
+                        if cols == 0 {
+                            continue;
+                        }
+                        let rows = &data(block)[first * cols..][..acc.len() / out_cols * cols];
+                        for (row, acc_row) in
+                            rows.chunks_exact(cols).zip(acc.chunks_exact_mut(out_cols))
+                        {
+                            for (w, &x) in wide.iter_mut().zip(row) {
+                                *w = x as f64;
+                            }
+                            for (value, w) in acc_row.iter_mut().zip(per_output) {
+                                *value += dot(&wide[..cols], w);
+                            }
+                        }
                     }
-                }
+                    for (o, a) in out_chunk.iter_mut().zip(&acc) {
+                        *o = *a as f32;
+                    }
+                })
             });
     }
 
@@ -643,13 +711,15 @@ impl Backend for CpuBackend {
             .par_chunks(ELEMENTWISE_CHUNK)
             .zip(data(b).par_chunks(ELEMENTWISE_CHUNK))
             .map(|(a, b)| {
-                a.iter()
-                    .zip(b)
-                    .map(|(&a, &b)| {
-                        let d = a as f64 - b as f64;
-                        d * d
-                    })
-                    .sum::<f64>()
+                vectorized(|| {
+                    a.iter()
+                        .zip(b)
+                        .map(|(&a, &b)| {
+                            let d = a as f64 - b as f64;
+                            d * d
+                        })
+                        .sum::<f64>()
+                })
             })
             .sum();
         total / a.len().max(1) as f64
@@ -728,10 +798,12 @@ impl Backend for CpuBackend {
             .zip(v.par_chunks_mut(ELEMENTWISE_CHUNK))
             .zip(g.par_chunks(ELEMENTWISE_CHUNK))
             .for_each(|((p, v), g)| {
-                for ((p, v), &g) in p.iter_mut().zip(v.iter_mut()).zip(g) {
-                    *v = momentum * *v + g;
-                    *p -= learning_rate * *v;
-                }
+                vectorized(|| {
+                    for ((p, v), &g) in p.iter_mut().zip(v.iter_mut()).zip(g) {
+                        *v = momentum * *v + g;
+                        *p -= learning_rate * *v;
+                    }
+                })
             });
     }
 
@@ -765,11 +837,14 @@ impl Backend for CpuBackend {
             .zip(v.par_chunks_mut(ELEMENTWISE_CHUNK))
             .zip(g.par_chunks(ELEMENTWISE_CHUNK))
             .for_each(|(((p, m), v), g)| {
-                for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
-                    *m = beta1 * *m + (1.0 - beta1) * g;
-                    *v = beta2 * *v + (1.0 - beta2) * g * g;
-                    *p -= step_size * *m / (v.sqrt() / correction2_sqrt + epsilon);
-                }
+                vectorized(|| {
+                    for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g)
+                    {
+                        *m = beta1 * *m + (1.0 - beta1) * g;
+                        *v = beta2 * *v + (1.0 - beta2) * g * g;
+                        *p -= step_size * *m / (v.sqrt() / correction2_sqrt + epsilon);
+                    }
+                })
             });
     }
 }
@@ -905,11 +980,11 @@ fn fused_dense_backward(
         Some(dx) => dx
             .par_chunks_mut(rows_per_task * in_dim)
             .enumerate()
-            .map(|(task, dx_task)| work(task, Some(dx_task)))
+            .map(|(task, dx_task)| vectorized(|| work(task, Some(dx_task))))
             .collect(),
         None => (0..task_count)
             .into_par_iter()
-            .map(|task| work(task, None))
+            .map(|task| vectorized(|| work(task, None)))
             .collect(),
     };
     d_weights.fill(0.0);
@@ -952,15 +1027,17 @@ fn thin_dense_forward(
     out.par_chunks_mut(CHUNK_ROWS * out_dim)
         .enumerate()
         .for_each(|(chunk_index, chunk)| {
-            let first = chunk_index * CHUNK_ROWS;
-            for (r, out_row) in chunk.chunks_mut(out_dim).enumerate() {
-                let x_row = &x[(first + r) * in_dim..(first + r + 1) * in_dim];
-                for (j, o) in out_row.iter_mut().enumerate() {
-                    let w_row = &weights_t[j * in_dim..(j + 1) * in_dim];
-                    *o = bias[j] + dot_f32(x_row, w_row);
+            vectorized(|| {
+                let first = chunk_index * CHUNK_ROWS;
+                for (r, out_row) in chunk.chunks_mut(out_dim).enumerate() {
+                    let x_row = &x[(first + r) * in_dim..(first + r + 1) * in_dim];
+                    for (j, o) in out_row.iter_mut().enumerate() {
+                        let w_row = &weights_t[j * in_dim..(j + 1) * in_dim];
+                        *o = bias[j] + dot_f32(x_row, w_row);
+                    }
                 }
-            }
-            activate_in_place(chunk, activation);
+                activate_in_place(chunk, activation);
+            })
         });
 }
 

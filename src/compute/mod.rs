@@ -142,8 +142,17 @@ pub enum BackendChoice {
 /// Operations on device-resident f32 tensors. Shapes are checked with assertions: a mismatch is
 /// a bug in the caller, never a user error. Outputs are written into caller-owned tensors so
 /// that buffers stay allocated across steps.
+/// A fresh [`Backend::instance_id`].
+pub fn next_instance_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 pub trait Backend: Send + Sync {
     fn kind(&self) -> BackendKind;
+    /// Distinct for every backend made in this process; tensors belong to one instance, so
+    /// caches of tensors are keyed by it.
+    fn instance_id(&self) -> u64;
     /// Human-readable adapter, e.g. "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)" or "CPU (2 threads)".
     fn adapter_name(&self) -> String;
 

@@ -3,13 +3,20 @@
 //!
 //! The Gram matrix of `[H₁ … H_k]` is made of blocks `H_iᵀH_j`; each block is computed once, when
 //! `H_j` appears, and reused for every later k. For k = 10 at hidden 256 that is 55 blocks
-//! instead of the 55 + 36 + … a per-k recomputation costs.
+//! instead of the 55 + 36 + … a per-k recomputation costs. The states and diagonal blocks come
+//! from the trajectory shared with the `trajectory` method, and the Cholesky factor grows with k
+//! instead of being redone.
 
 use super::params::common::{BIAS_SCALE, HIDDEN, INPUT_SCALE, LAMBDA, SEED, SPECTRAL_RADIUS};
-use super::readout::predict_from_gram;
-use super::reservoir::{Reservoir, ReservoirSpec};
+use std::sync::Arc;
+
+use faer::{Mat, MatRef};
+
+use super::reservoir::ReservoirSpec;
+use super::shared_trajectory::TrajectoryHandle;
 use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
 use crate::compute::{Backend, Tensor};
+use crate::linalg::{GrowingCholesky, NotPositiveDefinite, indefinite_solve, row_major};
 
 pub const MAX_K: ParamSpec = ParamSpec::integer(
     "steps",
@@ -64,14 +71,16 @@ pub fn schedule(max_k: usize, every_k: bool) -> Vec<usize> {
 }
 
 pub struct Cumulative {
-    reservoir: Reservoir,
-    coords: Tensor,
-    target: Tensor,
-    states: Vec<Tensor>,
-    /// `gram_columns[j]` holds `[H₁ … H_j]ᵀ H_j`, a `(j+1)·hidden × hidden` row-major matrix.
-    gram_columns: Vec<Vec<f64>>,
-    /// `target_products[j]` holds `H_jᵀ Y` (hidden × 3).
-    target_products: Vec<Vec<f64>>,
+    trajectory: TrajectoryHandle,
+    /// `H₁ … H_k` as far as fitted.
+    states: Vec<Arc<Tensor>>,
+    /// Lower triangle of the Gram matrix of `[H₁ … H_k]` (`λ` is added by the factor), filled
+    /// block row by block row; each block `H_jᵀH_i` (i ≤ j) is computed once.
+    system: Mat<f64>,
+    /// `[H₁ … H_k]ᵀY`, row-major.
+    target_products: Vec<f64>,
+    /// Cholesky factor of the system so far, extended for each k.
+    cholesky: GrowingCholesky,
     prediction: Tensor,
     hidden: usize,
     lambda: f64,
@@ -82,59 +91,70 @@ pub struct Cumulative {
 impl Cumulative {
     pub fn new(setup: &Setup) -> Self {
         let p = setup.params;
-        let backend = setup.backend;
         let n = setup.target.pixel_count();
         let spec = ReservoirSpec::from_params(setup, 2, &SPECTRAL_RADIUS);
-        let hidden = spec.hidden;
-        let reservoir = Reservoir::new(backend, &spec);
         Cumulative {
-            reservoir,
-            coords: backend.upload(n, 2, &setup.target.coords()),
-            target: backend.upload(n, 3, &setup.target.pixels),
+            trajectory: TrajectoryHandle::attach(setup, &spec, true),
             states: Vec::new(),
-            gram_columns: Vec::new(),
+            system: Mat::zeros(0, 0),
             target_products: Vec::new(),
-            prediction: backend.zeros(n, 3),
-            hidden,
+            cholesky: GrowingCholesky::new(),
+            prediction: setup.backend.zeros(n, 3),
+            hidden: spec.hidden,
             lambda: p.get(&LAMBDA),
             schedule: schedule(p.get_usize(&MAX_K), p.get(&EVERY_K) >= 0.5),
             done: 0,
         }
     }
 
-    /// Runs the reservoir one step further and computes the new Gram column.
+    /// Takes state `H_j` (j = states + 1) from the shared trajectory and fills block row j of
+    /// the system: `H_jᵀH_i` for i < j computed here, `H_jᵀH_j` and `H_jᵀY` shared.
     fn extend_trajectory(&mut self, backend: &dyn Backend) {
-        let mut next = backend.zeros(self.coords.rows(), self.hidden);
-        self.reservoir
-            .step(backend, &self.coords, self.states.last(), &mut next);
-        self.states.push(next);
-        let newest = self.states.last().expect("just pushed");
-        let blocks: Vec<&Tensor> = self.states.iter().collect();
-        self.gram_columns.push(backend.gram(&blocks, newest));
-        self.target_products
-            .push(backend.gram(&[newest], &self.target));
-    }
-
-    /// The Gram matrix and target products of `[H₁ … H_k]`, assembled from the stored blocks.
-    fn assemble(&self, k: usize) -> (Vec<f64>, Vec<f64>) {
+        let j = self.states.len() + 1;
         let h = self.hidden;
-        let size = k * h;
-        let mut gram = vec![0.0; size * size];
-        for j in 0..k {
-            let column = &self.gram_columns[j];
-            for i in 0..=j {
-                for r in 0..h {
-                    for c in 0..h {
-                        let value = column[(i * h + r) * h + c];
-                        // Block (i, j) and its transpose (j, i).
-                        gram[(i * h + r) * size + j * h + c] = value;
-                        gram[(j * h + c) * size + i * h + r] = value;
-                    }
-                }
+        let (newest, diagonal, target_product) = {
+            let mut trajectory = self.trajectory.lock();
+            trajectory.extend_to(backend, j);
+            (
+                trajectory.state(j),
+                trajectory.gram(j),
+                trajectory.target_product(j),
+            )
+        };
+        let older: Vec<&Tensor> = self.states.iter().map(|s| &**s).collect();
+        // `[H₁ … H_{j−1}]ᵀH_j`: (j−1)·h × h, row-major.
+        let off_diagonal = if older.is_empty() {
+            Vec::new()
+        } else {
+            backend.gram(&older, &newest)
+        };
+        if self.system.nrows() < j * h {
+            // Room for the largest k at once: the system is only ever filled, never moved.
+            let largest = self.schedule.last().copied().unwrap_or(j).max(j) * h;
+            let mut system = Mat::<f64>::zeros(largest, largest);
+            let old = self.system.nrows();
+            system
+                .as_mut()
+                .submatrix_mut(0, 0, old, old)
+                .copy_from_triangular_lower(&self.system);
+            self.system = system;
+        }
+        let system = &mut self.system;
+        let row = (j - 1) * h;
+        // Block row j, written down the columns (the matrix is column-major): column i·h + r
+        // holds H_iᵀ's row r against H_j, i.e. row i·h + r of `off_diagonal`.
+        for (column, values) in off_diagonal.chunks_exact(h).enumerate() {
+            for (c, &value) in values.iter().enumerate() {
+                system[(row + c, column)] = value;
             }
         }
-        let rhs = self.target_products[..k].concat();
-        (gram, rhs)
+        for r in 0..h {
+            for c in r..h {
+                system[(row + c, row + r)] = diagonal[r * h + c];
+            }
+        }
+        self.target_products.extend_from_slice(&target_product);
+        self.states.push(newest);
     }
 }
 
@@ -155,21 +175,28 @@ impl Method for Cumulative {
         while self.states.len() < k {
             self.extend_trajectory(backend);
         }
-        let (gram, rhs) = self.assemble(k);
-        let blocks: Vec<&Tensor> = self.states[..k].iter().collect();
-        predict_from_gram(
+        let size = k * self.hidden;
+        let system = self.system.as_ref().submatrix(0, 0, size, size);
+        let rhs = MatRef::from_row_major_slice(&self.target_products[..size * 3], size, 3);
+        if self.cholesky.dim() > size {
+            self.cholesky = GrowingCholesky::new();
+        }
+        let weights = match self.cholesky.extend(system, self.lambda) {
+            Ok(()) => self.cholesky.solve(rhs),
+            Err(NotPositiveDefinite) => indefinite_solve(system, self.lambda, rhs),
+        };
+        let blocks: Vec<&Tensor> = self.states[..k].iter().map(|s| &**s).collect();
+        backend.readout(&blocks, &row_major(weights.as_ref()), &mut self.prediction);
+        let psnr_db = clipped_psnr(
             backend,
-            &blocks,
-            &gram,
-            &rhs,
-            self.lambda,
             &mut self.prediction,
+            self.trajectory.lock().target(),
         );
         self.done += 1;
         Ok(StepReport {
             step: k,
             label: format!("k = {k}"),
-            psnr_db: clipped_psnr(backend, &mut self.prediction, &self.target),
+            psnr_db,
             loss: None,
         })
     }
@@ -179,7 +206,10 @@ impl Method for Cumulative {
     }
 
     fn features(&self) -> Option<&Tensor> {
-        self.states.get(self.schedule[self.done.max(1) - 1] - 1)
+        (self.done > 0)
+            .then(|| self.states.get(self.schedule[self.done - 1] - 1))
+            .flatten()
+            .map(|s| &**s)
     }
 }
 

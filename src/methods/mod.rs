@@ -15,6 +15,7 @@ pub mod params;
 pub mod readout;
 pub mod refine;
 pub mod reservoir;
+pub mod shared_trajectory;
 pub mod training;
 pub mod trajectory;
 

@@ -6,7 +6,11 @@
 
 use super::params::common::{BIAS_SCALE, HIDDEN, INPUT_SCALE, LAMBDA, SEED};
 use super::readout::fit_ridge;
-use super::reservoir::{Reservoir, ReservoirSpec};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::reservoir::{RawDraws, Reservoir, ReservoirSpec, raw_draws};
 use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
 use crate::compute::{Backend, Tensor};
 use crate::rng::RngKind;
@@ -87,6 +91,8 @@ pub struct Multiscale {
     correction: Tensor,
     estimate: Tensor,
     radii: Vec<f64>,
+    /// Each scale's raw reservoir draws, made up front.
+    draws: Vec<Arc<RawDraws>>,
     hidden: usize,
     iterations: usize,
     lambda: f64,
@@ -103,6 +109,14 @@ impl Multiscale {
         let backend = setup.backend;
         let n = setup.target.pixel_count();
         let hidden = p.get_usize(&HIDDEN);
+        let radii = linspace(p.get(&RHO_MIN), p.get(&RHO_MAX), p.get_usize(&SCALES));
+        let seed = p.get(&SEED) as u64;
+        // The scales' reservoirs are independent: draw them and solve their eigenvalue problems
+        // side by side (each solve is serial) instead of one per step.
+        let draws = (0..radii.len() as u64)
+            .into_par_iter()
+            .map(|scale| raw_draws(setup.rng, seed + scale, 2, hidden))
+            .collect();
         Multiscale {
             coords: backend.upload(n, 2, &setup.target.coords()),
             target: backend.upload(n, 3, &setup.target.pixels),
@@ -111,13 +125,14 @@ impl Multiscale {
             next_state: backend.zeros(n, hidden),
             correction: backend.zeros(n, 3),
             estimate: backend.zeros(n, 3),
-            radii: linspace(p.get(&RHO_MIN), p.get(&RHO_MAX), p.get_usize(&SCALES)),
+            radii,
+            draws,
             hidden,
             iterations: p.get_usize(&ITERATIONS_PER_SCALE),
             lambda: p.get(&LAMBDA),
             input_scale: p.get(&INPUT_SCALE),
             bias_scale: p.get(&BIAS_SCALE),
-            seed: p.get(&SEED) as u64,
+            seed,
             rng: setup.rng,
             done: 0,
         }
@@ -139,7 +154,7 @@ impl Method for Multiscale {
         anyhow::ensure!(!self.is_done(), "multiscale has finished its scales");
         let scale = self.done;
         let spectral_radius = self.radii[scale];
-        let reservoir = Reservoir::new(
+        let reservoir = Reservoir::from_draws(
             backend,
             &ReservoirSpec {
                 input_dim: 2,
@@ -150,6 +165,7 @@ impl Method for Multiscale {
                 seed: self.seed + scale as u64,
                 rng: self.rng,
             },
+            &self.draws[scale],
         );
         for iteration in 0..self.iterations {
             let previous = (iteration > 0).then_some(&self.state);

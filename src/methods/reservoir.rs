@@ -73,7 +73,7 @@ fn lock_cache() -> std::sync::MutexGuard<'static, VecDeque<(DrawKey, Arc<RawDraw
 }
 
 /// How to build one reservoir.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ReservoirSpec {
     pub input_dim: usize,
     pub hidden: usize,
@@ -112,6 +112,11 @@ pub struct Reservoir {
 impl Reservoir {
     pub fn new(backend: &dyn Backend, spec: &ReservoirSpec) -> Self {
         let draws = raw_draws(spec.rng, spec.seed, spec.input_dim, spec.hidden);
+        Self::from_draws(backend, spec, &draws)
+    }
+
+    /// The reservoir `spec` describes, from its raw draws (made earlier, e.g. in parallel).
+    pub fn from_draws(backend: &dyn Backend, spec: &ReservoirSpec, draws: &RawDraws) -> Self {
         // Scaled in f64 as numpy does, then stored as f32.
         let recurrent_scale = if draws.raw_radius > 0.0 {
             spec.spectral_radius / draws.raw_radius

@@ -4,8 +4,11 @@
 //! row of images shows what the reservoir state can express after k steps.
 
 use super::params::common::{BIAS_SCALE, HIDDEN, INPUT_SCALE, LAMBDA, SEED, SPECTRAL_RADIUS};
-use super::readout::fit_ridge;
-use super::reservoir::{Reservoir, ReservoirSpec};
+use std::sync::Arc;
+
+use super::readout::predict_from_gram;
+use super::reservoir::ReservoirSpec;
+use super::shared_trajectory::TrajectoryHandle;
 use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
 use crate::compute::{Backend, Tensor};
 
@@ -37,11 +40,9 @@ pub const INFO: MethodInfo = MethodInfo {
 };
 
 pub struct Trajectory {
-    reservoir: Reservoir,
-    coords: Tensor,
-    target: Tensor,
-    state: Tensor,
-    next_state: Tensor,
+    trajectory: TrajectoryHandle,
+    /// The latest state (also held by the shared trajectory while a reader needs it).
+    state: Option<Arc<Tensor>>,
     prediction: Tensor,
     lambda: f64,
     steps: usize,
@@ -51,18 +52,12 @@ pub struct Trajectory {
 impl Trajectory {
     pub fn new(setup: &Setup) -> Self {
         let p = setup.params;
-        let backend = setup.backend;
         let n = setup.target.pixel_count();
         let spec = ReservoirSpec::from_params(setup, 2, &SPECTRAL_RADIUS);
-        let hidden = spec.hidden;
-        let reservoir = Reservoir::new(backend, &spec);
         Trajectory {
-            reservoir,
-            coords: backend.upload(n, 2, &setup.target.coords()),
-            target: backend.upload(n, 3, &setup.target.pixels),
-            state: backend.zeros(n, hidden),
-            next_state: backend.zeros(n, hidden),
-            prediction: backend.zeros(n, 3),
+            trajectory: TrajectoryHandle::attach(setup, &spec, false),
+            state: None,
+            prediction: setup.backend.zeros(n, 3),
             lambda: p.get(&LAMBDA),
             steps: p.get_usize(&STEPS),
             done: 0,
@@ -87,22 +82,27 @@ impl Method for Trajectory {
             "trajectory has finished its {} steps",
             self.steps
         );
-        let previous = (self.done > 0).then_some(&self.state);
-        self.reservoir
-            .step(backend, &self.coords, previous, &mut self.next_state);
-        std::mem::swap(&mut self.state, &mut self.next_state);
-        fit_ridge(
+        let k = self.done + 1;
+        let mut trajectory = self.trajectory.lock();
+        trajectory.extend_to(backend, k);
+        let state = trajectory.state(k);
+        let (gram, target_product) = (trajectory.gram(k), trajectory.target_product(k));
+        predict_from_gram(
             backend,
-            &self.state,
-            &self.target,
+            &[&state],
+            &gram,
+            &target_product,
             self.lambda,
             &mut self.prediction,
         );
+        let psnr_db = clipped_psnr(backend, &mut self.prediction, trajectory.target());
+        drop(trajectory);
+        self.state = Some(state);
         self.done += 1;
         Ok(StepReport {
             step: self.done,
             label: format!("step {}", self.done),
-            psnr_db: clipped_psnr(backend, &mut self.prediction, &self.target),
+            psnr_db,
             loss: None,
         })
     }
@@ -112,6 +112,6 @@ impl Method for Trajectory {
     }
 
     fn features(&self) -> Option<&Tensor> {
-        (self.done > 0).then_some(&self.state)
+        self.state.as_deref()
     }
 }

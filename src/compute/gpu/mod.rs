@@ -181,6 +181,7 @@ pub struct GpuBackend {
     param_stride: usize,
     pending: Mutex<Pending>,
     kernels: Kernels,
+    id: u64,
 }
 
 impl GpuBackend {
@@ -277,6 +278,7 @@ impl GpuBackend {
                 elementwise: elementwise::Kernels::new(),
                 optim: optim::Kernels::new(),
             },
+            id: super::next_instance_id(),
         })
     }
 
@@ -570,6 +572,9 @@ fn buffer(tensor: &Tensor) -> &wgpu::Buffer {
 impl Backend for GpuBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Gpu
+    }
+    fn instance_id(&self) -> u64 {
+        self.id
     }
 
     fn adapter_name(&self) -> String {
