@@ -92,6 +92,7 @@ impl Settings {
                 .collect(),
             working_size: self.working_size,
             step_limit,
+            iterates_for: None,
         }
     }
 
@@ -189,6 +190,10 @@ pub struct InrlabApp {
     model: Model,
     views: Vec<Box<dyn View>>,
     focus_method: Option<&'static str>,
+    /// The method whose iterates the active view showed in the last frame, and the one the
+    /// worker was last told about.
+    iterates_for: Option<&'static str>,
+    published_iterates_for: Option<&'static str>,
     playing: bool,
     step_limit: Option<usize>,
     screenshot: Option<ScreenshotPlan>,
@@ -242,6 +247,8 @@ impl InrlabApp {
             model,
             views: crate::ui::registry(),
             focus_method: None,
+            iterates_for: None,
+            published_iterates_for: None,
             playing,
             step_limit,
             screenshot,
@@ -352,8 +359,10 @@ impl InrlabApp {
             focus_method: &mut self.focus_method,
             show_ground_truth: self.settings.show_ground_truth,
             worker: &self.worker,
+            iterates_for: None,
         };
         self.views[active].ui(ui, &mut context);
+        self.iterates_for = context.iterates_for;
     }
 
     fn notices_ui(&mut self, ui: &mut egui::Ui) {
@@ -502,15 +511,21 @@ impl InrlabApp {
         );
     }
 
-    /// Sends the worker the settings' new desired configuration when they changed.
+    /// Sends the worker the new desired configuration when the settings or the iterates on
+    /// show changed (the worker is woken only when what it reads differs).
     fn publish_settings(&mut self) {
-        if self.published.as_ref() == Some(&self.settings) {
+        let settings_changed = self.published.as_ref() != Some(&self.settings);
+        if !settings_changed && self.published_iterates_for == self.iterates_for {
             return;
         }
-        self.model.set_selection(&self.settings.selected_names());
-        self.worker
-            .set_desired(self.settings.desired(self.step_limit));
-        self.published = Some(self.settings.clone());
+        if settings_changed {
+            self.model.set_selection(&self.settings.selected_names());
+            self.published = Some(self.settings.clone());
+        }
+        let mut desired = self.settings.desired(self.step_limit);
+        desired.iterates_for = self.iterates_for;
+        self.worker.set_desired(desired);
+        self.published_iterates_for = self.iterates_for;
     }
 
     fn screenshot_step(&mut self, ctx: &egui::Context) {
