@@ -21,7 +21,10 @@ use crate::target::{Fit, SAMPLE_NAME, Target, load_image, rgb8_from_f32};
     name = "inrlab",
     version,
     about = "Watch images being generated, step by step, by iterative coordinate-based models.",
-    after_help = "Without a subcommand, inrlab opens its window on the built-in sample (or --image)."
+    after_help = "Without a subcommand, inrlab opens its window on the built-in sample (or --image). \
+                  Method parameters given to the window apply to every selected method that has \
+                  them, in place of the values saved from last time: \
+                  inrlab --methods fourier-mlp,learned-refine --optimizer sgd"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -45,6 +48,16 @@ pub struct WindowArgs {
     /// Steps of each selected method before the screenshot is taken.
     #[arg(long, default_value_t = 10)]
     pub after: usize,
+    /// Methods to show, comma-separated, in place of the ones ticked last time.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES", value_parser = method_names())]
+    pub methods: Option<Vec<String>>,
+    /// Method parameters given to the window (`--optimizer sgd`), filled in by [`parse`].
+    #[arg(skip)]
+    pub params: ParamValues,
+}
+
+fn method_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(methods::registry().iter().map(|info| info.name))
 }
 
 #[derive(Subcommand, Debug)]
@@ -125,15 +138,21 @@ fn parameter_args() -> Vec<Arg> {
     seen.into_values().collect()
 }
 
+/// The whole command line: method parameters are options of `run` and of the window.
 pub fn command() -> clap::Command {
-    Cli::command().mut_subcommand("run", |run| run.args(parameter_args()))
+    Cli::command()
+        .args(parameter_args())
+        .mut_subcommand("run", |run| run.args(parameter_args()))
 }
 
 /// Parses the process arguments. Errors (not help or version) are shortened to one line.
 pub fn parse() -> (Cli, ArgMatches) {
     match command().try_get_matches() {
         Ok(matches) => match Cli::from_arg_matches(&matches) {
-            Ok(cli) => (cli, matches),
+            Ok(mut cli) => {
+                cli.window.params = parameter_values(&matches);
+                (cli, matches)
+            }
             Err(error) => exit_with_clap_error(error),
         },
         Err(error) => exit_with_clap_error(error),
@@ -163,7 +182,8 @@ fn choice_spec(name: &str) -> Option<&'static methods::ParamSpec> {
         .filter(|spec| spec.is_choice())
 }
 
-/// The method parameters given on the command line.
+/// The method parameters given on the command line (the matches of `run`, or the top level's
+/// for the window).
 pub fn parameter_values(run_matches: &ArgMatches) -> ParamValues {
     let mut values = ParamValues::new();
     for arg in parameter_args() {
@@ -349,4 +369,81 @@ fn write_run(
         existing,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::methods::training::LEARNING_RATE;
+
+    fn parse_from(args: &[&str]) -> (Cli, ArgMatches) {
+        let matches = command().try_get_matches_from(args).unwrap();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap();
+        cli.window.params = parameter_values(&matches);
+        (cli, matches)
+    }
+
+    #[test]
+    fn sgd_without_a_learning_rate_runs_and_reports_sgds_rate() {
+        let out = std::env::temp_dir().join(format!("inrlab-cli-lr-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let out_arg = out.display().to_string();
+        let (cli, matches) = parse_from(&[
+            "inrlab",
+            "run",
+            "--method",
+            "fourier-mlp",
+            "--optimizer",
+            "sgd",
+            "--steps",
+            "2",
+            "--size",
+            "16",
+            "--frequencies",
+            "8",
+            "--width-1",
+            "8",
+            "--width-2",
+            "0",
+            "--backend",
+            "cpu",
+            "--out",
+            &out_arg,
+        ]);
+        let run_matches = matches.subcommand_matches("run").unwrap();
+        let values = parameter_values(run_matches);
+        assert_eq!(values.explicit("lr"), None);
+        assert_eq!(values.get(&LEARNING_RATE), 1.0);
+        let Some(Command::Run(args)) = &cli.command else {
+            panic!("run was parsed")
+        };
+        run(args, &cli.window, run_matches).unwrap();
+        let metrics: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+        assert_eq!(metrics["params"]["lr"], 1.0, "{}", metrics["params"]);
+        assert_eq!(metrics["params"]["optimizer"], 1.0);
+        let _ = std::fs::remove_dir_all(&out);
+    }
+
+    #[test]
+    fn the_window_takes_methods_and_method_parameters() {
+        let (cli, _) = parse_from(&[
+            "inrlab",
+            "--methods",
+            "learned-refine,fourier-mlp",
+            "--optimizer",
+            "sgd",
+        ]);
+        assert!(cli.command.is_none());
+        assert_eq!(
+            cli.window.methods.as_deref(),
+            Some(&["learned-refine".to_owned(), "fourier-mlp".to_owned()][..])
+        );
+        assert_eq!(cli.window.params.explicit("optimizer"), Some(1.0));
+        assert!(
+            command()
+                .try_get_matches_from(["inrlab", "--methods", "no-such-method"])
+                .is_err()
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! Drives the real window headless (egui_kittest over the eframe app) on the built-in sample
 //! at 32² with the CPU backend: frames arrive, ρ restarts only the methods it affects, Space
-//! and S work, the grid and the curves fill, and bad files become notices.
+//! and S work, the grid and the curves fill (learned-refine's iterations and the training
+//! loss included), and bad files become notices.
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,10 @@ fn small_settings(selected: &[&str]) -> Settings {
 }
 
 fn harness(selected: &[&str], start_paused: bool) -> Harness<'static, InrlabApp> {
-    let settings = small_settings(selected);
+    harness_with(small_settings(selected), start_paused)
+}
+
+fn harness_with(settings: Settings, start_paused: bool) -> Harness<'static, InrlabApp> {
     Harness::builder()
         .with_size(egui::vec2(1400.0, 900.0))
         .build_eframe(move |cc| {
@@ -345,4 +349,64 @@ fn the_working_size_selector_restarts_at_the_new_size() {
         .as_ref()
         .unwrap();
     assert_eq!(latest.pixels.len(), 64 * 64 * 3);
+}
+
+fn iterates_step(app: &InrlabApp, method: &str) -> Option<usize> {
+    app.model()
+        .run(method)
+        .and_then(|r| r.iterates.as_ref())
+        .map(|view| view.step)
+}
+
+#[test]
+fn learned_refine_shows_its_iterations_in_the_grid_and_its_loss_in_the_curves() {
+    let mut settings = small_settings(&["learned-refine"]);
+    settings.active_view = "curves".into();
+    let values = settings.params.entry("learned-refine".into()).or_default();
+    values.set("width", 32.0);
+    values.set("steps", 100_000.0);
+    let mut h = harness_with(settings, false);
+    assert!(step_until(&mut h, Duration::from_secs(60), |app| {
+        steps_of(app, "learned-refine") >= 3
+    }));
+    h.step();
+    // The curves show its loss; nobody shows its iterates, so none were read back.
+    let summary = h.get_by_label_contains("Learned refinement: best");
+    assert!(format!("{summary:?}").contains(" · loss "), "{summary:?}");
+    assert_eq!(iterates_step(h.state(), "learned-refine"), None);
+
+    h.state_mut().settings_mut().active_view = "trajectory".into();
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| {
+            iterates_step(app, "learned-refine").is_some()
+        }),
+        "the grid shows learned-refine but its iterates did not arrive"
+    );
+    h.step();
+    assert!(
+        h.query_by_label_contains("iterations 1…5 at step")
+            .is_some()
+    );
+    for k in 1..=5 {
+        let label = format!("iteration {k} ");
+        let cell = h.get_by_label_contains(&label);
+        assert!(format!("{cell:?}").contains(" dB"), "{cell:?}");
+    }
+    // They follow the training.
+    let first = iterates_step(h.state(), "learned-refine").unwrap();
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| {
+            iterates_step(app, "learned-refine").is_some_and(|step| step > first)
+        }),
+        "the iterates stayed at step {first}"
+    );
+    // Paused, the row catches up with the last step.
+    h.key_press(egui::Key::Space);
+    assert!(
+        step_until(&mut h, Duration::from_secs(30), |app| {
+            let steps = steps_of(app, "learned-refine");
+            !app.is_playing() && iterates_step(app, "learned-refine") == Some(steps)
+        }),
+        "paused, the iterates are not those of the last step"
+    );
 }

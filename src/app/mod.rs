@@ -92,11 +92,52 @@ impl Settings {
                 .collect(),
             working_size: self.working_size,
             step_limit,
+            iterates_for: None,
         }
     }
 
     pub fn selected_names(&self) -> Vec<&'static str> {
         self.desired(None).selected
+    }
+
+    /// Applies what the command line asked for: the methods to show, in place of the stored
+    /// selection, and parameter values, each set on every selected method that has the
+    /// parameter (`--steps 40` means training steps for a trained method, reservoir steps for a
+    /// reservoir one). A value given there counts as set by the user (a learning rate given
+    /// stays, whatever the optimizer).
+    pub fn apply_command_line(
+        &mut self,
+        selected: Option<&[String]>,
+        params: &ParamValues,
+    ) -> anyhow::Result<()> {
+        if let Some(names) = selected {
+            for name in names {
+                methods::find(name)?;
+            }
+            self.selected = names.to_vec();
+        }
+        for (name, value) in params.iter() {
+            let owners: Vec<_> = methods::registry()
+                .iter()
+                .filter(|info| self.selected.iter().any(|s| s == info.name))
+                .filter_map(|info| {
+                    let spec = info.params.iter().find(|spec| spec.name == name)?;
+                    Some((info.name, spec))
+                })
+                .collect();
+            anyhow::ensure!(
+                !owners.is_empty(),
+                "none of the selected methods has a parameter --{name}"
+            );
+            for (method, spec) in owners {
+                spec.check(value)?;
+                self.params
+                    .entry(method.to_owned())
+                    .or_default()
+                    .set(name, value);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -114,6 +155,10 @@ pub struct AppOptions {
     pub start_paused: bool,
     /// Open on this view (its id) instead of the stored one.
     pub initial_view: Option<String>,
+    /// Methods to show instead of the stored selection (`--methods`).
+    pub methods: Option<Vec<String>>,
+    /// Parameter values from the command line, set on every selected method that has them.
+    pub params: ParamValues,
 }
 
 /// The result of a `--screenshot` run, read by [`run`] after the window closes.
@@ -145,6 +190,10 @@ pub struct InrlabApp {
     model: Model,
     views: Vec<Box<dyn View>>,
     focus_method: Option<&'static str>,
+    /// The method whose iterates the active view showed in the last frame, and the one the
+    /// worker was last told about.
+    iterates_for: Option<&'static str>,
+    published_iterates_for: Option<&'static str>,
     playing: bool,
     step_limit: Option<usize>,
     screenshot: Option<ScreenshotPlan>,
@@ -163,6 +212,8 @@ impl InrlabApp {
         if let Some(view) = options.initial_view.clone() {
             settings.active_view = view;
         }
+        // [`run`] has checked these already; a test or demo passing bad ones gets a notice.
+        let command_line = settings.apply_command_line(options.methods.as_deref(), &options.params);
         let step_limit = options.screenshot.as_ref().map(|(_, after)| *after);
         let worker = worker::spawn(options.backend, settings.desired(step_limit), ctx.clone());
         // The sample first, so that a bad --image leaves a notice over a running sample rather
@@ -177,6 +228,9 @@ impl InrlabApp {
         }
         let mut model = Model::default();
         model.set_selection(&settings.selected_names());
+        if let Err(error) = command_line {
+            model.notify(format!("{error:#}"));
+        }
         let screenshot = options.screenshot.map(|(path, after)| ScreenshotPlan {
             path,
             after,
@@ -193,6 +247,8 @@ impl InrlabApp {
             model,
             views: crate::ui::registry(),
             focus_method: None,
+            iterates_for: None,
+            published_iterates_for: None,
             playing,
             step_limit,
             screenshot,
@@ -303,8 +359,10 @@ impl InrlabApp {
             focus_method: &mut self.focus_method,
             show_ground_truth: self.settings.show_ground_truth,
             worker: &self.worker,
+            iterates_for: None,
         };
         self.views[active].ui(ui, &mut context);
+        self.iterates_for = context.iterates_for;
     }
 
     fn notices_ui(&mut self, ui: &mut egui::Ui) {
@@ -453,15 +511,21 @@ impl InrlabApp {
         );
     }
 
-    /// Sends the worker the settings' new desired configuration when they changed.
+    /// Sends the worker the new desired configuration when the settings or the iterates on
+    /// show changed (the worker is woken only when what it reads differs).
     fn publish_settings(&mut self) {
-        if self.published.as_ref() == Some(&self.settings) {
+        let settings_changed = self.published.as_ref() != Some(&self.settings);
+        if !settings_changed && self.published_iterates_for == self.iterates_for {
             return;
         }
-        self.model.set_selection(&self.settings.selected_names());
-        self.worker
-            .set_desired(self.settings.desired(self.step_limit));
-        self.published = Some(self.settings.clone());
+        if settings_changed {
+            self.model.set_selection(&self.settings.selected_names());
+            self.published = Some(self.settings.clone());
+        }
+        let mut desired = self.settings.desired(self.step_limit);
+        desired.iterates_for = self.iterates_for;
+        self.worker.set_desired(desired);
+        self.published_iterates_for = self.iterates_for;
     }
 
     fn screenshot_step(&mut self, ctx: &egui::Context) {
@@ -587,6 +651,8 @@ pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
         .clone()
         .map(|path| (path, args.after.max(1)));
     let screenshot_mode = screenshot.is_some();
+    // Bad method names or parameter values end here, before a window opens.
+    Settings::default().apply_command_line(args.methods.as_deref(), &args.params)?;
     let options = AppOptions {
         backend: args.backend,
         image: args.image.clone(),
@@ -595,6 +661,8 @@ pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
         start_paused: false,
         // For scripted demo pictures of a particular view: INRLAB_VIEW=curves inrlab --screenshot …
         initial_view: std::env::var("INRLAB_VIEW").ok(),
+        methods: args.methods.clone(),
+        params: args.params.clone(),
     };
     let native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -684,6 +752,48 @@ mod tests {
         assert_eq!(
             settings.desired(None).selected,
             vec!["trajectory", "fourier-ridge"]
+        );
+    }
+
+    #[test]
+    fn the_command_line_picks_methods_and_sets_parameters_on_every_owner() {
+        let mut settings = Settings::default();
+        let mut params = ParamValues::new();
+        params.set("optimizer", 1.0);
+        settings
+            .apply_command_line(
+                Some(&["learned-refine".to_owned(), "fourier-mlp".to_owned()]),
+                &params,
+            )
+            .unwrap();
+        assert_eq!(
+            settings.selected_names(),
+            vec!["fourier-mlp", "learned-refine"]
+        );
+        for method in ["fourier-mlp", "learned-refine"] {
+            let values = &settings.params[method];
+            assert_eq!(values.explicit("optimizer"), Some(1.0), "{method}");
+            assert_eq!(
+                values.get(&crate::methods::training::LEARNING_RATE),
+                1.0,
+                "{method} follows sgd"
+            );
+        }
+        // Methods not selected keep their values.
+        assert!(!settings.params.contains_key("coord-mlp"));
+        let mut steps = ParamValues::new();
+        steps.set("spectral-radius", 0.5);
+        assert!(
+            settings.apply_command_line(None, &steps).is_err(),
+            "no selected method has ρ"
+        );
+        let mut bad = ParamValues::new();
+        bad.set("lr", 1e9);
+        assert!(Settings::default().apply_command_line(None, &bad).is_err());
+        assert!(
+            Settings::default()
+                .apply_command_line(Some(&["nope".to_owned()]), &ParamValues::new())
+                .is_err()
         );
     }
 }

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use egui::{ColorImage, TextureHandle, TextureOptions};
 
-use super::worker::{FeatureMaps, FeatureRequest, Frame, Message, StopReason, WorkerHandle};
+use super::worker::{
+    FeatureMaps, FeatureRequest, Frame, Iterates, Message, StopReason, WorkerHandle,
+};
 use crate::compute::BackendKind;
 use crate::methods::{self, MethodInfo, StepReport};
 
@@ -43,6 +45,18 @@ pub struct LatestOutput {
     pub pixels: Arc<Vec<f32>>,
 }
 
+/// One iteration's image of a method that refines internally.
+pub struct IterateCell {
+    pub texture: TextureHandle,
+    pub psnr_db: f64,
+}
+
+/// The latest intermediate images that arrived ([`Iterates`]): the trajectory at one step.
+pub struct IteratesView {
+    pub step: usize,
+    pub cells: Vec<IterateCell>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum RunStatus {
     /// Restarted; nothing has arrived yet.
@@ -65,6 +79,9 @@ pub struct MethodRun {
     pub status: RunStatus,
     /// Compute seconds of this run so far.
     pub compute_secs: f64,
+    /// For methods that refine internally, their iterations at a recent step; they arrive only
+    /// while a view shows them.
+    pub iterates: Option<IteratesView>,
 }
 
 impl MethodRun {
@@ -77,6 +94,7 @@ impl MethodRun {
             latest: None,
             status: RunStatus::Starting,
             compute_secs: 0.0,
+            iterates: None,
         }
     }
 
@@ -181,6 +199,9 @@ impl Model {
         }
         for frame in worker.frames.take_all() {
             self.apply_frame(ctx, frame);
+        }
+        if let Some(iterates) = worker.iterates.take() {
+            self.apply_iterates(ctx, iterates);
         }
         let now = Instant::now();
         let busy = self.playing && self.runs.iter().any(|r| !r.is_settled());
@@ -316,6 +337,50 @@ impl Model {
         }
         self.frames_received += 1;
         self.step_arrivals.push_back(Instant::now());
+    }
+
+    /// Shows newly arrived iterates: the textures of the previous ones are overwritten in
+    /// place, so a run streaming them holds K textures, not K per arrival.
+    pub fn apply_iterates(&mut self, ctx: &egui::Context, iterates: Iterates) {
+        let Some(run) = self.current_run(iterates.method, iterates.run_id) else {
+            return;
+        };
+        if run
+            .iterates
+            .as_ref()
+            .is_some_and(|view| view.step > iterates.step)
+        {
+            return;
+        }
+        let count = iterates.images.len();
+        match &mut run.iterates {
+            Some(view) if view.cells.len() == count => {
+                for (cell, (image, psnr_db)) in view.cells.iter_mut().zip(iterates.images) {
+                    cell.texture.set(image, TextureOptions::NEAREST);
+                    cell.psnr_db = psnr_db;
+                }
+                view.step = iterates.step;
+            }
+            _ => {
+                let cells = iterates
+                    .images
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, (image, psnr_db))| IterateCell {
+                        texture: ctx.load_texture(
+                            format!("{}/{}/iterate/{k}", iterates.method, iterates.run_id),
+                            image,
+                            TextureOptions::NEAREST,
+                        ),
+                        psnr_db,
+                    })
+                    .collect();
+                run.iterates = Some(IteratesView {
+                    step: iterates.step,
+                    cells,
+                });
+            }
+        }
     }
 
     fn apply_features(&mut self, ctx: &egui::Context, maps: FeatureMaps) {

@@ -50,6 +50,9 @@ pub struct Desired {
     pub working_size: usize,
     /// Stop each method after this many steps (for `--screenshot --after N`).
     pub step_limit: Option<usize>,
+    /// The method whose intermediate images ([`Method::iterates`]) a view is showing; nobody
+    /// else's are read back. Changing it restarts nothing.
+    pub iterates_for: Option<&'static str>,
 }
 
 /// Discrete events, UI → worker.
@@ -185,11 +188,46 @@ impl FrameSlot {
     }
 }
 
+/// One evaluation's intermediate images of a method that refines internally (learned-refine's
+/// K iterations) with the weights of one training step: the trajectory at that step.
+pub struct Iterates {
+    pub method: &'static str,
+    pub run_id: u64,
+    /// The step whose weights made them.
+    pub step: usize,
+    /// Per iteration, first to last: the image at most [`THUMBNAIL_MAX_SIDE`] a side, and its
+    /// PSNR in dB against the target.
+    pub images: Vec<(Arc<ColorImage>, f64)>,
+}
+
+/// Latest-value slot for [`Iterates`]: the worker reads them back only when the UI has taken
+/// the previous ones (or at a kept or final step), so there is at most one download per UI
+/// frame and none while no view shows them.
+#[derive(Default)]
+pub struct IteratesSlot {
+    latest: Mutex<Option<Iterates>>,
+}
+
+impl IteratesSlot {
+    pub fn put(&self, iterates: Iterates) {
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(iterates);
+    }
+
+    pub fn take(&self) -> Option<Iterates> {
+        self.latest.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.latest.lock().map_or(true, |l| l.is_none())
+    }
+}
+
 /// The UI's end of the worker.
 pub struct WorkerHandle {
     commands: Sender<Command>,
     pub messages: Receiver<Message>,
     pub frames: Arc<FrameSlot>,
+    pub iterates: Arc<IteratesSlot>,
     desired: Arc<Mutex<Desired>>,
 }
 
@@ -207,7 +245,9 @@ impl WorkerHandle {
                 params: BTreeMap::new(),
                 working_size: 0,
                 step_limit: None,
+                iterates_for: None,
             })),
+            iterates: Arc::new(IteratesSlot::default()),
         }
     }
 
@@ -245,8 +285,10 @@ pub fn spawn(
     let (command_tx, command_rx) = bounded(COMMAND_CAPACITY);
     let (message_tx, message_rx) = bounded(MESSAGE_CAPACITY);
     let frames = Arc::new(FrameSlot::default());
+    let iterates = Arc::new(IteratesSlot::default());
     let desired = Arc::new(Mutex::new(desired));
     let worker_frames = Arc::clone(&frames);
+    let worker_iterates = Arc::clone(&iterates);
     let worker_desired = Arc::clone(&desired);
     std::thread::Builder::new()
         .name("inrlab-compute".into())
@@ -265,6 +307,7 @@ pub fn spawn(
                 commands: command_rx,
                 messages: message_tx,
                 frames: worker_frames,
+                iterates: worker_iterates,
                 desired: worker_desired,
                 repaint,
                 applied: None,
@@ -284,6 +327,7 @@ pub fn spawn(
         commands: command_tx,
         messages: message_rx,
         frames,
+        iterates,
         desired,
     }
 }
@@ -304,6 +348,8 @@ struct MethodSlot {
     state: SlotState,
     /// When this run's image was last downloaded.
     last_image_at: Option<Instant>,
+    /// The step of this run whose iterates were last sent.
+    iterates_step: Option<usize>,
 }
 
 impl MethodSlot {
@@ -330,6 +376,7 @@ struct Worker {
     commands: Receiver<Command>,
     messages: Sender<Message>,
     frames: Arc<FrameSlot>,
+    iterates: Arc<IteratesSlot>,
     desired: Arc<Mutex<Desired>>,
     repaint: egui::Context,
     /// The desired configuration last applied.
@@ -367,6 +414,7 @@ impl Worker {
                 }
             }
             self.sync_desired();
+            self.send_iterates_if_idle();
             if self.has_work() {
                 self.step_next();
             }
@@ -507,6 +555,7 @@ impl Worker {
                         run_id: 0,
                         state: SlotState::NeedsBuild,
                         last_image_at: None,
+                        iterates_step: None,
                     });
                 }
             }
@@ -539,6 +588,7 @@ impl Worker {
         let slot = &mut self.slots[index];
         slot.run_id = run_id;
         slot.state = SlotState::NeedsBuild;
+        slot.iterates_step = None;
         let method = slot.info.name;
         self.single_steps.remove(method);
         self.send(Message::Started { method, run_id });
@@ -644,10 +694,33 @@ impl Worker {
         let due = slot
             .last_image_at
             .is_none_or(|at| at.elapsed() >= LIVE_IMAGE_INTERVAL);
-        let pixels = (kept || due || method.is_done()).then(|| {
-            slot.last_image_at = Some(Instant::now());
-            method.image(self.backend.as_ref())
-        });
+        let done = method.is_done();
+        // A view shows this method's iterates: read them back instead of the image (the last
+        // iterate is the image) at kept and final steps, and in between when the UI has taken
+        // the previous ones.
+        let wants_iterates = self
+            .applied
+            .as_ref()
+            .is_some_and(|d| d.iterates_for == Some(name))
+            && (kept || done || (due && self.iterates.is_empty()));
+        let iterates = if wants_iterates {
+            slot.iterates_step = Some(report.step);
+            method
+                .iterates(self.backend.as_ref())
+                .filter(|images| !images.is_empty())
+        } else {
+            None
+        };
+        let pixels = match &iterates {
+            Some(images) => {
+                slot.last_image_at = Some(Instant::now());
+                images.last().cloned()
+            }
+            None => (kept || due || done).then(|| {
+                slot.last_image_at = Some(Instant::now());
+                method.image(self.backend.as_ref())
+            }),
+        };
         let total_steps = method.total_steps();
         if method.is_done() {
             let SlotState::Running(method) = std::mem::replace(&mut slot.state, SlotState::Stopped)
@@ -667,6 +740,7 @@ impl Worker {
                 Arc::clone(image)
             }
         });
+        let step = report.step;
         self.frames.put(Frame {
             method: name,
             run_id,
@@ -678,7 +752,64 @@ impl Worker {
             thumbnail,
             pixels: pixels.map(Arc::new),
         });
+        if let Some(images) = iterates {
+            self.put_iterates(name, run_id, step, images);
+        }
         self.repaint.request_repaint();
+    }
+
+    /// Sends the iterates of the method a view shows when its next step will not: it is
+    /// finished, paused or stopped at the step limit, and what was sent is of another step
+    /// (or nothing was sent, because the view has only just asked).
+    fn send_iterates_if_idle(&mut self) {
+        let Some(name) = self.applied.as_ref().and_then(|d| d.iterates_for) else {
+            return;
+        };
+        let Some(index) = self.slots.iter().position(|s| s.info.name == name) else {
+            return;
+        };
+        let slot = &self.slots[index];
+        if self.playing && self.is_runnable(slot) {
+            return; // its next step sends them
+        }
+        let Some(method) = slot.method() else { return };
+        let step = method.steps_done();
+        if step == 0 || slot.iterates_step == Some(step) {
+            return;
+        }
+        let images = method.iterates(self.backend.as_ref());
+        let run_id = slot.run_id;
+        self.slots[index].iterates_step = Some(step);
+        if let Some(images) = images.filter(|images| !images.is_empty()) {
+            self.put_iterates(name, run_id, step, images);
+            self.repaint.request_repaint();
+        }
+    }
+
+    /// Makes thumbnails of the iterates, measures their PSNR on the host (a few operations a
+    /// pixel, on this thread) and hands them to the UI.
+    fn put_iterates(&self, method: &'static str, run_id: u64, step: usize, images: Vec<Vec<f32>>) {
+        let Some(target) = &self.target else { return };
+        let size = target.size;
+        let images = images
+            .iter()
+            .map(|pixels| {
+                let psnr = methods::psnr_from_mse(host_mse(pixels, &target.pixels));
+                let image = color_image_from_rgb(pixels, size);
+                let thumbnail = if size > THUMBNAIL_MAX_SIDE {
+                    downsample(&image, size.div_ceil(THUMBNAIL_MAX_SIDE))
+                } else {
+                    image
+                };
+                (Arc::new(thumbnail), psnr)
+            })
+            .collect();
+        self.iterates.put(Iterates {
+            method,
+            run_id,
+            step,
+            images,
+        });
     }
 
     fn send_features(&mut self, request: FeatureRequest) {
@@ -765,6 +896,23 @@ impl Worker {
         }
         read(scratch.as_ref())
     }
+}
+
+/// Mean squared error of an image clipped into [0, 1] against the target, as the methods
+/// measure their PSNR; NaN if the image has a NaN.
+pub fn host_mse(pixels: &[f32], target: &[f32]) -> f64 {
+    if pixels.len() != target.len() || pixels.is_empty() {
+        return f64::NAN;
+    }
+    let sum: f64 = pixels
+        .iter()
+        .zip(target)
+        .map(|(&p, &t)| {
+            let d = (p.clamp(0.0, 1.0) - t) as f64;
+            if p.is_nan() { f64::NAN } else { d * d }
+        })
+        .sum();
+    sum / pixels.len() as f64
 }
 
 /// RGB f32 in [0, 1] (NaN as black) to an egui image.
@@ -894,6 +1042,7 @@ mod tests {
             params: BTreeMap::new(),
             working_size: 16,
             step_limit: Some(1),
+            iterates_for: None,
         };
         let handle = spawn(
             BackendChoice::Cpu,
@@ -940,6 +1089,7 @@ mod tests {
             params: BTreeMap::new(),
             working_size: 16,
             step_limit: None,
+            iterates_for: None,
         };
         let handle = spawn(BackendChoice::Cpu, desired, egui::Context::default());
         handle.send(Command::LoadImage(ImageSource::Bytes {

@@ -195,7 +195,7 @@ impl CoordinateMlp {
         let mut init_rng = NumpyRandomState::new(seed.wrapping_add(1) as u32);
         let network = Mlp::new(backend, &mut init_rng, &mlp_widths(inputs, &hidden));
         let kind = OptimizerKind::from_name(p.get_choice(&OPTIMIZER));
-        let optimizer = Optimizer::new(kind, learning_rate(p, kind));
+        let optimizer = Optimizer::new(kind, learning_rate(p));
         let batch = p.get_usize(&BATCH);
         let jitter = p.get_choice(&JITTER) == "on";
         let sampler = (batch > 0 || jitter).then(|| {

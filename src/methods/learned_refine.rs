@@ -140,7 +140,7 @@ impl LearnedRefine {
             w_hh: Parameter::new(backend, width, width, &w_hh),
             refine1,
             refine2,
-            optimizer: Optimizer::new(kind, learning_rate(p, kind)),
+            optimizer: Optimizer::new(kind, learning_rate(p)),
             coords: backend.upload(n, 2, &setup.target.coords()),
             target: backend.upload(n, 3, &setup.target.pixels),
             zero_rgb: backend.zeros(n, 3),

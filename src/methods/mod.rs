@@ -69,7 +69,9 @@ pub trait Method: Send {
         true
     }
     /// The intermediate images of one evaluation, for methods that refine internally
-    /// (learned-refine's K iterations), RGB f32 each. Downloaded only when asked.
+    /// (learned-refine's K iterations), RGB f32 each; the last one is [`Method::image`]'s
+    /// image (the window reads these back in its place). Downloaded only when asked; `None`
+    /// (without reading anything back) for methods that have none.
     fn iterates(&self, _backend: &dyn Backend) -> Option<Vec<Vec<f32>>> {
         None
     }

@@ -13,6 +13,17 @@ pub enum Scale {
     Logarithmic,
 }
 
+/// A default that depends on the option chosen for a categorical parameter, e.g. the learning
+/// rate, whose usual value depends on the optimizer. The command line, the window's sliders and
+/// the metrics files all resolve it through [`ParamValues::get`], so they agree on the value used.
+#[derive(Clone, Copy, Debug)]
+pub struct ChoiceDefault {
+    /// The categorical parameter this default follows.
+    pub choice: &'static ParamSpec,
+    /// The default for each of its options, in the order of `choice.choices`.
+    pub defaults: &'static [f64],
+}
+
 /// One hyperparameter of a method.
 #[derive(Clone, Copy, Debug)]
 pub struct ParamSpec {
@@ -22,6 +33,9 @@ pub struct ParamSpec {
     pub label: &'static str,
     /// What it does, for tooltips and `--help`.
     pub help: &'static str,
+    /// The value when the user sets none. For a parameter whose default follows another
+    /// ([`Self::follows`]), the default for that one's default option; use
+    /// [`ParamSpec::default_in`] or [`ParamValues::get`] for the value actually used.
     pub default: f64,
     pub min: f64,
     pub max: f64,
@@ -31,6 +45,8 @@ pub struct ParamSpec {
     /// Empty for numeric parameters. The command line takes the names (`--optimizer adam`) and
     /// the window shows a combo box.
     pub choices: &'static [&'static str],
+    /// When set, the default depends on another (categorical) parameter's value.
+    pub follows: Option<ChoiceDefault>,
 }
 
 impl ParamSpec {
@@ -52,6 +68,7 @@ impl ParamSpec {
             scale: Scale::Linear,
             integer: false,
             choices: &[],
+            follows: None,
         }
     }
 
@@ -90,7 +107,7 @@ impl ParamSpec {
         }
     }
 
-    pub fn is_choice(&self) -> bool {
+    pub const fn is_choice(&self) -> bool {
         !self.choices.is_empty()
     }
 
@@ -114,6 +131,48 @@ impl ParamSpec {
         ParamSpec {
             scale: Scale::Logarithmic,
             ..self
+        }
+    }
+
+    /// A default that follows the option chosen for `choice`: `defaults[i]` when its option `i`
+    /// is chosen. One default per option, each inside this parameter's range.
+    pub const fn default_follows(
+        self,
+        choice: &'static ParamSpec,
+        defaults: &'static [f64],
+    ) -> Self {
+        assert!(
+            choice.is_choice(),
+            "a default can only follow a categorical parameter"
+        );
+        assert!(
+            defaults.len() == choice.choices.len(),
+            "one default per option"
+        );
+        let mut i = 0;
+        while i < defaults.len() {
+            assert!(
+                defaults[i] >= self.min && defaults[i] <= self.max,
+                "default out of range"
+            );
+            i += 1;
+        }
+        ParamSpec {
+            default: defaults[choice.default as usize],
+            follows: Some(ChoiceDefault { choice, defaults }),
+            ..self
+        }
+    }
+
+    /// The default given the other values set: [`Self::default`], or for a parameter that
+    /// follows another, the default for the option chosen there.
+    pub fn default_in(&self, values: &ParamValues) -> f64 {
+        match &self.follows {
+            Some(follows) => {
+                let last = follows.defaults.len().saturating_sub(1);
+                follows.defaults[values.get_usize(follows.choice).min(last)]
+            }
+            None => self.default,
         }
     }
 
@@ -155,9 +214,16 @@ impl ParamValues {
         self.0.get(name).copied()
     }
 
-    /// The value of `spec`, or its default.
+    /// The value of `spec`: the one set, or its default given the other values
+    /// ([`ParamSpec::default_in`]). This is the value a method runs with.
     pub fn get(&self, spec: &ParamSpec) -> f64 {
-        self.explicit(spec.name).unwrap_or(spec.default)
+        self.explicit(spec.name)
+            .unwrap_or_else(|| spec.default_in(self))
+    }
+
+    /// The values set, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
+        self.0.iter().map(|(name, &value)| (name.as_str(), value))
     }
 
     pub fn get_usize(&self, spec: &ParamSpec) -> usize {
@@ -181,7 +247,8 @@ impl ParamValues {
         Ok(())
     }
 
-    /// All of a method's values, defaults included, for metrics files.
+    /// All of a method's values, defaults included (as resolved by [`Self::get`]), for metrics
+    /// files.
     pub fn resolved(&self, specs: &[ParamSpec]) -> BTreeMap<String, f64> {
         specs
             .iter()
@@ -244,4 +311,28 @@ pub mod common {
         0.0,
         4_294_967_295.0,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODE: ParamSpec = ParamSpec::choice("mode", "mode", "", &["slow", "fast"], 0);
+    const RATE: ParamSpec =
+        ParamSpec::real("rate", "rate", "", 0.0, 0.0, 100.0).default_follows(&MODE, &[0.5, 20.0]);
+
+    #[test]
+    fn a_default_follows_the_option_chosen() {
+        let mut values = ParamValues::new();
+        assert_eq!(RATE.default, 0.5, "the default option's default");
+        assert_eq!(values.get(&RATE), 0.5);
+        values.set("mode", 1.0);
+        assert_eq!(values.get(&RATE), 20.0);
+        assert_eq!(values.resolved(&[MODE, RATE])["rate"], 20.0);
+        // A value set by the user wins whatever the option.
+        values.set("rate", 3.0);
+        assert_eq!(values.get(&RATE), 3.0);
+        values.remove("mode");
+        assert_eq!(values.get(&RATE), 3.0);
+    }
 }

@@ -17,16 +17,20 @@ pub const OPTIMIZER: ParamSpec = ParamSpec::choice(
     &["adam", "sgd"],
     0,
 );
+/// The usual learning rate of each optimizer, in the order of [`OPTIMIZER`]'s options: SGD's
+/// 1.0 would blow Adam up; Adam's 1e-3 barely moves SGD.
+const LEARNING_RATE_DEFAULTS: &[f64] = &[1e-3, 1.0];
 pub const LEARNING_RATE: ParamSpec = ParamSpec::real(
     "lr",
     "learning rate",
     "Step size of the optimizer. Too large and the loss blows up (the run stops as diverged). \
-     Adam: ~1e-3; SGD with momentum: ~1.",
+     Unless set, it follows the optimizer: 1e-3 for adam, 1.0 for sgd (heavy-ball momentum).",
     1e-3,
     1e-6,
     1e6,
 )
-.logarithmic();
+.logarithmic()
+.default_follows(&OPTIMIZER, LEARNING_RATE_DEFAULTS);
 pub const TRAINING_STEPS: ParamSpec = ParamSpec::integer(
     "steps",
     "training steps",
@@ -44,13 +48,10 @@ pub const SEED: ParamSpec = ParamSpec::integer(
     4_294_967_295.0,
 );
 
-/// The learning rate for the chosen optimizer: the slider's value when the user set one, else
-/// the optimizer's usual rate (SGD's 1.0 would blow Adam up; Adam's 1e-3 barely moves SGD).
-pub fn learning_rate(params: &super::ParamValues, optimizer: OptimizerKind) -> f32 {
-    match params.explicit(LEARNING_RATE.name) {
-        Some(rate) => rate as f32,
-        None => optimizer.default_learning_rate(),
-    }
+/// The learning rate a run uses: the one the user set, else the chosen optimizer's usual rate
+/// (the default of [`LEARNING_RATE`] follows [`OPTIMIZER`]).
+pub fn learning_rate(params: &super::ParamValues) -> f32 {
+    params.get(&LEARNING_RATE) as f32
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,11 +68,19 @@ impl OptimizerKind {
             OptimizerKind::Adam
         }
     }
-    pub fn default_learning_rate(self) -> f32 {
+    /// Its option's name in [`OPTIMIZER`].
+    pub fn name(self) -> &'static str {
         match self {
-            OptimizerKind::Adam => 1e-3,
-            OptimizerKind::Sgd => 1.0,
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::Sgd => "sgd",
         }
+    }
+    /// The learning rate used when none is set.
+    pub fn default_learning_rate(self) -> f32 {
+        let index = OPTIMIZER
+            .choice_index(self.name())
+            .expect("every optimizer is an option");
+        LEARNING_RATE_DEFAULTS[index] as f32
     }
 }
 
@@ -329,5 +338,27 @@ mod tests {
     fn milestones_follow_one_two_five() {
         let kept: Vec<usize> = (1..=600).filter(|&s| is_milestone_step(s, 600)).collect();
         assert_eq!(kept, [1, 2, 5, 10, 20, 50, 100, 200, 500, 600]);
+    }
+
+    #[test]
+    fn the_learning_rate_follows_the_optimizer_unless_set() {
+        let mut params = super::super::ParamValues::new();
+        assert_eq!(learning_rate(&params), 1e-3);
+        params.set(
+            OPTIMIZER.name,
+            OPTIMIZER.choice_index("sgd").unwrap() as f64,
+        );
+        assert_eq!(learning_rate(&params), 1.0);
+        // What a run reports is what it uses.
+        assert_eq!(params.resolved(&[OPTIMIZER, LEARNING_RATE])["lr"], 1.0);
+        params.set(LEARNING_RATE.name, 0.05);
+        assert_eq!(learning_rate(&params), 0.05);
+        for (index, name) in OPTIMIZER.choices.iter().enumerate() {
+            let kind = OptimizerKind::from_name(name);
+            assert_eq!(kind.name(), *name);
+            let mut params = super::super::ParamValues::new();
+            params.set(OPTIMIZER.name, index as f64);
+            assert_eq!(learning_rate(&params), kind.default_learning_rate());
+        }
     }
 }

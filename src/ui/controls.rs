@@ -228,6 +228,8 @@ fn same_knob(a: &ParamSpec, b: &ParamSpec) -> bool {
         && a.scale == b.scale
         && a.integer == b.integer
         && a.choices == b.choices
+        && a.follows.map(|f| (f.choice.name, f.defaults))
+            == b.follows.map(|f| (f.choice.name, f.defaults))
 }
 
 /// Parameters that two or more selected methods share identically, in first-seen order.
@@ -254,13 +256,43 @@ pub fn shared_specs(selected: &[&'static MethodInfo]) -> Vec<&'static ParamSpec>
     shared
 }
 
-/// Sets a value, removing it when it is the default, so that equal settings compare equal and
-/// a method restarts only when its effective value changes.
+/// Sets a value, removing it when it is the default (given the other values: a learning rate
+/// equal to the optimizer's usual one stays unset and keeps following the optimizer), so that
+/// equal settings compare equal and a method restarts only when its effective value changes.
 pub fn set_param(values: &mut ParamValues, spec: &ParamSpec, value: f64) {
-    if value == spec.default {
+    if value == spec.default_in(values) {
         values.remove(spec.name);
     } else {
         values.set(spec.name, value);
+    }
+}
+
+/// What the user did to a parameter's control.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Edit {
+    Set(f64),
+    /// Forget the value set, so the default (which may follow another parameter) applies.
+    Unset,
+}
+
+/// For a parameter whose default follows another's option: that option's name, and whether a
+/// value of its own is set (then the default is not in use).
+struct Following {
+    option: &'static str,
+    explicit: bool,
+}
+
+fn following(spec: &ParamSpec, values: &ParamValues) -> Option<Following> {
+    spec.follows.map(|follows| Following {
+        option: values.get_choice(follows.choice),
+        explicit: values.explicit(spec.name).is_some(),
+    })
+}
+
+fn apply_edit(values: &mut ParamValues, spec: &ParamSpec, edit: Edit) {
+    match edit {
+        Edit::Set(value) => set_param(values, spec, value),
+        Edit::Unset => values.remove(spec.name),
     }
 }
 
@@ -274,6 +306,7 @@ fn parameters_ui(ui: &mut egui::Ui, settings: &mut Settings) {
         return;
     }
     let shared = shared_specs(&selected);
+    let no_values = ParamValues::new();
     if !shared.is_empty() {
         ui.label(RichText::new("shared by the selected methods").color(palette::TEXT_DIM));
         for spec in &shared {
@@ -286,18 +319,19 @@ fn parameters_ui(ui: &mut egui::Ui, settings: &mut Settings) {
                 .iter()
                 .find(|info| info.params.iter().any(|s| s.name == spec.name))
                 .map_or("", |info| info.name);
-            let mut value = settings
-                .params
-                .get(first)
-                .map_or(spec.default, |v| v.get(spec));
+            // What the first selected owner runs with (a default that follows another
+            // parameter resolved against that method's values).
+            let values = settings.params.get(first).unwrap_or(&no_values);
+            let mut value = values.get(spec);
+            let follow = following(spec, values);
             let help = format!("{}\n\nApplies to: {}", spec.help, owners.join(", "));
-            if param_slider_ui(ui, spec, &mut value, &help) {
+            if let Some(edit) = param_slider_ui(ui, spec, &mut value, &help, follow) {
                 // Applied to every method with this knob; each restarts only if its value changed.
                 for name in owners {
-                    set_param(
+                    apply_edit(
                         settings.params.entry(name.to_owned()).or_default(),
                         spec,
-                        value,
+                        edit,
                     );
                 }
             }
@@ -321,8 +355,9 @@ fn parameters_ui(ui: &mut egui::Ui, settings: &mut Settings) {
             let values = settings.params.entry(info.name.to_owned()).or_default();
             for spec in own {
                 let mut value = values.get(spec);
-                if param_slider_ui(ui, spec, &mut value, spec.help) {
-                    set_param(values, spec, value);
+                let follow = following(spec, values);
+                if let Some(edit) = param_slider_ui(ui, spec, &mut value, spec.help, follow) {
+                    apply_edit(values, spec, edit);
                 }
             }
             if ui
@@ -338,10 +373,53 @@ fn parameters_ui(ui: &mut egui::Ui, settings: &mut Settings) {
     }
 }
 
-/// A labelled slider with its value editable as a number; the tooltip says what it does.
-fn param_slider_ui(ui: &mut egui::Ui, spec: &ParamSpec, value: &mut f64, help: &str) -> bool {
-    ui.label(RichText::new(spec.label).color(palette::TEXT_STRONG))
-        .on_hover_text(help);
+/// A labelled slider with its value editable as a number; the tooltip says what it does. It
+/// shows the value a run uses: for a default that follows another parameter (the learning
+/// rate follows the optimizer), the default for the option chosen there, until a value is set.
+fn param_slider_ui(
+    ui: &mut egui::Ui,
+    spec: &ParamSpec,
+    value: &mut f64,
+    help: &str,
+    follow: Option<Following>,
+) -> Option<Edit> {
+    let mut edit = None;
+    let label = ui
+        .horizontal(|ui| {
+            let label = ui
+                .label(RichText::new(spec.label).color(palette::TEXT_STRONG))
+                .on_hover_text(help);
+            match follow {
+                Some(Following {
+                    option,
+                    explicit: false,
+                }) => {
+                    ui.label(
+                        RichText::new(format!("{option} default"))
+                            .small()
+                            .color(palette::TEXT_DIM),
+                    )
+                    .on_hover_text(format!(
+                        "Not set: the usual value for {option}; it changes with the option."
+                    ));
+                }
+                Some(Following {
+                    option,
+                    explicit: true,
+                }) if ui
+                    .small_button(format!("use {option} default"))
+                    .on_hover_text(format!(
+                        "Forget the value set here and use the usual value for {option}."
+                    ))
+                    .clicked() =>
+                {
+                    edit = Some(Edit::Unset);
+                }
+                _ => {}
+            }
+            label
+        })
+        .inner;
     if spec.is_choice() {
         // Categorical: a combo box of the option names; the value is the chosen index.
         let mut index = (value.round().max(0.0) as usize).min(spec.choices.len() - 1);
@@ -354,9 +432,10 @@ fn param_slider_ui(ui: &mut egui::Ui, spec: &ParamSpec, value: &mut f64, help: &
                 }
             })
             .response
-            .on_hover_text(help);
+            .on_hover_text(help)
+            .labelled_by(label.id);
         *value = index as f64;
-        return index != before;
+        return (index != before).then_some(Edit::Set(*value));
     }
     let logarithmic = spec.scale == Scale::Logarithmic;
     ui.spacing_mut().slider_width = (ui.available_width() - 90.0).max(80.0);
@@ -370,8 +449,11 @@ fn param_slider_ui(ui: &mut egui::Ui, spec: &ParamSpec, value: &mut f64, help: &
             .custom_formatter(|v, _| format!("{v:.1e}"))
             .custom_parser(|text| text.trim().parse::<f64>().ok());
     }
-    let response = ui.add(slider).on_hover_text(help);
-    response.changed()
+    let response = ui.add(slider).on_hover_text(help).labelled_by(label.id);
+    if response.changed() {
+        edit = Some(Edit::Set(*value));
+    }
+    edit
 }
 
 #[cfg(test)]
@@ -402,5 +484,104 @@ mod tests {
         assert_eq!(values.explicit(spec.name), Some(0.5));
         set_param(&mut values, &spec, spec.default);
         assert_eq!(values, ParamValues::new());
+    }
+
+    #[test]
+    fn a_rate_equal_to_another_optimizers_default_stays_set() {
+        use crate::methods::training::{LEARNING_RATE, OPTIMIZER};
+        let mut values = ParamValues::new();
+        set_param(&mut values, &OPTIMIZER, 1.0); // sgd
+        // 1e-3 is Adam's usual rate, not SGD's: under SGD it is a choice of its own.
+        set_param(&mut values, &LEARNING_RATE, 1e-3);
+        assert_eq!(values.get(&LEARNING_RATE), 1e-3);
+        // SGD's own default is not stored, so it keeps following the optimizer.
+        set_param(&mut values, &LEARNING_RATE, 1.0);
+        assert_eq!(values.explicit(LEARNING_RATE.name), None);
+    }
+
+    /// The value the "learning rate" slider shows.
+    fn shown_learning_rate(h: &egui_kittest::Harness<'_, Settings>) -> f64 {
+        use egui_kittest::kittest::{NodeT, Queryable};
+        let shown: Vec<f64> = h
+            .query_all_by_label("learning rate")
+            .filter_map(|node| node.accesskit_node().numeric_value())
+            .collect();
+        // The slider, and its number field when that is named after it too.
+        assert!(
+            !shown.is_empty() && shown.iter().all(|&v| v == shown[0]),
+            "one learning-rate value: {shown:?}"
+        );
+        shown[0]
+    }
+
+    #[test]
+    fn the_learning_rate_slider_shows_the_rate_the_run_uses() {
+        let settings = Settings {
+            selected: vec!["fourier-mlp".into()],
+            ..Settings::default()
+        };
+        let mut h = egui_kittest::Harness::builder()
+            .with_size(egui::vec2(360.0, 1600.0))
+            .build_ui_state(
+                |ui, settings: &mut Settings| {
+                    controls_ui(ui, settings, &Model::default(), false);
+                },
+                settings,
+            );
+        h.run_steps(3); // the image spinner keeps repainting
+        assert_eq!(shown_learning_rate(&h), 1e-3, "adam's rate");
+        let optimizer = |h: &mut egui_kittest::Harness<'_, Settings>, index: f64| {
+            h.state_mut()
+                .params
+                .entry("fourier-mlp".into())
+                .or_default()
+                .set("optimizer", index);
+            h.run_steps(3); // the image spinner keeps repainting
+        };
+        optimizer(&mut h, 1.0);
+        assert_eq!(shown_learning_rate(&h), 1.0, "sgd's rate");
+        optimizer(&mut h, 0.0);
+        assert_eq!(shown_learning_rate(&h), 1e-3, "adam's rate again");
+        // A rate set by hand is used and shown whatever the optimizer.
+        h.state_mut()
+            .params
+            .get_mut("fourier-mlp")
+            .unwrap()
+            .set("lr", 0.05);
+        h.run_steps(3); // the image spinner keeps repainting
+        assert_eq!(shown_learning_rate(&h), 0.05);
+        optimizer(&mut h, 1.0);
+        assert_eq!(shown_learning_rate(&h), 0.05);
+        // "use sgd default" forgets it.
+        use egui_kittest::kittest::Queryable;
+        h.get_by_label("use sgd default").click();
+        h.run_steps(3); // the image spinner keeps repainting
+        assert_eq!(h.state().params["fourier-mlp"].explicit("lr"), None);
+        assert_eq!(shown_learning_rate(&h), 1.0);
+    }
+
+    #[test]
+    fn a_shared_learning_rate_slider_follows_the_shared_optimizer() {
+        let mut settings = Settings {
+            selected: vec!["fourier-mlp".into(), "learned-refine".into()],
+            ..Settings::default()
+        };
+        for method in ["fourier-mlp", "learned-refine"] {
+            settings
+                .params
+                .entry(method.into())
+                .or_default()
+                .set("optimizer", 1.0);
+        }
+        let mut h = egui_kittest::Harness::builder()
+            .with_size(egui::vec2(360.0, 1600.0))
+            .build_ui_state(
+                |ui, settings: &mut Settings| {
+                    controls_ui(ui, settings, &Model::default(), false);
+                },
+                settings,
+            );
+        h.run_steps(3); // the image spinner keeps repainting
+        assert_eq!(shown_learning_rate(&h), 1.0);
     }
 }

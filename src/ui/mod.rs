@@ -29,6 +29,9 @@ pub struct ViewContext<'a> {
     /// Show the target instead of the output (the G key).
     pub show_ground_truth: bool,
     pub worker: &'a WorkerHandle,
+    /// Set by a view that shows this method's intermediate images ([`MethodRun::iterates`]),
+    /// so the worker reads them back; `None` (the start of every frame) and they stop coming.
+    pub iterates_for: Option<&'static str>,
 }
 
 /// One tab of the central area.
@@ -351,34 +354,57 @@ pub(crate) mod fixture {
 
     use super::{View, ViewContext};
     use crate::app::state::Model;
-    use crate::app::worker::{Frame, Message, TargetFrame, WorkerHandle, color_image_from_rgb};
+    use crate::app::worker::{
+        Frame, Iterates, Message, TargetFrame, WorkerHandle, color_image_from_rgb,
+    };
     use crate::methods::StepReport;
+
+    type MakeModel = Box<dyn Fn(&egui::Context) -> Model>;
 
     pub struct Fixture {
         pub view: Box<dyn View>,
-        steps: usize,
+        make: MakeModel,
         pub model: Option<Model>,
         pub focus: Option<&'static str>,
         pub worker: WorkerHandle,
         pub show_ground_truth: bool,
+        /// What the view asked the worker for in the last frame.
+        pub iterates_for: Option<&'static str>,
+    }
+
+    const SIZE: usize = 16;
+
+    fn target_pixels() -> Vec<f32> {
+        (0..SIZE * SIZE * 3).map(|i| (i % 7) as f32 / 7.0).collect()
+    }
+
+    fn model_with_target(ctx: &egui::Context, selected: &[&'static str]) -> Model {
+        let target = target_pixels();
+        let mut model = Model::default();
+        model.set_selection(selected);
+        model.apply_message(
+            ctx,
+            Message::TargetLoaded(TargetFrame {
+                name: "test".into(),
+                size: SIZE,
+                pixels: Arc::new(target.clone()),
+                image: Arc::new(color_image_from_rgb(&target, SIZE)),
+            }),
+        );
+        model
+    }
+
+    /// The target scaled by `fraction`, as an image.
+    fn faded(fraction: f32) -> (Vec<f32>, Arc<egui::ColorImage>) {
+        let pixels: Vec<f32> = target_pixels().iter().map(|v| v * fraction).collect();
+        let image = Arc::new(color_image_from_rgb(&pixels, SIZE));
+        (pixels, image)
     }
 
     /// A 16×16 target and three runs: trajectory and multiscale with `steps` steps, and a
     /// one-step fourier-ridge baseline. PSNR is 10 + step dB.
     pub fn sample_model(ctx: &egui::Context, steps: usize) -> Model {
-        let size = 16;
-        let target: Vec<f32> = (0..size * size * 3).map(|i| (i % 7) as f32 / 7.0).collect();
-        let mut model = Model::default();
-        model.set_selection(&["trajectory", "multiscale", "fourier-ridge"]);
-        model.apply_message(
-            ctx,
-            Message::TargetLoaded(TargetFrame {
-                name: "test".into(),
-                size,
-                pixels: Arc::new(target.clone()),
-                image: Arc::new(color_image_from_rgb(&target, size)),
-            }),
-        );
+        let mut model = model_with_target(ctx, &["trajectory", "multiscale", "fourier-ridge"]);
         for (method, total, caption) in [
             ("trajectory", steps, "step"),
             ("multiscale", steps, "scale"),
@@ -386,11 +412,7 @@ pub(crate) mod fixture {
         ] {
             model.apply_message(ctx, Message::Started { method, run_id: 1 });
             for step in 1..=total {
-                let pixels: Vec<f32> = target
-                    .iter()
-                    .map(|v| v * step as f32 / total as f32)
-                    .collect();
-                let image = Arc::new(color_image_from_rgb(&pixels, size));
+                let (pixels, image) = faded(step as f32 / total as f32);
                 model.apply_frame(
                     ctx,
                     Frame {
@@ -415,22 +437,83 @@ pub(crate) mod fixture {
         model
     }
 
+    /// Trained methods: learned-refine and fourier-mlp at step 30 of 100 (images kept at the
+    /// milestones 1, 2, 5, 10, 20), their loss falling from 0.1 to about 0.004, and
+    /// learned-refine's 5 iterates at step 30; plus the one-step fourier-ridge baseline.
+    pub fn trained_model(ctx: &egui::Context) -> Model {
+        let mut model = model_with_target(ctx, &["fourier-ridge", "fourier-mlp", "learned-refine"]);
+        type LossAt = fn(usize) -> Option<f64>;
+        let runs: [(&'static str, usize, LossAt); 3] = [
+            ("fourier-ridge", 1, |_| None),
+            ("fourier-mlp", 100, |step| {
+                Some(0.1 * 0.9f64.powi(step as i32))
+            }),
+            ("learned-refine", 100, |step| {
+                Some(0.2 * 0.9f64.powi(step as i32))
+            }),
+        ];
+        for (method, total, loss) in runs {
+            model.apply_message(ctx, Message::Started { method, run_id: 1 });
+            for step in 1..=total.min(30) {
+                let kept = total == 1 || [1, 2, 5, 10, 20].contains(&step);
+                let (pixels, image) = faded(step as f32 / 30.0);
+                model.apply_frame(
+                    ctx,
+                    Frame {
+                        method,
+                        run_id: 1,
+                        total_steps: total,
+                        report: StepReport {
+                            step,
+                            label: format!("step {step}"),
+                            psnr_db: 10.0 + step as f64 / 3.0,
+                            loss: loss(step),
+                        },
+                        step_secs: 0.01,
+                        kept,
+                        thumbnail: kept.then(|| Arc::clone(&image)),
+                        image: Some(image),
+                        pixels: Some(Arc::new(pixels)),
+                    },
+                );
+            }
+        }
+        model.apply_iterates(
+            ctx,
+            Iterates {
+                method: "learned-refine",
+                run_id: 1,
+                step: 30,
+                images: (1..=5)
+                    .map(|k| (faded(k as f32 / 5.0).1, 8.0 + 2.0 * k as f64))
+                    .collect(),
+            },
+        );
+        model
+    }
+
     /// Shows `view` over [`sample_model`] in a 1000×700 harness.
     pub fn view_harness(view: Box<dyn View>, steps: usize) -> Harness<'static, Fixture> {
+        view_harness_with(view, Box::new(move |ctx| sample_model(ctx, steps)))
+    }
+
+    /// Shows `view` over the model `make` builds in a 1000×700 harness.
+    pub fn view_harness_with(view: Box<dyn View>, make: MakeModel) -> Harness<'static, Fixture> {
         let fixture = Fixture {
             view,
-            steps,
+            make,
             model: None,
             focus: None,
             worker: WorkerHandle::detached(),
             show_ground_truth: false,
+            iterates_for: None,
         };
         Harness::builder()
             .with_size(egui::vec2(1000.0, 700.0))
             .build_ui_state(
                 |ui, fixture: &mut Fixture| {
                     if fixture.model.is_none() {
-                        fixture.model = Some(sample_model(ui.ctx(), fixture.steps));
+                        fixture.model = Some((fixture.make)(ui.ctx()));
                     }
                     let Some(model) = fixture.model.as_ref() else {
                         return;
@@ -440,8 +523,10 @@ pub(crate) mod fixture {
                         focus_method: &mut fixture.focus,
                         show_ground_truth: fixture.show_ground_truth,
                         worker: &fixture.worker,
+                        iterates_for: None,
                     };
                     fixture.view.ui(ui, &mut context);
+                    fixture.iterates_for = context.iterates_for;
                 },
                 fixture,
             )

@@ -1,22 +1,39 @@
 //! Trajectory grid: one cell per step (or k, iteration, scale) of the focused method, the
 //! target first, as in the seed notebooks' figures. Clicking a cell enlarges it.
+//!
+//! A method that refines internally (learned-refine) also gets a row under the grid: its K
+//! iterations with the weights of a recent training step, each with its PSNR, updating as it
+//! trains. The view asks the worker for them ([`ViewContext::iterates_for`]) only while it
+//! shows them.
 
 use egui::{Key, RichText};
 
-use crate::app::state::{MethodRun, TargetView};
+use crate::app::state::{IteratesView, MethodRun, TargetView};
 
 use super::{
     CAPTION_PX, Caption, View, ViewContext, empty_hint_ui, image_cell_ui, method_picker_ui,
     palette, psnr_text, run_summary, tile,
 };
 
-/// Which cell is enlarged: 0 is the target, k the k-th step.
+/// Which cell is enlarged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Enlarged {
+    /// Position in the grid: 0 is the target, then the steps shown.
+    Cell(usize),
+    /// Iteration k (0-based) of the iterates row.
+    Iterate(usize),
+}
+
 #[derive(Default)]
 pub struct TrajectoryGrid {
-    enlarged: Option<usize>,
+    enlarged: Option<Enlarged>,
 }
 
 const GAP_PX: f32 = 6.0;
+/// The iterates row takes at most this share of the view's height.
+const ITERATES_SHARE: f32 = 0.4;
+/// Height of the iterates row's heading.
+const HEADING_PX: f32 = 24.0;
 
 impl View for TrajectoryGrid {
     fn id(&self) -> &'static str {
@@ -26,7 +43,8 @@ impl View for TrajectoryGrid {
         "Trajectory grid"
     }
     fn hint(&self) -> &'static str {
-        "Every step of one method, target first. Click a cell to enlarge it."
+        "Every step of one method, target first (learned refinement adds its K iterations). \
+         Click a cell to enlarge it."
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, context: &mut ViewContext) {
@@ -72,35 +90,34 @@ impl View for TrajectoryGrid {
             (0..=steps).collect()
         };
         let count = indices.len();
-        if let Some(index) = self.enlarged {
-            let index = index.min(count - 1);
-            ui.input(|i| {
-                if i.key_pressed(Key::Escape) {
-                    self.enlarged = None;
-                }
-                if i.key_pressed(Key::ArrowRight) {
-                    self.enlarged = Some((index + 1).min(count - 1));
-                }
-                if i.key_pressed(Key::ArrowLeft) {
-                    self.enlarged = Some(index.saturating_sub(1));
-                }
-            });
-            let available = ui.available_size();
-            let side = (available.x.min(available.y - CAPTION_PX))
-                .floor()
-                .max(16.0);
-            let (texture, caption) = cell(target, run, indices[index]);
-            ui.vertical_centered(|ui| {
-                if image_cell_ui(ui, texture, side, &caption).clicked() {
-                    self.enlarged = None;
-                }
-            });
+        let iterates = run.iterates.as_ref().filter(|view| !view.cells.is_empty());
+        // Asked for every frame the row (or one of its cells) is on screen; the worker checks
+        // whether the method has iterates, so the first ones arrive without a row to show.
+        if !matches!(self.enlarged, Some(Enlarged::Cell(_))) {
+            context.iterates_for = Some(run.info.name);
+        }
+        if let Some(enlarged) = self.enlarged {
+            self.enlarged_ui(ui, enlarged, target, run, &indices, iterates);
             return;
         }
 
-        let (columns, side) = tile(count, ui.available_size(), GAP_PX, CAPTION_PX);
+        let available = ui.available_size();
+        // The iterates row: as wide as the view allows, at most ITERATES_SHARE of its height.
+        let row = iterates.map(|view| {
+            let k = view.cells.len() as f32;
+            let by_width = (available.x - GAP_PX * (k - 1.0)) / k;
+            let by_height = available.y * ITERATES_SHARE - HEADING_PX - CAPTION_PX - GAP_PX;
+            (view, by_width.min(by_height).floor().max(16.0))
+        });
+        let row_px = row.map_or(0.0, |(_, side)| {
+            side + HEADING_PX + CAPTION_PX + 2.0 * GAP_PX
+        });
+        let grid_area = egui::vec2(available.x, (available.y - row_px).max(40.0));
+        let (columns, side) = tile(count, grid_area, GAP_PX, CAPTION_PX);
         egui::ScrollArea::vertical()
-            .auto_shrink(false)
+            .id_salt("grid-cells")
+            .max_height(grid_area.y)
+            .auto_shrink([false, row.is_some()])
             .show(ui, |ui| {
                 ui.spacing_mut().item_spacing = egui::vec2(GAP_PX, GAP_PX);
                 for row_start in (0..count).step_by(columns) {
@@ -109,13 +126,109 @@ impl View for TrajectoryGrid {
                             let (texture, caption) = cell(target, run, indices[index]);
                             let response = image_cell_ui(ui, texture, side, &caption);
                             if response.clicked() {
-                                self.enlarged = Some(index);
+                                self.enlarged = Some(Enlarged::Cell(index));
                             }
                         }
                     });
                 }
             });
+        if let Some((view, side)) = row {
+            ui.add_space(GAP_PX);
+            ui.label(
+                RichText::new(iterates_heading(view))
+                    .strong()
+                    .color(palette::TEXT_STRONG),
+            )
+            .on_hover_text(
+                "One forward pass of the current network: each iteration refines the previous \
+                 estimate. Together they are the method's trajectory at this training step.",
+            );
+            ui.horizontal(|ui| {
+                ui.spacing_mut().item_spacing = egui::vec2(GAP_PX, GAP_PX);
+                for k in 0..view.cells.len() {
+                    let (texture, caption) = iterate_cell(view, k);
+                    if image_cell_ui(ui, Some(texture), side, &caption).clicked() {
+                        self.enlarged = Some(Enlarged::Iterate(k));
+                    }
+                }
+            });
+        }
     }
+}
+
+impl TrajectoryGrid {
+    /// One cell filling the view; arrows move through its row or grid, Esc goes back.
+    fn enlarged_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        enlarged: Enlarged,
+        target: &TargetView,
+        run: &MethodRun,
+        indices: &[usize],
+        iterates: Option<&IteratesView>,
+    ) {
+        let (index, count) = match enlarged {
+            Enlarged::Cell(index) => (index, indices.len()),
+            Enlarged::Iterate(k) => match iterates {
+                Some(view) => (k, view.cells.len()),
+                None => {
+                    // The run restarted: its iterates are not there yet.
+                    self.enlarged = None;
+                    return;
+                }
+            },
+        };
+        let index = index.min(count - 1);
+        let with = |index: usize| match enlarged {
+            Enlarged::Cell(_) => Enlarged::Cell(index),
+            Enlarged::Iterate(_) => Enlarged::Iterate(index),
+        };
+        ui.input(|i| {
+            if i.key_pressed(Key::Escape) {
+                self.enlarged = None;
+            } else if i.key_pressed(Key::ArrowRight) {
+                self.enlarged = Some(with((index + 1).min(count - 1)));
+            } else if i.key_pressed(Key::ArrowLeft) {
+                self.enlarged = Some(with(index.saturating_sub(1)));
+            }
+        });
+        let available = ui.available_size();
+        let side = (available.x.min(available.y - CAPTION_PX))
+            .floor()
+            .max(16.0);
+        let (texture, caption) = match (enlarged, iterates) {
+            (Enlarged::Iterate(_), Some(view)) => {
+                let (texture, mut caption) = iterate_cell(view, index);
+                caption.title = format!("{} · step {}", caption.title, view.step);
+                (Some(texture), caption)
+            }
+            _ => cell(target, run, indices[index]),
+        };
+        ui.vertical_centered(|ui| {
+            if image_cell_ui(ui, texture, side, &caption).clicked() {
+                self.enlarged = None;
+            }
+        });
+    }
+}
+
+/// "iterations 1…5 at step 120".
+fn iterates_heading(view: &IteratesView) -> String {
+    format!("iterations 1…{} at step {}", view.cells.len(), view.step)
+}
+
+/// The texture and caption of iteration `k` (0-based).
+fn iterate_cell(view: &IteratesView, k: usize) -> (egui::TextureId, Caption) {
+    let cell = &view.cells[k];
+    (
+        cell.texture.id(),
+        Caption {
+            title: format!("iteration {}", k + 1),
+            value: psnr_text(Some(cell.psnr_db)),
+            value_color: palette::TEXT_STRONG,
+            edge: None,
+        },
+    )
 }
 
 /// The texture and caption of cell `index` (0 is the target; placeholders for pending steps).
@@ -159,10 +272,10 @@ fn cell<'a>(
 
 #[cfg(test)]
 mod tests {
-    use egui_kittest::kittest::Queryable;
+    use egui_kittest::kittest::{NodeT, Queryable};
 
     use super::*;
-    use crate::ui::fixture::view_harness;
+    use crate::ui::fixture::{trained_model, view_harness, view_harness_with};
 
     #[test]
     fn grid_shows_target_and_every_step_and_enlarges_on_click() {
@@ -174,5 +287,48 @@ mod tests {
         h.get_by_label_contains("step 2").click();
         h.run();
         assert!(h.query_by_label_contains("back to grid").is_some());
+    }
+
+    #[test]
+    fn learned_refine_shows_its_iterations_under_the_milestones() {
+        let mut h = view_harness_with(Box::new(TrajectoryGrid::default()), Box::new(trained_model));
+        h.state_mut().focus = Some("learned-refine");
+        h.run();
+        assert_eq!(
+            h.state().iterates_for,
+            Some("learned-refine"),
+            "the grid asks for the iterates it shows"
+        );
+        assert!(
+            h.query_by_label_contains("iterations 1…5 at step 30")
+                .is_some()
+        );
+        for k in 1..=5 {
+            let label = format!("iteration {k} ");
+            let cell = h.get_by_label_contains(&label);
+            let psnr = format!("{:.2} dB", 8.0 + 2.0 * k as f64);
+            assert!(format!("{cell:?}").contains(&psnr), "{cell:?}");
+        }
+        // The kept training steps are still there, above.
+        let milestones = h
+            .query_all_by_label_contains("step ")
+            .filter(|n| {
+                n.accesskit_node()
+                    .label()
+                    .is_some_and(|l| l.starts_with("step "))
+            })
+            .count();
+        assert_eq!(milestones, 5, "steps 1, 2, 5, 10, 20");
+        h.get_by_label_contains("iteration 3 ").click();
+        h.run();
+        assert!(h.query_by_label_contains("iteration 3 · step 30").is_some());
+        assert_eq!(h.state().iterates_for, Some("learned-refine"));
+        h.get_by_label_contains("back to grid").click();
+        h.run();
+        // A method without iterates has no such row.
+        h.state_mut().focus = Some("fourier-mlp");
+        h.run();
+        assert!(h.query_by_label_contains("iterations 1…").is_none());
+        assert!(h.query_by_label_contains("iteration 1 ").is_none());
     }
 }
