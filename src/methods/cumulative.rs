@@ -93,8 +93,10 @@ impl Cumulative {
         let p = setup.params;
         let n = setup.target.pixel_count();
         let spec = ReservoirSpec::from_params(setup, 2, &SPECTRAL_RADIUS);
+        let schedule = schedule(p.get_usize(&MAX_K), p.get(&EVERY_K) >= 0.5);
+        let largest_k = schedule.last().copied().unwrap_or(1);
         Cumulative {
-            trajectory: TrajectoryHandle::attach(setup, &spec, true),
+            trajectory: TrajectoryHandle::attach(setup, &spec, largest_k),
             states: Vec::new(),
             system: Mat::zeros(0, 0),
             target_products: Vec::new(),
@@ -102,7 +104,7 @@ impl Cumulative {
             prediction: setup.backend.zeros(n, 3),
             hidden: spec.hidden,
             lambda: p.get(&LAMBDA),
-            schedule: schedule(p.get_usize(&MAX_K), p.get(&EVERY_K) >= 0.5),
+            schedule,
             done: 0,
         }
     }

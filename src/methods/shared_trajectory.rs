@@ -6,8 +6,8 @@
 //! backend, reservoir spec and target), so each is computed once, by whichever method gets there
 //! first. The suite runs both; the window runs them side by side.
 //!
-//! Old states are kept only while a reader of the history (cumulative) is attached: the
-//! trajectory alone needs only its latest state, and K can be large.
+//! Old states are kept only as deep as an attached reader of the history (cumulative, up to its
+//! largest k) needs them: the trajectory alone needs only its latest state, and K can be large.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -31,7 +31,8 @@ pub struct SharedTrajectory {
     coords: Tensor,
     target: Tensor,
     steps: Vec<Step>,
-    history_readers: usize,
+    /// How many leading states each attached history reader reads.
+    history_depths: Vec<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -60,22 +61,29 @@ fn fingerprint(target: &Target) -> u64 {
 /// A method's attachment to a shared trajectory; detaches on drop.
 pub struct TrajectoryHandle {
     shared: Arc<Mutex<SharedTrajectory>>,
-    reads_history: bool,
+    history_depth: usize,
 }
 
 impl Drop for TrajectoryHandle {
     fn drop(&mut self) {
-        if self.reads_history {
-            lock(&self.shared).history_readers -= 1;
+        if self.history_depth > 0 {
+            let mut shared = lock(&self.shared);
+            if let Some(at) = shared
+                .history_depths
+                .iter()
+                .position(|&d| d == self.history_depth)
+            {
+                shared.history_depths.swap_remove(at);
+            }
         }
     }
 }
 
 impl TrajectoryHandle {
     /// Attaches to the trajectory of `spec` over `setup`'s target on `setup`'s backend, making
-    /// it if no attached method has. `reads_history`: the method reads states older than the
-    /// latest.
-    pub fn attach(setup: &Setup, spec: &ReservoirSpec, reads_history: bool) -> Self {
+    /// it if no attached method has. `history_depth`: how many leading states the method reads
+    /// besides the latest (0 for none).
+    pub fn attach(setup: &Setup, spec: &ReservoirSpec, history_depth: usize) -> Self {
         let key = Key {
             backend: setup.backend.instance_id(),
             spec: *spec,
@@ -97,18 +105,18 @@ impl TrajectoryHandle {
                     coords: backend.upload(n, 2, &setup.target.coords()),
                     target: backend.upload(n, 3, &setup.target.pixels),
                     steps: Vec::new(),
-                    history_readers: 0,
+                    history_depths: Vec::new(),
                 }));
                 registry.push((key, Arc::downgrade(&shared)));
                 shared
             }
         };
-        if reads_history {
-            lock(&shared).history_readers += 1;
+        if history_depth > 0 {
+            lock(&shared).history_depths.push(history_depth);
         }
         TrajectoryHandle {
             shared,
-            reads_history,
+            history_depth,
         }
     }
 
@@ -122,10 +130,19 @@ impl SharedTrajectory {
         &self.target
     }
 
+    fn history_depth(&self) -> usize {
+        self.history_depths.iter().copied().max().unwrap_or(0)
+    }
+
     /// Unrolls the reservoir until step `k` (1-based) exists, with its products.
     pub fn extend_to(&mut self, backend: &dyn Backend, k: usize) {
-        if self.history_readers > 0 && self.steps.iter().any(|s| s.state.is_none()) {
-            self.restore_history(backend);
+        let depth = self.history_depth();
+        // States a reader needs that were dropped: those of a history reader that attached after
+        // the trajectory ran ahead alone, or state k itself for a method restarted while its
+        // predecessor was still attached.
+        let needed = depth.max(k).min(self.steps.len());
+        if self.steps.iter().take(needed).any(|s| s.state.is_none()) {
+            self.restore_history(backend, needed);
         }
         while self.steps.len() < k {
             let previous = self
@@ -137,7 +154,9 @@ impl SharedTrajectory {
                 .step(backend, &self.coords, previous, &mut next);
             let gram = backend.gram(&[&next], &next);
             let target_product = backend.gram(&[&next], &self.target);
-            if self.history_readers == 0
+            // The state before the new one is dropped unless a reader needs that deep.
+            let previous_index = self.steps.len();
+            if previous_index > depth
                 && let Some(last) = self.steps.last_mut()
             {
                 last.state = None;
@@ -150,11 +169,11 @@ impl SharedTrajectory {
         }
     }
 
-    /// Recomputes dropped states (a history reader attached after the trajectory ran ahead
-    /// alone). Products are kept; only states are redone.
-    fn restore_history(&mut self, backend: &dyn Backend) {
+    /// Recomputes the dropped states among the first `depth`. Products are kept; only states
+    /// are redone.
+    fn restore_history(&mut self, backend: &dyn Backend, depth: usize) {
         let mut previous: Option<Arc<Tensor>> = None;
-        for step in &mut self.steps {
+        for step in self.steps.iter_mut().take(depth) {
             if step.state.is_none() {
                 let mut next = backend.zeros(self.coords.rows(), self.reservoir.hidden);
                 self.reservoir
@@ -181,5 +200,79 @@ impl SharedTrajectory {
     /// `H_kᵀY` (hidden × 3, row-major).
     pub fn target_product(&self, k: usize) -> Arc<Vec<f64>> {
         self.steps[k - 1].target_product.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compute::cpu::CpuBackend;
+    use crate::methods::ParamValues;
+    use crate::rng::RngKind;
+    use crate::target::{Fit, Target};
+
+    fn spec() -> ReservoirSpec {
+        ReservoirSpec {
+            input_dim: 2,
+            hidden: 16,
+            spectral_radius: 0.9,
+            input_scale: 0.5,
+            bias_scale: 0.1,
+            seed: 3,
+            rng: RngKind::Numpy,
+        }
+    }
+
+    #[test]
+    fn readers_share_one_trajectory_and_get_the_states_they_need() {
+        let backend = CpuBackend::new();
+        let target = Target::sample(8, Fit::Stretch).unwrap();
+        let params = ParamValues::new();
+        let setup = Setup {
+            target: &target,
+            backend: &backend,
+            rng: RngKind::Numpy,
+            params: &params,
+        };
+        // A trajectory alone keeps only its latest state.
+        let alone = TrajectoryHandle::attach(&setup, &spec(), 0);
+        alone.lock().extend_to(&backend, 6);
+        let kept = alone
+            .lock()
+            .steps
+            .iter()
+            .filter(|s| s.state.is_some())
+            .count();
+        assert_eq!(kept, 1);
+        let latest = backend.download(&alone.lock().state(6));
+        // A history reader attaching later finds the same trajectory and gets its old states
+        // back, identical to a fresh unroll.
+        let reader = TrajectoryHandle::attach(&setup, &spec(), 4);
+        assert!(Arc::ptr_eq(&alone.shared, &reader.shared));
+        reader.lock().extend_to(&backend, 4);
+        let restored = backend.download(&reader.lock().state(3));
+        let other_backend = CpuBackend::new();
+        let other_setup = Setup {
+            backend: &other_backend,
+            ..setup
+        };
+        let fresh = TrajectoryHandle::attach(&other_setup, &spec(), 0);
+        assert!(!Arc::ptr_eq(&alone.shared, &fresh.shared));
+        fresh.lock().extend_to(&other_backend, 3);
+        assert_eq!(restored, other_backend.download(&fresh.lock().state(3)));
+        // A method restarted while its predecessor is attached reads from step 1 again.
+        let restarted = TrajectoryHandle::attach(&setup, &spec(), 0);
+        drop(reader);
+        for k in 1..=7 {
+            restarted.lock().extend_to(&backend, k);
+            let state = restarted.lock().state(k);
+            if k == 6 {
+                assert_eq!(backend.download(&state), latest);
+            }
+        }
+        drop((alone, restarted));
+        // Everything detached: the registry forgets the trajectory.
+        let again = TrajectoryHandle::attach(&setup, &spec(), 0);
+        assert!(again.lock().steps.is_empty());
     }
 }

@@ -55,7 +55,7 @@ impl Trajectory {
         let n = setup.target.pixel_count();
         let spec = ReservoirSpec::from_params(setup, 2, &SPECTRAL_RADIUS);
         Trajectory {
-            trajectory: TrajectoryHandle::attach(setup, &spec, false),
+            trajectory: TrajectoryHandle::attach(setup, &spec, 0),
             state: None,
             prediction: setup.backend.zeros(n, 3),
             lambda: p.get(&LAMBDA),
