@@ -514,20 +514,25 @@ mod tests {
         shown[0]
     }
 
-    #[test]
-    fn the_learning_rate_slider_shows_the_rate_the_run_uses() {
-        let settings = Settings {
-            selected: vec!["fourier-mlp".into()],
-            ..Settings::default()
-        };
-        let mut h = egui_kittest::Harness::builder()
+    /// The controls panel alone, driven by kittest, with `settings` as its state.
+    fn controls_harness(settings: Settings) -> egui_kittest::Harness<'static, Settings> {
+        egui_kittest::Harness::builder()
             .with_size(egui::vec2(360.0, 1600.0))
             .build_ui_state(
                 |ui, settings: &mut Settings| {
                     controls_ui(ui, settings, &Model::default(), false);
                 },
                 settings,
-            );
+            )
+    }
+
+    #[test]
+    fn the_learning_rate_slider_shows_the_rate_the_run_uses() {
+        let settings = Settings {
+            selected: vec!["fourier-mlp".into()],
+            ..Settings::default()
+        };
+        let mut h = controls_harness(settings);
         h.run_steps(3); // the image spinner keeps repainting
         assert_eq!(shown_learning_rate(&h), 1e-3, "adam's rate");
         let optimizer = |h: &mut egui_kittest::Harness<'_, Settings>, index: f64| {
@@ -573,14 +578,7 @@ mod tests {
                 .or_default()
                 .set("optimizer", 1.0);
         }
-        let mut h = egui_kittest::Harness::builder()
-            .with_size(egui::vec2(360.0, 1600.0))
-            .build_ui_state(
-                |ui, settings: &mut Settings| {
-                    controls_ui(ui, settings, &Model::default(), false);
-                },
-                settings,
-            );
+        let mut h = controls_harness(settings);
         h.run_steps(3); // the image spinner keeps repainting
         assert_eq!(shown_learning_rate(&h), 1.0);
     }

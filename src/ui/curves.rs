@@ -53,17 +53,8 @@ impl View for Curves {
         };
         // Both plots show the same steps: zooming or panning one moves the other.
         let steps_axis = ui.make_persistent_id("curves-steps");
-        Plot::new("psnr-curves")
-            .height(psnr_height)
+        step_plot("psnr-curves", psnr_height, steps_axis, "PSNR (dB)")
             .legend(Legend::default().position(egui_plot::Corner::RightBottom))
-            .x_axis_label("step")
-            .y_axis_label("PSNR (dB)")
-            .include_x(0.0)
-            .include_x(1.0)
-            .allow_scroll(false)
-            .link_axis(steps_axis, [true, false])
-            .link_cursor(steps_axis, [true, false])
-            .y_axis_min_width(Y_AXIS_PX)
             .label_formatter(|position| match position {
                 egui_plot::HoverPosition::NearDataPoint {
                     plot_name,
@@ -114,48 +105,44 @@ impl View for Curves {
             });
         if trained {
             ui.add_space(6.0);
-            Plot::new("loss-curves")
-                .height(loss_height)
-                .legend(Legend::default().position(egui_plot::Corner::RightTop))
-                .x_axis_label("step")
-                .y_axis_label("training loss (log)")
-                .include_x(0.0)
-                .include_x(1.0)
-                .allow_scroll(false)
-                .link_axis(steps_axis, [true, false])
-                .link_cursor(steps_axis, [true, false])
-                .y_axis_min_width(Y_AXIS_PX)
-                .y_grid_spacer(decade_marks)
-                .y_axis_formatter(|mark, _| power_of_ten_text(mark.value))
-                .label_formatter(|position| match position {
-                    egui_plot::HoverPosition::NearDataPoint {
-                        plot_name,
-                        position,
-                        ..
-                    } => Some(format!(
-                        "{plot_name}\nstep {:.0}: loss {:.3e}",
-                        position.x,
-                        10f64.powf(position.y)
-                    )),
-                    egui_plot::HoverPosition::Elsewhere { position } => Some(format!(
-                        "step {:.1}, loss {:.2e}",
-                        position.x,
-                        10f64.powf(position.y)
-                    )),
-                })
-                .show(ui, |plot| {
-                    for run in &model.runs {
-                        let points = log_loss_points(run);
-                        if points.is_empty() {
-                            continue;
-                        }
-                        plot.line(
-                            Line::new(run.info.title, PlotPoints::from(points))
-                                .color(method_color(run.info.name))
-                                .width(2.0),
-                        );
+            step_plot(
+                "loss-curves",
+                loss_height,
+                steps_axis,
+                "training loss (log)",
+            )
+            .legend(Legend::default().position(egui_plot::Corner::RightTop))
+            .y_grid_spacer(decade_marks)
+            .y_axis_formatter(|mark, _| power_of_ten_text(mark.value))
+            .label_formatter(|position| match position {
+                egui_plot::HoverPosition::NearDataPoint {
+                    plot_name,
+                    position,
+                    ..
+                } => Some(format!(
+                    "{plot_name}\nstep {:.0}: loss {:.3e}",
+                    position.x,
+                    10f64.powf(position.y)
+                )),
+                egui_plot::HoverPosition::Elsewhere { position } => Some(format!(
+                    "step {:.1}, loss {:.2e}",
+                    position.x,
+                    10f64.powf(position.y)
+                )),
+            })
+            .show(ui, |plot| {
+                for run in &model.runs {
+                    let points = log_loss_points(run);
+                    if points.is_empty() {
+                        continue;
                     }
-                });
+                    plot.line(
+                        Line::new(run.info.title, PlotPoints::from(points))
+                            .color(method_color(run.info.name))
+                            .width(2.0),
+                    );
+                }
+            });
         }
         ui.horizontal_wrapped(|ui| {
             for run in &model.runs {
@@ -250,6 +237,21 @@ fn power_of_ten_text(exponent: f64) -> String {
     } else {
         text
     }
+}
+
+/// A plot against the step axis, its x axis linked with the other curves so they scroll together
+/// and their y axes aligned.
+fn step_plot<'a>(name: &str, height: f32, steps_axis: egui::Id, y_label: &str) -> Plot<'a> {
+    Plot::new(name)
+        .height(height)
+        .x_axis_label("step")
+        .y_axis_label(y_label.to_owned())
+        .include_x(0.0)
+        .include_x(1.0)
+        .allow_scroll(false)
+        .link_axis(steps_axis, [true, false])
+        .link_cursor(steps_axis, [true, false])
+        .y_axis_min_width(Y_AXIS_PX)
 }
 
 #[cfg(test)]
