@@ -195,12 +195,14 @@ fn thin_gram(mut dst: MatMut<'_, f64>, a: MatRef<'_, f64>, b: MatRef<'_, f64>) {
         .into_par_iter()
         .map(|i| {
             let a_col = a.col(i).try_as_col_major().expect("contiguous").as_slice();
-            (0..b.ncols())
-                .map(|j| {
-                    let b_col = b.col(j).try_as_col_major().expect("contiguous").as_slice();
-                    vectorized(|| dot(a_col, b_col))
-                })
-                .collect()
+            vectorized(|| {
+                (0..b.ncols())
+                    .map(|j| {
+                        let b_col = b.col(j).try_as_col_major().expect("contiguous").as_slice();
+                        dot(a_col, b_col)
+                    })
+                    .collect()
+            })
         })
         .collect();
     for (i, row) in rows.iter().enumerate() {
