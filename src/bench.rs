@@ -12,8 +12,9 @@ use crate::cli::BenchArgs;
 use crate::compute::cpu::CpuBackend;
 use crate::compute::gpu::GpuBackend;
 use crate::compute::{Activation, Backend, BackendChoice};
-use crate::methods::{self, ParamValues};
+use crate::methods::{self, MethodCache, ParamValues};
 use crate::rng::RngKind;
+use crate::session::{AdvanceResult, Session};
 use crate::target::{Fit, Target};
 
 #[derive(Serialize, Clone, Debug)]
@@ -204,32 +205,29 @@ pub fn measure_operations(backend: &dyn Backend, repeats: usize) -> Vec<Record> 
 /// the method it belongs to.
 pub fn measure_suite(backend: &dyn Backend, size: usize) -> anyhow::Result<Vec<(String, f64)>> {
     let target = Target::sample(size, Fit::Stretch)?;
-    // Every method pays for its reservoirs' eigenvalue solves, as in the notebook.
-    crate::methods::reservoir::clear_draw_cache();
-    let params = ParamValues::new();
-    let mut built = Vec::new();
-    for (name, _, _) in NUMPY_SECONDS {
-        let started = Instant::now();
-        let method = methods::find(name)?.build(&methods::Setup {
-            target: &target,
-            backend,
-            rng: RngKind::Numpy,
-            params: &params,
-        })?;
-        backend.finish();
-        built.push((name.to_string(), method, started.elapsed().as_secs_f64()));
-    }
-    let mut times = Vec::new();
-    for (name, mut method, mut seconds) in built {
-        let started = Instant::now();
-        while !method.is_done() {
-            method.step(backend)?;
+    // A fresh cache: every method pays for its reservoirs' eigenvalue solves, as in the
+    // notebook, and nothing is left over from an earlier size.
+    let mut session = Session::borrowing(backend, MethodCache::blocking(), RngKind::Numpy);
+    session.set_target(target);
+    let plans = NUMPY_SECONDS
+        .iter()
+        .map(|(name, _, _)| Ok((methods::find(name)?, ParamValues::new())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    session.set_selection(&plans);
+    // One after the other, so the shared reservoir's steps are counted under trajectory; a
+    // finished method stays in its slot, so cumulative still finds them.
+    for index in 0..plans.len() {
+        while session.slot(index).is_runnable(None) {
+            if let AdvanceResult::Stopped(reason) = session.advance(index, false).result {
+                anyhow::bail!("{}: {reason}", plans[index].0.name);
+            }
         }
-        backend.finish();
-        seconds += started.elapsed().as_secs_f64();
-        times.push((name, seconds));
     }
-    Ok(times)
+    Ok(session
+        .slots()
+        .iter()
+        .map(|slot| (slot.info.name.to_owned(), slot.compute_secs))
+        .collect())
 }
 
 /// The window's frame time while its compute thread is busy (the real app, driven headless

@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use crate::compute::Backend;
-use crate::methods::{self, ParamValues, Setup};
+use crate::compute::{Backend, CancelToken};
+use crate::methods::{self, MethodCache, ParamValues, Setup};
 use crate::rng::RngKind;
 use crate::target::{Fit, Target};
 
@@ -37,6 +37,8 @@ pub fn measure_training(
         backend,
         rng: RngKind::Numpy,
         params: &params,
+        cache: &MethodCache::blocking(),
+        cancel: &CancelToken::new(),
     })?;
     for _ in 0..2 {
         method.step(backend)?;

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::Serialize;
 
@@ -13,7 +12,8 @@ use crate::compute::{Backend, BackendChoice, create_backend};
 use crate::methods::{self, MethodInfo, ParamValues};
 use crate::output::{Existing, check_writable, png_bytes, strip, write_atomic};
 use crate::rng::RngKind;
-use crate::runner::{StepRecord, run_method};
+use crate::runner::{StepRecord, run_methods};
+use crate::session::{AdvanceResult, Session};
 use crate::target::{Fit, SAMPLE_NAME, Target, load_image, rgb8_from_f32};
 
 #[derive(Parser, Debug)]
@@ -70,7 +70,8 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Method name, or `all` for every method into <out>/<method>/.
+    /// Method name, a comma-separated list of them, or `all`; several methods write into
+    /// <out>/<method>/ and run side by side, sharing what they can.
     #[arg(long)]
     pub method: String,
     /// Working size S: the image is resized to S×S.
@@ -240,17 +241,93 @@ pub fn load_target(image: Option<&Path>, size: usize, fit: Fit) -> anyhow::Resul
     }
 }
 
+/// The methods `--method` names: one, a comma-separated list, or `all`.
+pub fn selected_methods(names: &str) -> anyhow::Result<Vec<&'static MethodInfo>> {
+    if names == "all" {
+        return Ok(methods::registry().iter().collect());
+    }
+    let mut selected: Vec<&'static MethodInfo> = Vec::new();
+    for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let info = methods::find(name)?;
+        if !selected.iter().any(|s| s.name == info.name) {
+            selected.push(info);
+        }
+    }
+    anyhow::ensure!(!selected.is_empty(), "--method names no method");
+    Ok(selected)
+}
+
+/// Progress bars on stderr, one per method, when stderr is a terminal; nothing otherwise.
+struct Progress {
+    bars: Vec<indicatif::ProgressBar>,
+    _multi: Option<indicatif::MultiProgress>,
+}
+
+impl Progress {
+    fn new(names: &[&str]) -> Self {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Progress {
+                bars: Vec::new(),
+                _multi: None,
+            };
+        }
+        let multi = indicatif::MultiProgress::new();
+        let style = indicatif::ProgressStyle::with_template(
+            "{prefix:>14} [{bar:30}] {pos:>4}/{len:4} {msg} ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let bars = names
+            .iter()
+            .map(|name| {
+                let bar = multi.add(indicatif::ProgressBar::new(1));
+                bar.set_style(style.clone());
+                bar.set_prefix(name.to_string());
+                bar.set_message("building");
+                bar
+            })
+            .collect();
+        Progress {
+            bars,
+            _multi: Some(multi),
+        }
+    }
+
+    fn update(&self, session: &Session, advance: &crate::session::Advance) {
+        let Some(bar) = self.bars.get(advance.index) else {
+            return;
+        };
+        if let Some(total) = advance.built {
+            bar.set_length(total as u64);
+        }
+        match &advance.result {
+            AdvanceResult::Stepped(report) => {
+                bar.set_position(report.step.min(bar.length().unwrap_or(0) as usize) as u64);
+                bar.set_message(format!("{:.2} dB", report.psnr_db));
+                if session
+                    .slot(advance.index)
+                    .method()
+                    .is_some_and(|m| m.is_done())
+                {
+                    bar.finish();
+                }
+            }
+            AdvanceResult::Waiting(what) => bar.set_message(format!("waiting for {what}")),
+            AdvanceResult::Stopped(reason) => bar.abandon_with_message(reason.to_string()),
+            AdvanceResult::Cancelled => {}
+        }
+    }
+}
+
 /// `inrlab run`.
 pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> anyhow::Result<()> {
     let mut params = parameter_values(run_matches);
     if let Some(seed) = args.seed {
         params.set("seed", seed as f64);
     }
-    let selected: Vec<&MethodInfo> = if args.method == "all" {
-        methods::registry().iter().collect()
-    } else {
-        vec![methods::find(&args.method)?]
-    };
+    let selected = selected_methods(&args.method)?;
+    let several = selected.len() > 1;
     let existing = if args.overwrite {
         Existing::Overwrite
     } else {
@@ -258,6 +335,7 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
     };
     // Validate everything before any computing: parameters, then files.
     let mut plans = Vec::new();
+    let mut dirs = Vec::new();
     for info in &selected {
         let mut own = ParamValues::new();
         for spec in info.params {
@@ -265,19 +343,37 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
                 own.set(spec.name, v);
             }
         }
-        if selected.len() == 1 {
+        if !several {
             // A parameter the single method lacks is a mistake worth reporting.
             own = params.clone();
         }
         own.validate(info.name, info.params)?;
-        let dir = if args.method == "all" {
+        let dir = if several {
             args.out.join(info.name)
         } else {
             args.out.clone()
         };
         let files = ["metrics.json", "final.png", "trajectory.png"].map(|f| dir.join(f));
         check_writable(&files, existing)?;
-        plans.push((*info, own, dir));
+        plans.push((*info, own));
+        dirs.push(dir);
+    }
+    if several {
+        let mut unused: Vec<&str> = params
+            .iter()
+            .map(|(name, _)| name)
+            .filter(|name| {
+                !selected
+                    .iter()
+                    .any(|m| m.params.iter().any(|p| p.name == *name))
+            })
+            .collect();
+        unused.dedup();
+        anyhow::ensure!(
+            unused.is_empty(),
+            "none of the selected methods has --{}",
+            unused.join(", --")
+        );
     }
     let target = load_target(window.image.as_deref(), args.size, args.fit)?;
     let backend = create_backend(window.backend)?;
@@ -285,14 +381,33 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         .image
         .as_ref()
         .map_or(SAMPLE_NAME.to_owned(), |p| p.display().to_string());
-    for (info, own, dir) in plans {
-        let outcome = run_method(info, &target, backend.as_ref(), args.rng, &own, true)
-            .with_context(|| format!("method {}", info.name))?;
+    let names: Vec<&str> = selected.iter().map(|m| m.name).collect();
+    let progress = Progress::new(&names);
+    let outcomes = run_methods(
+        &plans,
+        &target,
+        backend.as_ref(),
+        args.rng,
+        true,
+        |session, advance| progress.update(session, advance),
+    );
+    drop(progress);
+    let mut failures = Vec::new();
+    for (((info, own), dir), outcome) in plans.iter().zip(&dirs).zip(outcomes) {
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(error) if !several => return Err(error),
+            Err(error) => {
+                eprintln!("inrlab: {error:#}");
+                failures.push(info.name);
+                continue;
+            }
+        };
         let records = outcome.records;
         write_run(
-            &dir,
+            dir,
             info,
-            &own,
+            own,
             &records,
             outcome.iterates.as_deref(),
             &target,
@@ -311,7 +426,10 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
             dir.display()
         );
     }
-    Ok(())
+    match failures.as_slice() {
+        [] => Ok(()),
+        many => anyhow::bail!("{} did not finish (see above)", many.join(", ")),
+    }
 }
 
 fn write_run(

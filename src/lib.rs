@@ -10,10 +10,23 @@ pub mod bench;
 pub mod bench_training;
 pub mod cli;
 pub mod compute;
+pub mod imaging;
 pub mod linalg;
 pub mod methods;
 pub mod output;
 pub mod rng;
 pub mod runner;
+pub mod session;
 pub mod target;
 pub mod ui;
+
+/// The message of a caught panic (`catch_unwind`'s payload), for one-line failure states.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "panicked".to_owned()
+    }
+}

@@ -1,10 +1,11 @@
-//! Runs one method to completion without a window, collecting what the command line writes.
-
-use std::time::Instant;
+//! Runs methods to completion without a window, collecting what the command line writes. The
+//! methods run together in one [`Session`], as the window runs them, so they share what they
+//! can (trajectory and cumulative one unrolled reservoir) and take turns by time.
 
 use crate::compute::Backend;
-use crate::methods::{MethodInfo, ParamValues, Setup, StepReport};
+use crate::methods::{MethodCache, MethodInfo, ParamValues, StepReport};
 use crate::rng::RngKind;
+use crate::session::{Advance, AdvanceResult, Session, SlotState};
 use crate::target::Target;
 
 /// One finished step: its report, the cumulative compute time, and (when kept) its image.
@@ -25,7 +26,7 @@ pub struct RunOutcome {
 /// the method keeps for its trajectory (every step for the reservoir methods, milestones for
 /// trained ones); otherwise only the last one is downloaded.
 pub fn run_to_completion(
-    info: &MethodInfo,
+    info: &'static MethodInfo,
     target: &Target,
     backend: &dyn Backend,
     rng: RngKind,
@@ -37,45 +38,74 @@ pub fn run_to_completion(
 
 /// [`run_to_completion`] that also returns the final iterates.
 pub fn run_method(
-    info: &MethodInfo,
+    info: &'static MethodInfo,
     target: &Target,
     backend: &dyn Backend,
     rng: RngKind,
     params: &ParamValues,
     keep_images: bool,
 ) -> anyhow::Result<RunOutcome> {
-    let mut method = info.build(&Setup {
+    run_methods(
+        &[(info, params.clone())],
         target,
         backend,
         rng,
-        params,
-    })?;
-    let mut records: Vec<StepRecord> = Vec::with_capacity(method.total_steps());
-    let mut seconds = 0.0;
-    while !method.is_done() {
-        let started = Instant::now();
-        let report = method.step(backend)?;
-        backend.finish();
-        seconds += started.elapsed().as_secs_f64();
-        if let Some(what) = divergence(&report) {
-            anyhow::bail!(
-                "{} diverged at step {} ({what}); lower the learning rate",
-                info.name,
-                report.step
-            );
+        keep_images,
+        |_, _| {},
+    )
+    .pop()
+    .expect("one outcome per method")
+}
+
+/// Runs every method of `plans` together until each has finished or stopped; one outcome per
+/// plan, in order. `on_advance` sees every turn (the command line's progress bars).
+pub fn run_methods(
+    plans: &[(&'static MethodInfo, ParamValues)],
+    target: &Target,
+    backend: &dyn Backend,
+    rng: RngKind,
+    keep_images: bool,
+    mut on_advance: impl FnMut(&Session, &Advance),
+) -> Vec<anyhow::Result<RunOutcome>> {
+    // Nothing else to do meanwhile: eigen-solves run inline.
+    let mut session = Session::borrowing(backend, MethodCache::blocking(), rng);
+    session.set_target(target.clone());
+    session.set_selection(plans);
+    let mut records: Vec<Vec<StepRecord>> = plans.iter().map(|_| Vec::new()).collect();
+    session.run_until_settled(|session, advance| {
+        if let AdvanceResult::Stepped(report) = &advance.result {
+            let slot = session.slot(advance.index);
+            let method = slot.method().expect("a stepped method is in its slot");
+            let image = (keep_images && method.keep_image(report.step))
+                .then(|| method.image(session.backend()));
+            records[advance.index].push(StepRecord {
+                report: report.clone(),
+                seconds: slot.compute_secs,
+                image,
+            });
         }
-        let image = (keep_images && method.keep_image(report.step)).then(|| method.image(backend));
-        records.push(StepRecord {
-            report,
-            seconds,
-            image,
-        });
-    }
-    if let Some(last) = records.last_mut().filter(|r| r.image.is_none()) {
-        last.image = Some(method.image(backend));
-    }
-    let iterates = method.iterates(backend);
-    Ok(RunOutcome { records, iterates })
+        on_advance(session, advance);
+    });
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut records)| {
+            let slot = session.slot(index);
+            if let SlotState::Stopped(reason) = &slot.state {
+                anyhow::bail!("{}: {reason}", slot.info.name);
+            }
+            let method = slot
+                .method()
+                .ok_or_else(|| anyhow::anyhow!("{} did not run", slot.info.name))?;
+            if let Some(last) = records.last_mut().filter(|r| r.image.is_none()) {
+                last.image = Some(method.image(session.backend()));
+            }
+            Ok(RunOutcome {
+                records,
+                iterates: method.iterates(session.backend()),
+            })
+        })
+        .collect()
 }
 
 /// Why a step's report means the method has diverged: a PSNR or a training loss that is not a
@@ -87,5 +117,16 @@ pub fn divergence(report: &StepReport) -> Option<&'static str> {
         Some("the loss is not finite")
     } else {
         None
+    }
+}
+
+/// Watches a run's reports for divergence: a PSNR or loss that is not a finite number.
+#[derive(Clone, Debug, Default)]
+pub struct DivergenceMonitor {}
+
+impl DivergenceMonitor {
+    /// Why the run has diverged at this report, if it has.
+    pub fn observe(&mut self, report: &StepReport) -> Option<String> {
+        divergence(report).map(str::to_owned)
     }
 }

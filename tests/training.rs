@@ -2,10 +2,10 @@
 //! reference (chelsea_128.json), the GPU backend against the CPU backend, and divergence.
 
 use inrlab::compute::cpu::CpuBackend;
-use inrlab::compute::{Backend, Tensor};
+use inrlab::compute::{Backend, CancelToken, Tensor};
 use inrlab::methods::learned_refine::LearnedRefine;
 use inrlab::methods::training::{Mlp, mlp_widths};
-use inrlab::methods::{self, ParamValues, Setup};
+use inrlab::methods::{self, MethodCache, ParamValues, Setup};
 use inrlab::rng::{NumpyRandomState, RngKind};
 use inrlab::runner::run_to_completion;
 use inrlab::target::{Fit, Target, decode_bytes};
@@ -126,6 +126,8 @@ fn learned_refine_gradients_match_finite_differences_through_every_iteration() {
         backend: &backend,
         rng: RngKind::Numpy,
         params: &values,
+        cache: &MethodCache::blocking(),
+        cancel: &CancelToken::new(),
     });
     let (_, gradients) = method.gradients(&backend);
     for (name, analytic) in gradients {

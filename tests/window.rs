@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use inrlab::app::worker::ImageSource;
+use inrlab::app::protocol::ImageSource;
 use inrlab::app::{AppOptions, InrlabApp, Settings};
 use inrlab::compute::BackendChoice;
 

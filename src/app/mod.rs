@@ -6,6 +6,8 @@
 //! worker's desired configuration. It never waits on the worker.
 
 pub mod bench;
+pub mod features;
+pub mod protocol;
 pub mod state;
 pub mod worker;
 
@@ -23,9 +25,10 @@ use crate::methods::{self, ParamValues};
 use crate::output::{Existing, png_bytes, write_atomic};
 use crate::ui::controls::{Action, WORKING_SIZES, controls_ui};
 use crate::ui::status_bar::status_bar_ui;
-use crate::ui::{View, ViewContext, palette};
+use crate::ui::{View, ViewContext, ViewRequest, palette};
+use protocol::{Command, Desired, ImageSource};
 use state::Model;
-use worker::{Command, Desired, ImageSource, WorkerHandle};
+use worker::{SendError, WorkerHandle};
 
 /// Key of the settings in eframe's storage.
 const SETTINGS_KEY: &str = "inrlab-settings";
@@ -93,6 +96,7 @@ impl Settings {
             working_size: self.working_size,
             step_limit,
             iterates_for: None,
+            focused: None,
         }
     }
 
@@ -187,13 +191,21 @@ pub struct InrlabApp {
     /// The settings last published to the worker (to notice changes).
     published: Option<Settings>,
     worker: WorkerHandle,
+    /// How the worker was started, to start another if it ends.
+    backend: BackendChoice,
+    /// The image last asked for, to load again in a restarted worker.
+    image_source: ImageSource,
     model: Model,
     views: Vec<Box<dyn View>>,
     focus_method: Option<&'static str>,
+    /// The method the active view focuses (its picker's, on a single-method view), as last
+    /// published.
+    focused: Option<&'static str>,
     /// The method whose iterates the active view showed in the last frame, and the one the
     /// worker was last told about.
     iterates_for: Option<&'static str>,
     published_iterates_for: Option<&'static str>,
+    published_focused: Option<&'static str>,
     playing: bool,
     step_limit: Option<usize>,
     screenshot: Option<ScreenshotPlan>,
@@ -218,13 +230,16 @@ impl InrlabApp {
         let worker = worker::spawn(options.backend, settings.desired(step_limit), ctx.clone());
         // The sample first, so that a bad --image leaves a notice over a running sample rather
         // than an empty window (both loads are drained before the first step).
-        worker.send(Command::LoadImage(ImageSource::Sample));
+        // A fresh worker's queue has room for these three.
+        let _ = worker.send(Command::LoadImage(ImageSource::Sample));
+        let mut image_source = ImageSource::Sample;
         if let Some(path) = options.image.clone() {
-            worker.send(Command::LoadImage(ImageSource::Path(path)));
+            image_source = ImageSource::Path(path.clone());
+            let _ = worker.send(Command::LoadImage(ImageSource::Path(path)));
         }
         let playing = !options.start_paused;
         if playing {
-            worker.send(Command::Play);
+            let _ = worker.send(Command::Play);
         }
         let mut model = Model::default();
         model.set_selection(&settings.selected_names());
@@ -244,11 +259,15 @@ impl InrlabApp {
             published: Some(settings.clone()),
             settings,
             worker,
+            backend: options.backend,
+            image_source,
             model,
             views: crate::ui::registry(),
             focus_method: None,
+            focused: None,
             iterates_for: None,
             published_iterates_for: None,
+            published_focused: None,
             playing,
             step_limit,
             screenshot,
@@ -276,10 +295,45 @@ impl InrlabApp {
 
     /// Asks the worker to load an image (what a drop or the Open… dialog does).
     pub fn load(&mut self, source: ImageSource) {
-        if !self.worker.send(Command::LoadImage(source)) {
-            self.model
-                .notify("The compute thread is busy; try again in a moment.");
+        self.image_source = source.clone();
+        self.send(Command::LoadImage(source));
+    }
+
+    /// Sends a command; a busy or stopped worker is told to the user, never silently dropped.
+    fn send(&mut self, command: Command) {
+        match self.worker.send(command) {
+            Ok(()) => {}
+            Err(SendError::Busy) => self
+                .model
+                .notify("The compute thread is busy; try again in a moment."),
+            // The banner offers the restart.
+            Err(SendError::Stopped(_)) => {}
         }
+    }
+
+    /// Starts a new compute thread after the old one ended, on the same image and settings.
+    fn restart_compute(&mut self, ctx: &egui::Context) {
+        let mut desired = self.settings.desired(self.step_limit);
+        desired.iterates_for = self.iterates_for;
+        desired.focused = self.focused;
+        self.worker = worker::spawn(self.backend, desired, ctx.clone());
+        self.model = Model::default();
+        self.model.set_selection(&self.settings.selected_names());
+        let _ = self.worker.send(Command::LoadImage(ImageSource::Sample));
+        if !matches!(self.image_source, ImageSource::Sample) {
+            let _ = self
+                .worker
+                .send(Command::LoadImage(self.image_source.clone()));
+        }
+        if self.playing {
+            let _ = self.worker.send(Command::Play);
+        }
+    }
+
+    /// Test hook: makes the compute thread end as a bug would.
+    #[cfg(feature = "testing")]
+    pub fn crash_worker_for_test(&mut self) {
+        let _ = self.worker.send(Command::CrashForTest);
     }
 
     /// Takes what the worker sent. Called by eframe before every frame, and by [`Self::ui_root`]
@@ -354,19 +408,70 @@ impl InrlabApp {
             .iter()
             .position(|v| v.id() == self.settings.active_view)
             .unwrap_or(0);
-        let mut context = ViewContext {
-            model: &self.model,
-            focus_method: &mut self.focus_method,
-            show_ground_truth: self.settings.show_ground_truth,
-            worker: &self.worker,
-            iterates_for: None,
-        };
+        let mut context = ViewContext::new(
+            &self.model,
+            &mut self.focus_method,
+            self.settings.show_ground_truth,
+        );
         self.views[active].ui(ui, &mut context);
         self.iterates_for = context.iterates_for;
+        let requests = std::mem::take(&mut context.requests);
+        // A single-method view focuses its method; views of every method focus none.
+        self.focused = self
+            .focus_method
+            .filter(|_| self.views[active].shows_one_method());
+        for request in requests {
+            match request {
+                ViewRequest::Features(request) => self.send(Command::RequestFeatures(request)),
+            }
+        }
     }
 
     fn notices_ui(&mut self, ui: &mut egui::Ui) {
+        if let Some(reason) = self.model.compute_stopped.clone() {
+            let mut restart = false;
+            egui::Frame::new()
+                .fill(Color32::from_rgb(70, 28, 24))
+                .stroke(egui::Stroke::new(1.0, palette::BAD))
+                .corner_radius(4.0)
+                .inner_margin(8.0)
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(
+                            RichText::new(format!("compute stopped: {reason}"))
+                                .strong()
+                                .color(palette::TEXT_STRONG),
+                        );
+                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                            restart = ui.button("Restart compute").clicked();
+                        });
+                    });
+                });
+            ui.add_space(4.0);
+            if restart {
+                self.perform(Action::RestartCompute, &ui.ctx().clone());
+            }
+        }
         let mut dismissed = Vec::new();
+        for notice in &self.model.warnings {
+            egui::Frame::new()
+                .fill(Color32::from_rgb(60, 50, 18))
+                .stroke(egui::Stroke::new(1.0, palette::ACCENT))
+                .corner_radius(4.0)
+                .inner_margin(8.0)
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new("⚠").color(palette::ACCENT).size(16.0));
+                        ui.label(RichText::new(&notice.text).color(palette::TEXT_STRONG));
+                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                            if ui.button("dismiss").clicked() {
+                                dismissed.push(notice.id);
+                            }
+                        });
+                    });
+                });
+            ui.add_space(4.0);
+        }
         for notice in &self.model.notices {
             egui::Frame::new()
                 .fill(Color32::from_rgb(70, 28, 24))
@@ -419,19 +524,21 @@ impl InrlabApp {
             Action::TogglePlay => self.set_playing(!self.playing),
             Action::StepOnce => {
                 self.set_playing(false);
-                self.worker.send(Command::StepOnce);
+                self.send(Command::StepOnce);
             }
             Action::Reset => {
                 self.model.restart_clock();
-                self.worker.send(Command::Reset);
+                self.send(Command::Reset);
             }
+            Action::Focus(method) => self.focus_method = Some(method),
+            Action::RestartCompute => self.restart_compute(ctx),
         }
     }
 
     fn set_playing(&mut self, playing: bool) {
         if self.playing != playing {
             self.playing = playing;
-            self.worker.send(if playing {
+            self.send(if playing {
                 Command::Play
             } else {
                 Command::Pause
@@ -515,7 +622,10 @@ impl InrlabApp {
     /// show changed (the worker is woken only when what it reads differs).
     fn publish_settings(&mut self) {
         let settings_changed = self.published.as_ref() != Some(&self.settings);
-        if !settings_changed && self.published_iterates_for == self.iterates_for {
+        if !settings_changed
+            && self.published_iterates_for == self.iterates_for
+            && self.published_focused == self.focused
+        {
             return;
         }
         if settings_changed {
@@ -524,8 +634,10 @@ impl InrlabApp {
         }
         let mut desired = self.settings.desired(self.step_limit);
         desired.iterates_for = self.iterates_for;
+        desired.focused = self.focused;
         self.worker.set_desired(desired);
         self.published_iterates_for = self.iterates_for;
+        self.published_focused = self.focused;
     }
 
     fn screenshot_step(&mut self, ctx: &egui::Context) {

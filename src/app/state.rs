@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use egui::{ColorImage, TextureHandle, TextureOptions};
 
-use super::worker::{
-    FeatureMaps, FeatureRequest, Frame, Iterates, Message, StopReason, WorkerHandle,
+use super::protocol::{
+    FeatureMaps, FeatureRequest, Frame, InFlight, Iterates, Message, StopReason,
 };
+use super::worker::WorkerHandle;
 use crate::compute::BackendKind;
 use crate::methods::{self, MethodInfo, StepReport};
 
@@ -61,13 +62,19 @@ pub struct IteratesView {
 pub enum RunStatus {
     /// Restarted; nothing has arrived yet.
     Starting,
+    /// Its build waits for a background computation (what).
+    Waiting(String),
     Running,
     Done,
     Diverged {
         step: usize,
+        why: String,
     },
     Failed(String),
 }
+
+/// Step arrivals kept per run for its rate (the last few seconds).
+const RATE_WINDOW: Duration = Duration::from_secs(8);
 
 /// What the UI knows of one method's current run.
 pub struct MethodRun {
@@ -82,6 +89,8 @@ pub struct MethodRun {
     /// For methods that refine internally, their iterations at a recent step; they arrive only
     /// while a view shows them.
     pub iterates: Option<IteratesView>,
+    /// When recent steps arrived, for the steps-per-second figure.
+    arrivals: VecDeque<Instant>,
 }
 
 impl MethodRun {
@@ -95,7 +104,39 @@ impl MethodRun {
             status: RunStatus::Starting,
             compute_secs: 0.0,
             iterates: None,
+            arrivals: VecDeque::new(),
         }
+    }
+
+    /// Steps per second over the last few seconds of arrivals (`None` before two arrived).
+    pub fn steps_per_second(&self) -> Option<f64> {
+        let (first, last) = (self.arrivals.front()?, self.arrivals.back()?);
+        let span = last.duration_since(*first).as_secs_f64();
+        (self.arrivals.len() >= 2 && span > 0.0)
+            .then(|| (self.arrivals.len() - 1) as f64 / span)
+            .or_else(|| {
+                // One step so far, or all at once: its compute time is the best guess.
+                let secs = self.cells.values().next_back()?.step_secs;
+                (secs > 0.0).then(|| 1.0 / secs)
+            })
+    }
+
+    /// Whether it trains (its steps carry a loss): those get an ETA.
+    pub fn is_trained(&self) -> bool {
+        self.cells
+            .values()
+            .next_back()
+            .is_some_and(|c| c.report.loss.is_some())
+    }
+
+    /// Time left at the current rate, for a trained method still running.
+    pub fn eta(&self) -> Option<Duration> {
+        if !self.is_trained() || self.is_settled() {
+            return None;
+        }
+        let left = self.total_steps?.saturating_sub(self.steps_done());
+        let rate = self.steps_per_second()?;
+        Some(Duration::from_secs_f64(left as f64 / rate))
     }
 
     pub fn steps_done(&self) -> usize {
@@ -108,7 +149,10 @@ impl MethodRun {
 
     /// Whether the method has stopped for good in this run (finished, diverged or failed).
     pub fn is_settled(&self) -> bool {
-        !matches!(self.status, RunStatus::Starting | RunStatus::Running)
+        !matches!(
+            self.status,
+            RunStatus::Starting | RunStatus::Waiting(_) | RunStatus::Running
+        )
     }
 }
 
@@ -145,6 +189,13 @@ pub struct Model {
     frame_times_ms: VecDeque<f32>,
     /// How many frames were taken from the slot in total (tests watch this).
     pub frames_received: u64,
+    /// The step the worker is computing, as of this frame.
+    pub in_flight: Option<InFlight>,
+    /// Why the compute thread ended, once it has: the window offers a restart.
+    pub compute_stopped: Option<String>,
+    /// Warnings that are not errors (a partly decoded file, the GPU lost), shown until
+    /// dismissed like notices.
+    pub warnings: Vec<Notice>,
 }
 
 impl Model {
@@ -185,6 +236,7 @@ impl Model {
 
     pub fn dismiss(&mut self, id: u64) {
         self.notices.retain(|n| n.id != id);
+        self.warnings.retain(|n| n.id != id);
     }
 
     /// Takes what the worker has sent: messages for at most [`DRAIN_BUDGET`], then every waiting
@@ -192,17 +244,19 @@ impl Model {
     pub fn ingest(&mut self, ctx: &egui::Context, worker: &WorkerHandle) {
         let started = Instant::now();
         while started.elapsed() < DRAIN_BUDGET {
-            let Ok(message) = worker.messages.try_recv() else {
+            let Some(message) = worker.try_message() else {
                 break;
             };
             self.apply_message(ctx, message);
         }
-        for frame in worker.frames.take_all() {
+        for frame in worker.take_frames() {
             self.apply_frame(ctx, frame);
         }
-        if let Some(iterates) = worker.iterates.take() {
+        if let Some(iterates) = worker.take_iterates() {
             self.apply_iterates(ctx, iterates);
         }
+        self.in_flight = worker.in_flight();
+        self.compute_stopped = worker.stopped();
         let now = Instant::now();
         let busy = self.playing && self.runs.iter().any(|r| !r.is_settled());
         if let (true, Some(last)) = (busy, self.last_ingest) {
@@ -252,9 +306,18 @@ impl Model {
             } => {
                 if let Some(run) = self.current_run(method, run_id) {
                     run.total_steps = Some(total_steps);
-                    if run.status == RunStatus::Starting {
+                    if matches!(run.status, RunStatus::Starting | RunStatus::Waiting(_)) {
                         run.status = RunStatus::Running;
                     }
+                }
+            }
+            Message::Waiting {
+                method,
+                run_id,
+                what,
+            } => {
+                if let Some(run) = self.current_run(method, run_id) {
+                    run.status = RunStatus::Waiting(what);
                 }
             }
             Message::Stopped {
@@ -264,9 +327,19 @@ impl Model {
             } => {
                 if let Some(run) = self.current_run(method, run_id) {
                     run.status = match reason {
-                        StopReason::Diverged { step } => RunStatus::Diverged { step },
+                        StopReason::Diverged { step, why } => RunStatus::Diverged { step, why },
                         StopReason::Failed(error) => RunStatus::Failed(error),
                     };
+                }
+            }
+            Message::Warning(text) => {
+                self.next_notice_id += 1;
+                self.warnings.push(Notice {
+                    id: self.next_notice_id,
+                    text,
+                });
+                if self.warnings.len() > 5 {
+                    self.warnings.remove(0);
                 }
             }
             Message::Playing(playing) => self.playing = playing,
@@ -328,7 +401,20 @@ impl Model {
                 thumbnail_image,
             },
         );
-        if matches!(run.status, RunStatus::Starting | RunStatus::Running) {
+        let now = Instant::now();
+        run.arrivals.push_back(now);
+        while run.arrivals.len() > 2
+            && run
+                .arrivals
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > RATE_WINDOW)
+        {
+            run.arrivals.pop_front();
+        }
+        if matches!(
+            run.status,
+            RunStatus::Starting | RunStatus::Waiting(_) | RunStatus::Running
+        ) {
             run.status = if run.steps_done() >= frame.total_steps {
                 RunStatus::Done
             } else {

@@ -1,272 +1,91 @@
-//! The compute thread: it owns the backend and the running methods, steps them round-robin, and
-//! hands every step's frame to the UI.
+//! The compute thread: it owns a [`Session`] (the backend, the methods, their cache), converges
+//! to what the UI wants, lets the session's time-fair scheduler pick who steps, and hands every
+//! step's frame to the UI (see [`super::protocol`] for the lanes).
 //!
-//! Two lanes go each way, so that nothing queues up and the UI never waits:
-//! - UI → worker: discrete events ([`Command`]: load an image, play, pause, step, reset, features)
-//!   on a bounded channel, plus the *desired* configuration ([`Desired`]: selected methods,
-//!   parameter values, working size) in a latest-value cell that the worker reads at every step
-//!   boundary. Dragging a slider overwrites the cell sixty times a second; the worker sees only
-//!   the value that is there when it looks, and restarts only the methods whose values changed.
-//! - worker → UI: small typed [`Message`]s on a bounded channel, and step [`Frame`]s in a
-//!   [`FrameSlot`] keyed by (method, step): a frame the UI has not taken yet is replaced by a
-//!   newer one for the same cell, and frames of older runs are dropped there and then.
+//! A small relay thread stands between the UI's command channel and the worker: it forwards
+//! every command, and first sets the cancellation token of the step in flight when the command
+//! makes that step unwanted (a reset, a new image, a pause, its own parameters changed, the
+//! window closed). So a step of several seconds gives way within a fraction of a second, while
+//! a slider that belongs to another method leaves it alone.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
-use egui::{Color32, ColorImage};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError, bounded};
 use image::DynamicImage;
 
-use crate::compute::{Backend, BackendChoice, BackendKind, create_backend};
-use crate::methods::{self, Method, MethodInfo, ParamValues, Setup, StepReport};
+use super::features::FeatureWork;
+use super::protocol::{
+    Command, Desired, Frame, FrameSlot, ImageSource, InFlight, InFlightCell, Iterates,
+    IteratesSlot, LIVE_IMAGE_INTERVAL, Message, THUMBNAIL_MAX_SIDE, TargetFrame,
+};
+use crate::compute::{BackendChoice, CancelToken, create_backend};
+use crate::imaging::{color_image_from_rgb, downsample, host_mse};
+use crate::methods::{self, MethodCache, StepReport};
 use crate::rng::RngKind;
+use crate::session::{AdvanceResult, Restarted, Session};
 use crate::target::{Fit, SAMPLE_NAME, SAMPLE_PNG, Target, decode_bytes, load_image};
 
-/// Grid thumbnails are at most this many pixels a side; a 512² run sends 256² thumbnails.
-pub const THUMBNAIL_MAX_SIDE: usize = 256;
 /// Room for discrete commands; the UI only sends on user actions.
 const COMMAND_CAPACITY: usize = 256;
 /// Room for messages; the worker sends a handful per user action.
 const MESSAGE_CAPACITY: usize = 1024;
+/// How often the worker looks again while a build waits for a background computation.
+const WAITING_POLL: Duration = Duration::from_millis(50);
 
-/// Where an image comes from.
-#[derive(Clone, Debug)]
-pub enum ImageSource {
-    Sample,
-    Path(PathBuf),
-    Bytes { name: String, bytes: Arc<[u8]> },
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every value behind these locks is replaced whole; a panic elsewhere leaves it usable.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The configuration the UI wants; the worker converges to it at each step boundary.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Desired {
-    /// Methods to run, in registry order.
-    pub selected: Vec<&'static str>,
-    /// Every method's values (methods not listed use their defaults).
-    pub params: BTreeMap<&'static str, ParamValues>,
-    pub working_size: usize,
-    /// Stop each method after this many steps (for `--screenshot --after N`).
-    pub step_limit: Option<usize>,
-    /// The method whose intermediate images ([`Method::iterates`]) a view is showing; nobody
-    /// else's are read back. Changing it restarts nothing.
-    pub iterates_for: Option<&'static str>,
-}
-
-/// Discrete events, UI → worker.
-#[derive(Debug)]
-pub enum Command {
-    LoadImage(ImageSource),
-    Play,
-    Pause,
-    /// One step of every running method.
-    StepOnce,
-    /// Restart every method from scratch.
-    Reset,
-    /// Read the desired configuration now (sent after [`Desired`] changes, so a paused worker wakes).
-    Sync,
-    RequestFeatures(FeatureRequest),
-}
-
-/// "Show me channels `first_channel..first_channel+count` of what `method` sees at `step`."
+/// Why a command did not reach the worker.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FeatureRequest {
-    pub method: &'static str,
-    pub run_id: u64,
-    pub step: usize,
-    pub first_channel: usize,
-    pub count: usize,
-}
-
-/// Why a method stopped before its last step.
-#[derive(Clone, Debug, PartialEq)]
-pub enum StopReason {
-    /// Its PSNR stopped being a number at this step.
-    Diverged {
-        step: usize,
-    },
-    Failed(String),
-}
-
-/// The image being fitted, as the UI shows it.
-pub struct TargetFrame {
-    pub name: String,
-    pub size: usize,
-    pub pixels: Arc<Vec<f32>>,
-    pub image: Arc<ColorImage>,
-}
-
-/// Feature maps for the inspect view.
-pub struct FeatureMaps {
-    pub request: FeatureRequest,
-    pub total_channels: usize,
-    /// (caption, map) per channel; maps use a diverging colour scale, symmetric around 0.
-    pub maps: Vec<(String, Arc<ColorImage>)>,
-}
-
-/// Small typed messages, worker → UI.
-pub enum Message {
-    Backend {
-        kind: BackendKind,
-        adapter: String,
-    },
-    TargetLoaded(TargetFrame),
-    /// `method` restarted as run `run_id`: everything older is stale.
-    Started {
-        method: &'static str,
-        run_id: u64,
-    },
-    /// The method was built and will take this many steps.
-    Built {
-        method: &'static str,
-        run_id: u64,
-        total_steps: usize,
-    },
-    Stopped {
-        method: &'static str,
-        run_id: u64,
-        reason: StopReason,
-    },
-    Playing(bool),
-    /// Something the user should read (a file that could not be loaded, …).
-    Notice(String),
-    Features(FeatureMaps),
-}
-
-/// One step of one method, with its image.
-#[derive(Clone)]
-pub struct Frame {
-    pub method: &'static str,
-    pub run_id: u64,
-    pub total_steps: usize,
-    pub report: StepReport,
-    /// Compute time of this step (build included for the first step).
-    pub step_secs: f64,
-    /// Whether this step's image belongs in the trajectory grid ([`Method::keep_image`]).
-    pub kept: bool,
-    /// The image at the working size. `None` for a step whose image was not read back: trained
-    /// methods run faster than the UI draws, so between kept steps the image is downloaded at
-    /// most once per [`LIVE_IMAGE_INTERVAL`]; the report still arrives for the curves.
-    pub image: Option<Arc<ColorImage>>,
-    /// At most [`THUMBNAIL_MAX_SIDE`] a side (the same `Arc` as `image` when that is small).
-    pub thumbnail: Option<Arc<ColorImage>>,
-    pub pixels: Option<Arc<Vec<f32>>>,
-}
-
-/// Least time between two live-image downloads of one method between kept steps (about one
-/// UI frame).
-pub const LIVE_IMAGE_INTERVAL: Duration = Duration::from_millis(33);
-
-/// Latest-value slot for frames, keyed by (method, step): what the UI has not taken yet is
-/// replaced, never queued, so memory stays bounded by one run's cells.
-#[derive(Default)]
-pub struct FrameSlot {
-    frames: Mutex<BTreeMap<(&'static str, usize), Frame>>,
-}
-
-impl FrameSlot {
-    pub fn put(&self, frame: Frame) {
-        let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
-        frames.retain(|(method, _), old| *method != frame.method || old.run_id >= frame.run_id);
-        frames.insert((frame.method, frame.report.step), frame);
-    }
-
-    /// Everything waiting, in (method, step) order.
-    pub fn take_all(&self) -> Vec<Frame> {
-        let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::take(&mut *frames).into_values().collect()
-    }
-
-    pub fn len(&self) -> usize {
-        self.frames.lock().map_or(0, |f| f.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// One evaluation's intermediate images of a method that refines internally (learned-refine's
-/// K iterations) with the weights of one training step: the trajectory at that step.
-pub struct Iterates {
-    pub method: &'static str,
-    pub run_id: u64,
-    /// The step whose weights made them.
-    pub step: usize,
-    /// Per iteration, first to last: the image at most [`THUMBNAIL_MAX_SIDE`] a side, and its
-    /// PSNR in dB against the target.
-    pub images: Vec<(Arc<ColorImage>, f64)>,
-}
-
-/// Latest-value slot for [`Iterates`]: the worker reads them back only when the UI has taken
-/// the previous ones (or at a kept or final step), so there is at most one download per UI
-/// frame and none while no view shows them.
-#[derive(Default)]
-pub struct IteratesSlot {
-    latest: Mutex<Option<Iterates>>,
-}
-
-impl IteratesSlot {
-    pub fn put(&self, iterates: Iterates) {
-        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(iterates);
-    }
-
-    pub fn take(&self) -> Option<Iterates> {
-        self.latest.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.latest.lock().map_or(true, |l| l.is_none())
-    }
+pub enum SendError {
+    /// The queue is full (the worker is far behind); try again.
+    Busy,
+    /// The compute thread has ended, for this reason.
+    Stopped(String),
 }
 
 /// The UI's end of the worker.
 pub struct WorkerHandle {
     commands: Sender<Command>,
-    pub messages: Receiver<Message>,
-    pub frames: Arc<FrameSlot>,
-    pub iterates: Arc<IteratesSlot>,
+    messages: Receiver<Message>,
+    frames: Arc<FrameSlot>,
+    iterates: Arc<IteratesSlot>,
     desired: Arc<Mutex<Desired>>,
+    in_flight: InFlightCell,
+    /// Set when the compute thread ends on its own (a bug): why.
+    exit: Arc<Mutex<Option<String>>>,
 }
 
 impl WorkerHandle {
-    /// A handle with no thread behind it (view tests): commands go nowhere, nothing arrives.
-    pub fn detached() -> Self {
-        let (commands, _) = bounded(COMMAND_CAPACITY);
-        let (_, messages) = bounded(1);
-        WorkerHandle {
-            commands,
-            messages,
-            frames: Arc::new(FrameSlot::default()),
-            desired: Arc::new(Mutex::new(Desired {
-                selected: Vec::new(),
-                params: BTreeMap::new(),
-                working_size: 0,
-                step_limit: None,
-                iterates_for: None,
-            })),
-            iterates: Arc::new(IteratesSlot::default()),
-        }
-    }
-
     /// A sender for threads of the UI that outlive a frame (the file dialog).
     pub fn command_sender(&self) -> Sender<Command> {
         self.commands.clone()
     }
 
-    /// Sends a command without waiting. `false` when the worker is gone or far behind.
-    pub fn send(&self, command: Command) -> bool {
+    /// Sends a command without waiting.
+    pub fn send(&self, command: Command) -> Result<(), SendError> {
+        if let Some(reason) = self.stopped() {
+            return Err(SendError::Stopped(reason));
+        }
         match self.commands.try_send(command) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(SendError::Busy),
+            Err(TrySendError::Disconnected(_)) => Err(SendError::Stopped(
+                self.stopped()
+                    .unwrap_or_else(|| "the compute thread has ended".into()),
+            )),
         }
     }
 
     /// Publishes a new desired configuration; the worker picks it up at its next step boundary.
     pub fn set_desired(&self, desired: Desired) {
-        let mut current = self.desired.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = lock(&self.desired);
         if *current != desired {
             *current = desired;
             drop(current);
@@ -274,149 +93,252 @@ impl WorkerHandle {
             let _ = self.commands.try_send(Command::Sync);
         }
     }
+
+    /// The next message, if one is waiting.
+    pub fn try_message(&self) -> Option<Message> {
+        self.messages.try_recv().ok()
+    }
+
+    /// Waits up to `timeout` for the next message (tests and the bench).
+    pub fn message_timeout(&self, timeout: Duration) -> Option<Message> {
+        self.messages.recv_timeout(timeout).ok()
+    }
+
+    /// Every frame waiting, in (method, step) order.
+    pub fn take_frames(&self) -> Vec<Frame> {
+        self.frames.take_all()
+    }
+
+    pub fn take_iterates(&self) -> Option<Iterates> {
+        self.iterates.take()
+    }
+
+    /// The step being computed now, if any.
+    pub fn in_flight(&self) -> Option<InFlight> {
+        lock(&self.in_flight).clone()
+    }
+
+    /// Why the compute thread ended, if it has.
+    pub fn stopped(&self) -> Option<String> {
+        lock(&self.exit).clone()
+    }
 }
 
-/// Starts the compute thread. It runs until the handle is dropped.
+/// Starts the compute thread (and its command relay). It runs until the handle is dropped.
 pub fn spawn(
     backend_choice: BackendChoice,
     desired: Desired,
     repaint: egui::Context,
 ) -> WorkerHandle {
-    let (command_tx, command_rx) = bounded(COMMAND_CAPACITY);
+    let (command_tx, command_rx) = bounded::<Command>(COMMAND_CAPACITY);
+    let (relayed_tx, relayed_rx) = bounded::<Command>(COMMAND_CAPACITY);
     let (message_tx, message_rx) = bounded(MESSAGE_CAPACITY);
-    let frames = Arc::new(FrameSlot::default());
-    let iterates = Arc::new(IteratesSlot::default());
-    let desired = Arc::new(Mutex::new(desired));
-    let worker_frames = Arc::clone(&frames);
-    let worker_iterates = Arc::clone(&iterates);
-    let worker_desired = Arc::clone(&desired);
-    std::thread::Builder::new()
-        .name("inrlab-compute".into())
-        .spawn(move || {
-            let backend = match create_backend(backend_choice) {
-                Ok(backend) => backend,
-                Err(error) => {
-                    let _ = message_tx.send(Message::Notice(format!(
-                        "{backend_choice:?} backend unavailable ({error:#}); using the CPU"
-                    )));
-                    create_backend(BackendChoice::Cpu).expect("the CPU backend always exists")
-                }
-            };
-            let mut worker = Worker {
-                backend,
-                commands: command_rx,
-                messages: message_tx,
-                frames: worker_frames,
-                iterates: worker_iterates,
-                desired: worker_desired,
-                repaint,
-                applied: None,
-                decoded: None,
-                target: None,
-                slots: Vec::new(),
-                playing: false,
-                single_steps: BTreeSet::new(),
-                cursor: 0,
-                next_run_id: 1,
-                feature_cache: None,
-            };
-            worker.run();
-        })
-        .expect("spawning the compute thread");
-    WorkerHandle {
+    let handle = WorkerHandle {
         commands: command_tx,
         messages: message_rx,
-        frames,
-        iterates,
-        desired,
+        frames: Arc::new(FrameSlot::default()),
+        iterates: Arc::new(IteratesSlot::default()),
+        desired: Arc::new(Mutex::new(desired)),
+        in_flight: Arc::default(),
+        exit: Arc::default(),
+    };
+    let in_flight = Arc::clone(&handle.in_flight);
+    let relay_desired = Arc::clone(&handle.desired);
+    let exit = Arc::clone(&handle.exit);
+    let relay = std::thread::Builder::new()
+        .name("inrlab-relay".into())
+        .spawn(move || relay_commands(command_rx, relayed_tx, relay_desired, in_flight));
+    let frames = Arc::clone(&handle.frames);
+    let iterates = Arc::clone(&handle.iterates);
+    let desired = Arc::clone(&handle.desired);
+    let in_flight = Arc::clone(&handle.in_flight);
+    let worker_exit = Arc::clone(&handle.exit);
+    let spawned = std::thread::Builder::new()
+        .name("inrlab-compute".into())
+        .spawn(move || {
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let mut worker = Worker::new(
+                    backend_choice,
+                    relayed_rx,
+                    message_tx,
+                    frames,
+                    iterates,
+                    desired,
+                    in_flight,
+                    repaint.clone(),
+                );
+                worker.run();
+            }));
+            if let Err(panic) = outcome {
+                *lock(&worker_exit) = Some(format!(
+                    "the compute thread panicked: {}",
+                    crate::panic_message(panic.as_ref())
+                ));
+                repaint.request_repaint();
+            }
+        });
+    if let Err(error) = relay.and(spawned) {
+        *lock(&exit) = Some(format!("cannot start the compute thread: {error}"));
     }
+    handle
 }
 
-enum SlotState {
-    /// Will be built (from its current parameters) when its turn comes.
-    NeedsBuild,
-    Running(Box<dyn Method>),
-    /// Finished, diverged or failed; kept for feature requests when finished.
-    Finished(Box<dyn Method>),
-    Stopped,
-}
-
-struct MethodSlot {
-    info: &'static MethodInfo,
-    params: ParamValues,
-    run_id: u64,
-    state: SlotState,
-    /// When this run's image was last downloaded.
-    last_image_at: Option<Instant>,
-    /// The step of this run whose iterates were last sent.
-    iterates_step: Option<usize>,
-}
-
-impl MethodSlot {
-    fn method(&self) -> Option<&dyn Method> {
-        match &self.state {
-            SlotState::Running(m) | SlotState::Finished(m) => Some(m.as_ref()),
-            _ => None,
+/// Forwards the UI's commands to the worker, cancelling the step in flight first when a
+/// command makes it unwanted. Ends when either side is gone.
+fn relay_commands(
+    commands: Receiver<Command>,
+    worker: Sender<Command>,
+    desired: Arc<Mutex<Desired>>,
+    in_flight: InFlightCell,
+) {
+    let cancel_if = |abandoned: &dyn Fn(&InFlight) -> bool| {
+        if let Some(step) = lock(&in_flight).as_ref()
+            && abandoned(step)
+        {
+            step.cancel.cancel();
+        }
+    };
+    loop {
+        let Ok(command) = commands.recv() else {
+            // The window closed: the step in flight is not wanted, and dropping `worker` ends
+            // the worker's loop once it returns.
+            cancel_if(&|_| true);
+            return;
+        };
+        if command.cancels_any_step() {
+            cancel_if(&|_| true);
+        } else if matches!(command, Command::Sync) {
+            let wanted = lock(&desired).clone();
+            cancel_if(&|step| step.is_abandoned_by(&wanted));
+        }
+        if worker.send(command).is_err() {
+            return;
         }
     }
 }
 
-/// The downloaded features of one (method, run, step), kept so paging through channels does
-/// not download again.
-struct FeatureCache {
-    key: (&'static str, u64, usize),
-    rows: usize,
-    cols: usize,
-    data: Vec<f32>,
-    labels: Vec<String>,
-}
-
 struct Worker {
-    backend: Box<dyn Backend>,
+    session: Session<'static>,
     commands: Receiver<Command>,
     messages: Sender<Message>,
     frames: Arc<FrameSlot>,
     iterates: Arc<IteratesSlot>,
     desired: Arc<Mutex<Desired>>,
+    in_flight: InFlightCell,
     repaint: egui::Context,
     /// The desired configuration last applied.
     applied: Option<Desired>,
     decoded: Option<(String, DynamicImage)>,
-    target: Option<Target>,
-    slots: Vec<MethodSlot>,
     playing: bool,
     /// Methods still owed a step of a single-step request.
     single_steps: BTreeSet<&'static str>,
-    cursor: usize,
-    next_run_id: u64,
-    feature_cache: Option<FeatureCache>,
+    /// Per method, of its current run: when its image was last downloaded, and the step whose
+    /// iterates were last sent.
+    readbacks: BTreeMap<&'static str, ReadbackState>,
+    features: FeatureWork,
+    /// The UI has gone: stop as soon as the loop looks.
+    closing: bool,
+}
+
+#[derive(Clone, Copy, Default)]
+struct ReadbackState {
+    last_image_at: Option<Instant>,
+    iterates_step: Option<usize>,
 }
 
 impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        backend_choice: BackendChoice,
+        commands: Receiver<Command>,
+        messages: Sender<Message>,
+        frames: Arc<FrameSlot>,
+        iterates: Arc<IteratesSlot>,
+        desired: Arc<Mutex<Desired>>,
+        in_flight: InFlightCell,
+        repaint: egui::Context,
+    ) -> Self {
+        let mut notices = Vec::new();
+        let backend = match create_backend(backend_choice) {
+            Ok(backend) => backend,
+            Err(error) => {
+                notices.push(format!(
+                    "{backend_choice:?} backend unavailable ({error:#}); using the CPU"
+                ));
+                create_backend(BackendChoice::Cpu).expect("the CPU backend always exists")
+            }
+        };
+        let worker = Worker {
+            session: Session::new(backend, MethodCache::default(), RngKind::Numpy),
+            commands,
+            messages,
+            frames,
+            iterates,
+            desired,
+            in_flight,
+            repaint,
+            applied: None,
+            decoded: None,
+            playing: false,
+            single_steps: BTreeSet::new(),
+            readbacks: BTreeMap::new(),
+            features: FeatureWork::default(),
+            closing: false,
+        };
+        for notice in notices {
+            worker.send(Message::Notice(notice));
+        }
+        worker
+    }
+
     fn run(&mut self) {
-        self.send(Message::Backend {
-            kind: self.backend.kind(),
-            adapter: self.backend.adapter_name(),
-        });
+        self.send_backend();
         loop {
             if !self.has_work() {
-                // Nothing to compute: sleep until the UI says something.
-                match self.commands.recv() {
-                    Ok(command) => self.handle(command),
-                    Err(_) => return,
+                // Nothing to compute: sleep until the UI says something (or, while a build
+                // waits for the background, look again shortly).
+                let waiting = self.session.has_waiting() || self.features.is_busy();
+                let command = if waiting {
+                    match self.commands.recv_timeout(WAITING_POLL) {
+                        Ok(command) => Some(command),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                } else {
+                    match self.commands.recv() {
+                        Ok(command) => Some(command),
+                        Err(_) => return,
+                    }
+                };
+                if let Some(command) = command {
+                    self.handle(command);
                 }
             }
-            loop {
-                match self.commands.try_recv() {
-                    Ok(command) => self.handle(command),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return,
-                }
+            self.drain_commands();
+            if self.closing {
+                return;
             }
             self.sync_desired();
+            self.session.refresh_waiting();
             self.send_iterates_if_idle();
+            if self.features.is_busy() {
+                self.advance_features();
+            }
             if self.has_work() {
                 self.step_next();
+            }
+        }
+    }
+
+    fn drain_commands(&mut self) {
+        loop {
+            match self.commands.try_recv() {
+                Ok(command) => self.handle(command),
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => {
+                    self.closing = true;
+                    return;
+                }
             }
         }
     }
@@ -425,6 +347,14 @@ impl Worker {
         // Blocks only if the UI has stopped draining 1024 messages, i.e. it is gone or frozen.
         let _ = self.messages.send(message);
         self.repaint.request_repaint();
+    }
+
+    fn send_backend(&self) {
+        let backend = self.session.backend();
+        self.send(Message::Backend {
+            kind: backend.kind(),
+            adapter: backend.adapter_name(),
+        });
     }
 
     fn handle(&mut self, command: Command) {
@@ -440,35 +370,42 @@ impl Worker {
             }
             Command::StepOnce => {
                 self.sync_desired();
+                let limit = self.step_limit();
                 self.single_steps = self
-                    .slots
+                    .session
+                    .slots()
                     .iter()
-                    .filter(|s| self.is_runnable(s))
+                    .filter(|s| s.is_runnable(limit))
                     .map(|s| s.info.name)
                     .collect();
             }
             Command::Reset => {
-                for index in 0..self.slots.len() {
-                    self.restart(index);
-                }
+                let restarted = self.session.restart_all();
+                self.announce(&restarted);
             }
             Command::Sync => self.sync_desired(),
-            Command::RequestFeatures(request) => self.send_features(request),
+            Command::RequestFeatures(request) => {
+                let messages = self.features.request(&self.session, request);
+                for message in messages {
+                    self.send(message);
+                }
+            }
+            #[cfg(feature = "testing")]
+            Command::CrashForTest => panic!("crash requested by a test"),
         }
     }
 
     fn load_image(&mut self, source: ImageSource) {
+        let what = match &source {
+            ImageSource::Sample => "the built-in sample".to_owned(),
+            ImageSource::Path(path) => path.display().to_string(),
+            ImageSource::Bytes { name, .. } => name.clone(),
+        };
         let decoded = match &source {
             ImageSource::Sample => {
                 decode_bytes(SAMPLE_PNG).map(|image| (SAMPLE_NAME.to_owned(), image))
             }
-            ImageSource::Path(path) => load_image(path).map(|image| {
-                let name = path.file_name().map_or_else(
-                    || path.display().to_string(),
-                    |n| n.to_string_lossy().into(),
-                );
-                (name, image)
-            }),
+            ImageSource::Path(path) => load_image(path).map(|image| (display_name(path), image)),
             ImageSource::Bytes { name, bytes } => {
                 decode_bytes(bytes).map(|image| (name.clone(), image))
             }
@@ -482,12 +419,7 @@ impl Worker {
                 }
             }
             Err(error) => {
-                let what = match &source {
-                    ImageSource::Sample => "the built-in sample".to_owned(),
-                    ImageSource::Path(path) => path.display().to_string(),
-                    ImageSource::Bytes { name, .. } => name.clone(),
-                };
-                let keeps = if self.target.is_some() {
+                let keeps = if self.session.target().is_some() {
                     " The previous image keeps running."
                 } else {
                     ""
@@ -512,19 +444,25 @@ impl Worker {
             image: Arc::new(color_image_from_rgb(&target.pixels, size)),
             pixels: Arc::new(target.pixels.clone()),
         }));
-        self.target = Some(target);
-        self.feature_cache = None;
-        for index in 0..self.slots.len() {
-            self.restart(index);
-        }
+        self.features.clear();
+        let restarted = self.session.set_target(target);
+        self.announce(&restarted);
         Ok(())
     }
 
+    fn announce(&mut self, restarted: &[Restarted]) {
+        for r in restarted {
+            self.single_steps.remove(r.method);
+            self.readbacks.remove(r.method);
+            self.send(Message::Started {
+                method: r.method,
+                run_id: r.run_id,
+            });
+        }
+    }
+
     fn current_desired(&self) -> Desired {
-        self.desired
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.desired).clone()
     }
 
     /// Converges to what the UI wants: new working size, selection, parameter values.
@@ -538,198 +476,160 @@ impl Worker {
             .as_ref()
             .is_some_and(|a| a.working_size != desired.working_size);
         self.applied = Some(desired.clone());
-        // Selection: keep the slots still selected (registry order), add new ones.
-        let mut slots = Vec::new();
-        let mut added = Vec::new();
-        for &name in &desired.selected {
-            let Ok(info) = methods::find(name) else {
-                continue;
-            };
-            match self.slots.iter().position(|s| s.info.name == name) {
-                Some(index) => slots.push(self.slots.swap_remove(index)),
-                None => {
-                    added.push(slots.len());
-                    slots.push(MethodSlot {
-                        info,
-                        params: ParamValues::new(),
-                        run_id: 0,
-                        state: SlotState::NeedsBuild,
-                        last_image_at: None,
-                        iterates_step: None,
-                    });
-                }
-            }
-        }
-        self.slots = slots;
-        self.cursor = self.cursor.min(self.slots.len().saturating_sub(1));
-        for index in added {
-            let name = self.slots[index].info.name;
-            self.slots[index].params = desired.params.get(name).cloned().unwrap_or_default();
-            self.restart(index);
-        }
-        // Parameters: restart exactly the methods whose values changed.
-        for index in 0..self.slots.len() {
-            let name = self.slots[index].info.name;
-            let wanted = desired.params.get(name).cloned().unwrap_or_default();
-            if self.slots[index].params != wanted {
-                self.slots[index].params = wanted;
-                self.restart(index);
-            }
-        }
+        let wanted: Vec<_> = desired
+            .selected
+            .iter()
+            .filter_map(|&name| methods::find(name).ok())
+            .map(|info| {
+                let values = desired.params.get(info.name).cloned().unwrap_or_default();
+                (info, values)
+            })
+            .collect();
+        let restarted = self.session.set_selection(&wanted);
+        self.announce(&restarted);
         if size_changed && let Err(error) = self.make_target() {
             self.send(Message::Notice(format!("{error:#}")));
         }
-    }
-
-    /// Abandons the slot's run; the next run gets a new id so its stale frames are dropped.
-    fn restart(&mut self, index: usize) {
-        let run_id = self.next_run_id;
-        self.next_run_id += 1;
-        let slot = &mut self.slots[index];
-        slot.run_id = run_id;
-        slot.state = SlotState::NeedsBuild;
-        slot.iterates_step = None;
-        let method = slot.info.name;
-        self.single_steps.remove(method);
-        self.send(Message::Started { method, run_id });
     }
 
     fn step_limit(&self) -> Option<usize> {
         self.applied.as_ref().and_then(|d| d.step_limit)
     }
 
-    fn is_runnable(&self, slot: &MethodSlot) -> bool {
-        match &slot.state {
-            SlotState::NeedsBuild => true,
-            SlotState::Running(method) => {
-                !method.is_done() && self.step_limit().is_none_or(|l| method.steps_done() < l)
-            }
-            SlotState::Finished(_) | SlotState::Stopped => false,
-        }
-    }
-
     fn has_work(&self) -> bool {
-        self.target.is_some()
+        let limit = self.step_limit();
+        self.session.target().is_some()
             && (self.playing || !self.single_steps.is_empty())
-            && self.slots.iter().any(|s| self.is_runnable(s))
+            && self.session.slots().iter().any(|s| {
+                s.is_runnable(limit) && (self.playing || self.single_steps.contains(s.info.name))
+            })
     }
 
-    /// One step of the next runnable method after the cursor (round-robin).
-    fn step_next(&mut self) {
-        let count = self.slots.len();
-        let pick = (0..count).map(|i| (self.cursor + i) % count).find(|&i| {
-            let slot = &self.slots[i];
-            self.is_runnable(slot) && (self.playing || self.single_steps.contains(slot.info.name))
+    fn publish_in_flight(&self, index: usize, step: usize) {
+        let slot = self.session.slot(index);
+        *lock(&self.in_flight) = Some(InFlight {
+            method: slot.info.name,
+            run_id: slot.run_id,
+            step,
+            started: Instant::now(),
+            params: slot.params.clone(),
+            working_size: self.session.target().map_or(0, |t| t.size),
+            cancel: slot.cancel.clone(),
         });
-        let Some(index) = pick else {
+    }
+
+    /// One turn of the method the scheduler picks.
+    fn step_next(&mut self) {
+        let limit = self.step_limit();
+        let playing = self.playing;
+        let owed = self.single_steps.clone();
+        let Some(index) = self
+            .session
+            .pick(limit, |s| playing || owed.contains(s.info.name))
+        else {
             self.single_steps.clear();
             return;
         };
-        self.cursor = (index + 1) % count;
-        self.single_steps.remove(self.slots[index].info.name);
-        self.step_slot(index);
-    }
-
-    fn step_slot(&mut self, index: usize) {
-        let started = Instant::now();
-        let Some(target) = &self.target else { return };
-        let slot = &mut self.slots[index];
-        let name = slot.info.name;
-        let run_id = slot.run_id;
-        if matches!(slot.state, SlotState::NeedsBuild) {
-            let built = slot.info.build(&Setup {
-                target,
-                backend: self.backend.as_ref(),
-                rng: RngKind::Numpy,
-                params: &slot.params,
+        let slot = self.session.slot(index);
+        let (name, run_id) = (slot.info.name, slot.run_id);
+        let focused = self.applied.as_ref().and_then(|d| d.focused) == Some(name);
+        self.publish_in_flight(index, slot.steps_done() + 1);
+        let advance = self.session.advance(index, focused);
+        *lock(&self.in_flight) = None;
+        if let Some(total_steps) = advance.built {
+            self.send(Message::Built {
+                method: name,
+                run_id,
+                total_steps,
             });
-            match built {
-                Ok(method) => {
-                    let total_steps = method.total_steps();
-                    slot.state = SlotState::Running(method);
-                    self.send(Message::Built {
-                        method: name,
-                        run_id,
-                        total_steps,
-                    });
+        }
+        match advance.result {
+            AdvanceResult::Stepped(report) => {
+                self.single_steps.remove(name);
+                self.publish_step(index, report, advance.secs);
+            }
+            AdvanceResult::Waiting(what) => self.send(Message::Waiting {
+                method: name,
+                run_id,
+                what,
+            }),
+            AdvanceResult::Cancelled => {
+                // Whatever cancelled it is waiting in the queue: handle it, and if the run
+                // still stands (a pause), clear its token so the step is taken again later.
+                self.drain_commands();
+                self.sync_desired();
+                let slot = self.session.slot(index);
+                if slot.run_id == run_id {
+                    slot.cancel.reset();
                 }
-                Err(error) => {
-                    slot.state = SlotState::Stopped;
-                    self.send(Message::Stopped {
-                        method: name,
-                        run_id,
-                        reason: StopReason::Failed(format!("{error:#}")),
-                    });
-                    return;
-                }
+            }
+            AdvanceResult::Stopped(reason) => {
+                self.single_steps.remove(name);
+                self.send(Message::Stopped {
+                    method: name,
+                    run_id,
+                    reason,
+                });
             }
         }
-        let slot = &mut self.slots[index];
-        let SlotState::Running(method) = &mut slot.state else {
+        self.fall_back_if_device_lost();
+    }
+
+    /// A lost GPU takes every method with it: go on on the CPU, from the start.
+    fn fall_back_if_device_lost(&mut self) {
+        let Some(why) = self.session.backend().lost() else {
             return;
         };
-        let result = method.step(self.backend.as_ref());
-        let report = match result {
-            Ok(report) if crate::runner::divergence(&report).is_none() => report,
-            Ok(report) => {
-                slot.state = SlotState::Stopped;
-                self.send(Message::Stopped {
-                    method: name,
-                    run_id,
-                    reason: StopReason::Diverged { step: report.step },
-                });
-                return;
-            }
-            Err(error) => {
-                slot.state = SlotState::Stopped;
-                self.send(Message::Stopped {
-                    method: name,
-                    run_id,
-                    reason: StopReason::Failed(format!("{error:#}")),
-                });
-                return;
-            }
-        };
+        let cpu = create_backend(BackendChoice::Cpu).expect("the CPU backend always exists");
+        let restarted = self.session.replace_backend(cpu);
+        self.features.clear();
+        self.send(Message::Warning(format!(
+            "The GPU device was lost ({why}); every method restarted on the CPU backend."
+        )));
+        self.send_backend();
+        self.announce(&restarted);
+    }
+
+    fn readback(&mut self, name: &'static str) -> &mut ReadbackState {
+        self.readbacks.entry(name).or_default()
+    }
+
+    /// Reads back what somebody will look at and hands the step's frame to the UI.
+    fn publish_step(&mut self, index: usize, report: StepReport, secs: f64) {
+        let slot = self.session.slot(index);
+        let (name, run_id) = (slot.info.name, slot.run_id);
+        let iterates_wanted = self.applied.as_ref().and_then(|d| d.iterates_for) == Some(name);
+        let iterates_taken = self.iterates.is_empty();
+        let state = *self.readback(name);
+        let slot = self.session.slot(index);
+        let Some(method) = slot.method() else { return };
+        let backend = self.session.backend();
         let kept = method.keep_image(report.step);
-        let due = slot
+        let done = method.is_done();
+        let due = state
             .last_image_at
             .is_none_or(|at| at.elapsed() >= LIVE_IMAGE_INTERVAL);
-        let done = method.is_done();
         // A view shows this method's iterates: read them back instead of the image (the last
         // iterate is the image) at kept and final steps, and in between when the UI has taken
         // the previous ones.
-        let wants_iterates = self
-            .applied
-            .as_ref()
-            .is_some_and(|d| d.iterates_for == Some(name))
-            && (kept || done || (due && self.iterates.is_empty()));
-        let iterates = if wants_iterates {
-            slot.iterates_step = Some(report.step);
-            method
-                .iterates(self.backend.as_ref())
-                .filter(|images| !images.is_empty())
-        } else {
-            None
-        };
+        let iterates = (iterates_wanted && (kept || done || (due && iterates_taken)))
+            .then(|| method.iterates(backend))
+            .flatten()
+            .filter(|images| !images.is_empty());
         let pixels = match &iterates {
-            Some(images) => {
-                slot.last_image_at = Some(Instant::now());
-                images.last().cloned()
-            }
-            None => (kept || due || done).then(|| {
-                slot.last_image_at = Some(Instant::now());
-                method.image(self.backend.as_ref())
-            }),
+            Some(images) => images.last().cloned(),
+            None => (kept || due || done).then(|| method.image(backend)),
         };
         let total_steps = method.total_steps();
-        if method.is_done() {
-            let SlotState::Running(method) = std::mem::replace(&mut slot.state, SlotState::Stopped)
-            else {
-                unreachable!("matched above")
-            };
-            slot.state = SlotState::Finished(method);
+        let mut new_state = state;
+        if pixels.is_some() {
+            new_state.last_image_at = Some(Instant::now());
         }
-        let size = self.target.as_ref().map_or(0, |t| t.size);
+        if iterates.is_some() {
+            new_state.iterates_step = Some(report.step);
+        }
+        *self.readback(name) = new_state;
+        let size = self.session.target().map_or(0, |t| t.size);
         let image = pixels
             .as_ref()
             .map(|pixels| Arc::new(color_image_from_rgb(pixels, size)));
@@ -746,7 +646,7 @@ impl Worker {
             run_id,
             total_steps,
             report,
-            step_secs: started.elapsed().as_secs_f64(),
+            step_secs: secs,
             kept,
             image,
             thumbnail,
@@ -765,21 +665,25 @@ impl Worker {
         let Some(name) = self.applied.as_ref().and_then(|d| d.iterates_for) else {
             return;
         };
-        let Some(index) = self.slots.iter().position(|s| s.info.name == name) else {
+        let Some(index) = self.session.position(name) else {
             return;
         };
-        let slot = &self.slots[index];
-        if self.playing && self.is_runnable(slot) {
+        let limit = self.step_limit();
+        let slot = self.session.slot(index);
+        if self.playing && slot.is_runnable(limit) {
             return; // its next step sends them
         }
         let Some(method) = slot.method() else { return };
         let step = method.steps_done();
-        if step == 0 || slot.iterates_step == Some(step) {
+        let run_id = slot.run_id;
+        if step == 0 || self.readback(name).iterates_step == Some(step) {
             return;
         }
-        let images = method.iterates(self.backend.as_ref());
-        let run_id = slot.run_id;
-        self.slots[index].iterates_step = Some(step);
+        let slot = self.session.slot(index);
+        let images = slot
+            .method()
+            .and_then(|m| m.iterates(self.session.backend()));
+        self.readback(name).iterates_step = Some(step);
         if let Some(images) = images.filter(|images| !images.is_empty()) {
             self.put_iterates(name, run_id, step, images);
             self.repaint.request_repaint();
@@ -789,7 +693,9 @@ impl Worker {
     /// Makes thumbnails of the iterates, measures their PSNR on the host (a few operations a
     /// pixel, on this thread) and hands them to the UI.
     fn put_iterates(&self, method: &'static str, run_id: u64, step: usize, images: Vec<Vec<f32>>) {
-        let Some(target) = &self.target else { return };
+        let Some(target) = self.session.target() else {
+            return;
+        };
         let size = target.size;
         let images = images
             .iter()
@@ -812,300 +718,30 @@ impl Worker {
         });
     }
 
-    fn send_features(&mut self, request: FeatureRequest) {
-        let Some(index) = self
-            .slots
-            .iter()
-            .position(|s| s.info.name == request.method && s.run_id == request.run_id)
-        else {
-            return; // stale request: the method restarted or was deselected
-        };
-        let key = (request.method, request.run_id, request.step);
-        if self.feature_cache.as_ref().is_none_or(|c| c.key != key) {
-            self.feature_cache =
-                self.download_features(index, request.step)
-                    .map(|(rows, cols, data, labels)| FeatureCache {
-                        key,
-                        rows,
-                        cols,
-                        data,
-                        labels,
-                    });
+    /// One piece of the feature maps being prepared (a scratch build or step), published as
+    /// in flight so that the relay can cancel it like any step.
+    fn advance_features(&mut self) {
+        if let Some((index, step)) = self.features.next_piece(&self.session) {
+            self.publish_in_flight_with(index, step, self.features.cancel_token());
         }
-        let Some(cache) = &self.feature_cache else {
-            self.send(Message::Features(FeatureMaps {
-                request,
-                total_channels: 0,
-                maps: Vec::new(),
-            }));
-            return;
-        };
-        let side = (cache.rows as f64).sqrt().round() as usize;
-        let end = (request.first_channel + request.count).min(cache.cols);
-        let maps = (request.first_channel.min(end)..end)
-            .map(|channel| {
-                let image = diverging_map(&cache.data, cache.cols, channel, side);
-                (cache.labels[channel].clone(), Arc::new(image))
-            })
-            .collect();
-        let total_channels = cache.cols;
-        self.send(Message::Features(FeatureMaps {
-            request,
-            total_channels,
-            maps,
-        }));
+        let messages = self.features.advance(&mut self.session);
+        *lock(&self.in_flight) = None;
+        for message in messages {
+            self.send(message);
+        }
     }
 
-    /// The features of the slot's method at `step`: the running method's own when it is at that
-    /// step, otherwise a scratch copy with the same parameters stepped to it (deterministic).
-    #[allow(clippy::type_complexity)]
-    fn download_features(
-        &self,
-        index: usize,
-        step: usize,
-    ) -> Option<(usize, usize, Vec<f32>, Vec<String>)> {
-        let slot = &self.slots[index];
-        let backend = self.backend.as_ref();
-        let read = |method: &dyn Method| {
-            let tensor = method.features()?;
-            let labels = (0..tensor.cols())
-                .map(|i| method.feature_label(i))
-                .collect();
-            Some((
-                tensor.rows(),
-                tensor.cols(),
-                backend.download(tensor),
-                labels,
-            ))
-        };
-        if let Some(method) = slot.method().filter(|m| m.steps_done() == step) {
-            return read(method);
+    fn publish_in_flight_with(&self, index: usize, step: usize, cancel: CancelToken) {
+        self.publish_in_flight(index, step);
+        if let Some(in_flight) = lock(&self.in_flight).as_mut() {
+            in_flight.cancel = cancel;
         }
-        let target = self.target.as_ref()?;
-        let mut scratch = slot
-            .info
-            .build(&Setup {
-                target,
-                backend,
-                rng: RngKind::Numpy,
-                params: &slot.params,
-            })
-            .ok()?;
-        while scratch.steps_done() < step && !scratch.is_done() {
-            scratch.step(backend).ok()?;
-        }
-        read(scratch.as_ref())
     }
 }
 
-/// Mean squared error of an image clipped into [0, 1] against the target, as the methods
-/// measure their PSNR; NaN if the image has a NaN.
-pub fn host_mse(pixels: &[f32], target: &[f32]) -> f64 {
-    if pixels.len() != target.len() || pixels.is_empty() {
-        return f64::NAN;
-    }
-    let sum: f64 = pixels
-        .iter()
-        .zip(target)
-        .map(|(&p, &t)| {
-            let d = (p.clamp(0.0, 1.0) - t) as f64;
-            if p.is_nan() { f64::NAN } else { d * d }
-        })
-        .sum();
-    sum / pixels.len() as f64
-}
-
-/// RGB f32 in [0, 1] (NaN as black) to an egui image.
-pub fn color_image_from_rgb(pixels: &[f32], size: usize) -> ColorImage {
-    let to_byte = |v: f32| {
-        if v.is_nan() {
-            0
-        } else {
-            (v.clamp(0.0, 1.0) * 255.0).round() as u8
-        }
-    };
-    let colors = pixels
-        .chunks_exact(3)
-        .map(|p| Color32::from_rgb(to_byte(p[0]), to_byte(p[1]), to_byte(p[2])))
-        .collect();
-    ColorImage::new([size, size], colors)
-}
-
-/// Box-filter downsampling by an integer factor.
-pub fn downsample(image: &ColorImage, factor: usize) -> ColorImage {
-    let [width, height] = image.size;
-    let (out_w, out_h) = (width.div_ceil(factor), height.div_ceil(factor));
-    let mut pixels = Vec::with_capacity(out_w * out_h);
-    for oy in 0..out_h {
-        for ox in 0..out_w {
-            let mut sum = [0u32; 3];
-            let mut n = 0;
-            for y in oy * factor..((oy + 1) * factor).min(height) {
-                for x in ox * factor..((ox + 1) * factor).min(width) {
-                    let c = image.pixels[y * width + x];
-                    sum[0] += c.r() as u32;
-                    sum[1] += c.g() as u32;
-                    sum[2] += c.b() as u32;
-                    n += 1;
-                }
-            }
-            let n = n.max(1);
-            pixels.push(Color32::from_rgb(
-                (sum[0] / n) as u8,
-                (sum[1] / n) as u8,
-                (sum[2] / n) as u8,
-            ));
-        }
-    }
-    ColorImage::new([out_w, out_h], pixels)
-}
-
-/// One column of a row-major `rows × cols` tensor as a `side²` map, blue (negative) through
-/// black to orange (positive), scaled by the column's largest magnitude.
-fn diverging_map(data: &[f32], cols: usize, channel: usize, side: usize) -> ColorImage {
-    let rows = side * side;
-    let values = (0..rows).map(|r| data.get(r * cols + channel).copied().unwrap_or(0.0));
-    let scale = values
-        .clone()
-        .filter(|v| v.is_finite())
-        .fold(0.0f32, |m, v| m.max(v.abs()))
-        .max(1e-12);
-    let pixels = values.map(|v| diverging_color(v / scale)).collect();
-    ColorImage::new([side, side], pixels)
-}
-
-/// −1 → blue, 0 → near black, +1 → orange.
-pub fn diverging_color(t: f32) -> Color32 {
-    let t = if t.is_finite() {
-        t.clamp(-1.0, 1.0)
-    } else {
-        0.0
-    };
-    let (r, g, b) = if t >= 0.0 {
-        (255.0 * t, 150.0 * t, 40.0 * t)
-    } else {
-        (60.0 * -t, 150.0 * -t, 255.0 * -t)
-    };
-    let base = 14.0;
-    Color32::from_rgb(
-        (base + r * (1.0 - base / 255.0)) as u8,
-        (base + g * (1.0 - base / 255.0)) as u8,
-        (base + b * (1.0 - base / 255.0)) as u8,
+fn display_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frame(method: &'static str, run_id: u64, step: usize) -> Frame {
-        let image = Arc::new(ColorImage::new([1, 1], vec![Color32::BLACK]));
-        Frame {
-            method,
-            run_id,
-            total_steps: 10,
-            report: StepReport {
-                step,
-                label: format!("step {step}"),
-                psnr_db: 20.0,
-                loss: None,
-            },
-            step_secs: 0.0,
-            kept: true,
-            thumbnail: Some(Arc::clone(&image)),
-            image: Some(image),
-            pixels: Some(Arc::new(vec![0.0; 3])),
-        }
-    }
-
-    #[test]
-    fn frame_slot_keeps_the_latest_per_cell_and_drops_older_runs() {
-        let slot = FrameSlot::default();
-        slot.put(frame("a", 1, 1));
-        slot.put(frame("a", 1, 2));
-        slot.put(frame("b", 5, 1));
-        // Run 2 of "a" replaces everything of run 1 that the UI has not taken.
-        slot.put(frame("a", 2, 1));
-        let frames = slot.take_all();
-        let keys: Vec<_> = frames
-            .iter()
-            .map(|f| (f.method, f.run_id, f.report.step))
-            .collect();
-        assert_eq!(keys, vec![("a", 2, 1), ("b", 5, 1)]);
-        assert!(slot.is_empty());
-    }
-
-    #[test]
-    fn a_parameter_change_restarts_only_that_method() {
-        let desired = Desired {
-            selected: vec!["trajectory", "fourier-ridge"],
-            params: BTreeMap::new(),
-            working_size: 16,
-            step_limit: Some(1),
-            iterates_for: None,
-        };
-        let handle = spawn(
-            BackendChoice::Cpu,
-            desired.clone(),
-            egui::Context::default(),
-        );
-        handle.send(Command::LoadImage(ImageSource::Sample));
-        handle.send(Command::Play);
-        let wait_for_frames = |count: usize| {
-            let mut frames = Vec::new();
-            let deadline = Instant::now() + std::time::Duration::from_secs(60);
-            while frames.len() < count && Instant::now() < deadline {
-                frames.extend(handle.frames.take_all());
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            frames
-        };
-        let first = wait_for_frames(2);
-        assert_eq!(first.len(), 2, "both methods step once");
-        let run_of = |frames: &[Frame], method: &str| {
-            frames.iter().find(|f| f.method == method).map(|f| f.run_id)
-        };
-        let trajectory_run = run_of(&first, "trajectory").unwrap();
-        let mut changed = desired;
-        let mut values = ParamValues::new();
-        values.set("spectral-radius", 0.5);
-        changed.params.insert("trajectory", values);
-        handle.set_desired(changed);
-        let second = wait_for_frames(1);
-        assert_eq!(second.len(), 1, "only the changed method restarts");
-        assert_eq!(second[0].method, "trajectory");
-        assert!(second[0].run_id > trajectory_run);
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        assert!(
-            handle.frames.is_empty(),
-            "fourier-ridge must not have rerun"
-        );
-    }
-
-    #[test]
-    fn bad_bytes_become_a_notice() {
-        let desired = Desired {
-            selected: vec![],
-            params: BTreeMap::new(),
-            working_size: 16,
-            step_limit: None,
-            iterates_for: None,
-        };
-        let handle = spawn(BackendChoice::Cpu, desired, egui::Context::default());
-        handle.send(Command::LoadImage(ImageSource::Bytes {
-            name: "junk.png".into(),
-            bytes: b"junk".as_slice().into(),
-        }));
-        let deadline = Instant::now() + std::time::Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Message::Notice(text)) = handle
-                .messages
-                .recv_timeout(std::time::Duration::from_secs(1))
-            {
-                assert!(text.contains("junk.png"), "{text}");
-                return;
-            }
-        }
-        panic!("no notice for a file that is not an image");
-    }
 }

@@ -10,7 +10,9 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use super::{Activation, AdamStep, Backend, BackendKind, Storage, Tensor, Upsample};
+use super::{
+    Activation, AdamStep, Backend, BackendKind, CancelToken, Cancelled, Storage, Tensor, Upsample,
+};
 
 /// Rows per cache-resident chunk of a fused product: 128 rows of a 256-wide f32 output are
 /// 128 KiB, which stays in L2 while the epilogue runs.
@@ -150,17 +152,22 @@ fn row_major_mut(data: &mut [f32], rows: usize, cols: usize) -> MatMut<'_, f32> 
 
 /// `out = epilogue(prologue + x·W)` in cache-sized row chunks, chunks in parallel.
 /// `prologue(first_row, chunk)` fills the chunk before the product is added to it.
+/// Chunks left once `cancel` is set are skipped (the caller discards `out`).
 fn fused_product(
     x: Option<(&[f32], usize)>,
     weights: &[f32],
     out: &mut [f32],
     out_cols: usize,
+    cancel: Option<&CancelToken>,
     prologue: impl Fn(usize, &mut [f32]) + Sync,
     epilogue: impl Fn(&mut [f32]) + Sync,
 ) {
     out.par_chunks_mut(CHUNK_ROWS * out_cols)
         .enumerate()
         .for_each(|(chunk_index, chunk)| {
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return;
+            }
             let first_row = chunk_index * CHUNK_ROWS;
             let rows = chunk.len() / out_cols;
             vectorized(|| prologue(first_row, chunk));
@@ -177,6 +184,122 @@ fn fused_product(
             }
             vectorized(|| epilogue(chunk));
         });
+}
+
+/// The fused reservoir update over row chunks; see [`Backend::reservoir_step`].
+fn reservoir_step_chunks(
+    input: &Tensor,
+    input_weights: &Tensor,
+    state: Option<&Tensor>,
+    recurrent_weights: &Tensor,
+    bias: &Tensor,
+    out: &mut Tensor,
+    cancel: Option<&CancelToken>,
+) {
+    let (n, hidden) = out.shape();
+    let input_dim = input.cols();
+    assert_eq!(input.rows(), n);
+    assert_eq!(input_weights.shape(), (input_dim, hidden));
+    assert_eq!(recurrent_weights.shape(), (hidden, hidden));
+    assert_eq!(bias.len(), hidden);
+    let (u, w_in, b) = (data(input), data(input_weights), data(bias));
+    let x = state.map(|state| {
+        assert_eq!(state.shape(), (n, hidden));
+        (data(state), hidden)
+    });
+    fused_product(
+        x,
+        data(recurrent_weights),
+        data_mut(out),
+        hidden,
+        cancel,
+        |first_row, chunk| {
+            // Input projection (2–5 wide) and bias, before the recurrent product is added.
+            for (r, row) in chunk.chunks_mut(hidden).enumerate() {
+                row.copy_from_slice(b);
+                let u_row = &u[(first_row + r) * input_dim..][..input_dim];
+                for (d, &u_value) in u_row.iter().enumerate() {
+                    let w_row = &w_in[d * hidden..][..hidden];
+                    for (h, w) in row.iter_mut().zip(w_row) {
+                        *h += u_value * w;
+                    }
+                }
+            }
+        },
+        |chunk| activate_in_place(chunk, Activation::Tanh),
+    );
+}
+
+/// `[A₁ … A_k]ᵀ·B` in f64; see [`Backend::gram`]. Tasks left once `cancel` is set are skipped.
+fn gram_chunks(blocks: &[&Tensor], b: &Tensor, cancel: Option<&CancelToken>) -> Vec<f64> {
+    let n = b.rows();
+    let total_cols: usize = blocks.iter().map(|a| a.cols()).sum();
+    let b_cols = b.cols();
+    // Column-major result: block i occupies rows offset..offset+cols of a total_cols × b_cols
+    // matrix; converted to row-major at the end.
+    let mut result = Mat::<f64>::zeros(total_cols, b_cols);
+    let b_mat = columns(b);
+    // Products for every block go into one task list, so the threads meet once per call
+    // rather than once per block.
+    let mut tasks = Vec::new();
+    let mut symmetric_blocks = Vec::new();
+    let mut rest = result.as_mut();
+    let mut row_offset = 0;
+    for block in blocks {
+        assert_eq!(block.rows(), n, "Gram blocks must have the same rows");
+        let cols = block.cols();
+        let a_mat = columns(block);
+        let (dst, remaining) = rest.split_at_row_mut(cols);
+        rest = remaining;
+        let symmetric = std::ptr::eq(*block, b);
+        if symmetric {
+            symmetric_blocks.push((row_offset, cols));
+        }
+        if !symmetric && b_cols <= THIN_COLS {
+            thin_gram(dst, a_mat, b_mat);
+        } else {
+            gram_tasks(&mut tasks, dst, a_mat, b_mat.ncols(), symmetric);
+        }
+        row_offset += cols;
+    }
+    // Largest first: the thread that finishes early takes the small ones at the end.
+    tasks.sort_by_key(|task| std::cmp::Reverse(task.a.ncols() * task.cols));
+    tasks.into_par_iter().for_each(|mut task| {
+        // Down the rows in pieces, so a cancellation is seen within ~0.1 s even for the
+        // largest products; the same pieces with or without a token, so results agree.
+        for start in (0..n).step_by(GRAM_ROW_PIECE) {
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return;
+            }
+            let rows = GRAM_ROW_PIECE.min(n - start);
+            matmul(
+                task.dst.as_mut().subcols_mut(0, task.cols),
+                if start == 0 {
+                    Accum::Replace
+                } else {
+                    Accum::Add
+                },
+                task.a.subrows(start, rows).transpose(),
+                b_mat.subrows(start, rows).subcols(0, task.cols),
+                1.0f64,
+                Par::Seq,
+            );
+        }
+    });
+    for (offset, cols) in symmetric_blocks {
+        for i in 0..cols {
+            for j in (i + 1)..cols {
+                result[(offset + i, j)] = result[(offset + j, i)];
+            }
+        }
+    }
+    let mut out = vec![0.0f64; total_cols * b_cols];
+    for i in 0..total_cols {
+        for j in 0..b_cols {
+            out[i * b_cols + j] = result[(i, j)];
+        }
+    }
+    out
 }
 
 /// A CPU tensor as an f64 column-major matrix (its cached wide copy).
@@ -232,6 +355,9 @@ const READOUT_ROWS: usize = 1024;
 /// Rows of the output per task of a Gram product: a multiple of the f64 micro-kernel's 12 rows
 /// (faer on AVX2), so only a block's last task runs the narrow edge kernel.
 const GRAM_ROWS: usize = 48;
+/// Rows of H per partial product in a Gram task (the contraction is split into pieces of this
+/// many pixels, accumulated in f64).
+const GRAM_ROW_PIECE: usize = 32768;
 
 /// One single-threaded product of a Gram call: `dst[:, ..cols] = aᵀ·B[:, ..cols]`.
 struct GramTask<'a> {
@@ -381,37 +507,37 @@ impl Backend for CpuBackend {
         bias: &Tensor,
         out: &mut Tensor,
     ) {
-        let (n, hidden) = out.shape();
-        let input_dim = input.cols();
-        assert_eq!(input.rows(), n);
-        assert_eq!(input_weights.shape(), (input_dim, hidden));
-        assert_eq!(recurrent_weights.shape(), (hidden, hidden));
-        assert_eq!(bias.len(), hidden);
-        let (u, w_in, b) = (data(input), data(input_weights), data(bias));
-        let x = state.map(|state| {
-            assert_eq!(state.shape(), (n, hidden));
-            (data(state), hidden)
-        });
-        fused_product(
-            x,
-            data(recurrent_weights),
-            data_mut(out),
-            hidden,
-            |first_row, chunk| {
-                // Input projection (2–5 wide) and bias, before the recurrent product is added.
-                for (r, row) in chunk.chunks_mut(hidden).enumerate() {
-                    row.copy_from_slice(b);
-                    let u_row = &u[(first_row + r) * input_dim..][..input_dim];
-                    for (d, &u_value) in u_row.iter().enumerate() {
-                        let w_row = &w_in[d * hidden..][..hidden];
-                        for (h, w) in row.iter_mut().zip(w_row) {
-                            *h += u_value * w;
-                        }
-                    }
-                }
-            },
-            |chunk| activate_in_place(chunk, Activation::Tanh),
+        reservoir_step_chunks(
+            input,
+            input_weights,
+            state,
+            recurrent_weights,
+            bias,
+            out,
+            None,
         );
+    }
+
+    fn reservoir_step_until(
+        &self,
+        input: &Tensor,
+        input_weights: &Tensor,
+        state: Option<&Tensor>,
+        recurrent_weights: &Tensor,
+        bias: &Tensor,
+        out: &mut Tensor,
+        cancel: &CancelToken,
+    ) -> Result<(), Cancelled> {
+        reservoir_step_chunks(
+            input,
+            input_weights,
+            state,
+            recurrent_weights,
+            bias,
+            out,
+            Some(cancel),
+        );
+        cancel.check()
     }
 
     fn dense_forward(
@@ -438,6 +564,7 @@ impl Backend for CpuBackend {
             data(weights),
             data_mut(out),
             out_dim,
+            None,
             |_, chunk| {
                 chunk
                     .chunks_mut(out_dim)
@@ -483,62 +610,18 @@ impl Backend for CpuBackend {
     }
 
     fn gram(&self, blocks: &[&Tensor], b: &Tensor) -> Vec<f64> {
-        let n = b.rows();
-        let total_cols: usize = blocks.iter().map(|a| a.cols()).sum();
-        let b_cols = b.cols();
-        // Column-major result: block i occupies rows offset..offset+cols of a total_cols × b_cols
-        // matrix; converted to row-major at the end.
-        let mut result = Mat::<f64>::zeros(total_cols, b_cols);
-        let b_mat = columns(b);
-        // Products for every block go into one task list, so the threads meet once per call
-        // rather than once per block.
-        let mut tasks = Vec::new();
-        let mut symmetric_blocks = Vec::new();
-        let mut rest = result.as_mut();
-        let mut row_offset = 0;
-        for block in blocks {
-            assert_eq!(block.rows(), n, "Gram blocks must have the same rows");
-            let cols = block.cols();
-            let a_mat = columns(block);
-            let (dst, remaining) = rest.split_at_row_mut(cols);
-            rest = remaining;
-            let symmetric = std::ptr::eq(*block, b);
-            if symmetric {
-                symmetric_blocks.push((row_offset, cols));
-            }
-            if !symmetric && b_cols <= THIN_COLS {
-                thin_gram(dst, a_mat, b_mat);
-            } else {
-                gram_tasks(&mut tasks, dst, a_mat, b_mat.ncols(), symmetric);
-            }
-            row_offset += cols;
-        }
-        // Largest first: the thread that finishes early takes the small ones at the end.
-        tasks.sort_by_key(|task| std::cmp::Reverse(task.a.ncols() * task.cols));
-        tasks.into_par_iter().for_each(|task| {
-            matmul(
-                task.dst.subcols_mut(0, task.cols),
-                Accum::Replace,
-                task.a.transpose(),
-                b_mat.subcols(0, task.cols),
-                1.0f64,
-                Par::Seq,
-            );
-        });
-        for (offset, cols) in symmetric_blocks {
-            for i in 0..cols {
-                for j in (i + 1)..cols {
-                    result[(offset + i, j)] = result[(offset + j, i)];
-                }
-            }
-        }
-        let mut out = vec![0.0f64; total_cols * b_cols];
-        for i in 0..total_cols {
-            for j in 0..b_cols {
-                out[i * b_cols + j] = result[(i, j)];
-            }
-        }
-        out
+        gram_chunks(blocks, b, None)
+    }
+
+    fn gram_until(
+        &self,
+        blocks: &[&Tensor],
+        b: &Tensor,
+        cancel: &CancelToken,
+    ) -> Result<Vec<f64>, Cancelled> {
+        let product = gram_chunks(blocks, b, Some(cancel));
+        cancel.check()?;
+        Ok(product)
     }
 
     fn readout(&self, blocks: &[&Tensor], weights: &[f64], out: &mut Tensor) {

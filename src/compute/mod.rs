@@ -9,8 +9,11 @@
 //! [`Backend::gram`] and [`Backend::readout`] accumulate in f64 (CPU) or float-float (GPU)
 //! and hand f64 to the host, where the solve happens (see `crate::linalg`).
 
+pub mod cancel;
 pub mod cpu;
 pub mod gpu;
+
+pub use cancel::{CancelToken, Cancelled};
 
 use std::fmt;
 
@@ -155,6 +158,11 @@ pub trait Backend: Send + Sync {
     fn instance_id(&self) -> u64;
     /// Human-readable adapter, e.g. "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)" or "CPU (2 threads)".
     fn adapter_name(&self) -> String;
+    /// Why the device is gone, once it is (a GPU reset or removed); `None` while it works.
+    /// Everything on a lost device is gone with it.
+    fn lost(&self) -> Option<String> {
+        None
+    }
 
     fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Tensor;
     fn zeros(&self, rows: usize, cols: usize) -> Tensor;
@@ -208,6 +216,38 @@ pub trait Backend: Send + Sync {
     /// `(Σ cols(A_i)) × cols(B)` matrix. When a block is the same tensor as `B` the product
     /// is symmetric and only one triangle need be computed.
     fn gram(&self, blocks: &[&Tensor], b: &Tensor) -> Vec<f64>;
+
+    /// [`Backend::gram`] that gives up between chunks once `cancel` is set. The result is the
+    /// same as `gram`'s when it completes. Backends whose products are quick need not chunk.
+    fn gram_until(
+        &self,
+        blocks: &[&Tensor],
+        b: &Tensor,
+        cancel: &CancelToken,
+    ) -> Result<Vec<f64>, Cancelled> {
+        cancel.check()?;
+        let product = self.gram(blocks, b);
+        cancel.check()?;
+        Ok(product)
+    }
+
+    /// [`Backend::reservoir_step`] that gives up between row chunks once `cancel` is set
+    /// (`out` is then partly written and must be discarded).
+    #[allow(clippy::too_many_arguments)]
+    fn reservoir_step_until(
+        &self,
+        input: &Tensor,
+        input_weights: &Tensor,
+        state: Option<&Tensor>,
+        recurrent_weights: &Tensor,
+        bias: &Tensor,
+        out: &mut Tensor,
+        cancel: &CancelToken,
+    ) -> Result<(), Cancelled> {
+        cancel.check()?;
+        self.reservoir_step(input, input_weights, state, recurrent_weights, bias, out);
+        cancel.check()
+    }
 
     /// `out = [A₁ … A_k] · W` with W given in f64 (`Σ cols(A_i)` × `cols(out)`, row-major) and
     /// f64-accurate accumulation: ridge weights are large and cancel, so an f32 product loses dB.

@@ -15,7 +15,7 @@ use faer::{Mat, MatRef};
 use super::reservoir::ReservoirSpec;
 use super::shared_trajectory::TrajectoryHandle;
 use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
-use crate::compute::{Backend, Tensor};
+use crate::compute::{Backend, CancelToken, Cancelled, Tensor};
 use crate::linalg::{GrowingCholesky, NotPositiveDefinite, indefinite_solve, row_major};
 
 pub const MAX_K: ParamSpec = ParamSpec::integer(
@@ -51,7 +51,7 @@ pub const INFO: MethodInfo = MethodInfo {
     title: "Cumulative trajectory",
     summary: "A ridge readout on all states up to step k, [H₁ … H_k], for growing k.",
     params: PARAMS,
-    create: |setup| Ok(Box::new(Cumulative::new(setup))),
+    create: |setup| Ok(Box::new(Cumulative::new(setup)?)),
 };
 
 /// The k at which a readout is fitted.
@@ -86,17 +86,18 @@ pub struct Cumulative {
     lambda: f64,
     schedule: Vec<usize>,
     done: usize,
+    cancel: CancelToken,
 }
 
 impl Cumulative {
-    pub fn new(setup: &Setup) -> Self {
+    pub fn new(setup: &Setup) -> anyhow::Result<Self> {
         let p = setup.params;
         let n = setup.target.pixel_count();
         let spec = ReservoirSpec::from_params(setup, 2, &SPECTRAL_RADIUS);
         let schedule = schedule(p.get_usize(&MAX_K), p.get(&EVERY_K) >= 0.5);
         let largest_k = schedule.last().copied().unwrap_or(1);
-        Cumulative {
-            trajectory: TrajectoryHandle::attach(setup, &spec, largest_k),
+        Ok(Cumulative {
+            trajectory: TrajectoryHandle::attach(setup, &spec, largest_k)?,
             states: Vec::new(),
             system: Mat::zeros(0, 0),
             target_products: Vec::new(),
@@ -106,17 +107,19 @@ impl Cumulative {
             lambda: p.get(&LAMBDA),
             schedule,
             done: 0,
-        }
+            cancel: setup.cancel.clone(),
+        })
     }
 
     /// Takes state `H_j` (j = states + 1) from the shared trajectory and fills block row j of
-    /// the system: `H_jᵀH_i` for i < j computed here, `H_jᵀH_j` and `H_jᵀY` shared.
-    fn extend_trajectory(&mut self, backend: &dyn Backend) {
+    /// the system: `H_jᵀH_i` for i < j computed here, `H_jᵀH_j` and `H_jᵀY` shared. Cancelled,
+    /// it leaves block rows 1…j−1 as they were.
+    fn extend_trajectory(&mut self, backend: &dyn Backend) -> Result<(), Cancelled> {
         let j = self.states.len() + 1;
         let h = self.hidden;
         let (newest, diagonal, target_product) = {
             let mut trajectory = self.trajectory.lock();
-            trajectory.extend_to(backend, j);
+            trajectory.extend_to(backend, j, &self.cancel)?;
             (
                 trajectory.state(j),
                 trajectory.gram(j),
@@ -128,7 +131,7 @@ impl Cumulative {
         let off_diagonal = if older.is_empty() {
             Vec::new()
         } else {
-            backend.gram(&older, &newest)
+            backend.gram_until(&older, &newest, &self.cancel)?
         };
         if self.system.nrows() < j * h {
             // Room for the largest k at once: the system is only ever filled, never moved.
@@ -157,6 +160,7 @@ impl Cumulative {
         }
         self.target_products.extend_from_slice(&target_product);
         self.states.push(newest);
+        Ok(())
     }
 }
 
@@ -174,8 +178,9 @@ impl Method for Cumulative {
     fn step(&mut self, backend: &dyn Backend) -> anyhow::Result<StepReport> {
         anyhow::ensure!(!self.is_done(), "cumulative has finished its schedule");
         let k = self.schedule[self.done];
+        // Each block row is committed whole: a cancelled step resumes from the last one.
         while self.states.len() < k {
-            self.extend_trajectory(backend);
+            self.extend_trajectory(backend)?;
         }
         let size = k * self.hidden;
         let system = self.system.as_ref().submatrix(0, 0, size, size);

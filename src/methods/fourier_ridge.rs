@@ -6,7 +6,7 @@
 use super::params::common::{LAMBDA, SEED};
 use super::readout::fit_ridge;
 use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
-use crate::compute::{Backend, Tensor};
+use crate::compute::{Backend, CancelToken, Tensor};
 use crate::rng::normal_source;
 
 pub const FREQUENCIES: ParamSpec = ParamSpec::integer(
@@ -46,6 +46,7 @@ pub struct FourierRidge {
     prediction: Tensor,
     lambda: f64,
     done: usize,
+    cancel: CancelToken,
 }
 
 impl FourierRidge {
@@ -70,6 +71,7 @@ impl FourierRidge {
             prediction: backend.zeros(n, 3),
             lambda: p.get(&LAMBDA),
             done: 0,
+            cancel: setup.cancel.clone(),
         }
     }
 }
@@ -94,7 +96,8 @@ impl Method for FourierRidge {
             &self.target,
             self.lambda,
             &mut self.prediction,
-        );
+            &self.cancel,
+        )?;
         self.done = 1;
         Ok(StepReport {
             step: 1,

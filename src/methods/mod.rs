@@ -5,6 +5,7 @@
 //! asks for it ([`Method::image`]). The registry ([`registry`]) is the one list that the command
 //! line and the window read: adding a method is one file plus one line there.
 
+pub mod cache;
 pub mod coord_mlp;
 pub mod cumulative;
 pub mod fourier_mlp;
@@ -21,9 +22,10 @@ pub mod trajectory;
 
 use anyhow::bail;
 
-use crate::compute::{Backend, Tensor};
+use crate::compute::{Backend, CancelToken, Tensor};
 use crate::rng::RngKind;
 use crate::target::Target;
+pub use cache::{MethodCache, NotReady};
 pub use params::{ParamSpec, ParamValues, Scale};
 
 /// What one step produced, small enough to send every step.
@@ -48,6 +50,12 @@ pub trait Method: Send {
         self.steps_done() >= self.total_steps()
     }
     /// Advances one step. Calling it after the last step is an error.
+    ///
+    /// A step that sees its run's [`CancelToken`] set gives up with
+    /// [`crate::compute::Cancelled`] (inside the error) and leaves the method as it was before
+    /// the step, or at a consistent point inside it from which calling `step` again finishes
+    /// the same step with the same result: nothing is committed (step counters, optimizer
+    /// moments, weights, readouts) until the step can no longer be cancelled.
     fn step(&mut self, backend: &dyn Backend) -> anyhow::Result<StepReport>;
     /// The latest step's image, RGB f32 row-major (size·size·3).
     fn image(&self, backend: &dyn Backend) -> Vec<f32>;
@@ -83,6 +91,11 @@ pub struct Setup<'a> {
     pub backend: &'a dyn Backend,
     pub rng: RngKind,
     pub params: &'a ParamValues,
+    /// What methods share (reservoir draws, unrolled reservoirs), owned by the caller.
+    pub cache: &'a MethodCache,
+    /// Set by the caller when this run's work is no longer wanted; the method keeps a clone
+    /// and checks it between the chunks of long steps (and the build may check it too).
+    pub cancel: &'a CancelToken,
 }
 
 /// One entry of the registry.

@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::reservoir::{RawDraws, Reservoir, ReservoirSpec, raw_draws};
+use super::cache::DrawKey;
+use super::reservoir::{RawDraws, Reservoir, ReservoirSpec};
 use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
-use crate::compute::{Backend, Tensor};
+use crate::compute::{Backend, CancelToken, Tensor};
 use crate::rng::RngKind;
 
 pub const SCALES: ParamSpec = ParamSpec::integer(
@@ -65,7 +66,7 @@ pub const INFO: MethodInfo = MethodInfo {
     title: "Multi-scale reservoirs",
     summary: "One reservoir per scale, ρ from low to high, each fitting what the previous missed.",
     params: PARAMS,
-    create: |setup| Ok(Box::new(Multiscale::new(setup))),
+    create: |setup| Ok(Box::new(Multiscale::new(setup)?)),
 };
 
 /// `numpy.linspace(first, last, count)`.
@@ -101,10 +102,11 @@ pub struct Multiscale {
     seed: u64,
     rng: RngKind,
     done: usize,
+    cancel: CancelToken,
 }
 
 impl Multiscale {
-    pub fn new(setup: &Setup) -> Self {
+    pub fn new(setup: &Setup) -> anyhow::Result<Self> {
         let p = setup.params;
         let backend = setup.backend;
         let n = setup.target.pixel_count();
@@ -115,9 +117,16 @@ impl Multiscale {
         // side by side (each solve is serial) instead of one per step.
         let draws = (0..radii.len() as u64)
             .into_par_iter()
-            .map(|scale| raw_draws(setup.rng, seed + scale, 2, hidden))
-            .collect();
-        Multiscale {
+            .map(|scale| {
+                setup.cache.draws(DrawKey {
+                    rng: setup.rng,
+                    seed: seed + scale,
+                    input_dim: 2,
+                    hidden,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Multiscale {
             coords: backend.upload(n, 2, &setup.target.coords()),
             target: backend.upload(n, 3, &setup.target.pixels),
             residual: backend.zeros(n, 3),
@@ -135,7 +144,8 @@ impl Multiscale {
             seed,
             rng: setup.rng,
             done: 0,
-        }
+            cancel: setup.cancel.clone(),
+        })
     }
 }
 
@@ -169,7 +179,14 @@ impl Method for Multiscale {
         );
         for iteration in 0..self.iterations {
             let previous = (iteration > 0).then_some(&self.state);
-            reservoir.step(backend, &self.coords, previous, &mut self.next_state);
+            // The states are this scale's scratch: a cancelled step starts the scale again.
+            reservoir.step(
+                backend,
+                &self.coords,
+                previous,
+                &mut self.next_state,
+                &self.cancel,
+            )?;
             std::mem::swap(&mut self.state, &mut self.next_state);
         }
         // The residual this scale has to explain.
@@ -181,7 +198,8 @@ impl Method for Multiscale {
             &self.residual,
             self.lambda,
             &mut self.correction,
-        );
+            &self.cancel,
+        )?;
         backend.axpy(1.0, &self.correction, &mut self.estimate);
         self.done += 1;
         Ok(StepReport {

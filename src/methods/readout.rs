@@ -1,7 +1,7 @@
 //! Linear ridge readouts: Gram products on the backend (f64-accurate), the solve on the host in
 //! f64, the prediction back on the backend.
 
-use crate::compute::{Backend, Tensor};
+use crate::compute::{Backend, CancelToken, Cancelled, Tensor};
 use crate::linalg::ridge_solve;
 
 /// Solves `(G + λI) W = R` and writes `[blocks]·W` into `prediction`. `gram` is the square Gram
@@ -20,15 +20,24 @@ pub fn predict_from_gram(
     weights
 }
 
-/// Fits a ridge readout from `features` to `target` and writes the prediction.
+/// Fits a ridge readout from `features` to `target` and writes the prediction. Cancelled, it
+/// stops during the Gram products, before `prediction` is touched.
 pub fn fit_ridge(
     backend: &dyn Backend,
     features: &Tensor,
     target: &Tensor,
     lambda: f64,
     prediction: &mut Tensor,
-) -> Vec<f64> {
-    let gram = backend.gram(&[features], features);
-    let rhs = backend.gram(&[features], target);
-    predict_from_gram(backend, &[features], &gram, &rhs, lambda, prediction)
+    cancel: &CancelToken,
+) -> Result<Vec<f64>, Cancelled> {
+    let gram = backend.gram_until(&[features], features, cancel)?;
+    let rhs = backend.gram_until(&[features], target, cancel)?;
+    Ok(predict_from_gram(
+        backend,
+        &[features],
+        &gram,
+        &rhs,
+        lambda,
+        prediction,
+    ))
 }

@@ -7,7 +7,7 @@ use super::params::common::{BIAS_SCALE, HIDDEN, INPUT_SCALE, LAMBDA, SEED, SPECT
 use super::readout::fit_ridge;
 use super::reservoir::{Reservoir, ReservoirSpec};
 use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
-use crate::compute::{Backend, Tensor};
+use crate::compute::{Backend, CancelToken, Tensor};
 
 const REFINE_SPECTRAL_RADIUS: ParamSpec = ParamSpec {
     default: 0.9,
@@ -37,7 +37,7 @@ pub const INFO: MethodInfo = MethodInfo {
     title: "Iterative refinement",
     summary: "The reservoir sees coordinates and its own last estimate, and refines it each iteration.",
     params: PARAMS,
-    create: |setup| Ok(Box::new(Refine::new(setup))),
+    create: |setup| Ok(Box::new(Refine::new(setup)?)),
 };
 
 pub struct Refine {
@@ -52,17 +52,18 @@ pub struct Refine {
     lambda: f64,
     iterations: usize,
     done: usize,
+    cancel: CancelToken,
 }
 
 impl Refine {
-    pub fn new(setup: &Setup) -> Self {
+    pub fn new(setup: &Setup) -> anyhow::Result<Self> {
         let p = setup.params;
         let backend = setup.backend;
         let n = setup.target.pixel_count();
         let spec = ReservoirSpec::from_params(setup, 5, &REFINE_SPECTRAL_RADIUS);
         let hidden = spec.hidden;
-        let reservoir = Reservoir::new(backend, &spec);
-        Refine {
+        let reservoir = Reservoir::new(setup.cache, backend, &spec)?;
+        Ok(Refine {
             reservoir,
             coords: backend.upload(n, 2, &setup.target.coords()),
             target: backend.upload(n, 3, &setup.target.pixels),
@@ -73,7 +74,8 @@ impl Refine {
             lambda: p.get(&LAMBDA),
             iterations: p.get_usize(&ITERATIONS),
             done: 0,
-        }
+            cancel: setup.cancel.clone(),
+        })
     }
 }
 
@@ -96,16 +98,24 @@ impl Method for Refine {
         );
         backend.concat_cols(&[&self.coords, &self.estimate], &mut self.input);
         let previous = (self.done > 0).then_some(&self.state);
-        self.reservoir
-            .step(backend, &self.input, previous, &mut self.next_state);
-        std::mem::swap(&mut self.state, &mut self.next_state);
+        self.reservoir.step(
+            backend,
+            &self.input,
+            previous,
+            &mut self.next_state,
+            &self.cancel,
+        )?;
+        // The new state is fitted before it replaces the old one, so a cancellation anywhere
+        // up to here leaves this iteration undone and the next call redoes it.
         fit_ridge(
             backend,
-            &self.state,
+            &self.next_state,
             &self.target,
             self.lambda,
             &mut self.estimate,
-        );
+            &self.cancel,
+        )?;
+        std::mem::swap(&mut self.state, &mut self.next_state);
         self.done += 1;
         Ok(StepReport {
             step: self.done,

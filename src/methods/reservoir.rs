@@ -3,73 +3,23 @@
 //! Draw order (numpy): `W_in = randn(d, hidden)·input_scale`, `W_hh = randn(hidden, hidden)`
 //! scaled to spectral radius ρ by its exact eigenvalues, `b = randn(hidden)·bias_scale`.
 //! The raw draws and the eigenvalue-based radius do not depend on ρ or the scales, so they are
-//! cached: moving the ρ slider re-scales a cached matrix instead of re-running the eigen solver,
-//! and methods that share a seed (trajectory, cumulative, the first multi-scale scale) share it.
+//! cached ([`super::cache::MethodCache`]): moving the ρ slider re-scales a cached matrix instead
+//! of re-running the eigen solver, and methods that share a seed (trajectory, cumulative, the
+//! first multi-scale scale) share it.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-
+use super::cache::{DrawKey, MethodCache};
 use super::params::common::{BIAS_SCALE, HIDDEN, INPUT_SCALE, SEED};
 use super::{ParamSpec, Setup};
-use crate::compute::{Backend, Tensor};
-use crate::linalg::spectral_radius;
-use crate::rng::{RngKind, normal_source};
+use crate::compute::{Backend, CancelToken, Cancelled, Tensor};
+use crate::rng::RngKind;
 
 /// A reservoir's raw Gaussian draws and the spectral radius of its raw recurrent matrix.
+#[derive(Debug)]
 pub struct RawDraws {
     pub input: Vec<f64>,
     pub recurrent: Vec<f64>,
     pub bias: Vec<f64>,
     pub raw_radius: f64,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct DrawKey {
-    rng: RngKind,
-    seed: u64,
-    input_dim: usize,
-    hidden: usize,
-}
-
-const CACHED_DRAWS: usize = 8;
-static DRAW_CACHE: Mutex<VecDeque<(DrawKey, Arc<RawDraws>)>> = Mutex::new(VecDeque::new());
-
-/// The raw draws for a seed, from the cache when the same draws were made recently.
-pub fn raw_draws(rng: RngKind, seed: u64, input_dim: usize, hidden: usize) -> Arc<RawDraws> {
-    let key = DrawKey {
-        rng,
-        seed,
-        input_dim,
-        hidden,
-    };
-    if let Some((_, draws)) = lock_cache().iter().find(|(k, _)| *k == key) {
-        return draws.clone();
-    }
-    let mut source = normal_source(rng, seed);
-    let input = source.standard_normals(input_dim * hidden);
-    let recurrent = source.standard_normals(hidden * hidden);
-    let bias = source.standard_normals(hidden);
-    let raw_radius = spectral_radius(&recurrent, hidden);
-    let draws = Arc::new(RawDraws {
-        input,
-        recurrent,
-        bias,
-        raw_radius,
-    });
-    let mut cache = lock_cache();
-    cache.push_front((key, draws.clone()));
-    cache.truncate(CACHED_DRAWS);
-    draws
-}
-
-/// Forgets every cached draw (so a benchmark times the eigenvalue solves as numpy pays them).
-pub fn clear_draw_cache() {
-    lock_cache().clear();
-}
-
-fn lock_cache() -> std::sync::MutexGuard<'static, VecDeque<(DrawKey, Arc<RawDraws>)>> {
-    // A panic while holding the lock leaves a valid cache; keep using it.
-    DRAW_CACHE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// How to build one reservoir.
@@ -99,6 +49,16 @@ impl ReservoirSpec {
             rng: setup.rng,
         }
     }
+
+    /// The key of this reservoir's raw draws in the cache.
+    pub fn draw_key(&self) -> DrawKey {
+        DrawKey {
+            rng: self.rng,
+            seed: self.seed,
+            input_dim: self.input_dim,
+            hidden: self.hidden,
+        }
+    }
 }
 
 /// A reservoir's weights, resident on the backend.
@@ -110,9 +70,14 @@ pub struct Reservoir {
 }
 
 impl Reservoir {
-    pub fn new(backend: &dyn Backend, spec: &ReservoirSpec) -> Self {
-        let draws = raw_draws(spec.rng, spec.seed, spec.input_dim, spec.hidden);
-        Self::from_draws(backend, spec, &draws)
+    /// Fails with [`super::cache::NotReady`] while a large draw's eigen-solve runs.
+    pub fn new(
+        cache: &MethodCache,
+        backend: &dyn Backend,
+        spec: &ReservoirSpec,
+    ) -> anyhow::Result<Self> {
+        let draws = cache.draws(spec.draw_key())?;
+        Ok(Self::from_draws(backend, spec, &draws))
     }
 
     /// The reservoir `spec` describes, from its raw draws (made earlier, e.g. in parallel).
@@ -135,37 +100,24 @@ impl Reservoir {
         }
     }
 
-    /// `out = tanh(input·W_in + state·W_hh + b)`; `state = None` is the zero state.
+    /// `out = tanh(input·W_in + state·W_hh + b)`; `state = None` is the zero state. Gives up
+    /// (leaving `out` to be discarded) once `cancel` is set.
     pub fn step(
         &self,
         backend: &dyn Backend,
         input: &Tensor,
         state: Option<&Tensor>,
         out: &mut Tensor,
-    ) {
-        backend.reservoir_step(
+        cancel: &CancelToken,
+    ) -> Result<(), Cancelled> {
+        backend.reservoir_step_until(
             input,
             &self.input_weights,
             state,
             &self.recurrent_weights,
             &self.bias,
             out,
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cached_draws_are_shared_and_keyed_by_shape() {
-        let a = raw_draws(RngKind::Numpy, 7, 2, 8);
-        let b = raw_draws(RngKind::Numpy, 7, 2, 8);
-        let c = raw_draws(RngKind::Numpy, 7, 5, 8);
-        assert!(Arc::ptr_eq(&a, &b));
-        assert!(!Arc::ptr_eq(&a, &c));
-        assert_ne!(a.recurrent, c.recurrent);
-        assert!(a.raw_radius > 0.0);
+            cancel,
+        )
     }
 }

@@ -2,20 +2,21 @@
 //!
 //! `trajectory` (approach 1) and `cumulative` (approach 2) unroll the same reservoir over the same
 //! coordinates; with the same parameters their states `H_k`, diagonal Gram blocks `H_kᵀH_k` and
-//! target products `H_kᵀY` are identical. Both attach to one [`SharedTrajectory`] (found by
-//! backend, reservoir spec and target), so each is computed once, by whichever method gets there
-//! first. The suite runs both; the window runs them side by side.
+//! target products `H_kᵀY` are identical. Both attach to one [`SharedTrajectory`] (found in the
+//! caller's [`super::MethodCache`] by backend, reservoir spec and target), so each is computed
+//! once, by whichever method gets there first. The suite, `inrlab run` and the window run them
+//! side by side.
 //!
 //! Old states are kept only as deep as an attached reader of the history (cumulative, up to its
 //! largest k) needs them: the trajectory alone needs only its latest state, and K can be large.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::reservoir::{Reservoir, ReservoirSpec};
 use super::{Setup, Target};
-use crate::compute::{Backend, Tensor};
+use crate::compute::{Backend, CancelToken, Cancelled, Tensor};
 
 /// One unrolled step: its state (dropped once no reader needs it) and its products.
 struct Step {
@@ -35,14 +36,13 @@ pub struct SharedTrajectory {
     history_depths: Vec<usize>,
 }
 
+/// What makes two trajectories the same one.
 #[derive(Clone, Copy, PartialEq, Debug)]
-struct Key {
+pub struct TrajectoryKey {
     backend: u64,
     spec: ReservoirSpec,
     target: u64,
 }
-
-static REGISTRY: Mutex<Vec<(Key, Weak<Mutex<SharedTrajectory>>)>> = Mutex::new(Vec::new());
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves consistent data (steps are pushed whole).
@@ -83,41 +83,35 @@ impl TrajectoryHandle {
     /// Attaches to the trajectory of `spec` over `setup`'s target on `setup`'s backend, making
     /// it if no attached method has. `history_depth`: how many leading states the method reads
     /// besides the latest (0 for none).
-    pub fn attach(setup: &Setup, spec: &ReservoirSpec, history_depth: usize) -> Self {
-        let key = Key {
+    /// Fails with [`super::NotReady`] while the reservoir's eigen-solve runs in the background.
+    pub fn attach(
+        setup: &Setup,
+        spec: &ReservoirSpec,
+        history_depth: usize,
+    ) -> anyhow::Result<Self> {
+        let key = TrajectoryKey {
             backend: setup.backend.instance_id(),
             spec: *spec,
             target: fingerprint(setup.target),
         };
-        let mut registry = lock(&REGISTRY);
-        registry.retain(|(_, weak)| weak.strong_count() > 0);
-        let shared = match registry
-            .iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, weak)| weak.upgrade())
-        {
-            Some(shared) => shared,
-            None => {
-                let backend = setup.backend;
-                let n = setup.target.pixel_count();
-                let shared = Arc::new(Mutex::new(SharedTrajectory {
-                    reservoir: Reservoir::new(backend, spec),
-                    coords: backend.upload(n, 2, &setup.target.coords()),
-                    target: backend.upload(n, 3, &setup.target.pixels),
-                    steps: Vec::new(),
-                    history_depths: Vec::new(),
-                }));
-                registry.push((key, Arc::downgrade(&shared)));
-                shared
-            }
-        };
+        let shared = setup.cache.trajectory(key, || {
+            let backend = setup.backend;
+            let n = setup.target.pixel_count();
+            Ok(SharedTrajectory {
+                reservoir: Reservoir::new(setup.cache, backend, spec)?,
+                coords: backend.upload(n, 2, &setup.target.coords()),
+                target: backend.upload(n, 3, &setup.target.pixels),
+                steps: Vec::new(),
+                history_depths: Vec::new(),
+            })
+        })?;
         if history_depth > 0 {
             lock(&shared).history_depths.push(history_depth);
         }
-        TrajectoryHandle {
+        Ok(TrajectoryHandle {
             shared,
             history_depth,
-        }
+        })
     }
 
     pub fn lock(&self) -> MutexGuard<'_, SharedTrajectory> {
@@ -134,15 +128,21 @@ impl SharedTrajectory {
         self.history_depths.iter().copied().max().unwrap_or(0)
     }
 
-    /// Unrolls the reservoir until step `k` (1-based) exists, with its products.
-    pub fn extend_to(&mut self, backend: &dyn Backend, k: usize) {
+    /// Unrolls the reservoir until step `k` (1-based) exists, with its products. Cancelled, it
+    /// keeps the steps it completed (each is pushed whole), so a later call goes on from there.
+    pub fn extend_to(
+        &mut self,
+        backend: &dyn Backend,
+        k: usize,
+        cancel: &CancelToken,
+    ) -> Result<(), Cancelled> {
         let depth = self.history_depth();
         // States a reader needs that were dropped: those of a history reader that attached after
         // the trajectory ran ahead alone, or state k itself for a method restarted while its
         // predecessor was still attached.
         let needed = depth.max(k).min(self.steps.len());
         if self.steps.iter().take(needed).any(|s| s.state.is_none()) {
-            self.restore_history(backend, needed);
+            self.restore_history(backend, needed, cancel)?;
         }
         while self.steps.len() < k {
             let previous = self
@@ -151,9 +151,9 @@ impl SharedTrajectory {
                 .map(|s| s.state.as_deref().expect("the latest state is always kept"));
             let mut next = backend.zeros(self.coords.rows(), self.reservoir.hidden);
             self.reservoir
-                .step(backend, &self.coords, previous, &mut next);
-            let gram = backend.gram(&[&next], &next);
-            let target_product = backend.gram(&[&next], &self.target);
+                .step(backend, &self.coords, previous, &mut next, cancel)?;
+            let gram = backend.gram_until(&[&next], &next, cancel)?;
+            let target_product = backend.gram_until(&[&next], &self.target, cancel)?;
             // The state before the new one is dropped unless a reader needs that deep.
             let previous_index = self.steps.len();
             if previous_index > depth
@@ -167,21 +167,33 @@ impl SharedTrajectory {
                 target_product: Arc::new(target_product),
             });
         }
+        Ok(())
     }
 
     /// Recomputes the dropped states among the first `depth`. Products are kept; only states
     /// are redone.
-    fn restore_history(&mut self, backend: &dyn Backend, depth: usize) {
+    fn restore_history(
+        &mut self,
+        backend: &dyn Backend,
+        depth: usize,
+        cancel: &CancelToken,
+    ) -> Result<(), Cancelled> {
         let mut previous: Option<Arc<Tensor>> = None;
         for step in self.steps.iter_mut().take(depth) {
             if step.state.is_none() {
                 let mut next = backend.zeros(self.coords.rows(), self.reservoir.hidden);
-                self.reservoir
-                    .step(backend, &self.coords, previous.as_deref(), &mut next);
+                self.reservoir.step(
+                    backend,
+                    &self.coords,
+                    previous.as_deref(),
+                    &mut next,
+                    cancel,
+                )?;
                 step.state = Some(Arc::new(next));
             }
             previous = step.state.clone();
         }
+        Ok(())
     }
 
     /// State `H_k` (1-based); [`Self::extend_to`] must have reached k.
@@ -207,7 +219,7 @@ impl SharedTrajectory {
 mod tests {
     use super::*;
     use crate::compute::cpu::CpuBackend;
-    use crate::methods::ParamValues;
+    use crate::methods::{MethodCache, ParamValues};
     use crate::rng::RngKind;
     use crate::target::{Fit, Target};
 
@@ -228,15 +240,19 @@ mod tests {
         let backend = CpuBackend::new();
         let target = Target::sample(8, Fit::Stretch).unwrap();
         let params = ParamValues::new();
+        let cache = MethodCache::blocking();
+        let cancel = CancelToken::new();
         let setup = Setup {
             target: &target,
             backend: &backend,
             rng: RngKind::Numpy,
             params: &params,
+            cache: &cache,
+            cancel: &cancel,
         };
         // A trajectory alone keeps only its latest state.
-        let alone = TrajectoryHandle::attach(&setup, &spec(), 0);
-        alone.lock().extend_to(&backend, 6);
+        let alone = TrajectoryHandle::attach(&setup, &spec(), 0).unwrap();
+        alone.lock().extend_to(&backend, 6, &cancel).unwrap();
         let kept = alone
             .lock()
             .steps
@@ -247,32 +263,72 @@ mod tests {
         let latest = backend.download(&alone.lock().state(6));
         // A history reader attaching later finds the same trajectory and gets its old states
         // back, identical to a fresh unroll.
-        let reader = TrajectoryHandle::attach(&setup, &spec(), 4);
+        let reader = TrajectoryHandle::attach(&setup, &spec(), 4).unwrap();
         assert!(Arc::ptr_eq(&alone.shared, &reader.shared));
-        reader.lock().extend_to(&backend, 4);
+        reader.lock().extend_to(&backend, 4, &cancel).unwrap();
         let restored = backend.download(&reader.lock().state(3));
         let other_backend = CpuBackend::new();
         let other_setup = Setup {
             backend: &other_backend,
             ..setup
         };
-        let fresh = TrajectoryHandle::attach(&other_setup, &spec(), 0);
+        let fresh = TrajectoryHandle::attach(&other_setup, &spec(), 0).unwrap();
         assert!(!Arc::ptr_eq(&alone.shared, &fresh.shared));
-        fresh.lock().extend_to(&other_backend, 3);
+        fresh.lock().extend_to(&other_backend, 3, &cancel).unwrap();
         assert_eq!(restored, other_backend.download(&fresh.lock().state(3)));
         // A method restarted while its predecessor is attached reads from step 1 again.
-        let restarted = TrajectoryHandle::attach(&setup, &spec(), 0);
+        let restarted = TrajectoryHandle::attach(&setup, &spec(), 0).unwrap();
         drop(reader);
         for k in 1..=7 {
-            restarted.lock().extend_to(&backend, k);
+            restarted.lock().extend_to(&backend, k, &cancel).unwrap();
             let state = restarted.lock().state(k);
             if k == 6 {
                 assert_eq!(backend.download(&state), latest);
             }
         }
         drop((alone, restarted));
-        // Everything detached: the registry forgets the trajectory.
-        let again = TrajectoryHandle::attach(&setup, &spec(), 0);
+        // Everything detached: the cache forgets the trajectory.
+        let again = TrajectoryHandle::attach(&setup, &spec(), 0).unwrap();
         assert!(again.lock().steps.is_empty());
+    }
+
+    #[test]
+    fn a_cancelled_extension_keeps_what_it_completed_and_goes_on_from_there() {
+        let backend = CpuBackend::new();
+        let target = Target::sample(8, Fit::Stretch).unwrap();
+        let params = ParamValues::new();
+        let cache = MethodCache::blocking();
+        let cancel = CancelToken::new();
+        let setup = Setup {
+            target: &target,
+            backend: &backend,
+            rng: RngKind::Numpy,
+            params: &params,
+            cache: &cache,
+            cancel: &cancel,
+        };
+        let handle = TrajectoryHandle::attach(&setup, &spec(), 0).unwrap();
+        handle.lock().extend_to(&backend, 2, &cancel).unwrap();
+        cancel.cancel();
+        assert_eq!(
+            handle.lock().extend_to(&backend, 5, &cancel),
+            Err(Cancelled)
+        );
+        assert_eq!(handle.lock().steps.len(), 2);
+        cancel.reset();
+        handle.lock().extend_to(&backend, 5, &cancel).unwrap();
+        let resumed = backend.download(&handle.lock().state(5));
+        let fresh_cache = MethodCache::blocking();
+        let fresh = TrajectoryHandle::attach(
+            &Setup {
+                cache: &fresh_cache,
+                ..setup
+            },
+            &spec(),
+            0,
+        )
+        .unwrap();
+        fresh.lock().extend_to(&backend, 5, &cancel).unwrap();
+        assert_eq!(resumed, backend.download(&fresh.lock().state(5)));
     }
 }

@@ -10,7 +10,7 @@ use super::readout::predict_from_gram;
 use super::reservoir::ReservoirSpec;
 use super::shared_trajectory::TrajectoryHandle;
 use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
-use crate::compute::{Backend, Tensor};
+use crate::compute::{Backend, CancelToken, Tensor};
 
 pub const STEPS: ParamSpec = ParamSpec::integer(
     "steps",
@@ -36,7 +36,7 @@ pub const INFO: MethodInfo = MethodInfo {
     title: "Reservoir trajectory",
     summary: "One reservoir unrolled over K steps; a ridge readout of each step's state.",
     params: PARAMS,
-    create: |setup| Ok(Box::new(Trajectory::new(setup))),
+    create: |setup| Ok(Box::new(Trajectory::new(setup)?)),
 };
 
 pub struct Trajectory {
@@ -47,21 +47,23 @@ pub struct Trajectory {
     lambda: f64,
     steps: usize,
     done: usize,
+    cancel: CancelToken,
 }
 
 impl Trajectory {
-    pub fn new(setup: &Setup) -> Self {
+    pub fn new(setup: &Setup) -> anyhow::Result<Self> {
         let p = setup.params;
         let n = setup.target.pixel_count();
         let spec = ReservoirSpec::from_params(setup, 2, &SPECTRAL_RADIUS);
-        Trajectory {
-            trajectory: TrajectoryHandle::attach(setup, &spec, 0),
+        Ok(Trajectory {
+            trajectory: TrajectoryHandle::attach(setup, &spec, 0)?,
             state: None,
             prediction: setup.backend.zeros(n, 3),
             lambda: p.get(&LAMBDA),
             steps: p.get_usize(&STEPS),
             done: 0,
-        }
+            cancel: setup.cancel.clone(),
+        })
     }
 }
 
@@ -84,7 +86,7 @@ impl Method for Trajectory {
         );
         let k = self.done + 1;
         let mut trajectory = self.trajectory.lock();
-        trajectory.extend_to(backend, k);
+        trajectory.extend_to(backend, k, &self.cancel)?;
         let state = trajectory.state(k);
         let (gram, target_product) = (trajectory.gram(k), trajectory.target_product(k));
         predict_from_gram(

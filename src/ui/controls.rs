@@ -8,7 +8,7 @@ use crate::app::Settings;
 use crate::app::state::{Model, RunStatus};
 use crate::methods::{self, MethodInfo, ParamSpec, ParamValues, Scale};
 
-use super::{method_color, palette, run_summary, swatch_ui};
+use super::{method_color, palette, run_activity, run_summary, swatch_ui};
 
 /// Working sizes offered (pixels a side).
 pub const WORKING_SIZES: [usize; 4] = [64, 128, 256, 512];
@@ -21,6 +21,10 @@ pub enum Action {
     TogglePlay,
     StepOnce,
     Reset,
+    /// The user clicked this method in the list: it gets the larger compute share.
+    Focus(&'static str),
+    /// The compute thread has ended: start a new one.
+    RestartCompute,
 }
 
 /// Shows the panel's contents. Edits `settings` in place (the app compares and forwards the
@@ -51,7 +55,7 @@ pub fn controls_ui(
             section(ui, "Run");
             playback_ui(ui, settings, model, playing, &mut actions);
             section(ui, "Methods");
-            methods_ui(ui, settings, model);
+            methods_ui(ui, settings, model, &mut actions);
             section(ui, "Parameters");
             parameters_ui(ui, settings);
         });
@@ -174,23 +178,31 @@ fn playback_ui(
         });
 }
 
-fn methods_ui(ui: &mut egui::Ui, settings: &mut Settings, model: &Model) {
+fn methods_ui(
+    ui: &mut egui::Ui,
+    settings: &mut Settings,
+    model: &Model,
+    actions: &mut Vec<Action>,
+) {
     for info in methods::registry() {
         let mut on = settings.selected.iter().any(|s| s == info.name);
+        let run = model.run(info.name).filter(|_| on);
         ui.horizontal(|ui| {
             swatch_ui(ui, method_color(info.name));
-            if ui
+            let checkbox = ui
                 .checkbox(&mut on, RichText::new(info.title).strong())
-                .on_hover_text(info.summary)
-                .changed()
-            {
+                .on_hover_text(info.summary);
+            if checkbox.changed() {
                 if on {
                     settings.selected.push(info.name.to_owned());
                 } else {
                     settings.selected.retain(|s| s != info.name);
                 }
             }
-            if let Some(run) = model.run(info.name).filter(|_| on) {
+            if checkbox.clicked() && on {
+                actions.push(Action::Focus(info.name));
+            }
+            if let Some(run) = run {
                 let color = match run.status {
                     RunStatus::Diverged { .. } | RunStatus::Failed(_) => palette::BAD,
                     RunStatus::Done => palette::GOOD,
@@ -198,14 +210,32 @@ fn methods_ui(ui: &mut egui::Ui, settings: &mut Settings, model: &Model) {
                 };
                 let summary = run_summary(run);
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    let label =
-                        ui.label(RichText::new(short(&summary, 26)).monospace().color(color));
-                    if summary.len() > 26 {
+                    let label = ui.add(
+                        egui::Label::new(
+                            RichText::new(short(&summary, 26)).monospace().color(color),
+                        )
+                        .sense(egui::Sense::click()),
+                    );
+                    if label.clicked() {
+                        actions.push(Action::Focus(info.name));
+                    }
+                    if summary.chars().count() > 26 {
                         label.on_hover_text(summary);
                     }
                 });
             }
         });
+        if let Some(activity) = run.and_then(|run| run_activity(run, model.in_flight.as_ref())) {
+            ui.horizontal(|ui| {
+                ui.add_space(24.0);
+                ui.label(
+                    RichText::new(activity)
+                        .small()
+                        .monospace()
+                        .color(palette::TEXT_DIM),
+                );
+            });
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 
 use egui::{RichText, TextureHandle, TextureOptions};
 
-use crate::app::worker::{Command, FeatureRequest};
+use crate::app::protocol::FeatureRequest;
+use crate::ui::ViewRequest;
 
 use super::{
     CAPTION_PX, Caption, View, ViewContext, empty_hint_ui, error_heat_map, image_cell_ui,
@@ -52,6 +53,10 @@ impl View for Inspect {
     }
     fn hint(&self) -> &'static str {
         "Target, output and error of one method, and the feature maps the model sees."
+    }
+
+    fn shows_one_method(&self) -> bool {
+        true
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, context: &mut ViewContext) {
@@ -241,12 +246,10 @@ impl Inspect {
         };
         if self.last_request.as_ref() != Some(&request) {
             // Only this view asks, and only while it is shown.
-            if context
-                .worker
-                .send(Command::RequestFeatures(request.clone()))
-            {
-                self.last_request = Some(request.clone());
-            }
+            context
+                .requests
+                .push(ViewRequest::Features(request.clone()));
+            self.last_request = Some(request.clone());
         }
         let Some(features) = shown else {
             ui.horizontal(|ui| {
@@ -313,7 +316,13 @@ mod tests {
         assert!(h.query_by_label_contains("target").is_some());
         assert!(h.query_by_label_contains("output, step 3").is_some());
         assert!(h.query_by_label_contains("|error|").is_some());
-        // The worker is detached: the view asks and waits without blocking.
+        // The view asks and waits without blocking.
         assert!(h.query_by_label_contains("downloading features").is_some());
+        // Once, for the latest step, however many frames it waits.
+        let asked = &h.state().requests;
+        assert_eq!(asked.len(), 1, "{asked:?}");
+        assert!(
+            matches!(&asked[0], ViewRequest::Features(f) if f.step == 3 && f.method == "trajectory")
+        );
     }
 }

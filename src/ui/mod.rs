@@ -2,8 +2,9 @@
 //! [`registry`]. Adding a view is one new file plus one line there. The left panel
 //! ([`controls`]) and the status bar ([`status_bar`]) are panels, not views.
 //!
-//! Views read the UI's model ([`crate::app::state::Model`]) and never wait on the worker; the
-//! only thing they may ask of it is feature maps (the inspect view), through [`ViewContext`].
+//! Views read the UI's model ([`crate::app::state::Model`]) and never talk to the worker: what
+//! they want from it (feature maps, intermediate images) they list in [`ViewContext`], and the
+//! app passes it on.
 
 pub mod compare;
 pub mod controls;
@@ -17,8 +18,8 @@ use egui::{
     Align2, Color32, FontId, Rect, Response, Sense, Stroke, StrokeKind, TextureId, Vec2, pos2, vec2,
 };
 
+use crate::app::protocol::{FeatureRequest, InFlight};
 use crate::app::state::{MethodRun, Model, RunStatus};
-use crate::app::worker::WorkerHandle;
 use crate::methods;
 
 /// What a view gets each frame.
@@ -28,10 +29,34 @@ pub struct ViewContext<'a> {
     pub focus_method: &'a mut Option<&'static str>,
     /// Show the target instead of the output (the G key).
     pub show_ground_truth: bool,
-    pub worker: &'a WorkerHandle,
+    /// What the view asks of the worker this frame; the app sends it on.
+    pub requests: Vec<ViewRequest>,
     /// Set by a view that shows this method's intermediate images ([`MethodRun::iterates`]),
     /// so the worker reads them back; `None` (the start of every frame) and they stop coming.
     pub iterates_for: Option<&'static str>,
+}
+
+impl<'a> ViewContext<'a> {
+    pub fn new(
+        model: &'a Model,
+        focus_method: &'a mut Option<&'static str>,
+        show_ground_truth: bool,
+    ) -> Self {
+        ViewContext {
+            model,
+            focus_method,
+            show_ground_truth,
+            requests: Vec::new(),
+            iterates_for: None,
+        }
+    }
+}
+
+/// Something a view wants computed or read back.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ViewRequest {
+    /// Feature maps of a method at a step (the inspect view).
+    Features(FeatureRequest),
 }
 
 /// One tab of the central area.
@@ -42,6 +67,11 @@ pub trait View {
     fn title(&self) -> &'static str;
     /// One line for the tab's tooltip.
     fn hint(&self) -> &'static str;
+    /// Whether it shows one method at a time (the focus picker's method, which then gets twice
+    /// the compute share), rather than all of them.
+    fn shows_one_method(&self) -> bool {
+        false
+    }
     fn ui(&mut self, ui: &mut egui::Ui, context: &mut ViewContext);
 }
 
@@ -112,7 +142,10 @@ pub fn run_summary(run: &MethodRun) -> String {
         .map_or_else(|| "?".into(), |t| t.to_string());
     match &run.status {
         RunStatus::Starting => "starting…".into(),
-        RunStatus::Diverged { step } => format!("diverged at step {step}"),
+        RunStatus::Waiting(what) => format!("waiting for {what}"),
+        RunStatus::Diverged { step, why } => {
+            format!("diverged at step {step} ({why}) — lower the learning rate")
+        }
         RunStatus::Failed(error) => format!("failed: {error}"),
         RunStatus::Running | RunStatus::Done => format!(
             "{}/{} · {}",
@@ -120,6 +153,46 @@ pub fn run_summary(run: &MethodRun) -> String {
             total,
             psnr_text(run.latest_psnr_db())
         ),
+    }
+}
+
+/// What a run is doing right now: "step 4 · running 4.2 s" for a step in flight for more than
+/// a second, otherwise its rate ("12.5 steps/s · ETA 38 s" for a trained method). `None` for a
+/// settled run.
+pub fn run_activity(run: &MethodRun, in_flight: Option<&InFlight>) -> Option<String> {
+    if let Some(step) = in_flight.filter(|f| f.method == run.info.name && f.run_id == run.run_id) {
+        let running = step.started.elapsed();
+        if running >= std::time::Duration::from_secs(1) {
+            let what = if step.step <= 1 && run.steps_done() == 0 {
+                "building".to_owned()
+            } else {
+                format!("step {}", step.step)
+            };
+            return Some(format!("{what} · running {:.1} s", running.as_secs_f64()));
+        }
+    }
+    if run.is_settled() {
+        return None;
+    }
+    let rate = run.steps_per_second()?;
+    let mut text = if rate >= 10.0 {
+        format!("{rate:.0} steps/s")
+    } else {
+        format!("{rate:.2} steps/s")
+    };
+    if let Some(eta) = run.eta() {
+        text.push_str(&format!(" · ETA {}", duration_text(eta)));
+    }
+    Some(text)
+}
+
+/// "38 s", "4 min 05 s", "1 h 02 min".
+pub fn duration_text(duration: std::time::Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min {:02} s", secs / 60, secs % 60),
+        _ => format!("{} h {:02} min", secs / 3600, secs % 3600 / 60),
     }
 }
 
@@ -352,11 +425,11 @@ pub(crate) mod fixture {
 
     use egui_kittest::Harness;
 
+    use super::ViewRequest;
     use super::{View, ViewContext};
+    use crate::app::protocol::{Frame, Iterates, Message, TargetFrame};
     use crate::app::state::Model;
-    use crate::app::worker::{
-        Frame, Iterates, Message, TargetFrame, WorkerHandle, color_image_from_rgb,
-    };
+    use crate::imaging::color_image_from_rgb;
     use crate::methods::StepReport;
 
     type MakeModel = Box<dyn Fn(&egui::Context) -> Model>;
@@ -366,8 +439,9 @@ pub(crate) mod fixture {
         make: MakeModel,
         pub model: Option<Model>,
         pub focus: Option<&'static str>,
-        pub worker: WorkerHandle,
         pub show_ground_truth: bool,
+        /// Everything the view asked of the worker so far.
+        pub requests: Vec<ViewRequest>,
         /// What the view asked the worker for in the last frame.
         pub iterates_for: Option<&'static str>,
     }
@@ -504,8 +578,8 @@ pub(crate) mod fixture {
             make,
             model: None,
             focus: None,
-            worker: WorkerHandle::detached(),
             show_ground_truth: false,
+            requests: Vec::new(),
             iterates_for: None,
         };
         Harness::builder()
@@ -518,15 +592,11 @@ pub(crate) mod fixture {
                     let Some(model) = fixture.model.as_ref() else {
                         return;
                     };
-                    let mut context = ViewContext {
-                        model,
-                        focus_method: &mut fixture.focus,
-                        show_ground_truth: fixture.show_ground_truth,
-                        worker: &fixture.worker,
-                        iterates_for: None,
-                    };
+                    let mut context =
+                        ViewContext::new(model, &mut fixture.focus, fixture.show_ground_truth);
                     fixture.view.ui(ui, &mut context);
                     fixture.iterates_for = context.iterates_for;
+                    fixture.requests.extend(context.requests);
                 },
                 fixture,
             )

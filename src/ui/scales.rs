@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use egui::{Color32, ColorImage, RichText, TextureHandle, TextureOptions};
 
 use crate::app::state::MethodRun;
-use crate::app::worker::diverging_color;
+use crate::imaging::diverging_color;
 
 use super::{
     CAPTION_PX, Caption, View, ViewContext, empty_hint_ui, image_cell_ui, method_picker_ui,
@@ -45,6 +45,10 @@ impl View for Scales {
     }
     fn hint(&self) -> &'static str {
         "Coarse to fine: the estimate after each scale and the detail each scale added."
+    }
+
+    fn shows_one_method(&self) -> bool {
+        true
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, context: &mut ViewContext) {

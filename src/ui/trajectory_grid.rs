@@ -47,6 +47,10 @@ impl View for TrajectoryGrid {
          Click a cell to enlarge it."
     }
 
+    fn shows_one_method(&self) -> bool {
+        true
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, context: &mut ViewContext) {
         let model = context.model;
         ui.horizontal(|ui| {

@@ -23,7 +23,7 @@ mod upsample;
 
 use std::borrow::Cow;
 use std::num::NonZeroU64;
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
 use wgpu::util::DeviceExt;
 
@@ -182,6 +182,8 @@ pub struct GpuBackend {
     pending: Mutex<Pending>,
     kernels: Kernels,
     id: u64,
+    /// Why the device was lost, once wgpu says so (driver reset, GPU removed).
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 impl GpuBackend {
@@ -251,6 +253,12 @@ impl GpuBackend {
                 required_limits: limits.clone(),
                 ..Default::default()
             }))?;
+        let lost: Arc<Mutex<Option<String>>> = Arc::default();
+        let lost_sink = Arc::clone(&lost);
+        device.set_device_lost_callback(move |reason, message| {
+            *lost_sink.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(format!("{reason:?}: {message}"));
+        });
         let param_stride =
             (limits.min_uniform_buffer_offset_alignment as usize).max(PARAM_BYTES as usize);
         let param_ring = device.create_buffer(&wgpu::BufferDescriptor {
@@ -279,7 +287,14 @@ impl GpuBackend {
                 optim: optim::Kernels::new(),
             },
             id: super::next_instance_id(),
+            lost,
         })
+    }
+
+    /// Destroys the device as a driver reset would, so tests can check the fallback.
+    #[cfg(feature = "testing")]
+    pub fn lose_device_for_test(&self) {
+        self.device.destroy();
     }
 
     /// The adapter's description as wgpu reports it.
@@ -575,6 +590,10 @@ impl Backend for GpuBackend {
     }
     fn instance_id(&self) -> u64 {
         self.id
+    }
+
+    fn lost(&self) -> Option<String> {
+        self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn adapter_name(&self) -> String {

@@ -1,0 +1,532 @@
+//! Running several methods side by side on one backend: the code the window's worker,
+//! `inrlab run` and `inrlab bench` share.
+//!
+//! A [`Session`] owns the backend, the methods' shared [`MethodCache`] (so trajectory and
+//! cumulative share one unrolled reservoir wherever they run together), the target and one
+//! [`Slot`] per selected method. [`Session::pick`] asks the time-fair [`Scheduler`] who steps
+//! next; [`Session::advance`] builds (when needed) and steps that method under `catch_unwind`,
+//! so an error or a panic becomes that method's [`StopReason::Failed`] and never anyone
+//! else's. A build that waits for a background eigen-solve leaves its slot waiting while the
+//! others go on.
+
+pub mod scheduler;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use crate::compute::cancel::is_cancelled_error;
+use crate::compute::{Backend, CancelToken};
+use crate::methods::cache::not_ready;
+use crate::methods::{Method, MethodCache, MethodInfo, ParamValues, Setup, StepReport};
+use crate::rng::RngKind;
+use crate::runner::DivergenceMonitor;
+use crate::target::Target;
+pub use scheduler::Scheduler;
+
+/// Why a method stopped before its last step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StopReason {
+    /// Its PSNR or loss stopped being a number, or its loss ran away, at this step.
+    Diverged { step: usize, why: String },
+    /// Its build or a step returned an error or panicked (one line).
+    Failed(String),
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Diverged { step, why } => {
+                write!(
+                    f,
+                    "diverged at step {step} ({why}) — lower the learning rate"
+                )
+            }
+            StopReason::Failed(error) => write!(f, "failed: {error}"),
+        }
+    }
+}
+
+pub enum SlotState {
+    /// Will be built (from its current parameters) when its turn comes.
+    NeedsBuild,
+    /// Its build waits for a background computation (the text says which).
+    Waiting(String),
+    Running(Box<dyn Method>),
+    /// All steps done; kept for its images and features.
+    Finished(Box<dyn Method>),
+    Stopped(StopReason),
+}
+
+/// One selected method and its current run.
+pub struct Slot {
+    pub info: &'static MethodInfo,
+    pub params: ParamValues,
+    /// Distinct for every (re)start in this session, so stale results can be told apart.
+    pub run_id: u64,
+    pub state: SlotState,
+    /// Set by whoever no longer wants this run's current step; see [`crate::compute::cancel`].
+    pub cancel: CancelToken,
+    divergence: DivergenceMonitor,
+    /// Compute seconds of this run so far (cancelled work included).
+    pub compute_secs: f64,
+}
+
+impl Slot {
+    pub fn method(&self) -> Option<&dyn Method> {
+        match &self.state {
+            SlotState::Running(m) | SlotState::Finished(m) => Some(m.as_ref()),
+            _ => None,
+        }
+    }
+
+    pub fn steps_done(&self) -> usize {
+        self.method().map_or(0, |m| m.steps_done())
+    }
+
+    /// Whether it has a step to take (below `step_limit`, if any).
+    pub fn is_runnable(&self, step_limit: Option<usize>) -> bool {
+        match &self.state {
+            SlotState::NeedsBuild => true,
+            SlotState::Running(method) => {
+                !method.is_done() && step_limit.is_none_or(|l| method.steps_done() < l)
+            }
+            SlotState::Waiting(_) | SlotState::Finished(_) | SlotState::Stopped(_) => false,
+        }
+    }
+}
+
+/// What one [`Session::advance`] did.
+pub struct Advance {
+    pub index: usize,
+    /// The method was built in this turn and will take this many steps.
+    pub built: Option<usize>,
+    pub result: AdvanceResult,
+    /// Wall time of the turn (build included).
+    pub secs: f64,
+}
+
+pub enum AdvanceResult {
+    /// A step finished; the method is in the slot (running or finished) for read-backs.
+    Stepped(StepReport),
+    /// The build waits for a background computation.
+    Waiting(String),
+    /// The run's token was set: nothing was committed; the same step can be taken again.
+    Cancelled,
+    Stopped(StopReason),
+}
+
+/// A run restarted: its old results are stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Restarted {
+    pub method: &'static str,
+    pub run_id: u64,
+}
+
+/// The backend a session computes on: its own (the window's worker) or one it borrows (tests
+/// and benches that share a backend across runs).
+enum BackendHandle<'b> {
+    Owned(Box<dyn Backend>),
+    Borrowed(&'b dyn Backend),
+}
+
+impl BackendHandle<'_> {
+    fn get(&self) -> &dyn Backend {
+        match self {
+            BackendHandle::Owned(backend) => backend.as_ref(),
+            BackendHandle::Borrowed(backend) => *backend,
+        }
+    }
+}
+
+pub struct Session<'b> {
+    backend: BackendHandle<'b>,
+    cache: MethodCache,
+    rng: RngKind,
+    target: Option<Target>,
+    slots: Vec<Slot>,
+    scheduler: Scheduler,
+    next_run_id: u64,
+}
+
+impl Session<'static> {
+    pub fn new(backend: Box<dyn Backend>, cache: MethodCache, rng: RngKind) -> Self {
+        Self::with_backend(BackendHandle::Owned(backend), cache, rng)
+    }
+
+    /// A new backend (the GPU was lost): a new cache, and every method restarts there.
+    pub fn replace_backend(&mut self, backend: Box<dyn Backend>) -> Vec<Restarted> {
+        for slot in &mut self.slots {
+            slot.cancel.cancel();
+            slot.state = SlotState::NeedsBuild;
+        }
+        self.backend = BackendHandle::Owned(backend);
+        self.cache = MethodCache::new(self.cache.background_from_hidden());
+        self.restart_all()
+    }
+}
+
+impl<'b> Session<'b> {
+    /// A session on a backend owned elsewhere.
+    pub fn borrowing(backend: &'b dyn Backend, cache: MethodCache, rng: RngKind) -> Self {
+        Self::with_backend(BackendHandle::Borrowed(backend), cache, rng)
+    }
+
+    fn with_backend(backend: BackendHandle<'b>, cache: MethodCache, rng: RngKind) -> Self {
+        Session {
+            backend,
+            cache,
+            rng,
+            target: None,
+            slots: Vec::new(),
+            scheduler: Scheduler::new(),
+            next_run_id: 1,
+        }
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.get()
+    }
+
+    pub fn cache(&self) -> &MethodCache {
+        &self.cache
+    }
+
+    pub fn rng(&self) -> RngKind {
+        self.rng
+    }
+
+    pub fn target(&self) -> Option<&Target> {
+        self.target.as_ref()
+    }
+
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    pub fn slot(&self, index: usize) -> &Slot {
+        &self.slots[index]
+    }
+
+    pub fn position(&self, method: &str) -> Option<usize> {
+        self.slots.iter().position(|s| s.info.name == method)
+    }
+
+    /// A new target: every method restarts on it.
+    pub fn set_target(&mut self, target: Target) -> Vec<Restarted> {
+        self.target = Some(target);
+        self.restart_all()
+    }
+
+    /// Converges to the wanted methods (in this order) with these values: new methods start,
+    /// methods no longer wanted go, methods whose values changed restart; the others keep
+    /// their progress and their share.
+    pub fn set_selection(
+        &mut self,
+        wanted: &[(&'static MethodInfo, ParamValues)],
+    ) -> Vec<Restarted> {
+        let mut slots = Vec::with_capacity(wanted.len());
+        let mut restarted = Vec::new();
+        for (info, params) in wanted {
+            match self.slots.iter().position(|s| s.info.name == info.name) {
+                Some(index) => {
+                    let slot = self.slots.swap_remove(index);
+                    let changed = slot.params != *params;
+                    slots.push(slot);
+                    if changed {
+                        let last = slots.len() - 1;
+                        slots[last].params = params.clone();
+                        restarted.push(last);
+                    }
+                }
+                None => {
+                    slots.push(Slot {
+                        info,
+                        params: params.clone(),
+                        run_id: 0,
+                        state: SlotState::NeedsBuild,
+                        cancel: CancelToken::new(),
+                        divergence: DivergenceMonitor::default(),
+                        compute_secs: 0.0,
+                    });
+                    restarted.push(slots.len() - 1);
+                }
+            }
+        }
+        for gone in self.slots.drain(..) {
+            gone.cancel.cancel();
+            self.scheduler.remove(gone.info.name);
+        }
+        self.slots = slots;
+        restarted
+            .into_iter()
+            .map(|index| self.restart(index))
+            .collect()
+    }
+
+    /// Abandons the slot's run; the next one gets a new id and steps before anyone's next.
+    pub fn restart(&mut self, index: usize) -> Restarted {
+        let run_id = self.next_run_id;
+        self.next_run_id += 1;
+        let slot = &mut self.slots[index];
+        slot.cancel.cancel();
+        slot.cancel = CancelToken::new();
+        slot.run_id = run_id;
+        slot.state = SlotState::NeedsBuild;
+        slot.divergence = DivergenceMonitor::default();
+        slot.compute_secs = 0.0;
+        self.scheduler.restart(slot.info.name);
+        Restarted {
+            method: slot.info.name,
+            run_id,
+        }
+    }
+
+    pub fn restart_all(&mut self) -> Vec<Restarted> {
+        (0..self.slots.len()).map(|i| self.restart(i)).collect()
+    }
+
+    /// Whether some build waits for a background computation.
+    pub fn has_waiting(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| matches!(s.state, SlotState::Waiting(_)))
+    }
+
+    /// Waiting builds are tried again once nothing is computing in the background.
+    pub fn refresh_waiting(&mut self) {
+        if !self.has_waiting() || self.cache.has_pending() {
+            return;
+        }
+        for slot in &mut self.slots {
+            if matches!(slot.state, SlotState::Waiting(_)) {
+                slot.state = SlotState::NeedsBuild;
+            }
+        }
+    }
+
+    /// The slot to advance next among the runnable ones that `allowed` admits.
+    pub fn pick(
+        &mut self,
+        step_limit: Option<usize>,
+        allowed: impl Fn(&Slot) -> bool,
+    ) -> Option<usize> {
+        let slots = &self.slots;
+        let name = self.scheduler.pick(|name| {
+            slots
+                .iter()
+                .find(|s| s.info.name == name)
+                .is_some_and(|s| s.is_runnable(step_limit) && allowed(s))
+        })?;
+        self.position(name)
+    }
+
+    /// Builds the slot's method if needed, then takes one step; charges the time to it.
+    pub fn advance(&mut self, index: usize, focused: bool) -> Advance {
+        let started = Instant::now();
+        let (built, result) = self.build_and_step(index);
+        // A GPU step is only queued when its call returns; its time is when it is done.
+        self.backend.get().finish();
+        let secs = started.elapsed().as_secs_f64();
+        let slot = &mut self.slots[index];
+        slot.compute_secs += secs;
+        self.scheduler.charge(slot.info.name, secs, focused);
+        Advance {
+            index,
+            built,
+            result,
+            secs,
+        }
+    }
+
+    /// Charges work done for the slot's method outside [`Self::advance`] (a scratch copy
+    /// stepped to show an old step's features) to its share.
+    pub fn charge(&mut self, index: usize, secs: f64) {
+        let slot = &mut self.slots[index];
+        slot.compute_secs += secs;
+        self.scheduler.charge(slot.info.name, secs, false);
+    }
+
+    fn build_and_step(&mut self, index: usize) -> (Option<usize>, AdvanceResult) {
+        let mut built = None;
+        if matches!(self.slots[index].state, SlotState::NeedsBuild) {
+            let Some(target) = &self.target else {
+                return (None, AdvanceResult::Waiting("an image".into()));
+            };
+            let slot = &self.slots[index];
+            let setup = Setup {
+                target,
+                backend: self.backend.get(),
+                rng: self.rng,
+                params: &slot.params,
+                cache: &self.cache,
+                cancel: &slot.cancel,
+            };
+            let info = slot.info;
+            let outcome = catch_unwind(AssertUnwindSafe(|| info.build(&setup)));
+            let slot = &mut self.slots[index];
+            match outcome {
+                Ok(Ok(method)) => {
+                    built = Some(method.total_steps());
+                    slot.state = SlotState::Running(method);
+                }
+                Ok(Err(error)) => {
+                    if let Some(waiting) = not_ready(&error) {
+                        let what = waiting.what.clone();
+                        slot.state = SlotState::Waiting(what.clone());
+                        return (None, AdvanceResult::Waiting(what));
+                    }
+                    if is_cancelled_error(&error) {
+                        return (None, AdvanceResult::Cancelled);
+                    }
+                    return (None, self.stop(index, failure(&error)));
+                }
+                Err(panic) => {
+                    let why = crate::panic_message(panic.as_ref());
+                    return (None, self.stop(index, StopReason::Failed(one_line(&why))));
+                }
+            }
+        }
+        let backend = self.backend.get();
+        let slot = &mut self.slots[index];
+        let SlotState::Running(method) = &mut slot.state else {
+            return (built, AdvanceResult::Cancelled);
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| method.step(backend)));
+        let report = match outcome {
+            Ok(Ok(report)) => report,
+            Ok(Err(error)) if is_cancelled_error(&error) => {
+                return (built, AdvanceResult::Cancelled);
+            }
+            Ok(Err(error)) => return (built, self.stop(index, failure(&error))),
+            Err(panic) => {
+                let why = crate::panic_message(panic.as_ref());
+                return (built, self.stop(index, StopReason::Failed(one_line(&why))));
+            }
+        };
+        if let Some(why) = slot.divergence.observe(&report) {
+            let step = report.step;
+            return (built, self.stop(index, StopReason::Diverged { step, why }));
+        }
+        if method.is_done() {
+            let SlotState::Running(method) =
+                std::mem::replace(&mut slot.state, SlotState::NeedsBuild)
+            else {
+                unreachable!("matched above")
+            };
+            slot.state = SlotState::Finished(method);
+        }
+        (built, AdvanceResult::Stepped(report))
+    }
+
+    fn stop(&mut self, index: usize, reason: StopReason) -> AdvanceResult {
+        self.slots[index].state = SlotState::Stopped(reason.clone());
+        AdvanceResult::Stopped(reason)
+    }
+
+    /// Advances every method until each has finished or stopped (the command line's loop),
+    /// calling `on_advance` after every turn. Builds waiting for the background wait here.
+    pub fn run_until_settled(&mut self, mut on_advance: impl FnMut(&Session<'b>, &Advance)) {
+        loop {
+            self.refresh_waiting();
+            match self.pick(None, |_| true) {
+                Some(index) => {
+                    let advance = self.advance(index, false);
+                    on_advance(self, &advance);
+                }
+                None if self.has_waiting() => {
+                    self.cache.wait_for_pending(Duration::from_secs(1));
+                }
+                None => return,
+            }
+        }
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.lines().next().unwrap_or(text).trim().to_owned()
+}
+
+fn failure(error: &anyhow::Error) -> StopReason {
+    StopReason::Failed(one_line(&format!("{error:#}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compute::cpu::CpuBackend;
+    use crate::methods;
+    use crate::target::Fit;
+
+    fn session(size: usize) -> Session<'static> {
+        let mut session = Session::new(
+            Box::new(CpuBackend::new()),
+            MethodCache::blocking(),
+            RngKind::Numpy,
+        );
+        session.set_target(Target::sample(size, Fit::Stretch).unwrap());
+        session
+    }
+
+    fn wanted(names: &[&str]) -> Vec<(&'static MethodInfo, ParamValues)> {
+        names
+            .iter()
+            .map(|n| (methods::find(n).unwrap(), ParamValues::new()))
+            .collect()
+    }
+
+    #[test]
+    fn a_changed_parameter_restarts_only_its_method() {
+        let mut session = session(16);
+        let first = session.set_selection(&wanted(&["trajectory", "fourier-ridge"]));
+        assert_eq!(first.len(), 2);
+        session.run_until_settled(|_, _| {});
+        let mut changed = wanted(&["trajectory", "fourier-ridge"]);
+        changed[0].1.set("spectral-radius", 0.5);
+        let restarted = session.set_selection(&changed);
+        assert_eq!(restarted.len(), 1);
+        assert_eq!(restarted[0].method, "trajectory");
+        assert!(matches!(session.slot(1).state, SlotState::Finished(_)));
+        // The restarted method steps first.
+        assert_eq!(session.pick(None, |_| true), Some(0));
+    }
+
+    #[test]
+    fn a_failing_build_is_that_methods_failure_only() {
+        let mut session = session(16);
+        let mut selection = wanted(&["trajectory", "fourier-ridge"]);
+        // Out of range: the build refuses it with a message.
+        selection[0].1.set("hidden", 1e9);
+        session.set_selection(&selection);
+        let mut stopped = Vec::new();
+        let mut stepped = Vec::new();
+        session.run_until_settled(|session, advance| {
+            let name = session.slot(advance.index).info.name;
+            match &advance.result {
+                AdvanceResult::Stopped(reason) => stopped.push((name, reason.to_string())),
+                AdvanceResult::Stepped(_) => stepped.push(name),
+                _ => {}
+            }
+        });
+        assert_eq!(stopped.len(), 1, "{stopped:?}");
+        assert_eq!(stopped[0].0, "trajectory");
+        assert!(stopped[0].1.starts_with("failed: "), "{}", stopped[0].1);
+        assert!(stepped.contains(&"fourier-ridge"));
+    }
+
+    #[test]
+    fn a_cancelled_step_commits_nothing_and_can_be_taken_again() {
+        let mut session = session(16);
+        session.set_selection(&wanted(&["trajectory"]));
+        let first = session.advance(0, false);
+        assert!(matches!(first.result, AdvanceResult::Stepped(_)));
+        session.slot(0).cancel.cancel();
+        let cancelled = session.advance(0, false);
+        assert!(matches!(cancelled.result, AdvanceResult::Cancelled));
+        assert_eq!(session.slot(0).steps_done(), 1);
+        session.slot(0).cancel.reset();
+        let AdvanceResult::Stepped(report) = session.advance(0, false).result else {
+            panic!("the step goes through once the token is clear");
+        };
+        assert_eq!(report.step, 2);
+    }
+}
