@@ -230,6 +230,52 @@ pub fn measure_suite(backend: &dyn Backend, size: usize) -> anyhow::Result<Vec<(
         .collect())
 }
 
+/// The window's time sharing (issue 9's figures), as lines and as JSON records with the
+/// documented fields (`n` the step reached or the number of changes; `width`, `gflops` null).
+fn scheduling_lines() -> anyhow::Result<(Vec<String>, Vec<serde_json::Value>)> {
+    use crate::app::bench::scheduling::{slider_latency, window_reach};
+    eprintln!("measuring the window's time sharing (about three minutes)…");
+    let reach = window_reach("fourier-mlp", 500)?;
+    let radius = slider_latency("trajectory", "spectral-radius", |i| 0.9 + 0.005 * i as f64, 10)?;
+    let sigma = slider_latency("fourier-mlp", "sigma", |i| 9.0 + 0.1 * i as f64, 10)?;
+    let mut lines = vec![
+        "window scheduling at 128² on cpu, the default selection, nothing focused".to_owned(),
+        format!(
+            "  {} reaches step {}: {:.1} s in the window, {:.1} s alone ({:.2}×)",
+            reach.method,
+            reach.steps,
+            reach.ms / 1e3,
+            reach.standalone_ms / 1e3,
+            reach.ms / reach.standalone_ms
+        ),
+    ];
+    let mut records = vec![serde_json::json!({
+        "backend": "cpu", "op": "window_reach", "n": reach.steps, "width": null,
+        "ms": reach.ms, "gflops": null, "method": reach.method,
+        "standalone_ms": reach.standalone_ms,
+    })];
+    for latency in [radius, sigma] {
+        lines.push(format!(
+            "  {} change ({}) → first new frame: p50 {:.0} ms  p95 {:.0} ms  (its build and first \
+             step alone {:.0} ms; longest step of another method {:.0} ms)",
+            latency.parameter,
+            latency.method,
+            latency.p50_ms,
+            latency.p95_ms,
+            latency.first_step_ms,
+            latency.longest_other_step_ms
+        ));
+        records.push(serde_json::json!({
+            "backend": "cpu", "op": "slider_latency", "n": latency.changes, "width": null,
+            "ms": latency.p50_ms, "gflops": null, "method": latency.method,
+            "parameter": latency.parameter, "p50_ms": latency.p50_ms, "p95_ms": latency.p95_ms,
+            "first_step_ms": latency.first_step_ms,
+            "longest_other_step_ms": latency.longest_other_step_ms,
+        }));
+    }
+    Ok((lines, records))
+}
+
 /// The window's frame time while its compute thread is busy (the real app, driven headless
 /// at 60 Hz through every view, CPU backend, 128²).
 fn ui_frame_time_line(frames: usize) -> String {
@@ -314,8 +360,19 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
     if args.ui_frames > 0 {
         suite_lines.push(ui_frame_time_line(args.ui_frames));
     }
+    let mut scheduling = Vec::new();
+    if args.scheduling {
+        let (lines, records) = scheduling_lines()?;
+        suite_lines.extend(lines);
+        scheduling = records;
+    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        let mut records: Vec<serde_json::Value> = all
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()?;
+        records.extend(scheduling);
+        println!("{}", serde_json::to_string_pretty(&records)?);
         for line in &suite_lines {
             eprintln!("{line}");
         }

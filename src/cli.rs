@@ -109,6 +109,10 @@ pub struct BenchArgs {
     /// UI frames to time while the compute thread is busy (0 to skip).
     #[arg(long, default_value_t = 600)]
     pub ui_frames: usize,
+    /// Measure the window's time sharing: how long the Fourier MLP takes to reach step 500
+    /// beside the default selection, and slider-to-frame latencies (about three minutes).
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
+    pub scheduling: bool,
 }
 
 /// Every parameter name across the registry, once, with the first spec's help.

@@ -391,6 +391,38 @@ pub fn heat_color(t: f32) -> Color32 {
 mod tests {
     use super::*;
 
+    /// Pictures (shapes with a texture other than the font atlas) and lines among `shapes`.
+    fn count_content(shapes: &[egui::Shape], pictures: &mut usize, lines: &mut usize) {
+        for shape in shapes {
+            match shape {
+                egui::Shape::Vec(inner) => count_content(inner, pictures, lines),
+                egui::Shape::Path(_) | egui::Shape::LineSegment { .. } => *lines += 1,
+                _ if shape.texture_id() != TextureId::default() => *pictures += 1,
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn every_view_draws_its_content_over_a_populated_model() {
+        for view in registry() {
+            let id = view.id();
+            let mut harness = fixture::view_harness(view, 5);
+            harness.run_steps(4);
+            let shapes: Vec<egui::Shape> = harness
+                .output()
+                .shapes
+                .iter()
+                .map(|clipped| clipped.shape.clone())
+                .collect();
+            let (mut pictures, mut lines) = (0, 0);
+            count_content(&shapes, &mut pictures, &mut lines);
+            // Image views show the runs' pictures; the curves view plots a line per run.
+            let drawn = if id == "curves" { lines >= 3 } else { pictures >= 2 };
+            assert!(drawn, "view {id}: {pictures} pictures, {lines} lines");
+        }
+    }
+
     #[test]
     fn tiling_fills_the_space() {
         // Four cells in a wide area go in one row.

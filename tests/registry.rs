@@ -1,0 +1,62 @@
+//! Every registered method is a tested method: each entry of `methods::registry()` is built on
+//! both backends at 32², stepped twice, and must report a finite PSNR, with the GPU agreeing
+//! with the CPU. A new method gets this test by its registry line alone.
+
+use inrlab::compute::Backend;
+use inrlab::compute::cpu::CpuBackend;
+use inrlab::methods::{self, MethodInfo, ParamValues};
+use inrlab::rng::RngKind;
+use inrlab::session::{AdvanceResult, Session};
+use inrlab::target::{Fit, Target};
+
+const SIZE: usize = 32;
+
+/// (PSNR of each of two steps, the image after them).
+fn two_steps(info: &'static MethodInfo, backend: &dyn Backend) -> (Vec<f64>, Vec<f32>) {
+    let mut session = Session::borrowing(
+        backend,
+        methods::MethodCache::blocking(),
+        RngKind::Numpy,
+    );
+    session.set_target(Target::sample(SIZE, Fit::Stretch).unwrap());
+    session.set_selection(&[(info, ParamValues::new())]);
+    let mut psnrs = Vec::new();
+    while psnrs.len() < 2 && session.slot(0).is_runnable(None) {
+        match session.advance(0, false).result {
+            AdvanceResult::Stepped(report) => psnrs.push(report.psnr_db),
+            AdvanceResult::Stopped(reason) => panic!("{}: {reason}", info.name),
+            AdvanceResult::Waiting(what) => panic!("{} waits for {what}", info.name),
+            AdvanceResult::Cancelled => panic!("{} was cancelled", info.name),
+        }
+    }
+    let method = session.slot(0).method().expect("built");
+    assert_eq!(method.steps_done(), psnrs.len());
+    (psnrs, method.image(backend))
+}
+
+#[test]
+fn every_registered_method_builds_steps_and_agrees_across_backends() {
+    let cpu = CpuBackend::new();
+    let gpu = inrlab::compute::gpu::test_backend();
+    assert!(!methods::registry().is_empty());
+    for info in methods::registry() {
+        let (psnrs, image) = two_steps(info, &cpu);
+        assert!(!psnrs.is_empty(), "{} took no step", info.name);
+        for psnr in &psnrs {
+            assert!(psnr.is_finite() && *psnr > 5.0, "{}: PSNR {psnr}", info.name);
+        }
+        assert_eq!(image.len(), SIZE * SIZE * 3, "{}", info.name);
+        let Some(gpu) = &gpu else { continue };
+        let (gpu_psnrs, gpu_image) = two_steps(info, gpu);
+        assert_eq!(psnrs.len(), gpu_psnrs.len(), "{}", info.name);
+        for (c, g) in psnrs.iter().zip(&gpu_psnrs) {
+            assert!((c - g).abs() < 0.05, "{}: cpu {c:.3} dB, gpu {g:.3} dB", info.name);
+        }
+        let worst = image
+            .iter()
+            .zip(&gpu_image)
+            .map(|(c, g)| (c.clamp(0.0, 1.0) - g.clamp(0.0, 1.0)).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 0.02, "{}: images differ by {worst}", info.name);
+    }
+}

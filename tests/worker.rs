@@ -1,0 +1,278 @@
+//! The window's compute worker, driven through its handle as the window drives it: parameter
+//! changes restart only their method, long steps give way to commands, a failure stays one
+//! method's, a build waiting for a background eigen-solve does not hold the others up, and a
+//! dead compute thread says so. Every wait is on an event with a deadline.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use inrlab::app::protocol::{Command, Desired, Frame, ImageSource, Message, StopReason};
+use inrlab::app::worker::{SendError, WorkerHandle, spawn};
+use inrlab::compute::BackendChoice;
+use inrlab::methods::ParamValues;
+
+/// The heavy tests run one at a time, so their timings are not each other's load.
+static HEAVY: Mutex<()> = Mutex::new(());
+
+fn desired(selected: &[&'static str], working_size: usize) -> Desired {
+    let mut desired = Desired::empty(working_size);
+    desired.selected = selected.to_vec();
+    desired
+}
+
+fn with_params(mut desired: Desired, method: &'static str, values: &[(&str, f64)]) -> Desired {
+    let mut params = ParamValues::new();
+    for (name, value) in values {
+        params.set(name, *value);
+    }
+    desired.params.insert(method, params);
+    desired
+}
+
+fn start(desired: Desired) -> WorkerHandle {
+    let handle = spawn(BackendChoice::Cpu, desired, egui::Context::default());
+    handle.send(Command::LoadImage(ImageSource::Sample)).unwrap();
+    handle.send(Command::Play).unwrap();
+    handle
+}
+
+/// Everything that arrives until `done` says so, or the deadline passes (then it panics).
+struct Watch<'a> {
+    handle: &'a WorkerHandle,
+    messages: Vec<Message>,
+    frames: Vec<Frame>,
+}
+
+impl<'a> Watch<'a> {
+    fn new(handle: &'a WorkerHandle) -> Self {
+        Watch {
+            handle,
+            messages: Vec::new(),
+            frames: Vec::new(),
+        }
+    }
+
+    fn until(&mut self, what: &str, seconds: u64, done: impl Fn(&Self) -> bool) -> Duration {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(seconds);
+        while !done(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            if let Some(message) = self.handle.message_timeout(Duration::from_millis(5)) {
+                self.messages.push(message);
+            }
+            self.frames.extend(self.handle.take_frames());
+        }
+        started.elapsed()
+    }
+
+    fn frames_of(&self, method: &str) -> Vec<&Frame> {
+        self.frames.iter().filter(|f| f.method == method).collect()
+    }
+
+    fn started(&self, method: &str) -> Vec<u64> {
+        self.messages
+            .iter()
+            .filter_map(|m| match m {
+                Message::Started { method: m, run_id } if *m == method => Some(*run_id),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_parameter_change_restarts_only_that_method() {
+    let mut wanted = desired(&["trajectory", "fourier-ridge"], 16);
+    wanted.step_limit = Some(1);
+    let handle = start(wanted.clone());
+    let mut watch = Watch::new(&handle);
+    watch.until("both methods' first step", 60, |w| {
+        !w.frames_of("trajectory").is_empty() && !w.frames_of("fourier-ridge").is_empty()
+    });
+    let first_run = watch.frames_of("trajectory")[0].run_id;
+    let ridge_starts = watch.started("fourier-ridge").len();
+    handle.set_desired(with_params(wanted, "trajectory", &[("spectral-radius", 0.5)]));
+    watch.until("trajectory's new run", 60, |w| {
+        w.frames_of("trajectory").iter().any(|f| f.run_id > first_run)
+    });
+    // The worker announces every restart before stepping the restarted run, so by now a
+    // restart of fourier-ridge would have been announced.
+    assert_eq!(watch.started("fourier-ridge").len(), ridge_starts);
+    assert_eq!(watch.frames_of("fourier-ridge").len(), 1);
+}
+
+#[test]
+fn bad_bytes_become_a_notice() {
+    let handle = spawn(
+        BackendChoice::Cpu,
+        desired(&[], 16),
+        egui::Context::default(),
+    );
+    handle
+        .send(Command::LoadImage(ImageSource::Bytes {
+            name: "junk.png".into(),
+            bytes: b"junk".as_slice().into(),
+        }))
+        .unwrap();
+    let mut watch = Watch::new(&handle);
+    watch.until("a notice", 30, |w| {
+        w.messages
+            .iter()
+            .any(|m| matches!(m, Message::Notice(text) if text.contains("junk.png")))
+    });
+}
+
+/// A trajectory step of several seconds on two cores (a 1000-unit reservoir at 256²).
+fn long_step() -> Desired {
+    with_params(
+        desired(&["trajectory", "fourier-ridge"], 256),
+        "trajectory",
+        &[("hidden", 1000.0), ("steps", 3.0)],
+    )
+}
+
+#[test]
+fn a_long_step_gives_way_to_a_pause_and_is_taken_again_on_play() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let handle = start(long_step());
+    let mut watch = Watch::new(&handle);
+    // Wait until trajectory's second step (a reservoir step and a Gram product, no build)
+    // has been running for a while.
+    watch.until("trajectory's first step", 120, |w| {
+        !w.frames_of("trajectory").is_empty()
+    });
+    watch.until("trajectory's second step in flight", 60, |_| {
+        handle
+            .in_flight()
+            .is_some_and(|f| f.method == "trajectory" && f.step == 2 && f.started.elapsed() > Duration::from_millis(300))
+    });
+    handle.send(Command::Pause).unwrap();
+    let gave_way = watch.until("the pause to take effect", 30, |w| {
+        w.messages.iter().any(|m| matches!(m, Message::Playing(false)))
+    });
+    // Without cancellation the pause would wait for the rest of a multi-second step.
+    assert!(gave_way < Duration::from_millis(1500), "pause took {gave_way:?}");
+    assert!(handle.in_flight().is_none());
+    assert_eq!(watch.frames_of("trajectory").len(), 1, "the step was not finished");
+    handle.send(Command::Play).unwrap();
+    watch.until("the second step after play", 120, |w| {
+        w.frames_of("trajectory").len() >= 2
+    });
+    let steps: Vec<usize> = watch
+        .frames_of("trajectory")
+        .iter()
+        .map(|f| f.report.step)
+        .collect();
+    assert_eq!(steps, vec![1, 2], "the cancelled step is taken again, once");
+}
+
+#[test]
+fn changing_a_long_running_methods_parameter_restarts_it_at_once() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let wanted = long_step();
+    let handle = start(wanted.clone());
+    let mut watch = Watch::new(&handle);
+    watch.until("trajectory's step in flight", 120, |_| {
+        handle.in_flight().is_some_and(|f| {
+            f.method == "trajectory" && f.started.elapsed() > Duration::from_millis(300)
+        })
+    });
+    let first_run = handle.in_flight().map(|f| f.run_id).unwrap_or_default();
+    handle.set_desired(with_params(
+        wanted,
+        "trajectory",
+        &[("hidden", 8.0), ("steps", 3.0)],
+    ));
+    let restarted = watch.until("the restart", 30, |w| {
+        w.started("trajectory").iter().any(|&run| run > first_run)
+    });
+    assert!(restarted < Duration::from_millis(1500), "restart took {restarted:?}");
+    watch.until("the new run's first frame", 60, |w| {
+        w.frames_of("trajectory").iter().any(|f| f.run_id > first_run)
+    });
+}
+
+#[test]
+fn a_failing_method_fails_alone() {
+    // Out of its range, as a corrupted settings file might have it: the build refuses it.
+    let wanted = with_params(
+        desired(&["trajectory", "fourier-ridge"], 16),
+        "trajectory",
+        &[("hidden", 1e9)],
+    );
+    let handle = start(wanted);
+    let mut watch = Watch::new(&handle);
+    watch.until("trajectory's failure and fourier-ridge's frame", 60, |w| {
+        let failed = w.messages.iter().any(|m| {
+            matches!(m, Message::Stopped { method: "trajectory", reason: StopReason::Failed(why), .. } if why.contains("hidden"))
+        });
+        failed && !w.frames_of("fourier-ridge").is_empty()
+    });
+}
+
+#[test]
+fn a_build_waiting_for_its_eigenvalues_does_not_hold_up_the_others() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    // 1100 units: the eigen-solve (about a second) runs in the background.
+    let wanted = with_params(
+        desired(&["trajectory", "fourier-ridge"], 32),
+        "trajectory",
+        &[("hidden", 1100.0), ("steps", 2.0)],
+    );
+    let handle = start(wanted);
+    let mut watch = Watch::new(&handle);
+    watch.until("trajectory's first frame", 120, |w| {
+        !w.frames_of("trajectory").is_empty()
+    });
+    let waited = watch.messages.iter().any(|m| {
+        matches!(m, Message::Waiting { method: "trajectory", what, .. } if what.contains("1100×1100"))
+    });
+    assert!(waited, "the build said what it waits for");
+    let order: Vec<&str> = watch.frames.iter().map(|f| f.method).collect();
+    assert_eq!(order.first(), Some(&"fourier-ridge"), "{order:?}");
+}
+
+#[cfg(feature = "testing")]
+#[test]
+fn a_dead_compute_thread_says_so_and_is_never_busy() {
+    let handle = start(desired(&["fourier-ridge"], 16));
+    handle.send(Command::CrashForTest).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while handle.stopped().is_none() {
+        assert!(Instant::now() < deadline, "the crash was not reported");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let reason = handle.stopped().unwrap();
+    assert!(reason.contains("crash requested by a test"), "{reason}");
+    assert!(matches!(
+        handle.send(Command::Play),
+        Err(SendError::Stopped(why)) if why == reason
+    ));
+}
+
+#[test]
+fn methods_share_time_not_steps() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    // learned-refine's steps are about ten times fourier-mlp's: round-robin would give them
+    // equal steps, the scheduler gives them equal seconds.
+    let wanted = desired(&["fourier-mlp", "learned-refine"], 64);
+    let handle = start(wanted);
+    let mut watch = Watch::new(&handle);
+    watch.until("a few seconds of both", 120, |w| {
+        w.frames_of("learned-refine").len() >= 8
+    });
+    let seconds: BTreeMap<&str, f64> = ["fourier-mlp", "learned-refine"]
+        .into_iter()
+        .map(|m| (m, watch.frames_of(m).iter().map(|f| f.step_secs).sum()))
+        .collect();
+    let ratio = seconds["fourier-mlp"] / seconds["learned-refine"];
+    assert!(
+        (0.6..1.6).contains(&ratio),
+        "compute seconds {seconds:?} (ratio {ratio:.2})"
+    );
+    assert!(
+        watch.frames_of("fourier-mlp").len() > 2 * watch.frames_of("learned-refine").len(),
+        "the faster method takes more steps"
+    );
+}
