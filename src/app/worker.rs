@@ -23,7 +23,7 @@ use image::DynamicImage;
 use crate::compute::{Backend, BackendChoice, BackendKind, create_backend};
 use crate::methods::{self, Method, MethodInfo, ParamValues, Setup, StepReport};
 use crate::rng::RngKind;
-use crate::target::{Fit, SAMPLE_NAME, SAMPLE_PNG, Target, decode_bytes, load_image};
+use crate::target::{Decoded, Fit, SAMPLE_NAME, SAMPLE_PNG, Target, decode_bytes, load_image};
 
 /// Grid thumbnails are at most this many pixels a side; a 512² run sends 256² thumbnails.
 pub const THUMBNAIL_MAX_SIDE: usize = 256;
@@ -460,7 +460,7 @@ impl Worker {
     fn load_image(&mut self, source: ImageSource) {
         let decoded = match &source {
             ImageSource::Sample => {
-                decode_bytes(SAMPLE_PNG).map(|image| (SAMPLE_NAME.to_owned(), image))
+                decode_bytes(SAMPLE_PNG, SAMPLE_NAME).map(|image| (SAMPLE_NAME.to_owned(), image))
             }
             ImageSource::Path(path) => load_image(path).map(|image| {
                 let name = path.file_name().map_or_else(
@@ -470,11 +470,15 @@ impl Worker {
                 (name, image)
             }),
             ImageSource::Bytes { name, bytes } => {
-                decode_bytes(bytes).map(|image| (name.clone(), image))
+                decode_bytes(bytes, name).map(|image| (name.clone(), image))
             }
         };
         match decoded {
-            Ok(decoded) => {
+            Ok((name, Decoded { image, warning })) => {
+                if let Some(warning) = warning {
+                    self.send(Message::Notice(warning));
+                }
+                let decoded = (name, image);
                 let previous = self.decoded.replace(decoded);
                 if let Err(error) = self.make_target() {
                     self.decoded = previous;
@@ -1009,6 +1013,7 @@ mod tests {
                 label: format!("step {step}"),
                 psnr_db: 20.0,
                 loss: None,
+                saturation: None,
             },
             step_secs: 0.0,
             kept: true,

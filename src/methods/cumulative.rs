@@ -12,9 +12,12 @@ use std::sync::Arc;
 
 use faer::{Mat, MatRef};
 
+use super::memory::{Tally, reservoir, reservoir_step_flops};
 use super::reservoir::ReservoirSpec;
 use super::shared_trajectory::TrajectoryHandle;
-use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
+use super::{
+    MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, clipped_psnr,
+};
 use crate::compute::{Backend, Tensor};
 use crate::linalg::{GrowingCholesky, NotPositiveDefinite, indefinite_solve, row_major};
 
@@ -50,8 +53,9 @@ pub const INFO: MethodInfo = MethodInfo {
     name: "cumulative",
     title: "Cumulative trajectory",
     summary: "A ridge readout on all states up to step k, [H₁ … H_k], for growing k.",
+    estimate,
     params: PARAMS,
-    create: |setup| Ok(Box::new(Cumulative::new(setup))),
+    create: |setup| Ok(Box::new(Cumulative::new(setup)?)),
 };
 
 /// The k at which a readout is fitted.
@@ -68,6 +72,36 @@ pub fn schedule(max_k: usize, every_k: bool) -> Vec<usize> {
         ks.push(max_k);
     }
     ks
+}
+
+/// All K states with their f64 copies, the K·h-square system allocated at the first step, the
+/// Cholesky factor (the old one is held while the grown one is made; a failed factor falls
+/// back to a copy and an indefinite factor, as large), and the shared trajectory's blocks.
+fn estimate(p: &ParamValues, size: usize) -> MemoryEstimate {
+    let (n, h) = (size * size, p.get_usize(&HIDDEN));
+    let ks = schedule(p.get_usize(&MAX_K), p.get(&EVERY_K) >= 0.5);
+    let k = ks.last().copied().unwrap_or(1);
+    let features = k.saturating_mul(h);
+    let square = features.saturating_mul(features);
+    let mut tally = Tally::new();
+    reservoir(&mut tally, 2, h);
+    tally
+        .tensor(n, 2)
+        .tensors(2, n, 3)
+        .tensors(k + 1, n, h)
+        .gram_input(n, 3)
+        .host_f64(square.saturating_mul(3))
+        .host_f64(k.saturating_mul(h.saturating_mul(h + 3)))
+        .gram(features, h)
+        .gram(h, 3)
+        .host_f64(features.saturating_mul(3).saturating_mul(3))
+        .readout(n, features, 3)
+        .flops(reservoir_step_flops(n, 2, h))
+        .flops((n * h) as f64 * h as f64 + (h as f64).powi(3) / 3.0);
+    for _ in 0..=k {
+        tally.gram_input(n, h);
+    }
+    tally.finish()
 }
 
 pub struct Cumulative {
@@ -89,34 +123,34 @@ pub struct Cumulative {
 }
 
 impl Cumulative {
-    pub fn new(setup: &Setup) -> Self {
+    pub fn new(setup: &Setup) -> anyhow::Result<Self> {
         let p = setup.params;
         let n = setup.target.pixel_count();
         let spec = ReservoirSpec::from_params(setup, 2, &SPECTRAL_RADIUS);
         let schedule = schedule(p.get_usize(&MAX_K), p.get(&EVERY_K) >= 0.5);
         let largest_k = schedule.last().copied().unwrap_or(1);
-        Cumulative {
-            trajectory: TrajectoryHandle::attach(setup, &spec, largest_k),
+        Ok(Cumulative {
+            trajectory: TrajectoryHandle::attach(setup, &spec, largest_k)?,
             states: Vec::new(),
             system: Mat::zeros(0, 0),
             target_products: Vec::new(),
             cholesky: GrowingCholesky::new(),
-            prediction: setup.backend.zeros(n, 3),
+            prediction: setup.backend.zeros(n, 3)?,
             hidden: spec.hidden,
             lambda: p.get(&LAMBDA),
             schedule,
             done: 0,
-        }
+        })
     }
 
     /// Takes state `H_j` (j = states + 1) from the shared trajectory and fills block row j of
     /// the system: `H_jᵀH_i` for i < j computed here, `H_jᵀH_j` and `H_jᵀY` shared.
-    fn extend_trajectory(&mut self, backend: &dyn Backend) {
+    fn extend_trajectory(&mut self, backend: &dyn Backend) -> anyhow::Result<()> {
         let j = self.states.len() + 1;
         let h = self.hidden;
         let (newest, diagonal, target_product) = {
             let mut trajectory = self.trajectory.lock();
-            trajectory.extend_to(backend, j);
+            trajectory.extend_to(backend, j)?;
             (
                 trajectory.state(j),
                 trajectory.gram(j),
@@ -157,6 +191,7 @@ impl Cumulative {
         }
         self.target_products.extend_from_slice(&target_product);
         self.states.push(newest);
+        Ok(())
     }
 }
 
@@ -175,7 +210,7 @@ impl Method for Cumulative {
         anyhow::ensure!(!self.is_done(), "cumulative has finished its schedule");
         let k = self.schedule[self.done];
         while self.states.len() < k {
-            self.extend_trajectory(backend);
+            self.extend_trajectory(backend)?;
         }
         let size = k * self.hidden;
         let system = self.system.as_ref().submatrix(0, 0, size, size);
@@ -200,6 +235,7 @@ impl Method for Cumulative {
             label: format!("k = {k}"),
             psnr_db,
             loss: None,
+            saturation: None,
         })
     }
 

@@ -83,7 +83,11 @@ impl TrajectoryHandle {
     /// Attaches to the trajectory of `spec` over `setup`'s target on `setup`'s backend, making
     /// it if no attached method has. `history_depth`: how many leading states the method reads
     /// besides the latest (0 for none).
-    pub fn attach(setup: &Setup, spec: &ReservoirSpec, history_depth: usize) -> Self {
+    pub fn attach(
+        setup: &Setup,
+        spec: &ReservoirSpec,
+        history_depth: usize,
+    ) -> anyhow::Result<Self> {
         let key = Key {
             backend: setup.backend.instance_id(),
             spec: *spec,
@@ -101,9 +105,9 @@ impl TrajectoryHandle {
                 let backend = setup.backend;
                 let n = setup.target.pixel_count();
                 let shared = Arc::new(Mutex::new(SharedTrajectory {
-                    reservoir: Reservoir::new(backend, spec),
-                    coords: backend.upload(n, 2, &setup.target.coords()),
-                    target: backend.upload(n, 3, &setup.target.pixels),
+                    reservoir: Reservoir::new(backend, spec)?,
+                    coords: backend.upload(n, 2, &setup.target.coords())?,
+                    target: backend.upload(n, 3, &setup.target.pixels)?,
                     steps: Vec::new(),
                     history_depths: Vec::new(),
                 }));
@@ -114,10 +118,10 @@ impl TrajectoryHandle {
         if history_depth > 0 {
             lock(&shared).history_depths.push(history_depth);
         }
-        TrajectoryHandle {
+        Ok(TrajectoryHandle {
             shared,
             history_depth,
-        }
+        })
     }
 
     pub fn lock(&self) -> MutexGuard<'_, SharedTrajectory> {
@@ -135,21 +139,21 @@ impl SharedTrajectory {
     }
 
     /// Unrolls the reservoir until step `k` (1-based) exists, with its products.
-    pub fn extend_to(&mut self, backend: &dyn Backend, k: usize) {
+    pub fn extend_to(&mut self, backend: &dyn Backend, k: usize) -> anyhow::Result<()> {
         let depth = self.history_depth();
         // States a reader needs that were dropped: those of a history reader that attached after
         // the trajectory ran ahead alone, or state k itself for a method restarted while its
         // predecessor was still attached.
         let needed = depth.max(k).min(self.steps.len());
         if self.steps.iter().take(needed).any(|s| s.state.is_none()) {
-            self.restore_history(backend, needed);
+            self.restore_history(backend, needed)?;
         }
         while self.steps.len() < k {
             let previous = self
                 .steps
                 .last()
                 .map(|s| s.state.as_deref().expect("the latest state is always kept"));
-            let mut next = backend.zeros(self.coords.rows(), self.reservoir.hidden);
+            let mut next = backend.zeros(self.coords.rows(), self.reservoir.hidden)?;
             self.reservoir
                 .step(backend, &self.coords, previous, &mut next);
             let gram = backend.gram(&[&next], &next);
@@ -167,21 +171,23 @@ impl SharedTrajectory {
                 target_product: Arc::new(target_product),
             });
         }
+        Ok(())
     }
 
     /// Recomputes the dropped states among the first `depth`. Products are kept; only states
     /// are redone.
-    fn restore_history(&mut self, backend: &dyn Backend, depth: usize) {
+    fn restore_history(&mut self, backend: &dyn Backend, depth: usize) -> anyhow::Result<()> {
         let mut previous: Option<Arc<Tensor>> = None;
         for step in self.steps.iter_mut().take(depth) {
             if step.state.is_none() {
-                let mut next = backend.zeros(self.coords.rows(), self.reservoir.hidden);
+                let mut next = backend.zeros(self.coords.rows(), self.reservoir.hidden)?;
                 self.reservoir
                     .step(backend, &self.coords, previous.as_deref(), &mut next);
                 step.state = Some(Arc::new(next));
             }
             previous = step.state.clone();
         }
+        Ok(())
     }
 
     /// State `H_k` (1-based); [`Self::extend_to`] must have reached k.
@@ -235,8 +241,8 @@ mod tests {
             params: &params,
         };
         // A trajectory alone keeps only its latest state.
-        let alone = TrajectoryHandle::attach(&setup, &spec(), 0);
-        alone.lock().extend_to(&backend, 6);
+        let alone = TrajectoryHandle::attach(&setup, &spec(), 0).unwrap();
+        alone.lock().extend_to(&backend, 6).unwrap();
         let kept = alone
             .lock()
             .steps
@@ -247,24 +253,24 @@ mod tests {
         let latest = backend.download(&alone.lock().state(6));
         // A history reader attaching later finds the same trajectory and gets its old states
         // back, identical to a fresh unroll.
-        let reader = TrajectoryHandle::attach(&setup, &spec(), 4);
+        let reader = TrajectoryHandle::attach(&setup, &spec(), 4).unwrap();
         assert!(Arc::ptr_eq(&alone.shared, &reader.shared));
-        reader.lock().extend_to(&backend, 4);
+        reader.lock().extend_to(&backend, 4).unwrap();
         let restored = backend.download(&reader.lock().state(3));
         let other_backend = CpuBackend::new();
         let other_setup = Setup {
             backend: &other_backend,
             ..setup
         };
-        let fresh = TrajectoryHandle::attach(&other_setup, &spec(), 0);
+        let fresh = TrajectoryHandle::attach(&other_setup, &spec(), 0).unwrap();
         assert!(!Arc::ptr_eq(&alone.shared, &fresh.shared));
-        fresh.lock().extend_to(&other_backend, 3);
+        fresh.lock().extend_to(&other_backend, 3).unwrap();
         assert_eq!(restored, other_backend.download(&fresh.lock().state(3)));
         // A method restarted while its predecessor is attached reads from step 1 again.
-        let restarted = TrajectoryHandle::attach(&setup, &spec(), 0);
+        let restarted = TrajectoryHandle::attach(&setup, &spec(), 0).unwrap();
         drop(reader);
         for k in 1..=7 {
-            restarted.lock().extend_to(&backend, k);
+            restarted.lock().extend_to(&backend, k).unwrap();
             let state = restarted.lock().state(k);
             if k == 6 {
                 assert_eq!(backend.download(&state), latest);
@@ -272,7 +278,7 @@ mod tests {
         }
         drop((alone, restarted));
         // Everything detached: the registry forgets the trajectory.
-        let again = TrajectoryHandle::attach(&setup, &spec(), 0);
+        let again = TrajectoryHandle::attach(&setup, &spec(), 0).unwrap();
         assert!(again.lock().steps.is_empty());
     }
 }
