@@ -293,4 +293,63 @@ mod tests {
             "{message}"
         );
     }
+
+    /// The sample encoded in `format` by image's own encoder.
+    fn sample_as(format: ImageFormat) -> Vec<u8> {
+        let image = decode_bytes(SAMPLE_PNG, SAMPLE_NAME).unwrap().image;
+        // A small copy keeps the encoders quick; formats without RGB8 take RGBA8 or RGB32F.
+        let image = image.resize_exact(96, 64, FilterType::Triangle);
+        let image = match format {
+            ImageFormat::Ico | ImageFormat::Qoi => DynamicImage::ImageRgba8(image.to_rgba8()),
+            ImageFormat::Hdr => DynamicImage::ImageRgb32F(image.to_rgb32f()),
+            _ => DynamicImage::ImageRgb8(image.to_rgb8()),
+        };
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        image.write_to(&mut bytes, format).unwrap();
+        bytes.into_inner()
+    }
+
+    #[test]
+    fn a_truncated_jpeg_decodes_with_a_warning_naming_it() {
+        let jpeg = sample_as(ImageFormat::Jpeg);
+        let whole = decode_bytes(&jpeg, "cat.jpg").unwrap();
+        assert!(whole.warning.is_none(), "{:?}", whole.warning);
+        let cut = decode_bytes(&jpeg[..jpeg.len() * 3 / 5], "cat.jpg").unwrap();
+        assert_eq!((cut.image.width(), cut.image.height()), (96, 64));
+        let warning = cut.warning.expect("a truncated JPEG is reported");
+        assert!(warning.contains("cat.jpg") && warning.contains("truncated"), "{warning}");
+        // Bytes after the end-of-image marker are not truncation.
+        let mut padded = jpeg.clone();
+        padded.extend_from_slice(&[0, 0, 0]);
+        assert!(decode_bytes(&padded, "cat.jpg").unwrap().warning.is_none());
+    }
+
+    #[test]
+    fn a_truncated_file_of_any_format_is_an_error_or_a_warning() {
+        for format in [
+            ImageFormat::Png,
+            ImageFormat::Jpeg,
+            ImageFormat::Gif,
+            ImageFormat::Bmp,
+            ImageFormat::Tiff,
+            ImageFormat::WebP,
+            ImageFormat::Pnm,
+            ImageFormat::Tga,
+            ImageFormat::Ico,
+            ImageFormat::Hdr,
+            ImageFormat::Qoi,
+        ] {
+            let bytes = sample_as(format);
+            assert!(decode_bytes(&bytes, "x").unwrap().warning.is_none(), "{format:?}");
+            for keep in [0.3, 0.6, 0.9, 0.99] {
+                let cut = &bytes[..(bytes.len() as f64 * keep) as usize];
+                if let Ok(decoded) = decode_bytes(cut, "x") {
+                    assert!(
+                        decoded.warning.is_some(),
+                        "{format:?} cut to {keep} of its bytes decodes silently"
+                    );
+                }
+            }
+        }
+    }
 }

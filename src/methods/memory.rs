@@ -255,4 +255,49 @@ mod tests {
             "{message}"
         );
     }
+
+    /// What the CPU backend really allocates (tensors and f64 copies, at their peak over the
+    /// build and the first steps) lies under the estimate, and not far under it.
+    #[test]
+    fn estimates_bound_what_the_cpu_backend_allocates() {
+        use crate::compute::cpu::CpuBackend;
+        use crate::methods::{ParamValues, Setup, find};
+        use crate::rng::RngKind;
+        use crate::target::{Fit, Target};
+        let cases: &[(&str, &[(&str, f64)], usize)] = &[
+            ("trajectory", &[("hidden", 96.0), ("steps", 4.0)], 64),
+            ("cumulative", &[("hidden", 48.0), ("steps", 3.0)], 64),
+            ("refine", &[("hidden", 96.0), ("steps", 3.0)], 64),
+            ("fourier-ridge", &[("features", 128.0)], 64),
+            ("fourier-mlp", &[("steps", 3.0)], 48),
+            ("learned-refine", &[("width", 32.0), ("steps", 2.0)], 48),
+        ];
+        for &(name, pairs, size) in cases {
+            let mut params = ParamValues::new();
+            for &(key, value) in pairs {
+                params.set(key, value);
+            }
+            let info = find(name).unwrap();
+            let target = Target::sample(size, Fit::Stretch).unwrap();
+            let backend = CpuBackend::new();
+            let mut method = info
+                .build(&Setup {
+                    target: &target,
+                    backend: &backend,
+                    rng: RngKind::Numpy,
+                    params: &params,
+                })
+                .unwrap();
+            while !method.is_done() {
+                method.step(&backend).unwrap();
+            }
+            let truth = backend.peak_bytes_allocated();
+            let estimate = (info.estimate)(&params, size);
+            let estimated = estimate.device_bytes + estimate.gram_copy_bytes;
+            assert!(
+                truth <= estimated && estimated <= 2 * truth,
+                "{name}: allocated {truth} bytes at the peak, estimated {estimated}"
+            );
+        }
+    }
 }
