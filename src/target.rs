@@ -317,7 +317,10 @@ mod tests {
         let cut = decode_bytes(&jpeg[..jpeg.len() * 3 / 5], "cat.jpg").unwrap();
         assert_eq!((cut.image.width(), cut.image.height()), (96, 64));
         let warning = cut.warning.expect("a truncated JPEG is reported");
-        assert!(warning.contains("cat.jpg") && warning.contains("truncated"), "{warning}");
+        assert!(
+            warning.contains("cat.jpg") && warning.contains("truncated"),
+            "{warning}"
+        );
         // Bytes after the end-of-image marker are not truncation.
         let mut padded = jpeg.clone();
         padded.extend_from_slice(&[0, 0, 0]);
@@ -340,7 +343,10 @@ mod tests {
             ImageFormat::Qoi,
         ] {
             let bytes = sample_as(format);
-            assert!(decode_bytes(&bytes, "x").unwrap().warning.is_none(), "{format:?}");
+            assert!(
+                decode_bytes(&bytes, "x").unwrap().warning.is_none(),
+                "{format:?}"
+            );
             for keep in [0.3, 0.6, 0.9, 0.99] {
                 let cut = &bytes[..(bytes.len() as f64 * keep) as usize];
                 if let Ok(decoded) = decode_bytes(cut, "x") {

@@ -46,7 +46,9 @@ fn check_at_limits(name: &str) {
     for (label, values) in configurations(info) {
         for target in &targets {
             let what = format!("{name} {label} at {}²", target.size);
-            let checked = catch_unwind(|| info.check_memory(&values, target.size, &budget));
+            let checked = catch_unwind(AssertUnwindSafe(|| {
+                info.check_memory(&values, target.size, &budget)
+            }));
             let estimate = match checked {
                 Err(_) => panic!("{what}: the memory estimate panicked"),
                 Ok(Err(refusal)) => {
