@@ -106,16 +106,16 @@ fn record(
 }
 
 /// Measures every operation the issue lists on one backend.
-pub fn measure_operations(backend: &dyn Backend, repeats: usize) -> Vec<Record> {
+pub fn measure_operations(backend: &dyn Backend, repeats: usize) -> anyhow::Result<Vec<Record>> {
     let mut records = Vec::new();
     let hidden = 256;
-    let w_hh = backend.upload(hidden, hidden, &filler(hidden * hidden, 1, 0.06));
-    let w_in = backend.upload(2, hidden, &filler(2 * hidden, 2, 0.5));
-    let bias = backend.upload(1, hidden, &filler(hidden, 3, 0.1));
+    let w_hh = backend.upload(hidden, hidden, &filler(hidden * hidden, 1, 0.06))?;
+    let w_in = backend.upload(2, hidden, &filler(2 * hidden, 2, 0.5))?;
+    let bias = backend.upload(1, hidden, &filler(hidden, 3, 0.1))?;
     for n in [16_384, 65_536] {
-        let coords = backend.upload(n, 2, &filler(2 * n, 4, 1.0));
-        let state = backend.upload(n, hidden, &filler(n * hidden, 5, 1.0));
-        let mut out = backend.zeros(n, hidden);
+        let coords = backend.upload(n, 2, &filler(2 * n, 4, 1.0))?;
+        let state = backend.upload(n, hidden, &filler(n * hidden, 5, 1.0))?;
+        let mut out = backend.zeros(n, hidden)?;
         let ms = median_ms(backend, repeats, || {
             backend.reservoir_step(&coords, &w_in, Some(&state), &w_hh, &bias, &mut out)
         });
@@ -125,10 +125,10 @@ pub fn measure_operations(backend: &dyn Backend, repeats: usize) -> Vec<Record> 
 
     let n = 16_384;
     let width = 256;
-    let x = backend.upload(n, width, &filler(n * width, 6, 1.0));
-    let weights = backend.upload(width, width, &filler(width * width, 7, 0.06));
-    let layer_bias = backend.upload(1, width, &filler(width, 8, 0.1));
-    let mut y = backend.zeros(n, width);
+    let x = backend.upload(n, width, &filler(n * width, 6, 1.0))?;
+    let weights = backend.upload(width, width, &filler(width * width, 7, 0.06))?;
+    let layer_bias = backend.upload(1, width, &filler(width, 8, 0.1))?;
+    let mut y = backend.zeros(n, width)?;
     let ms = median_ms(backend, repeats, || {
         backend.dense_forward(&x, &weights, &layer_bias, Activation::Relu, &mut y)
     });
@@ -141,10 +141,10 @@ pub fn measure_operations(backend: &dyn Backend, repeats: usize) -> Vec<Record> 
         ms,
         product_flops,
     ));
-    let dy = backend.upload(n, width, &filler(n * width, 9, 1.0));
-    let mut dx = backend.zeros(n, width);
-    let mut d_weights = backend.zeros(width, width);
-    let mut d_bias = backend.zeros(1, width);
+    let dy = backend.upload(n, width, &filler(n * width, 9, 1.0))?;
+    let mut dx = backend.zeros(n, width)?;
+    let mut d_weights = backend.zeros(width, width)?;
+    let mut d_bias = backend.zeros(1, width)?;
     let ms = median_ms(backend, repeats, || {
         backend.dense_backward(
             &x,
@@ -167,7 +167,7 @@ pub fn measure_operations(backend: &dyn Backend, repeats: usize) -> Vec<Record> 
     ));
 
     for features in [256, 2560] {
-        let h = backend.upload(n, features, &filler(n * features, 10, 1.0));
+        let h = backend.upload(n, features, &filler(n * features, 10, 1.0))?;
         let ms = median_ms(backend, repeats, || {
             std::hint::black_box(backend.gram(&[&h], &h));
         });
@@ -179,8 +179,8 @@ pub fn measure_operations(backend: &dyn Backend, repeats: usize) -> Vec<Record> 
     let side = 1024;
     let channels = 3;
     let pixels = side * side;
-    let image = backend.upload(pixels, channels, &filler(pixels * channels, 11, 1.0));
-    let mut bands = backend.zeros(pixels, channels);
+    let image = backend.upload(pixels, channels, &filler(pixels * channels, 11, 1.0))?;
+    let mut bands = backend.zeros(pixels, channels)?;
     let ms = median_ms(backend, repeats, || {
         backend.haar_forward(&image, side, side, &mut bands)
     });
@@ -194,7 +194,7 @@ pub fn measure_operations(backend: &dyn Backend, repeats: usize) -> Vec<Record> 
         gflops: None,
         gigabytes_per_second: Some(bytes / (ms * 1e-3) / 1e9),
     });
-    records
+    Ok(records)
 }
 
 /// Seconds per method for the reservoir suite at one size (numpy generator, seed 42).
@@ -308,7 +308,7 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
     for backend in backends(choice)? {
         let backend = backend.as_ref();
         eprintln!("measuring {} ({})…", backend.kind(), backend.adapter_name());
-        all.extend(measure_operations(backend, args.repeats));
+        all.extend(measure_operations(backend, args.repeats)?);
         // Warm the thread pool and the draw cache's neighbours so the suite is timed steadily.
         measure_suite(backend, 32)?;
         for &size in args.suite_sizes.iter().filter(|&&s| s > 0) {

@@ -239,8 +239,11 @@ pub fn load_target(image: Option<&Path>, size: usize, fit: Fit) -> anyhow::Resul
         None => Target::sample(size, fit),
         Some(path) => {
             let decoded = load_image(path)?;
+            if let Some(warning) = &decoded.warning {
+                eprintln!("inrlab: warning: {warning}");
+            }
             let name = path.display().to_string();
-            Target::from_image(&name, &decoded, size, fit)
+            Target::from_image(&name, &decoded.image, size, fit)
         }
     }
 }

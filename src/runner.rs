@@ -120,13 +120,78 @@ pub fn divergence(report: &StepReport) -> Option<&'static str> {
     }
 }
 
-/// Watches a run's reports for divergence: a PSNR or loss that is not a finite number.
-#[derive(Clone, Debug, Default)]
-pub struct DivergenceMonitor {}
+/// Watches one run's step reports for divergence that stays finite: a trained method's sigmoid
+/// output keeps its loss bounded, so a learning rate far too large ends on a flat picture with
+/// a finite loss rather than NaN. Feed it every report of one run, in order.
+#[derive(Clone, Debug)]
+pub struct DivergenceMonitor {
+    best_loss: f64,
+    /// Consecutive steps whose loss stayed far above the best.
+    far_above_best: usize,
+    /// Consecutive steps with the output pinned at 0 or 1 and a poor fit.
+    saturated: usize,
+}
+
+/// How many times its best a loss must stay above, and for how many steps, to be divergence.
+const LOSS_FACTOR: f64 = 10.0;
+/// Consecutive steps a bad sign must persist (one bad step is an ordinary spike).
+const PERSISTENT_STEPS: usize = 20;
+/// [`StepReport::saturation`] from which the output counts as pinned at 0 and 1: at 0.9 nearly
+/// every value lies within a few hundredths of one of them.
+const SATURATED: f64 = 0.9;
+/// Below this PSNR a saturated output is a failed fit, not a black-and-white image fitted well.
+const POOR_FIT_DB: f64 = 12.0;
+
+impl Default for DivergenceMonitor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl DivergenceMonitor {
-    /// Why the run has diverged at this report, if it has.
+    pub fn new() -> Self {
+        DivergenceMonitor {
+            best_loss: f64::INFINITY,
+            far_above_best: 0,
+            saturated: 0,
+        }
+    }
+
+    /// Why the run has diverged as of this report, or `None` while it looks healthy: a PSNR or
+    /// loss that is not finite, a loss that has stayed above 10× its best for 20 steps, or an
+    /// output pinned at 0 and 1 with a poor PSNR for 20 steps.
     pub fn observe(&mut self, report: &StepReport) -> Option<String> {
-        divergence(report).map(str::to_owned)
+        if let Some(what) = divergence(report) {
+            return Some(what.to_owned());
+        }
+        if let Some(loss) = report.loss {
+            self.best_loss = self.best_loss.min(loss);
+            self.far_above_best = if loss > LOSS_FACTOR * self.best_loss {
+                self.far_above_best + 1
+            } else {
+                0
+            };
+            if self.far_above_best >= PERSISTENT_STEPS {
+                return Some(format!(
+                    "the loss has stayed above {LOSS_FACTOR}× its best ({:.3e}) for \
+                     {PERSISTENT_STEPS} steps",
+                    self.best_loss
+                ));
+            }
+        }
+        let pinned = report
+            .saturation
+            .is_some_and(|saturation| saturation >= SATURATED);
+        self.saturated = if pinned && report.psnr_db < POOR_FIT_DB {
+            self.saturated + 1
+        } else {
+            0
+        };
+        (self.saturated >= PERSISTENT_STEPS).then(|| {
+            format!(
+                "the output has been pinned at 0 and 1 for {PERSISTENT_STEPS} steps at {:.1} dB",
+                report.psnr_db
+            )
+        })
     }
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use image::{DynamicImage, ImageReader, RgbImage, imageops::FilterType};
+use image::{DynamicImage, ImageFormat, ImageReader, RgbImage, imageops::FilterType};
 
 /// Largest side accepted from a file; a larger image is refused before it is decoded.
 pub const MAX_INPUT_SIDE: u32 = 16_384;
@@ -86,8 +86,9 @@ impl Target {
 
     /// The built-in sample at the given size.
     pub fn sample(size: usize, fit: Fit) -> anyhow::Result<Self> {
-        let image = decode_bytes(SAMPLE_PNG).context("decoding the built-in sample")?;
-        Self::from_image(SAMPLE_NAME, &image, size, fit)
+        let decoded =
+            decode_bytes(SAMPLE_PNG, SAMPLE_NAME).context("decoding the built-in sample")?;
+        Self::from_image(SAMPLE_NAME, &decoded.image, size, fit)
     }
 
     pub fn pixel_count(&self) -> usize {
@@ -143,33 +144,106 @@ fn explain(error: image::ImageError) -> anyhow::Error {
     }
 }
 
+/// A decoded image, with a warning when the file decoded only in part (the decoders fill what
+/// is missing, so the picture looks whole but is not).
+pub struct Decoded {
+    pub image: DynamicImage,
+    /// One line naming the file, for stderr or the window's notice.
+    pub warning: Option<String>,
+}
+
 /// Decodes an image file with size limits; the error says what is wrong in one line.
-pub fn load_image(path: &Path) -> anyhow::Result<DynamicImage> {
+pub fn load_image(path: &Path) -> anyhow::Result<Decoded> {
     let mut reader = ImageReader::open(path)
         .with_context(|| format!("cannot open {}", path.display()))?
         .with_guessed_format()
         .with_context(|| format!("cannot read {}", path.display()))?;
-    if reader.format().is_none() {
+    let Some(format) = reader.format() else {
         bail!("{} is not an image inrlab can read", path.display());
-    }
+    };
     reader.limits(limits());
     let image = reader
         .decode()
         .map_err(explain)
         .with_context(|| format!("cannot load {}", path.display()))?;
-    Ok(tame(image))
+    // Only JPEG needs its bytes looked at again, and a JPEG within the limits is small.
+    let truncated = format == ImageFormat::Jpeg
+        && is_truncated(
+            format,
+            &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        );
+    Ok(Decoded {
+        image: tame(image),
+        warning: truncated.then(|| truncation_warning(&path.display().to_string())),
+    })
 }
 
-/// Decodes an image held in memory (drag and drop of bytes, the built-in sample).
-pub fn decode_bytes(bytes: &[u8]) -> anyhow::Result<DynamicImage> {
+/// Decodes an image held in memory (drag and drop of bytes, the built-in sample); `name` is
+/// what a warning calls it.
+pub fn decode_bytes(bytes: &[u8], name: &str) -> anyhow::Result<Decoded> {
     let mut reader = ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .context("cannot read the image")?;
-    if reader.format().is_none() {
+    let Some(format) = reader.format() else {
         bail!("not an image inrlab can read");
-    }
+    };
     reader.limits(limits());
-    Ok(tame(reader.decode().map_err(explain)?))
+    let image = tame(reader.decode().map_err(explain)?);
+    Ok(Decoded {
+        image,
+        warning: is_truncated(format, bytes).then(|| truncation_warning(name)),
+    })
+}
+
+fn truncation_warning(name: &str) -> String {
+    format!("{name} is truncated: the decoder filled in what is missing after the cut")
+}
+
+/// Whether a file that decoded is cut short. Only JPEG decodes a truncated file without an
+/// error (zune-jpeg fills the missing blocks); the other decoders image 0.25 uses refuse one.
+fn is_truncated(format: ImageFormat, bytes: &[u8]) -> bool {
+    format == ImageFormat::Jpeg && jpeg_lacks_end(bytes)
+}
+
+/// Whether a JPEG stream ends before its end-of-image marker. Walks the marker segments by
+/// their lengths (so a thumbnail embedded in EXIF data is skipped whole) and the entropy-coded
+/// data after each start of scan, where 0xFF is always followed by 0x00 or a restart marker.
+fn jpeg_lacks_end(bytes: &[u8]) -> bool {
+    const START_OF_SCAN: u8 = 0xDA;
+    const END_OF_IMAGE: u8 = 0xD9;
+    let restart = 0xD0..=0xD7;
+    let mut at = 2;
+    loop {
+        while at < bytes.len() && bytes[at] != 0xFF {
+            at += 1;
+        }
+        while at < bytes.len() && bytes[at] == 0xFF {
+            at += 1;
+        }
+        let Some(&marker) = bytes.get(at) else {
+            return true;
+        };
+        at += 1;
+        if marker == END_OF_IMAGE {
+            return false;
+        }
+        if restart.contains(&marker) || marker == 0x01 {
+            continue;
+        }
+        let Some(length) = bytes.get(at..at + 2) else {
+            return true;
+        };
+        at += u16::from_be_bytes([length[0], length[1]]) as usize;
+        if marker == START_OF_SCAN {
+            loop {
+                match bytes.get(at..at + 2) {
+                    None => return true,
+                    Some(&[0xFF, next]) if next != 0x00 && !restart.contains(&next) => break,
+                    Some(_) => at += 1,
+                }
+            }
+        }
+    }
 }
 
 /// Converts RGB f32 in [0, 1] (row-major pixels) to an 8-bit image. NaN becomes 0.
@@ -211,12 +285,77 @@ mod tests {
 
     #[test]
     fn garbage_and_truncated_files_are_clear_errors() {
-        assert!(decode_bytes(b"hello, not an image").is_err());
+        assert!(decode_bytes(b"hello, not an image", "x").is_err());
         let truncated = &SAMPLE_PNG[..SAMPLE_PNG.len() / 3];
-        let message = format!("{:#}", decode_bytes(truncated).unwrap_err());
+        let message = format!("{:#}", decode_bytes(truncated, "x").err().unwrap());
         assert!(
             message.contains("damaged") || message.contains("truncated"),
             "{message}"
         );
+    }
+
+    /// The sample encoded in `format` by image's own encoder.
+    fn sample_as(format: ImageFormat) -> Vec<u8> {
+        let image = decode_bytes(SAMPLE_PNG, SAMPLE_NAME).unwrap().image;
+        // A small copy keeps the encoders quick; formats without RGB8 take RGBA8 or RGB32F.
+        let image = image.resize_exact(96, 64, FilterType::Triangle);
+        let image = match format {
+            ImageFormat::Ico | ImageFormat::Qoi => DynamicImage::ImageRgba8(image.to_rgba8()),
+            ImageFormat::Hdr => DynamicImage::ImageRgb32F(image.to_rgb32f()),
+            _ => DynamicImage::ImageRgb8(image.to_rgb8()),
+        };
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        image.write_to(&mut bytes, format).unwrap();
+        bytes.into_inner()
+    }
+
+    #[test]
+    fn a_truncated_jpeg_decodes_with_a_warning_naming_it() {
+        let jpeg = sample_as(ImageFormat::Jpeg);
+        let whole = decode_bytes(&jpeg, "cat.jpg").unwrap();
+        assert!(whole.warning.is_none(), "{:?}", whole.warning);
+        let cut = decode_bytes(&jpeg[..jpeg.len() * 3 / 5], "cat.jpg").unwrap();
+        assert_eq!((cut.image.width(), cut.image.height()), (96, 64));
+        let warning = cut.warning.expect("a truncated JPEG is reported");
+        assert!(
+            warning.contains("cat.jpg") && warning.contains("truncated"),
+            "{warning}"
+        );
+        // Bytes after the end-of-image marker are not truncation.
+        let mut padded = jpeg.clone();
+        padded.extend_from_slice(&[0, 0, 0]);
+        assert!(decode_bytes(&padded, "cat.jpg").unwrap().warning.is_none());
+    }
+
+    #[test]
+    fn a_truncated_file_of_any_format_is_an_error_or_a_warning() {
+        for format in [
+            ImageFormat::Png,
+            ImageFormat::Jpeg,
+            ImageFormat::Gif,
+            ImageFormat::Bmp,
+            ImageFormat::Tiff,
+            ImageFormat::WebP,
+            ImageFormat::Pnm,
+            ImageFormat::Tga,
+            ImageFormat::Ico,
+            ImageFormat::Hdr,
+            ImageFormat::Qoi,
+        ] {
+            let bytes = sample_as(format);
+            assert!(
+                decode_bytes(&bytes, "x").unwrap().warning.is_none(),
+                "{format:?}"
+            );
+            for keep in [0.3, 0.6, 0.9, 0.99] {
+                let cut = &bytes[..(bytes.len() as f64 * keep) as usize];
+                if let Ok(decoded) = decode_bytes(cut, "x") {
+                    assert!(
+                        decoded.warning.is_some(),
+                        "{format:?} cut to {keep} of its bytes decodes silently"
+                    );
+                }
+            }
+        }
     }
 }

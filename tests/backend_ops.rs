@@ -113,7 +113,7 @@ fn assert_f64_close(
 }
 
 fn upload(backend: &dyn Backend, rows: usize, cols: usize, data: &[f32]) -> Tensor {
-    backend.upload(rows, cols, data)
+    backend.upload(rows, cols, data).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -203,10 +203,10 @@ fn upload_download_write_copy_zeros() {
                 backend.adapter_name()
             );
 
-            let zeros = backend.zeros(rows, cols);
+            let zeros = backend.zeros(rows, cols).unwrap();
             assert!(backend.download(&zeros).iter().all(|&v| v == 0.0));
 
-            let mut target = backend.zeros(rows, cols);
+            let mut target = backend.zeros(rows, cols).unwrap();
             backend.copy(&tensor, &mut target);
             assert_eq!(backend.download(&target), data);
 
@@ -244,7 +244,7 @@ fn fourier_encode_matches_reference() {
         for (rows, m) in [(1, 1), (37, 3), (257, 17)] {
             let coords = rng.values(rows * 2, 0.0, 1.0);
             let frequencies = rng.values(2 * m, -10.0, 10.0);
-            let mut out = backend.zeros(rows, 2 * m);
+            let mut out = backend.zeros(rows, 2 * m).unwrap();
             backend.fourier_encode(
                 &upload(backend, rows, 2, &coords),
                 &upload(backend, 2, m, &frequencies),
@@ -290,7 +290,7 @@ fn reservoir_step_matches_reference() {
             let drive = matmul(&wide(&input), &wide(&w_in), rows, inputs, hidden);
             let recurrent = matmul(&wide(&state), &wide(&w_hh), rows, hidden, hidden);
             for with_state in [false, true] {
-                let mut out = backend.zeros(rows, hidden);
+                let mut out = backend.zeros(rows, hidden).unwrap();
                 backend.reservoir_step(
                     &t_input,
                     &t_w_in,
@@ -329,7 +329,7 @@ fn dense_forward_matches_reference() {
             let b = rng.values(outputs, -0.5, 0.5);
             let z = matmul(&wide(&x), &wide(&w), rows, inputs, outputs);
             for activation in ACTIVATIONS {
-                let mut out = backend.zeros(rows, outputs);
+                let mut out = backend.zeros(rows, outputs).unwrap();
                 backend.dense_forward(
                     &upload(backend, rows, inputs, &x),
                     &upload(backend, inputs, outputs, &w),
@@ -396,9 +396,9 @@ fn dense_backward_matches_reference() {
                     inputs,
                 );
                 for with_dx in [true, false] {
-                    let mut dx = backend.zeros(rows, inputs);
-                    let mut dw = backend.zeros(inputs, outputs);
-                    let mut db = backend.zeros(1, outputs);
+                    let mut dx = backend.zeros(rows, inputs).unwrap();
+                    let mut dw = backend.zeros(inputs, outputs).unwrap();
+                    let mut db = backend.zeros(1, outputs).unwrap();
                     backend.dense_backward(
                         &upload(backend, rows, inputs, &x),
                         &upload(backend, inputs, outputs, &w),
@@ -551,7 +551,7 @@ fn readout_is_f64_accurate() {
                 .map(|(data, &w)| upload(backend, rows, w, data))
                 .collect();
             let refs: Vec<&Tensor> = tensors.iter().collect();
-            let mut out = backend.zeros(rows, outs);
+            let mut out = backend.zeros(rows, outs).unwrap();
             backend.readout(&refs, &weights, &mut out);
             let got = backend.download(&out);
             let hidden: Vec<f64> = (0..rows)
@@ -612,7 +612,7 @@ fn haar_reference(image: &[f64], height: usize, width: usize, channels: usize) -
 fn haar_hand_computed_two_by_two() {
     for backend in backends() {
         let image = upload(backend, 4, 1, &[1.0, 2.0, 3.0, 4.0]);
-        let mut bands = backend.zeros(4, 1);
+        let mut bands = backend.zeros(4, 1).unwrap();
         backend.haar_forward(&image, 2, 2, &mut bands);
         // LL = 10/2, LH = (3 − 7)/2, HL = (−1 − 1)/2, HH = (1 − 2 − 3 + 4)/2.
         assert_eq!(
@@ -631,7 +631,7 @@ fn haar_matches_reference_inverts_and_preserves_energy() {
         for (height, width, channels) in [(2, 2, 1), (6, 10, 3), (4, 2, 1), (2, 34, 17)] {
             let data = rng.values(height * width * channels, -1.0, 1.0);
             let image = upload(backend, height * width, channels, &data);
-            let mut bands = backend.zeros(height * width, channels);
+            let mut bands = backend.zeros(height * width, channels).unwrap();
             backend.haar_forward(&image, height, width, &mut bands);
             let got_bands = backend.download(&bands);
             let want = haar_reference(&wide(&data), height, width, channels);
@@ -644,7 +644,7 @@ fn haar_matches_reference_inverts_and_preserves_energy() {
                 "haar energy {before} → {after}"
             );
 
-            let mut back = backend.zeros(height * width, channels);
+            let mut back = backend.zeros(height * width, channels).unwrap();
             backend.haar_inverse(&bands, height, width, &mut back);
             assert_close(
                 "haar_inverse∘forward",
@@ -700,7 +700,7 @@ fn upsample_matches_reference() {
             let data = rng.values(height * width * channels, -1.0, 1.0);
             let image = upload(backend, height * width, channels, &data);
             for mode in [Upsample::Nearest, Upsample::Bilinear] {
-                let mut out = backend.zeros(4 * height * width, channels);
+                let mut out = backend.zeros(4 * height * width, channels).unwrap();
                 backend.upsample2x(&image, height, width, mode, &mut out);
                 let want = upsample_reference(&wide(&data), height, width, channels, mode);
                 assert_close(
@@ -773,7 +773,7 @@ fn clip_axpy_mse_grad_match_reference() {
                 .collect();
             assert_close("axpy", backend, &backend.download(&ty), &want, 1e-6);
 
-            let mut grad = backend.zeros(count, 1);
+            let mut grad = backend.zeros(count, 1).unwrap();
             backend.mse_grad(
                 &upload(backend, count, 1, &x),
                 &upload(backend, count, 1, &y),
@@ -807,7 +807,7 @@ fn concat_cols_places_parts_side_by_side() {
                 .collect();
             let refs: Vec<&Tensor> = tensors.iter().collect();
             let total: usize = widths.iter().sum();
-            let mut out = backend.zeros(rows, total);
+            let mut out = backend.zeros(rows, total).unwrap();
             backend.concat_cols(&refs, &mut out);
             let want: Vec<f64> = (0..rows)
                 .flat_map(|n| {
@@ -831,7 +831,7 @@ fn sgd_momentum_matches_pytorch() {
         for count in [1, 37, 257 * 3] {
             let start = rng.values(count, -1.0, 1.0);
             let mut param = upload(backend, count, 1, &start);
-            let mut velocity = backend.zeros(count, 1);
+            let mut velocity = backend.zeros(count, 1).unwrap();
             let mut want_param = wide(&start);
             let mut want_velocity = vec![0.0; count];
             for _ in 0..3 {
@@ -873,8 +873,8 @@ fn adam_matches_pytorch() {
         for count in [1, 37, 257 * 3] {
             let start = rng.values(count, -1.0, 1.0);
             let mut param = upload(backend, count, 1, &start);
-            let mut m = backend.zeros(count, 1);
-            let mut v = backend.zeros(count, 1);
+            let mut m = backend.zeros(count, 1).unwrap();
+            let mut v = backend.zeros(count, 1).unwrap();
             let (lr, b1, b2, eps) = (1e-2f32, 0.9f32, 0.999f32, 1e-8f32);
             let mut want_param = wide(&start);
             let mut want_m = vec![0.0; count];
@@ -961,10 +961,10 @@ fn gram_timing() {
     let Some(gpu) = gpu_backend() else { return };
     let (rows, cols) = (16384, 256);
     let data = Lcg::new(15).values(rows * cols, -1.0, 1.0);
-    let h = gpu.upload(rows, cols, &data);
+    let h = gpu.upload(rows, cols, &data).unwrap();
     gpu.finish();
     // Build the pipeline outside the timing.
-    let small = gpu.upload(16, 16, &[1.0; 256]);
+    let small = gpu.upload(16, 16, &[1.0; 256]).unwrap();
     let _ = gpu.gram_on_device(&[&small], &small);
     let start = std::time::Instant::now();
     let kernel = gpu.gram_on_device(&[&h], &h);
@@ -999,8 +999,8 @@ fn gpu_dispatch_beyond_the_per_dimension_workgroup_limit() {
     let limit = gpu.limits().max_compute_workgroups_per_dimension as usize;
     // Element-wise: more than limit × 256 elements.
     let count = limit * 256 + 1000;
-    let x = gpu.upload(count, 1, &vec![1.0; count]);
-    let mut y = gpu.zeros(count, 1);
+    let x = gpu.upload(count, 1, &vec![1.0; count]).unwrap();
+    let mut y = gpu.zeros(count, 1).unwrap();
     gpu.axpy(2.0, &x, &mut y);
     let got = gpu.download(&y);
     assert!(got.iter().all(|&v| v == 2.0), "axpy past the grid limit");
@@ -1008,10 +1008,10 @@ fn gpu_dispatch_beyond_the_per_dimension_workgroup_limit() {
     // Products: more than limit row tiles of 64.
     let rows = limit * 64 + 100;
     let input: Vec<f32> = (0..rows).map(|n| (n % 7) as f32).collect();
-    let x = gpu.upload(rows, 1, &input);
-    let weights = gpu.upload(1, 1, &[0.5]);
-    let bias = gpu.upload(1, 1, &[1.0]);
-    let mut out = gpu.zeros(rows, 1);
+    let x = gpu.upload(rows, 1, &input).unwrap();
+    let weights = gpu.upload(1, 1, &[0.5]).unwrap();
+    let bias = gpu.upload(1, 1, &[1.0]).unwrap();
+    let mut out = gpu.zeros(rows, 1).unwrap();
     gpu.dense_forward(&x, &weights, &bias, Activation::Identity, &mut out);
     let got = gpu.download(&out);
     for (n, (&g, &v)) in got.iter().zip(&input).enumerate() {

@@ -25,8 +25,8 @@ fn reference() -> Value {
 
 /// The reference's exact pixels (PIL's Lanczos), used as is: no resampling at 128.
 fn chelsea(size: usize) -> Target {
-    let image = decode_bytes(include_bytes!("data/chelsea_128.png")).unwrap();
-    Target::from_image("chelsea_128.png", &image, size, Fit::Stretch).unwrap()
+    let image = decode_bytes(include_bytes!("data/chelsea_128.png"), "chelsea_128.png").unwrap();
+    Target::from_image("chelsea_128.png", &image.image, size, Fit::Stretch).unwrap()
 }
 
 fn psnrs(method: &str, target: &Target, backend: &dyn Backend) -> Vec<f64> {

@@ -3,17 +3,18 @@
 
 use inrlab::compute::cpu::CpuBackend;
 use inrlab::compute::{Backend, CancelToken, Tensor};
+use inrlab::methods::StepReport;
 use inrlab::methods::learned_refine::LearnedRefine;
 use inrlab::methods::training::{Mlp, mlp_widths};
 use inrlab::methods::{self, MethodCache, ParamValues, Setup};
 use inrlab::rng::{NumpyRandomState, RngKind};
-use inrlab::runner::run_to_completion;
+use inrlab::runner::{DivergenceMonitor, run_to_completion};
 use inrlab::target::{Fit, Target, decode_bytes};
 use serde_json::Value;
 
 fn chelsea(size: usize) -> Target {
-    let image = decode_bytes(include_bytes!("data/chelsea_128.png")).unwrap();
-    Target::from_image("chelsea_128.png", &image, size, Fit::Stretch).unwrap()
+    let image = decode_bytes(include_bytes!("data/chelsea_128.png"), "chelsea_128.png").unwrap();
+    Target::from_image("chelsea_128.png", &image.image, size, Fit::Stretch).unwrap()
 }
 
 fn params(pairs: &[(&str, f64)]) -> ParamValues {
@@ -85,15 +86,15 @@ fn mlp_gradients_match_finite_differences_in_every_layer() {
         .map(|_| rng.uniform() as f32 * 2.0 - 1.0)
         .collect();
     let targets: Vec<f32> = (0..n * 3).map(|_| rng.uniform() as f32).collect();
-    let input = backend.upload(n, 6, &inputs);
-    let target = backend.upload(n, 3, &targets);
-    let mut network = Mlp::new(&backend, &mut rng, &mlp_widths(6, &[7, 5]));
-    let mut buffers = network.buffers(&backend, n, true);
+    let input = backend.upload(n, 6, &inputs).unwrap();
+    let target = backend.upload(n, 3, &targets).unwrap();
+    let mut network = Mlp::new(&backend, &mut rng, &mlp_widths(6, &[7, 5])).unwrap();
+    let mut buffers = network.buffers(&backend, n, true).unwrap();
     network.forward(&backend, &input, &mut buffers);
     let (prediction, grad) = buffers.prediction_and_grad();
     backend.mse_grad(prediction, &target, 1.0 / (3 * n) as f32, grad);
     network.backward(&backend, &input, &mut buffers);
-    let mut probe = network.buffers(&backend, n, false);
+    let mut probe = network.buffers(&backend, n, false).unwrap();
     for layer in 0..network.layers.len() {
         for part in ["weights", "bias"] {
             let analytic = backend.download(grad_of(&network, layer, part));
@@ -128,7 +129,8 @@ fn learned_refine_gradients_match_finite_differences_through_every_iteration() {
         params: &values,
         cache: &MethodCache::blocking(),
         cancel: &CancelToken::new(),
-    });
+    })
+    .unwrap();
     let (_, gradients) = method.gradients(&backend);
     for (name, analytic) in gradients {
         check_gradient(
@@ -263,32 +265,105 @@ fn gpu_follows_the_cpu_curve_for_100_steps() {
     );
 }
 
-/// A loss that stops being finite ends the run as diverged even while the PSNR is a number
-/// (the runner and the window share this check). The sigmoid output keeps the trained methods'
-/// MSE bounded, so an enormous learning rate saturates them rather than producing NaN; the
-/// check is exercised on reports directly.
-#[test]
-fn a_non_finite_loss_or_psnr_is_divergence() {
-    use inrlab::methods::StepReport;
-    use inrlab::runner::divergence;
-    let report = |psnr_db: f64, loss: Option<f64>| StepReport {
-        step: 3,
-        label: "step 3".into(),
+fn report(step: usize, psnr_db: f64, loss: Option<f64>, saturation: Option<f64>) -> StepReport {
+    StepReport {
+        step,
+        label: format!("step {step}"),
         psnr_db,
         loss,
+        saturation,
+    }
+}
+
+/// A loss or PSNR that stops being finite is divergence at once; a loss far above its best, or
+/// an output pinned at 0 and 1 with a poor fit, is divergence once it persists for 20 steps.
+#[test]
+fn the_monitor_flags_what_persists_and_not_a_spike() {
+    let mut monitor = DivergenceMonitor::new();
+    assert!(
+        monitor
+            .observe(&report(1, 20.0, Some(0.01), None))
+            .is_none()
+    );
+    assert!(monitor.observe(&report(2, 20.0, None, None)).is_none());
+    assert!(
+        monitor
+            .observe(&report(3, 20.0, Some(f64::NAN), None))
+            .is_some()
+    );
+    assert!(
+        DivergenceMonitor::new()
+            .observe(&report(1, 20.0, Some(f64::INFINITY), None))
+            .is_some()
+    );
+    assert!(
+        DivergenceMonitor::new()
+            .observe(&report(1, f64::NAN, Some(0.01), None))
+            .is_some()
+    );
+    // A spike that recovers within 20 steps is not divergence; one that stays is.
+    let mut monitor = DivergenceMonitor::new();
+    let mut step = 0;
+    let mut feed = |monitor: &mut DivergenceMonitor, loss: f64, saturation: f64| {
+        step += 1;
+        monitor.observe(&report(step, 8.0, Some(loss), Some(saturation)))
     };
-    assert!(divergence(&report(20.0, Some(0.01))).is_none());
-    assert!(divergence(&report(20.0, None)).is_none());
-    assert!(divergence(&report(20.0, Some(f64::NAN))).is_some());
-    assert!(divergence(&report(20.0, Some(f64::INFINITY))).is_some());
-    assert!(divergence(&report(f64::NAN, Some(0.01))).is_some());
-    // And a huge learning rate never crashes: the run completes or stops as diverged.
+    assert!(feed(&mut monitor, 0.01, 0.3).is_none());
+    for _ in 0..19 {
+        assert!(feed(&mut monitor, 0.5, 0.3).is_none());
+    }
+    assert!(feed(&mut monitor, 0.01, 0.3).is_none());
+    let flagged = (0..20).find_map(|_| feed(&mut monitor, 0.5, 0.3));
+    assert!(flagged.unwrap().contains("best"));
+    // Pinned outputs with a poor fit, even at a loss that never improved on its first.
+    let mut monitor = DivergenceMonitor::new();
+    let flagged =
+        (1..=20).find_map(|step| monitor.observe(&report(step, 7.5, Some(0.18), Some(0.99))));
+    assert!(flagged.unwrap().contains("pinned"));
+    // A black-and-white image fitted well is saturated too, and healthy.
+    let mut monitor = DivergenceMonitor::new();
+    assert!((1..=100).all(|step| {
+        monitor
+            .observe(&report(step, 25.0, Some(0.003), Some(0.99)))
+            .is_none()
+    }));
+}
+
+/// The seed notebook's SGD at a learning rate 1000× its usual one blows the network into
+/// saturation: the loss stays finite, and the run must still end as diverged.
+#[test]
+fn a_huge_learning_rate_is_reported_as_divergence() {
     let backend = CpuBackend::new();
-    let target = chelsea(16);
+    let target = chelsea(32);
     let info = methods::find("fourier-mlp").unwrap();
-    let values = params(&[("optimizer", 1.0), ("lr", 1e6), ("steps", 20.0)]);
-    if let Err(error) = run_to_completion(info, &target, &backend, RngKind::Numpy, &values, false) {
-        assert!(format!("{error:#}").contains("diverged"), "{error:#}");
+    let values = params(&[("optimizer", 1.0), ("lr", 1000.0), ("steps", 200.0)]);
+    let error = run_to_completion(info, &target, &backend, RngKind::Numpy, &values, false)
+        .err()
+        .expect("a learning rate of 1000 diverges");
+    let message = format!("{error:#}");
+    assert!(message.contains("diverged"), "{message}");
+}
+
+/// Healthy runs at the defaults (both optimizers, and learned refinement) are never flagged.
+#[test]
+fn healthy_default_runs_are_not_flagged() {
+    let backend = CpuBackend::new();
+    let target = chelsea(32);
+    for (method, values) in [
+        ("fourier-mlp", params(&[("steps", 300.0)])),
+        (
+            "fourier-mlp",
+            params(&[("optimizer", 1.0), ("steps", 300.0)]),
+        ),
+        ("coord-mlp", params(&[("steps", 300.0)])),
+        (
+            "learned-refine",
+            params(&[("width", 32.0), ("steps", 100.0)]),
+        ),
+    ] {
+        let info = methods::find(method).unwrap();
+        let outcome = run_to_completion(info, &target, &backend, RngKind::Numpy, &values, false);
+        assert!(outcome.is_ok(), "{method}: {:#}", outcome.err().unwrap());
     }
 }
 

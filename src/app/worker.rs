@@ -27,7 +27,7 @@ use crate::imaging::{color_image_from_rgb, downsample, host_mse};
 use crate::methods::{self, MethodCache, StepReport};
 use crate::rng::RngKind;
 use crate::session::{AdvanceResult, Restarted, Session};
-use crate::target::{Fit, SAMPLE_NAME, SAMPLE_PNG, Target, decode_bytes, load_image};
+use crate::target::{Decoded, Fit, SAMPLE_NAME, SAMPLE_PNG, Target, decode_bytes, load_image};
 
 /// Room for discrete commands; the UI only sends on user actions.
 const COMMAND_CAPACITY: usize = 256;
@@ -402,20 +402,25 @@ impl Worker {
             ImageSource::Bytes { name, .. } => name.clone(),
         };
         let decoded = match &source {
-            ImageSource::Sample => {
-                decode_bytes(SAMPLE_PNG).map(|image| (SAMPLE_NAME.to_owned(), image))
-            }
-            ImageSource::Path(path) => load_image(path).map(|image| (display_name(path), image)),
-            ImageSource::Bytes { name, bytes } => {
-                decode_bytes(bytes).map(|image| (name.clone(), image))
-            }
+            ImageSource::Sample => decode_bytes(SAMPLE_PNG, SAMPLE_NAME),
+            ImageSource::Path(path) => load_image(path),
+            ImageSource::Bytes { name, bytes } => decode_bytes(bytes, name),
+        };
+        let name = match &source {
+            ImageSource::Sample => SAMPLE_NAME.to_owned(),
+            ImageSource::Path(path) => display_name(path),
+            ImageSource::Bytes { name, .. } => name.clone(),
         };
         match decoded {
-            Ok(decoded) => {
-                let previous = self.decoded.replace(decoded);
+            Ok(Decoded { image, warning }) => {
+                let previous = self.decoded.replace((name, image));
                 if let Err(error) = self.make_target() {
                     self.decoded = previous;
                     self.send(Message::Notice(format!("{error:#}")));
+                } else if let Some(warning) = warning {
+                    // Shown, and on stderr as one line, since the picture looks plausible.
+                    eprintln!("inrlab: warning: {warning}");
+                    self.send(Message::Warning(warning));
                 }
             }
             Err(error) => {

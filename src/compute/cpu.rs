@@ -4,14 +4,16 @@
 //! their epilogue (bias, input projection, activation) applied while the chunk is still in cache,
 //! and f64 Gram products reuse one f64 copy of each tensor for as long as it is unchanged.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 use super::{
-    Activation, AdamStep, Backend, BackendKind, CancelToken, Cancelled, Storage, Tensor, Upsample,
+    Activation, AdamStep, Backend, BackendKind, CancelToken, Cancelled, MemoryBudget, Storage,
+    Tensor, Upsample,
 };
 
 /// Rows per cache-resident chunk of a fused product: 128 rows of a 256-wide f32 output are
@@ -28,14 +30,44 @@ pub struct CpuStorage {
     /// The allocation of a dropped copy, reused by the next one: a state rewritten every
     /// iteration (refine, multi-scale) would otherwise fault in fresh pages each time.
     spare: Mutex<Vec<f64>>,
+    /// The backend's count of bytes held, told when this storage grows or goes.
+    accounting: Arc<Accounting>,
+}
+
+/// Bytes held by one backend's tensors (their f32 data and f64 copies), now and at most.
+#[derive(Default)]
+struct Accounting {
+    live: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl Accounting {
+    fn add(&self, bytes: u64) {
+        let live = self.live.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(live, Ordering::Relaxed);
+    }
+    fn remove(&self, bytes: u64) {
+        self.live.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+impl Drop for CpuStorage {
+    fn drop(&mut self) {
+        let spare = self.spare.get_mut().unwrap_or_else(|e| e.into_inner());
+        let wide = self.wide.get().map_or(0, Vec::capacity) + spare.capacity();
+        self.accounting
+            .remove((self.data.capacity() * 4 + wide * 8) as u64);
+    }
 }
 
 impl CpuStorage {
-    fn new(data: Vec<f32>) -> Self {
+    fn new(data: Vec<f32>, accounting: Arc<Accounting>) -> Self {
+        accounting.add((data.capacity() * 4) as u64);
         CpuStorage {
             data,
             wide: OnceLock::new(),
             spare: Mutex::new(Vec::new()),
+            accounting,
         }
     }
     pub fn data(&self) -> &[f32] {
@@ -54,7 +86,10 @@ impl CpuStorage {
         self.wide.get_or_init(|| {
             let mut wide =
                 std::mem::take(&mut *self.spare.lock().unwrap_or_else(|e| e.into_inner()));
+            let before = wide.capacity();
             wide.resize(rows * cols, 0.0);
+            self.accounting
+                .add((wide.capacity().saturating_sub(before) * 8) as u64);
             // Eight columns per task: each source row gives one 32-byte read, and each of the
             // eight columns is written sequentially. (Tiles of many columns read rows 1 KiB
             // apart, which alias in L1 and thrash.)
@@ -412,6 +447,7 @@ fn for_each_chunk(out: &mut [f32], f: impl Fn(&mut [f32], usize) + Sync) {
 pub struct CpuBackend {
     threads: usize,
     id: u64,
+    accounting: Arc<Accounting>,
 }
 
 impl Default for CpuBackend {
@@ -429,12 +465,47 @@ impl CpuBackend {
         CpuBackend {
             threads: rayon::current_num_threads(),
             id: super::next_instance_id(),
+            accounting: Arc::default(),
         }
     }
 
     fn tensor(&self, rows: usize, cols: usize, data: Vec<f32>) -> Tensor {
         assert_eq!(data.len(), rows * cols, "data does not fit {rows}×{cols}");
-        Tensor::new(rows, cols, Storage::Cpu(CpuStorage::new(data)))
+        let storage = CpuStorage::new(data, self.accounting.clone());
+        Tensor::new(rows, cols, Storage::Cpu(storage))
+    }
+
+    /// An empty vector with room for a `rows × cols` tensor, or an error saying how much could
+    /// not be had: `vec!` would abort the process instead.
+    fn reserve(rows: usize, cols: usize) -> anyhow::Result<Vec<f32>> {
+        let bytes = super::tensor_bytes(rows, cols)?;
+        let mut data = Vec::new();
+        data.try_reserve_exact(rows * cols).map_err(|_| {
+            anyhow::anyhow!(
+                "cannot allocate a {rows}×{cols} tensor ({}) in host memory",
+                super::format_gb(bytes)
+            )
+        })?;
+        Ok(data)
+    }
+
+    /// Bytes held now by this backend's tensors: their f32 data and the f64 copies made for
+    /// Gram products.
+    pub fn bytes_allocated(&self) -> u64 {
+        self.accounting.live.load(Ordering::Relaxed)
+    }
+
+    /// The most [`Self::bytes_allocated`] has been since the backend was made or
+    /// [`Self::reset_peak_bytes`] was called.
+    pub fn peak_bytes_allocated(&self) -> u64 {
+        self.accounting.peak.load(Ordering::Relaxed)
+    }
+
+    /// Starts a new peak at what is held now.
+    pub fn reset_peak_bytes(&self) {
+        self.accounting
+            .peak
+            .store(self.bytes_allocated(), Ordering::Relaxed);
     }
 }
 
@@ -450,12 +521,27 @@ impl Backend for CpuBackend {
         format!("CPU ({} threads)", self.threads)
     }
 
-    fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Tensor {
-        self.tensor(rows, cols, data.to_vec())
+    fn upload(&self, rows: usize, cols: usize, values: &[f32]) -> anyhow::Result<Tensor> {
+        assert_eq!(values.len(), rows * cols, "data does not fit {rows}×{cols}");
+        let mut data = Self::reserve(rows, cols)?;
+        data.extend_from_slice(values);
+        Ok(self.tensor(rows, cols, data))
     }
 
-    fn zeros(&self, rows: usize, cols: usize) -> Tensor {
-        self.tensor(rows, cols, vec![0.0; rows * cols])
+    fn zeros(&self, rows: usize, cols: usize) -> anyhow::Result<Tensor> {
+        let mut data = Self::reserve(rows, cols)?;
+        data.resize(rows * cols, 0.0);
+        Ok(self.tensor(rows, cols, data))
+    }
+
+    fn memory_budget(&self) -> MemoryBudget {
+        MemoryBudget {
+            host_free_bytes: super::host_free_bytes(),
+            tensors_in_host_memory: true,
+            keeps_f64_gram_copies: true,
+            largest_tensor_bytes: isize::MAX as u64,
+            largest_tensor_limit: "the address space",
+        }
     }
 
     fn download(&self, tensor: &Tensor) -> Vec<f32> {

@@ -164,8 +164,14 @@ pub trait Backend: Send + Sync {
         None
     }
 
-    fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Tensor;
-    fn zeros(&self, rows: usize, cols: usize) -> Tensor;
+    /// A tensor holding `data`. Fails (rather than aborting) when the backend cannot allocate
+    /// it: more than the host has, or more than the adapter binds.
+    fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> anyhow::Result<Tensor>;
+    /// A zero-filled tensor; fails as [`Backend::upload`] does.
+    fn zeros(&self, rows: usize, cols: usize) -> anyhow::Result<Tensor>;
+    /// What this backend can give a method, checked against its memory estimate before it is
+    /// built.
+    fn memory_budget(&self) -> MemoryBudget;
     fn download(&self, tensor: &Tensor) -> Vec<f32>;
     /// Overwrites a tensor's contents from the host.
     fn write(&self, tensor: &mut Tensor, data: &[f32]);
@@ -303,6 +309,52 @@ pub trait Backend: Send + Sync {
     );
 }
 
+/// What a backend can hold, as far as it can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryBudget {
+    /// Host memory free now (MemAvailable on Linux); `None` where the system does not say.
+    pub host_free_bytes: Option<u64>,
+    /// Whether tensors live in host memory (the CPU backend, software adapters), so they count
+    /// against `host_free_bytes`. wgpu reports no free device memory, so a hardware device is
+    /// only checked against its buffer limits.
+    pub tensors_in_host_memory: bool,
+    /// Whether the backend keeps an f64 copy of each tensor entering a Gram product (the CPU
+    /// backend does, for as long as the tensor is unchanged).
+    pub keeps_f64_gram_copies: bool,
+    /// The largest single tensor (or temporary buffer) it can allocate.
+    pub largest_tensor_bytes: u64,
+    /// Which limit `largest_tensor_bytes` is, for messages.
+    pub largest_tensor_limit: &'static str,
+}
+
+/// Free host memory: MemAvailable from /proc/meminfo on Linux; `None` elsewhere or when it
+/// cannot be read (then only the allocations themselves can fail).
+pub fn host_free_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_mem_available(&meminfo)
+}
+
+fn parse_mem_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemAvailable:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// The bytes of a `rows × cols` f32 tensor, or an error naming the shape when it overflows.
+pub(crate) fn tensor_bytes(rows: usize, cols: usize) -> anyhow::Result<u64> {
+    rows.checked_mul(cols)
+        .and_then(|len| len.checked_mul(4))
+        .map(|bytes| bytes as u64)
+        .ok_or_else(|| anyhow::anyhow!("a {rows}×{cols} tensor is too large to address"))
+}
+
+/// Bytes as decimal gigabytes with one decimal, for messages ("9.7 GB").
+pub fn format_gb(bytes: u64) -> String {
+    format!("{:.1} GB", bytes as f64 / 1e9)
+}
+
 /// One Adam update's hyperparameters.
 #[derive(Clone, Copy, Debug)]
 pub struct AdamStep {
@@ -325,5 +377,21 @@ pub fn create_backend(choice: BackendChoice) -> anyhow::Result<Box<dyn Backend>>
             Ok(gpu) => Ok(Box::new(gpu)),
             Err(_) => Ok(Box::new(cpu::CpuBackend::new())),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_available_is_read_in_bytes() {
+        let meminfo =
+            "MemTotal:       24000000 kB\nMemFree:         1000 kB\nMemAvailable:   20000000 kB\n";
+        assert_eq!(parse_mem_available(meminfo), Some(20_000_000 * 1024));
+        assert_eq!(parse_mem_available("MemTotal: 5 kB\n"), None);
+        assert_eq!(format_gb(9_749_000_000), "9.7 GB");
+        assert!(tensor_bytes(usize::MAX, 2).is_err());
+        assert_eq!(tensor_bytes(3, 5).unwrap(), 60);
     }
 }

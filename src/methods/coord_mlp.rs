@@ -22,6 +22,7 @@ pub const INFO: MethodInfo = MethodInfo {
     name: "coord-mlp",
     title: "Raw-coordinate MLP",
     summary: "The same trained MLP on raw (x, y): spectral bias keeps it blurry.",
+    estimate: |p, size| super::fourier_mlp::estimate(p, size, Encoding::Raw),
     params: PARAMS,
     create: |setup| Ok(Box::new(CoordinateMlp::new(setup, Encoding::Raw)?)),
 };

@@ -12,10 +12,13 @@ use std::sync::Arc;
 
 use faer::{Mat, MatRef};
 
+use super::memory::{Tally, reservoir, reservoir_step_flops};
 use super::reservoir::ReservoirSpec;
 use super::shared_trajectory::TrajectoryHandle;
-use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
-use crate::compute::{Backend, CancelToken, Cancelled, Tensor};
+use super::{
+    MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, clipped_psnr,
+};
+use crate::compute::{Backend, CancelToken, Tensor};
 use crate::linalg::{GrowingCholesky, NotPositiveDefinite, indefinite_solve, row_major};
 
 pub const MAX_K: ParamSpec = ParamSpec::integer(
@@ -50,6 +53,7 @@ pub const INFO: MethodInfo = MethodInfo {
     name: "cumulative",
     title: "Cumulative trajectory",
     summary: "A ridge readout on all states up to step k, [H₁ … H_k], for growing k.",
+    estimate,
     params: PARAMS,
     create: |setup| Ok(Box::new(Cumulative::new(setup)?)),
 };
@@ -68,6 +72,36 @@ pub fn schedule(max_k: usize, every_k: bool) -> Vec<usize> {
         ks.push(max_k);
     }
     ks
+}
+
+/// All K states with their f64 copies, the K·h-square system allocated at the first step, the
+/// Cholesky factor (the old one is held while the grown one is made; a failed factor falls
+/// back to a copy and an indefinite factor, as large), and the shared trajectory's blocks.
+fn estimate(p: &ParamValues, size: usize) -> MemoryEstimate {
+    let (n, h) = (size * size, p.get_usize(&HIDDEN));
+    let ks = schedule(p.get_usize(&MAX_K), p.get(&EVERY_K) >= 0.5);
+    let k = ks.last().copied().unwrap_or(1);
+    let features = k.saturating_mul(h);
+    let square = features.saturating_mul(features);
+    let mut tally = Tally::new();
+    reservoir(&mut tally, 2, h);
+    tally
+        .tensor(n, 2)
+        .tensors(2, n, 3)
+        .tensors(k + 1, n, h)
+        .gram_input(n, 3)
+        .host_f64(square.saturating_mul(3))
+        .host_f64(k.saturating_mul(h.saturating_mul(h + 3)))
+        .gram(features, h)
+        .gram(h, 3)
+        .host_f64(features.saturating_mul(3).saturating_mul(3))
+        .readout(n, features, 3)
+        .flops(reservoir_step_flops(n, 2, h))
+        .flops((n * h) as f64 * h as f64 + (h as f64).powi(3) / 3.0);
+    for _ in 0..=k {
+        tally.gram_input(n, h);
+    }
+    tally.finish()
 }
 
 pub struct Cumulative {
@@ -102,7 +136,7 @@ impl Cumulative {
             system: Mat::zeros(0, 0),
             target_products: Vec::new(),
             cholesky: GrowingCholesky::new(),
-            prediction: setup.backend.zeros(n, 3),
+            prediction: setup.backend.zeros(n, 3)?,
             hidden: spec.hidden,
             lambda: p.get(&LAMBDA),
             schedule,
@@ -114,7 +148,7 @@ impl Cumulative {
     /// Takes state `H_j` (j = states + 1) from the shared trajectory and fills block row j of
     /// the system: `H_jᵀH_i` for i < j computed here, `H_jᵀH_j` and `H_jᵀY` shared. Cancelled,
     /// it leaves block rows 1…j−1 as they were.
-    fn extend_trajectory(&mut self, backend: &dyn Backend) -> Result<(), Cancelled> {
+    fn extend_trajectory(&mut self, backend: &dyn Backend) -> anyhow::Result<()> {
         let j = self.states.len() + 1;
         let h = self.hidden;
         let (newest, diagonal, target_product) = {
@@ -205,6 +239,7 @@ impl Method for Cumulative {
             label: format!("k = {k}"),
             psnr_db,
             loss: None,
+            saturation: None,
         })
     }
 

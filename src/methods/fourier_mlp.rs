@@ -8,11 +8,14 @@
 //! evaluated on the exact pixel grid.
 
 use super::fourier_ridge::FOURIER_SCALE;
+use super::memory::Tally;
 use super::training::{
     LEARNING_RATE, Mlp, MlpBuffers, OPTIMIZER, Optimizer, OptimizerKind, SEED, TRAINING_STEPS,
     is_milestone_step, learning_rate, mlp_widths,
 };
-use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, psnr_from_mse};
+use super::{
+    MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, psnr_from_mse,
+};
 use crate::compute::{Backend, Tensor};
 use crate::rng::{NumpyRandomState, normal_source};
 
@@ -84,6 +87,7 @@ pub const INFO: MethodInfo = MethodInfo {
     title: "Fourier-feature MLP",
     summary: "An MLP on random Fourier features of the coordinates, trained live: each step is \
               one optimizer update.",
+    estimate: |p, size| estimate(p, size, Encoding::Fourier),
     params: PARAMS,
     create: |setup| Ok(Box::new(CoordinateMlp::new(setup, Encoding::Fourier)?)),
 };
@@ -158,6 +162,8 @@ pub struct CoordinateMlp {
     target: Tensor,
     /// Activations on the grid; with gradients when the grid is also the training batch.
     grid: MlpBuffers,
+    /// ½ everywhere, to measure how saturated the prediction is.
+    mid_grey: Tensor,
     /// Whether `grid` holds the current weights' forward pass.
     grid_is_current: bool,
     sampler: Option<Sampler>,
@@ -174,7 +180,7 @@ impl CoordinateMlp {
         let n = target.pixel_count();
         let seed = p.get(&SEED) as u64;
         let grid_coords = target.coords();
-        let coords = backend.upload(n, 2, &grid_coords);
+        let coords = backend.upload(n, 2, &grid_coords)?;
         // Frequencies first, as the seed draws B before building the model.
         let (frequencies, grid_input) = match encoding {
             Encoding::Fourier => {
@@ -183,8 +189,8 @@ impl CoordinateMlp {
                 let draws = normal_source(setup.rng, seed).standard_normals(2 * m);
                 // B = randn(2, m)·σ, stored 2×m for x·B.
                 let b: Vec<f32> = draws.iter().map(|&d| (d * sigma) as f32).collect();
-                let frequencies = backend.upload(2, m, &b);
-                let mut features = backend.zeros(n, 2 * m);
+                let frequencies = backend.upload(2, m, &b)?;
+                let mut features = backend.zeros(n, 2 * m)?;
                 backend.fourier_encode(&coords, &frequencies, &mut features);
                 (Some(frequencies), features)
             }
@@ -193,29 +199,31 @@ impl CoordinateMlp {
         let inputs = grid_input.cols();
         let hidden = hidden_widths(p);
         let mut init_rng = NumpyRandomState::new(seed.wrapping_add(1) as u32);
-        let network = Mlp::new(backend, &mut init_rng, &mlp_widths(inputs, &hidden));
+        let network = Mlp::new(backend, &mut init_rng, &mlp_widths(inputs, &hidden))?;
         let kind = OptimizerKind::from_name(p.get_choice(&OPTIMIZER));
         let optimizer = Optimizer::new(kind, learning_rate(p));
         let batch = p.get_usize(&BATCH);
         let jitter = p.get_choice(&JITTER) == "on";
-        let sampler = (batch > 0 || jitter).then(|| {
-            let rows = if batch > 0 { batch } else { n };
-            Sampler {
-                batch: (batch > 0).then_some(batch),
-                jitter,
-                rng: NumpyRandomState::new(seed.wrapping_add(2) as u32),
-                grid_coords: grid_coords.clone(),
-                grid_target: target.pixels.clone(),
-                size: target.size,
-                host_coords: vec![0.0; 2 * rows],
-                host_target: vec![0.0; 3 * rows],
-                coords: backend.zeros(rows, 2),
-                input: backend.zeros(rows, inputs),
-                target: backend.zeros(rows, 3),
-                buffers: network.buffers(backend, rows, true),
-            }
-        });
-        let grid = network.buffers(backend, n, sampler.is_none());
+        let sampler = (batch > 0 || jitter)
+            .then(|| -> anyhow::Result<Sampler> {
+                let rows = if batch > 0 { batch } else { n };
+                Ok(Sampler {
+                    batch: (batch > 0).then_some(batch),
+                    jitter,
+                    rng: NumpyRandomState::new(seed.wrapping_add(2) as u32),
+                    grid_coords: grid_coords.clone(),
+                    grid_target: target.pixels.clone(),
+                    size: target.size,
+                    host_coords: vec![0.0; 2 * rows],
+                    host_target: vec![0.0; 3 * rows],
+                    coords: backend.zeros(rows, 2)?,
+                    input: backend.zeros(rows, inputs)?,
+                    target: backend.zeros(rows, 3)?,
+                    buffers: network.buffers(backend, rows, true)?,
+                })
+            })
+            .transpose()?;
+        let grid = network.buffers(backend, n, sampler.is_none())?;
         Ok(CoordinateMlp {
             name: match encoding {
                 Encoding::Fourier => INFO.name,
@@ -225,7 +233,8 @@ impl CoordinateMlp {
             optimizer,
             frequencies,
             grid_input,
-            target: backend.upload(n, 3, &target.pixels),
+            target: backend.upload(n, 3, &target.pixels)?,
+            mid_grey: backend.upload(n, 3, &vec![0.5; 3 * n])?,
             grid,
             grid_is_current: false,
             sampler,
@@ -234,6 +243,62 @@ impl CoordinateMlp {
             done: 0,
         })
     }
+}
+
+/// Every layer's weights with gradient and two moments, its activations on the grid (with their
+/// gradients when the grid is the batch), and with a mini-batch or jitter the same again for
+/// the batch plus host copies of the grid to draw from.
+pub fn estimate(p: &ParamValues, size: usize, encoding: Encoding) -> MemoryEstimate {
+    let n = size * size;
+    let m = p.get_usize(&FREQUENCIES);
+    let inputs = match encoding {
+        Encoding::Fourier => m.saturating_mul(2),
+        Encoding::Raw => 2,
+    };
+    let widths = mlp_widths(inputs, &hidden_widths(p));
+    let layers: Vec<(usize, usize)> = widths.windows(2).map(|w| (w[0], w[1])).collect();
+    let batch = p.get_usize(&BATCH);
+    let sampled = batch > 0 || p.get_choice(&JITTER) == "on";
+    let rows = if batch > 0 { batch } else { n };
+    let mut tally = Tally::new();
+    tally
+        .tensor(n, 2)
+        .tensors(2, n, 3)
+        .host_f32(n.saturating_mul(5));
+    if encoding == Encoding::Fourier {
+        tally.tensor(2, m).tensor(n, inputs);
+    }
+    let mut products = 0.0;
+    let threads = rayon::current_num_threads();
+    for &(fan_in, fan_out) in &layers {
+        let weights = fan_in.saturating_mul(fan_out);
+        tally
+            .tensors(4, fan_in, fan_out)
+            .tensors(4, 1, fan_out)
+            .tensors(if sampled { 1 } else { 2 }, n, fan_out)
+            // Initial values, and the backward pass's per-thread partial weight gradients.
+            .host_f32(weights.saturating_mul(threads + 1))
+            .buffer(((fan_in + 16) * (fan_out + 16) + 65_536) as u64 * 4);
+        products += weights as f64;
+    }
+    if sampled {
+        tally
+            .tensor(rows, 2)
+            .tensor(rows, inputs)
+            .tensor(rows, 3)
+            .host_f32(n.saturating_mul(5))
+            .host_f32(rows.saturating_mul(5));
+        for &(_, fan_out) in &layers {
+            tally.tensors(2, rows, fan_out);
+        }
+    }
+    // Forward, backward (two products) and the grid's forward again.
+    let trained_rows = if sampled { rows } else { n };
+    tally.flops(2.0 * products * (3.0 * trained_rows as f64 + n as f64));
+    if encoding == Encoding::Fourier {
+        tally.flops(20.0 * (n * inputs) as f64);
+    }
+    tally.finish()
 }
 
 /// The hidden layers' widths; a zero width ends the stack.
@@ -304,12 +369,14 @@ impl Method for CoordinateMlp {
         };
         // The PSNR (and, full batch, the loss) of the weights after this step's update.
         let mse = backend.mse(self.grid.prediction(), &self.target);
+        let saturation = 4.0 * backend.mse(self.grid.prediction(), &self.mid_grey);
         self.done += 1;
         Ok(StepReport {
             step: self.done,
             label: format!("step {}", self.done),
             psnr_db: psnr_from_mse(mse),
             loss: Some(loss.unwrap_or(mse)),
+            saturation: Some(saturation),
         })
     }
 

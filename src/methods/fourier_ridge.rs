@@ -3,9 +3,12 @@
 //! `B` (m×2) ~ N(0, σ²) drawn as `np.random.seed(seed); randn(m, 2)·σ`; features
 //! `[sin 2πXBᵀ, cos 2πXBᵀ]` (2m wide); one ridge solve, so one step.
 
+use super::memory::{Tally, ridge_fit};
 use super::params::common::{LAMBDA, SEED};
 use super::readout::fit_ridge;
-use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
+use super::{
+    MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, clipped_psnr,
+};
 use crate::compute::{Backend, CancelToken, Tensor};
 use crate::rng::normal_source;
 
@@ -34,9 +37,29 @@ pub const INFO: MethodInfo = MethodInfo {
     name: "fourier-ridge",
     title: "Fourier features + ridge",
     summary: "Random Fourier features of the coordinates with one ridge readout (the baseline).",
+    estimate,
     params: PARAMS,
-    create: |setup| Ok(Box::new(FourierRidge::new(setup))),
+    create: |setup| Ok(Box::new(FourierRidge::new(setup)?)),
 };
+
+/// The 2m-wide encoding with its f64 copy on the CPU backend and one 2m-square ridge system.
+fn estimate(p: &ParamValues, size: usize) -> MemoryEstimate {
+    let (n, m) = (size * size, p.get_usize(&FREQUENCIES));
+    let f = m.saturating_mul(2);
+    let mut tally = Tally::new();
+    tally
+        .tensor(n, 2)
+        .tensors(2, n, 3)
+        .tensor(2, m)
+        .tensor(n, f)
+        .gram_input(n, f)
+        .gram_input(n, 3)
+        .host_f64(f.saturating_mul(2))
+        .host_f32(n.saturating_mul(2))
+        .flops(20.0 * (n * f) as f64);
+    ridge_fit(&mut tally, n, f, 3);
+    tally.finish()
+}
 
 pub struct FourierRidge {
     coords: Tensor,
@@ -50,7 +73,7 @@ pub struct FourierRidge {
 }
 
 impl FourierRidge {
-    pub fn new(setup: &Setup) -> Self {
+    pub fn new(setup: &Setup) -> anyhow::Result<Self> {
         let p = setup.params;
         let backend = setup.backend;
         let n = setup.target.pixel_count();
@@ -63,16 +86,16 @@ impl FourierRidge {
             frequencies[j] = (draws[2 * j] * sigma) as f32;
             frequencies[m + j] = (draws[2 * j + 1] * sigma) as f32;
         }
-        FourierRidge {
-            coords: backend.upload(n, 2, &setup.target.coords()),
-            target: backend.upload(n, 3, &setup.target.pixels),
-            frequencies: backend.upload(2, m, &frequencies),
-            features: backend.zeros(n, 2 * m),
-            prediction: backend.zeros(n, 3),
+        Ok(FourierRidge {
+            coords: backend.upload(n, 2, &setup.target.coords())?,
+            target: backend.upload(n, 3, &setup.target.pixels)?,
+            frequencies: backend.upload(2, m, &frequencies)?,
+            features: backend.zeros(n, 2 * m)?,
+            prediction: backend.zeros(n, 3)?,
             lambda: p.get(&LAMBDA),
             done: 0,
             cancel: setup.cancel.clone(),
-        }
+        })
     }
 }
 
@@ -104,6 +127,7 @@ impl Method for FourierRidge {
             label: "ridge fit".into(),
             psnr_db: clipped_psnr(backend, &mut self.prediction, &self.target),
             loss: None,
+            saturation: None,
         })
     }
 

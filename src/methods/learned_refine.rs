@@ -9,11 +9,14 @@
 //! (The notebook's module also defines a `W_out` layer that its forward pass never uses; it gets
 //! no gradient there and is left out here.)
 
+use super::memory::Tally;
 use super::training::{
     Dense, LEARNING_RATE, OPTIMIZER, Optimizer, OptimizerKind, Parameter, SEED, TRAINING_STEPS,
     is_milestone_step, learning_rate, torch_uniform,
 };
-use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, psnr_from_mse};
+use super::{
+    MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, psnr_from_mse,
+};
 use crate::compute::{Activation, Backend, Tensor};
 use crate::rng::NumpyRandomState;
 
@@ -48,9 +51,49 @@ pub const INFO: MethodInfo = MethodInfo {
     title: "Learned refinement",
     summary: "A recurrent network trained to refine its own estimate over K iterations \
               (backpropagation through all of them).",
+    estimate,
     params: PARAMS,
-    create: |setup| Ok(Box::new(LearnedRefine::new(setup))),
+    create: |setup| Ok(Box::new(LearnedRefine::new(setup)?)),
 };
+
+/// K iterations of activations kept for the backward pass, the backward pass's scratch, and the
+/// five parameters with gradient and two moments plus a per-iteration gradient each.
+fn estimate(p: &ParamValues, size: usize) -> MemoryEstimate {
+    let (n, w, k) = (size * size, p.get_usize(&WIDTH), p.get_usize(&ITERATIONS));
+    let parameters = [
+        (STEP_INPUTS, w),
+        (1, w),
+        (w, w),
+        (w, w),
+        (1, w),
+        (w, 3),
+        (1, 3),
+    ];
+    let mut tally = Tally::new();
+    let mut weights = 0usize;
+    for &(rows, cols) in &parameters {
+        tally.tensors(5, rows, cols);
+        weights = weights.saturating_add(rows.saturating_mul(cols));
+    }
+    let threads = rayon::current_num_threads();
+    tally
+        .tensors(k, n, STEP_INPUTS)
+        .tensors(k.saturating_mul(2), n, w)
+        .tensors(k, n, 3)
+        .tensor(n, 2)
+        .tensors(5, n, 3)
+        .tensors(3, n, w)
+        .tensor(n, STEP_INPUTS)
+        .tensors(2, 1, w)
+        .host_f32(weights.saturating_mul(threads + 1))
+        .buffer(((w + 16) * (w + 16) + 65_536) as u64 * 4);
+    // Forward (twice on the first step) and backward (two products per forward one) through
+    // every iteration.
+    let forward =
+        2.0 * (n * k) as f64 * (w as f64 * (w + STEP_INPUTS) as f64 + w as f64 * (w + 3) as f64);
+    tally.flops(5.0 * forward);
+    tally.finish()
+}
 
 /// Inputs per pixel of the recurrent update: x, y and the previous r, g, b.
 const STEP_INPUTS: usize = 5;
@@ -99,6 +142,8 @@ pub struct LearnedRefine {
     coords: Tensor,
     target: Tensor,
     zero_rgb: Tensor,
+    /// ½ everywhere, to measure how saturated the image is.
+    mid_grey: Tensor,
     iterates: Vec<Iterate>,
     scratch: Scratch,
     forward_is_current: bool,
@@ -108,7 +153,7 @@ pub struct LearnedRefine {
 }
 
 impl LearnedRefine {
-    pub fn new(setup: &Setup) -> Self {
+    pub fn new(setup: &Setup) -> anyhow::Result<Self> {
         let p = setup.params;
         let backend = setup.backend;
         let n = setup.target.pixel_count();
@@ -119,55 +164,58 @@ impl LearnedRefine {
         let w_in = torch_uniform(&mut rng, STEP_INPUTS, STEP_INPUTS * width);
         let b_in = torch_uniform(&mut rng, STEP_INPUTS, width);
         let w_hh = torch_uniform(&mut rng, width, width * width);
-        let refine1 = Dense::new(backend, &mut rng, width, width, Activation::Relu);
-        let refine2 = Dense::new(backend, &mut rng, width, 3, Activation::Sigmoid);
+        let refine1 = Dense::new(backend, &mut rng, width, width, Activation::Relu)?;
+        let refine2 = Dense::new(backend, &mut rng, width, 3, Activation::Sigmoid)?;
         let kind = OptimizerKind::from_name(p.get_choice(&OPTIMIZER));
         let mut rgb_columns = vec![0.0f32; STEP_INPUTS * 3];
         for c in 0..3 {
             rgb_columns[(2 + c) * 3 + c] = 1.0;
         }
         let iterates = (0..iterations)
-            .map(|_| Iterate {
-                combined: backend.zeros(n, STEP_INPUTS),
-                hidden: backend.zeros(n, width),
-                refine_hidden: backend.zeros(n, width),
-                rgb: backend.zeros(n, 3),
+            .map(|_| -> anyhow::Result<Iterate> {
+                Ok(Iterate {
+                    combined: backend.zeros(n, STEP_INPUTS)?,
+                    hidden: backend.zeros(n, width)?,
+                    refine_hidden: backend.zeros(n, width)?,
+                    rgb: backend.zeros(n, 3)?,
+                })
             })
-            .collect();
-        LearnedRefine {
-            w_in: Parameter::new(backend, STEP_INPUTS, width, &w_in),
-            b_in: Parameter::new(backend, 1, width, &b_in),
-            w_hh: Parameter::new(backend, width, width, &w_hh),
+            .collect::<anyhow::Result<_>>()?;
+        Ok(LearnedRefine {
+            w_in: Parameter::new(backend, STEP_INPUTS, width, &w_in)?,
+            b_in: Parameter::new(backend, 1, width, &b_in)?,
+            w_hh: Parameter::new(backend, width, width, &w_hh)?,
             refine1,
             refine2,
             optimizer: Optimizer::new(kind, learning_rate(p)),
-            coords: backend.upload(n, 2, &setup.target.coords()),
-            target: backend.upload(n, 3, &setup.target.pixels),
-            zero_rgb: backend.zeros(n, 3),
+            coords: backend.upload(n, 2, &setup.target.coords())?,
+            target: backend.upload(n, 3, &setup.target.pixels)?,
+            zero_rgb: backend.zeros(n, 3)?,
+            mid_grey: backend.upload(n, 3, &vec![0.5; 3 * n])?,
             iterates,
             scratch: Scratch {
-                rgb_grad: backend.zeros(n, 3),
-                refine_hidden_grad: backend.zeros(n, width),
-                hidden_grad: backend.zeros(n, width),
-                carried_hidden_grad: backend.zeros(n, width),
-                combined_grad: backend.zeros(n, STEP_INPUTS),
-                carried_rgb_grad: backend.zeros(n, 3),
-                rgb_columns: backend.upload(STEP_INPUTS, 3, &rgb_columns),
-                zero_bias3: backend.zeros(1, 3),
-                w_in: backend.zeros(STEP_INPUTS, width),
-                b_in: backend.zeros(1, width),
-                w_hh: backend.zeros(width, width),
-                unused_bias: backend.zeros(1, width),
-                w1: backend.zeros(width, width),
-                b1: backend.zeros(1, width),
-                w2: backend.zeros(width, 3),
-                b2: backend.zeros(1, 3),
+                rgb_grad: backend.zeros(n, 3)?,
+                refine_hidden_grad: backend.zeros(n, width)?,
+                hidden_grad: backend.zeros(n, width)?,
+                carried_hidden_grad: backend.zeros(n, width)?,
+                combined_grad: backend.zeros(n, STEP_INPUTS)?,
+                carried_rgb_grad: backend.zeros(n, 3)?,
+                rgb_columns: backend.upload(STEP_INPUTS, 3, &rgb_columns)?,
+                zero_bias3: backend.zeros(1, 3)?,
+                w_in: backend.zeros(STEP_INPUTS, width)?,
+                b_in: backend.zeros(1, width)?,
+                w_hh: backend.zeros(width, width)?,
+                unused_bias: backend.zeros(1, width)?,
+                w1: backend.zeros(width, width)?,
+                b1: backend.zeros(1, width)?,
+                w2: backend.zeros(width, 3)?,
+                b2: backend.zeros(1, 3)?,
             },
             forward_is_current: false,
             pixels: n,
             steps: p.get_usize(&TRAINING_STEPS),
             done: 0,
-        }
+        })
     }
 
     fn forward(&mut self, backend: &dyn Backend) {
@@ -342,12 +390,15 @@ impl Method for LearnedRefine {
         self.update(backend);
         self.forward(backend);
         let (loss, last_mse) = self.loss(backend);
+        let last = &self.iterates.last().expect("at least one iteration").rgb;
+        let saturation = 4.0 * backend.mse(last, &self.mid_grey);
         self.done += 1;
         Ok(StepReport {
             step: self.done,
             label: format!("step {}", self.done),
             psnr_db: psnr_from_mse(last_mse),
             loss: Some(loss),
+            saturation: Some(saturation),
         })
     }
 

@@ -11,6 +11,7 @@ pub mod cumulative;
 pub mod fourier_mlp;
 pub mod fourier_ridge;
 pub mod learned_refine;
+pub mod memory;
 pub mod multiscale;
 pub mod params;
 pub mod readout;
@@ -26,6 +27,7 @@ use crate::compute::{Backend, CancelToken, Tensor};
 use crate::rng::RngKind;
 use crate::target::Target;
 pub use cache::{MethodCache, NotReady};
+pub use memory::MemoryEstimate;
 pub use params::{ParamSpec, ParamValues, Scale};
 
 /// What one step produced, small enough to send every step.
@@ -38,6 +40,10 @@ pub struct StepReport {
     pub psnr_db: f64,
     /// Training loss, for methods that train.
     pub loss: Option<f64>,
+    /// For methods with a sigmoid output: how far its values are pushed to 0 and 1, as
+    /// 4·mean((y − ½)²) — 1 when every value is pinned there, which a learning rate far too
+    /// large does while the loss stays bounded.
+    pub saturation: Option<f64>,
 }
 
 /// A running method. Its tensors belong to the backend it was created with.
@@ -105,6 +111,9 @@ pub struct MethodInfo {
     pub title: &'static str,
     /// One sentence for tooltips and `--help`.
     pub summary: &'static str,
+    /// What the method will hold for these parameters at this working size (pixels a side),
+    /// checked before it is built.
+    pub estimate: fn(&ParamValues, usize) -> MemoryEstimate,
     pub params: &'static [ParamSpec],
     pub create: fn(&Setup) -> anyhow::Result<Box<dyn Method>>,
 }
@@ -134,10 +143,50 @@ pub fn find(name: &str) -> anyhow::Result<&'static MethodInfo> {
 }
 
 impl MethodInfo {
-    /// Builds the method after checking every parameter against this method's specs.
+    /// Builds the method after checking every parameter against this method's specs and its
+    /// memory estimate against what the backend can give.
     pub fn build(&self, setup: &Setup) -> anyhow::Result<Box<dyn Method>> {
         setup.params.validate(self.name, self.params)?;
+        let budget = setup.backend.memory_budget();
+        self.check_memory(setup.params, setup.target.size, &budget)?;
         (self.create)(setup)
+    }
+
+    /// The memory estimate for `params` at working size `size`, or an error in one line when
+    /// it does not fit `budget`, e.g. "cumulative: hidden 4096 at 512² needs ≈ 9.7 GB, 3.1 GB
+    /// are free".
+    pub fn check_memory(
+        &self,
+        params: &ParamValues,
+        size: usize,
+        budget: &crate::compute::MemoryBudget,
+    ) -> anyhow::Result<MemoryEstimate> {
+        let estimate = (self.estimate)(params, size);
+        match estimate.refusal(budget, &self.describe(params, size)) {
+            Some(refusal) => bail!("{refusal}"),
+            None => Ok(estimate),
+        }
+    }
+
+    /// "cumulative: hidden 4096, steps 40 at 512²": the method with the sizes set explicitly
+    /// (whole-number parameters other than seeds and options), which are what memory grows
+    /// with.
+    fn describe(&self, params: &ParamValues, size: usize) -> String {
+        let sizes: Vec<String> = self
+            .params
+            .iter()
+            .filter(|spec| spec.integer && !spec.is_choice() && spec.name != "seed")
+            .filter_map(|spec| {
+                params
+                    .explicit(spec.name)
+                    .map(|value| format!("{} {value}", spec.name))
+            })
+            .collect();
+        if sizes.is_empty() {
+            format!("{} at {size}²", self.name)
+        } else {
+            format!("{}: {} at {size}²", self.name, sizes.join(", "))
+        }
     }
 }
 

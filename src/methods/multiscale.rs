@@ -11,8 +11,11 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::cache::DrawKey;
+use super::memory::{Tally, reservoir, reservoir_step_flops, ridge_fit};
 use super::reservoir::{RawDraws, Reservoir, ReservoirSpec};
-use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
+use super::{
+    MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, clipped_psnr,
+};
 use crate::compute::{Backend, CancelToken, Tensor};
 use crate::rng::RngKind;
 
@@ -65,6 +68,7 @@ pub const INFO: MethodInfo = MethodInfo {
     name: "multiscale",
     title: "Multi-scale reservoirs",
     summary: "One reservoir per scale, ρ from low to high, each fitting what the previous missed.",
+    estimate,
     params: PARAMS,
     create: |setup| Ok(Box::new(Multiscale::new(setup)?)),
 };
@@ -81,6 +85,30 @@ pub fn linspace(first: f64, last: f64, count: usize) -> Vec<f64> {
             values
         }
     }
+}
+
+/// Every scale's raw draws are made (and their eigenvalue problems solved, one per thread) at
+/// build time; one reservoir's weights and two state buffers are on the backend at a time.
+fn estimate(p: &ParamValues, size: usize) -> MemoryEstimate {
+    let (n, h) = (size * size, p.get_usize(&HIDDEN));
+    let (scales, iterations) = (p.get_usize(&SCALES), p.get_usize(&ITERATIONS_PER_SCALE));
+    let mut tally = Tally::new();
+    reservoir(&mut tally, 2, h);
+    let draws = h.saturating_mul(h + 3);
+    let solving = rayon::current_num_threads().min(scales).max(1);
+    tally
+        .host_f64(draws.saturating_mul(scales))
+        .host_f64(h.saturating_mul(h).saturating_mul(2 * solving))
+        .flops(10.0 * (h as f64).powi(3) * scales.saturating_sub(1) as f64)
+        .tensor(n, 2)
+        .tensors(5, n, 3)
+        .tensors(2, n, h)
+        .gram_input(n, h)
+        .gram_input(n, h)
+        .gram_input(n, 3)
+        .flops(reservoir_step_flops(n, 2, h) * iterations as f64);
+    ridge_fit(&mut tally, n, h, 3);
+    tally.finish()
 }
 
 pub struct Multiscale {
@@ -127,13 +155,13 @@ impl Multiscale {
             })
             .collect::<anyhow::Result<_>>()?;
         Ok(Multiscale {
-            coords: backend.upload(n, 2, &setup.target.coords()),
-            target: backend.upload(n, 3, &setup.target.pixels),
-            residual: backend.zeros(n, 3),
-            state: backend.zeros(n, hidden),
-            next_state: backend.zeros(n, hidden),
-            correction: backend.zeros(n, 3),
-            estimate: backend.zeros(n, 3),
+            coords: backend.upload(n, 2, &setup.target.coords())?,
+            target: backend.upload(n, 3, &setup.target.pixels)?,
+            residual: backend.zeros(n, 3)?,
+            state: backend.zeros(n, hidden)?,
+            next_state: backend.zeros(n, hidden)?,
+            correction: backend.zeros(n, 3)?,
+            estimate: backend.zeros(n, 3)?,
             radii,
             draws,
             hidden,
@@ -176,7 +204,7 @@ impl Method for Multiscale {
                 rng: self.rng,
             },
             &self.draws[scale],
-        );
+        )?;
         for iteration in 0..self.iterations {
             let previous = (iteration > 0).then_some(&self.state);
             // The states are this scale's scratch: a cancelled step starts the scale again.
@@ -207,6 +235,7 @@ impl Method for Multiscale {
             label: format!("scale {} (ρ {spectral_radius:.2})", self.done),
             psnr_db: clipped_psnr(backend, &mut self.estimate, &self.target),
             loss: None,
+            saturation: None,
         })
     }
 

@@ -3,10 +3,13 @@
 //! Each iteration feeds `[x, y, current estimate]` (5 wide) into the reservoir, fits a ridge
 //! readout of the new state, and feeds the clipped estimate back in.
 
+use super::memory::{Tally, reservoir, reservoir_step_flops, ridge_fit};
 use super::params::common::{BIAS_SCALE, HIDDEN, INPUT_SCALE, LAMBDA, SEED, SPECTRAL_RADIUS};
 use super::readout::fit_ridge;
 use super::reservoir::{Reservoir, ReservoirSpec};
-use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
+use super::{
+    MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, clipped_psnr,
+};
 use crate::compute::{Backend, CancelToken, Tensor};
 
 const REFINE_SPECTRAL_RADIUS: ParamSpec = ParamSpec {
@@ -36,9 +39,29 @@ pub const INFO: MethodInfo = MethodInfo {
     name: "refine",
     title: "Iterative refinement",
     summary: "The reservoir sees coordinates and its own last estimate, and refines it each iteration.",
+    estimate,
     params: PARAMS,
     create: |setup| Ok(Box::new(Refine::new(setup)?)),
 };
+
+/// Two state buffers (they swap), each ending up with an f64 copy on the CPU backend, and one
+/// ridge fit at a time.
+fn estimate(p: &ParamValues, size: usize) -> MemoryEstimate {
+    let (n, h) = (size * size, p.get_usize(&HIDDEN));
+    let mut tally = Tally::new();
+    reservoir(&mut tally, 5, h);
+    tally
+        .tensor(n, 2)
+        .tensors(2, n, 3)
+        .tensor(n, 5)
+        .tensors(2, n, h)
+        .gram_input(n, h)
+        .gram_input(n, h)
+        .gram_input(n, 3)
+        .flops(reservoir_step_flops(n, 5, h));
+    ridge_fit(&mut tally, n, h, 3);
+    tally.finish()
+}
 
 pub struct Refine {
     reservoir: Reservoir,
@@ -65,12 +88,12 @@ impl Refine {
         let reservoir = Reservoir::new(setup.cache, backend, &spec)?;
         Ok(Refine {
             reservoir,
-            coords: backend.upload(n, 2, &setup.target.coords()),
-            target: backend.upload(n, 3, &setup.target.pixels),
-            input: backend.zeros(n, 5),
-            state: backend.zeros(n, hidden),
-            next_state: backend.zeros(n, hidden),
-            estimate: backend.zeros(n, 3),
+            coords: backend.upload(n, 2, &setup.target.coords())?,
+            target: backend.upload(n, 3, &setup.target.pixels)?,
+            input: backend.zeros(n, 5)?,
+            state: backend.zeros(n, hidden)?,
+            next_state: backend.zeros(n, hidden)?,
+            estimate: backend.zeros(n, 3)?,
             lambda: p.get(&LAMBDA),
             iterations: p.get_usize(&ITERATIONS),
             done: 0,
@@ -123,6 +146,7 @@ impl Method for Refine {
             // Clipping here is also what the next iteration sees, as in the notebook.
             psnr_db: clipped_psnr(backend, &mut self.estimate, &self.target),
             loss: None,
+            saturation: None,
         })
     }
 

@@ -77,11 +77,15 @@ impl Reservoir {
         spec: &ReservoirSpec,
     ) -> anyhow::Result<Self> {
         let draws = cache.draws(spec.draw_key())?;
-        Ok(Self::from_draws(backend, spec, &draws))
+        Self::from_draws(backend, spec, &draws)
     }
 
     /// The reservoir `spec` describes, from its raw draws (made earlier, e.g. in parallel).
-    pub fn from_draws(backend: &dyn Backend, spec: &ReservoirSpec, draws: &RawDraws) -> Self {
+    pub fn from_draws(
+        backend: &dyn Backend,
+        spec: &ReservoirSpec,
+        draws: &RawDraws,
+    ) -> anyhow::Result<Self> {
         // Scaled in f64 as numpy does, then stored as f32.
         let recurrent_scale = if draws.raw_radius > 0.0 {
             spec.spectral_radius / draws.raw_radius
@@ -92,12 +96,12 @@ impl Reservoir {
             values.iter().map(|&v| (v * scale) as f32).collect()
         };
         let (d, h) = (spec.input_dim, spec.hidden);
-        Reservoir {
-            input_weights: backend.upload(d, h, &scaled(&draws.input, spec.input_scale)),
-            recurrent_weights: backend.upload(h, h, &scaled(&draws.recurrent, recurrent_scale)),
-            bias: backend.upload(1, h, &scaled(&draws.bias, spec.bias_scale)),
+        Ok(Reservoir {
+            input_weights: backend.upload(d, h, &scaled(&draws.input, spec.input_scale))?,
+            recurrent_weights: backend.upload(h, h, &scaled(&draws.recurrent, recurrent_scale))?,
+            bias: backend.upload(1, h, &scaled(&draws.bias, spec.bias_scale))?,
             hidden: h,
-        }
+        })
     }
 
     /// `out = tanh(input·W_in + state·W_hh + b)`; `state = None` is the zero state. Gives up

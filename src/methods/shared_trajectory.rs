@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::reservoir::{Reservoir, ReservoirSpec};
 use super::{Setup, Target};
-use crate::compute::{Backend, CancelToken, Cancelled, Tensor};
+use crate::compute::{Backend, CancelToken, Tensor};
 
 /// One unrolled step: its state (dropped once no reader needs it) and its products.
 struct Step {
@@ -99,8 +99,8 @@ impl TrajectoryHandle {
             let n = setup.target.pixel_count();
             Ok(SharedTrajectory {
                 reservoir: Reservoir::new(setup.cache, backend, spec)?,
-                coords: backend.upload(n, 2, &setup.target.coords()),
-                target: backend.upload(n, 3, &setup.target.pixels),
+                coords: backend.upload(n, 2, &setup.target.coords())?,
+                target: backend.upload(n, 3, &setup.target.pixels)?,
                 steps: Vec::new(),
                 history_depths: Vec::new(),
             })
@@ -135,7 +135,7 @@ impl SharedTrajectory {
         backend: &dyn Backend,
         k: usize,
         cancel: &CancelToken,
-    ) -> Result<(), Cancelled> {
+    ) -> anyhow::Result<()> {
         let depth = self.history_depth();
         // States a reader needs that were dropped: those of a history reader that attached after
         // the trajectory ran ahead alone, or state k itself for a method restarted while its
@@ -149,7 +149,7 @@ impl SharedTrajectory {
                 .steps
                 .last()
                 .map(|s| s.state.as_deref().expect("the latest state is always kept"));
-            let mut next = backend.zeros(self.coords.rows(), self.reservoir.hidden);
+            let mut next = backend.zeros(self.coords.rows(), self.reservoir.hidden)?;
             self.reservoir
                 .step(backend, &self.coords, previous, &mut next, cancel)?;
             let gram = backend.gram_until(&[&next], &next, cancel)?;
@@ -177,11 +177,11 @@ impl SharedTrajectory {
         backend: &dyn Backend,
         depth: usize,
         cancel: &CancelToken,
-    ) -> Result<(), Cancelled> {
+    ) -> anyhow::Result<()> {
         let mut previous: Option<Arc<Tensor>> = None;
         for step in self.steps.iter_mut().take(depth) {
             if step.state.is_none() {
-                let mut next = backend.zeros(self.coords.rows(), self.reservoir.hidden);
+                let mut next = backend.zeros(self.coords.rows(), self.reservoir.hidden)?;
                 self.reservoir.step(
                     backend,
                     &self.coords,
@@ -310,10 +310,8 @@ mod tests {
         let handle = TrajectoryHandle::attach(&setup, &spec(), 0).unwrap();
         handle.lock().extend_to(&backend, 2, &cancel).unwrap();
         cancel.cancel();
-        assert_eq!(
-            handle.lock().extend_to(&backend, 5, &cancel),
-            Err(Cancelled)
-        );
+        let error = handle.lock().extend_to(&backend, 5, &cancel).unwrap_err();
+        assert!(crate::compute::cancel::is_cancelled_error(&error), "{error:#}");
         assert_eq!(handle.lock().steps.len(), 2);
         cancel.reset();
         handle.lock().extend_to(&backend, 5, &cancel).unwrap();

@@ -143,13 +143,18 @@ pub struct Parameter {
 }
 
 impl Parameter {
-    pub fn new(backend: &dyn Backend, rows: usize, cols: usize, values: &[f32]) -> Self {
-        Parameter {
-            value: backend.upload(rows, cols, values),
-            grad: backend.zeros(rows, cols),
-            first_moment: backend.zeros(rows, cols),
-            second_moment: backend.zeros(rows, cols),
-        }
+    pub fn new(
+        backend: &dyn Backend,
+        rows: usize,
+        cols: usize,
+        values: &[f32],
+    ) -> anyhow::Result<Self> {
+        Ok(Parameter {
+            value: backend.upload(rows, cols, values)?,
+            grad: backend.zeros(rows, cols)?,
+            first_moment: backend.zeros(rows, cols)?,
+            second_moment: backend.zeros(rows, cols)?,
+        })
     }
 }
 
@@ -176,14 +181,14 @@ impl Dense {
         inputs: usize,
         outputs: usize,
         activation: Activation,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         let weights = torch_uniform(rng, inputs, inputs * outputs);
         let bias = torch_uniform(rng, inputs, outputs);
-        Dense {
-            weights: Parameter::new(backend, inputs, outputs, &weights),
-            bias: Parameter::new(backend, 1, outputs, &bias),
+        Ok(Dense {
+            weights: Parameter::new(backend, inputs, outputs, &weights)?,
+            bias: Parameter::new(backend, 1, outputs, &bias)?,
             activation,
-        }
+        })
     }
 
     pub fn inputs(&self) -> usize {
@@ -222,7 +227,11 @@ pub struct MlpBuffers {
 }
 
 impl Mlp {
-    pub fn new(backend: &dyn Backend, rng: &mut NumpyRandomState, widths: &[usize]) -> Self {
+    pub fn new(
+        backend: &dyn Backend,
+        rng: &mut NumpyRandomState,
+        widths: &[usize],
+    ) -> anyhow::Result<Self> {
         let count = widths.len() - 1;
         let layers = (0..count)
             .map(|i| {
@@ -233,21 +242,26 @@ impl Mlp {
                 };
                 Dense::new(backend, rng, widths[i], widths[i + 1], activation)
             })
-            .collect();
-        Mlp { layers }
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Mlp { layers })
     }
 
-    pub fn buffers(&self, backend: &dyn Backend, rows: usize, with_grads: bool) -> MlpBuffers {
+    pub fn buffers(
+        &self,
+        backend: &dyn Backend,
+        rows: usize,
+        with_grads: bool,
+    ) -> anyhow::Result<MlpBuffers> {
         let make = || {
             self.layers
                 .iter()
                 .map(|layer| backend.zeros(rows, layer.outputs()))
-                .collect()
+                .collect::<anyhow::Result<_>>()
         };
-        MlpBuffers {
-            outputs: make(),
-            output_grads: if with_grads { make() } else { Vec::new() },
-        }
+        Ok(MlpBuffers {
+            outputs: make()?,
+            output_grads: if with_grads { make()? } else { Vec::new() },
+        })
     }
 
     pub fn forward(&self, backend: &dyn Backend, input: &Tensor, buffers: &mut MlpBuffers) {

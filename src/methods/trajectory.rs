@@ -6,10 +6,13 @@
 use super::params::common::{BIAS_SCALE, HIDDEN, INPUT_SCALE, LAMBDA, SEED, SPECTRAL_RADIUS};
 use std::sync::Arc;
 
+use super::memory::{Tally, reservoir, reservoir_step_flops, ridge_fit};
 use super::readout::predict_from_gram;
 use super::reservoir::ReservoirSpec;
 use super::shared_trajectory::TrajectoryHandle;
-use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
+use super::{
+    MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, clipped_psnr,
+};
 use crate::compute::{Backend, CancelToken, Tensor};
 
 pub const STEPS: ParamSpec = ParamSpec::integer(
@@ -35,9 +38,29 @@ pub const INFO: MethodInfo = MethodInfo {
     name: "trajectory",
     title: "Reservoir trajectory",
     summary: "One reservoir unrolled over K steps; a ridge readout of each step's state.",
+    estimate,
     params: PARAMS,
     create: |setup| Ok(Box::new(Trajectory::new(setup)?)),
 };
+
+/// The shared trajectory keeps every step's Gram block and, alone, two states (the latest and
+/// the one being made), each with its f64 copy on the CPU backend.
+fn estimate(p: &ParamValues, size: usize) -> MemoryEstimate {
+    let (n, h, steps) = (size * size, p.get_usize(&HIDDEN), p.get_usize(&STEPS));
+    let mut tally = Tally::new();
+    reservoir(&mut tally, 2, h);
+    tally
+        .tensor(n, 2)
+        .tensors(2, n, 3)
+        .tensors(2, n, h)
+        .gram_input(n, h)
+        .gram_input(n, h)
+        .gram_input(n, 3)
+        .host_f64(steps.saturating_mul(h.saturating_mul(h + 3)))
+        .flops(reservoir_step_flops(n, 2, h));
+    ridge_fit(&mut tally, n, h, 3);
+    tally.finish()
+}
 
 pub struct Trajectory {
     trajectory: TrajectoryHandle,
@@ -58,7 +81,7 @@ impl Trajectory {
         Ok(Trajectory {
             trajectory: TrajectoryHandle::attach(setup, &spec, 0)?,
             state: None,
-            prediction: setup.backend.zeros(n, 3),
+            prediction: setup.backend.zeros(n, 3)?,
             lambda: p.get(&LAMBDA),
             steps: p.get_usize(&STEPS),
             done: 0,
@@ -106,6 +129,7 @@ impl Method for Trajectory {
             label: format!("step {}", self.done),
             psnr_db,
             loss: None,
+            saturation: None,
         })
     }
 

@@ -67,7 +67,7 @@ pub(super) fn gram(gpu: &GpuBackend, blocks: &[&Tensor], b: &Tensor) -> Vec<f64>
     let rows_per_split = rows.div_ceil(splits).next_multiple_of(GRAM_TILE);
     let splits = rows.div_ceil(rows_per_split);
 
-    let partials = gpu.storage_buffer("gram partials", (splits * total * q * 8) as u64);
+    let partials = gpu.scratch_buffer("gram partials", (splits * total * q * 8) as u64);
     let mut row_offset = 0;
     for block in blocks {
         let p = block.cols();
@@ -143,8 +143,8 @@ pub(super) fn readout(gpu: &GpuBackend, blocks: &[&Tensor], weights: &[f64], out
         .zip(&hi)
         .map(|(&w, &h)| (w - f64::from(h)) as f32)
         .collect();
-    let weights_hi = gpu.storage_buffer_from("readout weights hi", &hi);
-    let weights_lo = gpu.storage_buffer_from("readout weights lo", &lo);
+    let weights_hi = gpu.scratch_buffer_from("readout weights hi", &hi);
+    let weights_lo = gpu.scratch_buffer_from("readout weights lo", &lo);
     let used: Vec<(usize, &Tensor)> = {
         let mut weight_row = 0;
         let mut used = Vec::new();
@@ -163,9 +163,9 @@ pub(super) fn readout(gpu: &GpuBackend, blocks: &[&Tensor], weights: &[f64], out
     }
     // The hi/lo sum carried between blocks; a single block needs none.
     let carry = if used.len() > 1 {
-        gpu.storage_buffer("readout carry", (rows * outs * 8) as u64)
+        gpu.scratch_buffer("readout carry", (rows * outs * 8) as u64)
     } else {
-        gpu.storage_buffer("readout carry (unused)", 8)
+        gpu.scratch_buffer("readout carry (unused)", 8)
     };
     let grid = gpu.tile_grid(outs.div_ceil(READOUT_COLUMNS), rows.div_ceil(READOUT_ROWS));
     for (index, &(weight_row, block)) in used.iter().enumerate() {

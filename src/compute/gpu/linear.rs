@@ -178,7 +178,7 @@ pub(super) fn backward(
             grid,
         );
     } else {
-        let partials = gpu.storage_buffer(
+        let partials = gpu.scratch_buffer(
             "weight gradient partials",
             (splits * inputs * outputs * 4) as u64,
         );

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
 use wgpu::util::DeviceExt;
 
-use super::{Activation, AdamStep, Backend, BackendKind, Storage, Tensor, Upsample};
+use super::{Activation, AdamStep, Backend, BackendKind, MemoryBudget, Storage, Tensor, Upsample};
 
 /// Every WGSL source of the backend, by file name, for validation in tests.
 pub const SHADERS: &[(&str, &str)] = &[
@@ -312,45 +312,98 @@ impl GpuBackend {
         self.info.device_type == wgpu::DeviceType::Cpu
     }
 
-    /// A zero-filled storage buffer of at least `bytes` (never empty: bindings may not be).
-    fn storage_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
-        self.check_size(bytes);
-        self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes.max(4),
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
-    }
-
-    /// A storage buffer holding `data` (a temporary operand such as split readout weights).
-    fn storage_buffer_from(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
-        if data.is_empty() {
-            return self.storage_buffer(label, 4);
-        }
-        self.check_size(std::mem::size_of_val(data) as u64);
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    /// A zero-filled storage buffer of at least `bytes` (never empty: bindings may not be), or
+    /// an error when the adapter cannot bind or allocate one that large.
+    fn storage_buffer(&self, label: &str, bytes: u64) -> anyhow::Result<wgpu::Buffer> {
+        self.check_size(bytes)?;
+        self.out_of_memory_as_error(bytes, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
-                contents: bytemuck::cast_slice(data),
+                size: bytes.max(4),
                 usage: wgpu::BufferUsages::STORAGE
                     | wgpu::BufferUsages::COPY_SRC
                     | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
             })
+        })
     }
 
-    fn check_size(&self, bytes: u64) {
+    /// A storage buffer holding `data` (a tensor, or a temporary operand such as split readout
+    /// weights); fails as [`Self::storage_buffer`] does.
+    fn storage_buffer_from(&self, label: &str, data: &[f32]) -> anyhow::Result<wgpu::Buffer> {
+        if data.is_empty() {
+            return self.storage_buffer(label, 4);
+        }
+        let bytes = std::mem::size_of_val(data) as u64;
+        self.check_size(bytes)?;
+        self.out_of_memory_as_error(bytes, || {
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents: bytemuck::cast_slice(data),
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
+                })
+        })
+    }
+
+    /// A temporary buffer inside an operation, whose signature has no room for an error. The
+    /// methods' memory estimates count these temporaries against the same limit before a
+    /// method is built, so reaching the panic means an estimate is wrong.
+    fn scratch_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.storage_buffer(label, bytes)
+            .unwrap_or_else(|error| panic!("{label}: {error:#}"))
+    }
+
+    /// [`Self::scratch_buffer`] holding `data`.
+    fn scratch_buffer_from(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
+        self.storage_buffer_from(label, data)
+            .unwrap_or_else(|error| panic!("{label}: {error:#}"))
+    }
+
+    /// Runs `create` with out-of-memory errors captured instead of sent to wgpu's uncaptured
+    /// error handler, which panics.
+    fn out_of_memory_as_error(
+        &self,
+        bytes: u64,
+        create: impl FnOnce() -> wgpu::Buffer,
+    ) -> anyhow::Result<wgpu::Buffer> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = create();
+        match pollster::block_on(scope.pop()) {
+            None => Ok(buffer),
+            Some(error) => anyhow::bail!(
+                "the GPU ({}) cannot allocate a {}-byte buffer: {error}",
+                self.adapter_name(),
+                bytes
+            ),
+        }
+    }
+
+    /// The largest buffer this adapter binds: the smaller of its storage-binding and buffer
+    /// limits, with the name of the one that binds.
+    fn largest_buffer(&self) -> (u64, &'static str) {
         let binding = self.limits.max_storage_buffer_binding_size;
         let buffer = self.limits.max_buffer_size;
-        assert!(
-            bytes <= binding.min(buffer),
-            "a {bytes}-byte tensor exceeds this adapter's storage binding limit of {} bytes \
-             ({}); use smaller images or the CPU backend",
-            binding.min(buffer),
+        if binding <= buffer {
+            (binding, "max_storage_buffer_binding_size")
+        } else {
+            (buffer, "max_buffer_size")
+        }
+    }
+
+    fn check_size(&self, bytes: u64) -> anyhow::Result<()> {
+        let (largest, limit) = self.largest_buffer();
+        anyhow::ensure!(
+            bytes <= largest,
+            "a {} tensor exceeds this adapter's {limit} of {} ({}); use a smaller size or \
+             the CPU backend",
+            super::format_gb(bytes),
+            super::format_gb(largest),
             self.adapter_name(),
         );
+        Ok(())
     }
 
     /// Records one compute pass of `kernel` over `groups` workgroups. `params` are the words of
@@ -603,16 +656,28 @@ impl Backend for GpuBackend {
         )
     }
 
-    fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Tensor {
+    fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> anyhow::Result<Tensor> {
         assert_eq!(data.len(), rows * cols, "upload: data length ≠ rows·cols");
-        let buffer = self.storage_buffer_from("tensor", data);
-        Tensor::new(rows, cols, Storage::Gpu(GpuStorage { buffer }))
+        let buffer = self.storage_buffer_from("tensor", data)?;
+        Ok(Tensor::new(rows, cols, Storage::Gpu(GpuStorage { buffer })))
     }
 
-    fn zeros(&self, rows: usize, cols: usize) -> Tensor {
+    fn zeros(&self, rows: usize, cols: usize) -> anyhow::Result<Tensor> {
         // wgpu zero-initialises new buffers.
-        let buffer = self.storage_buffer("tensor", (rows * cols * 4) as u64);
-        Tensor::new(rows, cols, Storage::Gpu(GpuStorage { buffer }))
+        let buffer = self.storage_buffer("tensor", super::tensor_bytes(rows, cols)?)?;
+        Ok(Tensor::new(rows, cols, Storage::Gpu(GpuStorage { buffer })))
+    }
+
+    fn memory_budget(&self) -> MemoryBudget {
+        let (largest, limit) = self.largest_buffer();
+        MemoryBudget {
+            host_free_bytes: super::host_free_bytes(),
+            // A software adapter's buffers are host memory.
+            tensors_in_host_memory: self.is_software(),
+            keeps_f64_gram_copies: false,
+            largest_tensor_bytes: largest,
+            largest_tensor_limit: limit,
+        }
     }
 
     fn download(&self, tensor: &Tensor) -> Vec<f32> {

@@ -39,7 +39,7 @@ fn reduce(gpu: &GpuBackend, kernel: &Kernel, count: usize, operands: &[&wgpu::Bu
         return 0.0;
     }
     let groups = count.div_ceil(LINEAR_WORKGROUP).min(MAX_PARTIALS);
-    let partials = gpu.storage_buffer("reduction partials", (groups * 8) as u64);
+    let partials = gpu.scratch_buffer("reduction partials", (groups * 8) as u64);
     let mut buffers = operands.to_vec();
     buffers.push(&partials);
     gpu.dispatch(
