@@ -236,7 +236,12 @@ fn scheduling_lines() -> anyhow::Result<(Vec<String>, Vec<serde_json::Value>)> {
     use crate::app::bench::scheduling::{slider_latency, window_reach};
     eprintln!("measuring the window's time sharing (about three minutes)…");
     let reach = window_reach("fourier-mlp", 500)?;
-    let radius = slider_latency("trajectory", "spectral-radius", |i| 0.9 + 0.005 * i as f64, 10)?;
+    let radius = slider_latency(
+        "trajectory",
+        "spectral-radius",
+        |i| 0.9 + 0.005 * i as f64,
+        10,
+    )?;
     let sigma = slider_latency("fourier-mlp", "sigma", |i| 9.0 + 0.1 * i as f64, 10)?;
     let mut lines = vec![
         "window scheduling at 128² on cpu, the default selection, nothing focused".to_owned(),

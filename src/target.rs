@@ -337,15 +337,17 @@ mod tests {
             ImageFormat::Tiff,
             ImageFormat::WebP,
             ImageFormat::Pnm,
-            ImageFormat::Tga,
+            // (TGA has no signature to be told from its bytes; files open by extension.)
             ImageFormat::Ico,
             ImageFormat::Hdr,
             ImageFormat::Qoi,
         ] {
             let bytes = sample_as(format);
+            let whole = decode_bytes(&bytes, "x");
             assert!(
-                decode_bytes(&bytes, "x").unwrap().warning.is_none(),
-                "{format:?}"
+                whole.as_ref().is_ok_and(|d| d.warning.is_none()),
+                "{format:?}: {:?}",
+                whole.err()
             );
             for keep in [0.3, 0.6, 0.9, 0.99] {
                 let cut = &bytes[..(bytes.len() as f64 * keep) as usize];

@@ -5,9 +5,9 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 
-use inrlab::compute::Backend;
 use inrlab::compute::cpu::CpuBackend;
-use inrlab::methods::{self, MethodInfo, ParamValues, Setup};
+use inrlab::compute::{Backend, CancelToken};
+use inrlab::methods::{self, MethodCache, MethodInfo, ParamValues, Setup};
 use inrlab::rng::RngKind;
 use inrlab::target::{Fit, Target};
 
@@ -73,6 +73,8 @@ fn check_at_limits(name: &str) {
                     backend: &backend,
                     rng: RngKind::Numpy,
                     params: &values,
+                    cache: &MethodCache::blocking(),
+                    cancel: &CancelToken::new(),
                 })?;
                 method.step(&backend)
             }));

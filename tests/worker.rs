@@ -32,7 +32,9 @@ fn with_params(mut desired: Desired, method: &'static str, values: &[(&str, f64)
 
 fn start(desired: Desired) -> WorkerHandle {
     let handle = spawn(BackendChoice::Cpu, desired, egui::Context::default());
-    handle.send(Command::LoadImage(ImageSource::Sample)).unwrap();
+    handle
+        .send(Command::LoadImage(ImageSource::Sample))
+        .unwrap();
     handle.send(Command::Play).unwrap();
     handle
 }
@@ -92,9 +94,15 @@ fn a_parameter_change_restarts_only_that_method() {
     });
     let first_run = watch.frames_of("trajectory")[0].run_id;
     let ridge_starts = watch.started("fourier-ridge").len();
-    handle.set_desired(with_params(wanted, "trajectory", &[("spectral-radius", 0.5)]));
+    handle.set_desired(with_params(
+        wanted,
+        "trajectory",
+        &[("spectral-radius", 0.5)],
+    ));
     watch.until("trajectory's new run", 60, |w| {
-        w.frames_of("trajectory").iter().any(|f| f.run_id > first_run)
+        w.frames_of("trajectory")
+            .iter()
+            .any(|f| f.run_id > first_run)
     });
     // The worker announces every restart before stepping the restarted run, so by now a
     // restart of fourier-ridge would have been announced.
@@ -143,18 +151,29 @@ fn a_long_step_gives_way_to_a_pause_and_is_taken_again_on_play() {
         !w.frames_of("trajectory").is_empty()
     });
     watch.until("trajectory's second step in flight", 60, |_| {
-        handle
-            .in_flight()
-            .is_some_and(|f| f.method == "trajectory" && f.step == 2 && f.started.elapsed() > Duration::from_millis(300))
+        handle.in_flight().is_some_and(|f| {
+            f.method == "trajectory"
+                && f.step == 2
+                && f.started.elapsed() > Duration::from_millis(300)
+        })
     });
     handle.send(Command::Pause).unwrap();
     let gave_way = watch.until("the pause to take effect", 30, |w| {
-        w.messages.iter().any(|m| matches!(m, Message::Playing(false)))
+        w.messages
+            .iter()
+            .any(|m| matches!(m, Message::Playing(false)))
     });
     // Without cancellation the pause would wait for the rest of a multi-second step.
-    assert!(gave_way < Duration::from_millis(1500), "pause took {gave_way:?}");
+    assert!(
+        gave_way < Duration::from_millis(1500),
+        "pause took {gave_way:?}"
+    );
     assert!(handle.in_flight().is_none());
-    assert_eq!(watch.frames_of("trajectory").len(), 1, "the step was not finished");
+    assert_eq!(
+        watch.frames_of("trajectory").len(),
+        1,
+        "the step was not finished"
+    );
     handle.send(Command::Play).unwrap();
     watch.until("the second step after play", 120, |w| {
         w.frames_of("trajectory").len() >= 2
@@ -187,9 +206,14 @@ fn changing_a_long_running_methods_parameter_restarts_it_at_once() {
     let restarted = watch.until("the restart", 30, |w| {
         w.started("trajectory").iter().any(|&run| run > first_run)
     });
-    assert!(restarted < Duration::from_millis(1500), "restart took {restarted:?}");
+    assert!(
+        restarted < Duration::from_millis(1500),
+        "restart took {restarted:?}"
+    );
     watch.until("the new run's first frame", 60, |w| {
-        w.frames_of("trajectory").iter().any(|f| f.run_id > first_run)
+        w.frames_of("trajectory")
+            .iter()
+            .any(|f| f.run_id > first_run)
     });
 }
 

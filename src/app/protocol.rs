@@ -295,6 +295,7 @@ mod tests {
                 label: format!("step {step}"),
                 psnr_db: 20.0,
                 loss: None,
+                saturation: None,
             },
             step_secs: 0.0,
             kept: true,

@@ -9,11 +9,28 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+#[derive(Debug)]
+struct Flag {
+    cancelled: AtomicBool,
+    /// Checks left before the token cancels itself (negative: never), for tests that cancel
+    /// a step at every point it checks.
+    checks_left: AtomicI64,
+}
 
 /// A shared flag: set once by whoever no longer wants the result, read by the computation.
-#[derive(Clone, Debug, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
+#[derive(Clone, Debug)]
+pub struct CancelToken(Arc<Flag>);
+
+impl Default for CancelToken {
+    fn default() -> Self {
+        CancelToken(Arc::new(Flag {
+            cancelled: AtomicBool::new(false),
+            checks_left: AtomicI64::new(-1),
+        }))
+    }
+}
 
 impl CancelToken {
     pub fn new() -> Self {
@@ -22,16 +39,32 @@ impl CancelToken {
 
     /// Asks every holder to stop at its next check.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.cancelled.store(true, Ordering::Relaxed);
     }
 
     /// Clears the flag so the same run can go on (after a pause, for instance).
     pub fn reset(&self) {
-        self.0.store(false, Ordering::Relaxed);
+        self.0.checks_left.store(-1, Ordering::Relaxed);
+        self.0.cancelled.store(false, Ordering::Relaxed);
+    }
+
+    /// Cancels itself at the `checks`-th check from now (0: the next one).
+    #[cfg(feature = "testing")]
+    pub fn cancel_after_checks(&self, checks: i64) {
+        self.0.checks_left.store(checks, Ordering::Relaxed);
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        if self.0.cancelled.load(Ordering::Relaxed) {
+            return true;
+        }
+        if self.0.checks_left.load(Ordering::Relaxed) >= 0
+            && self.0.checks_left.fetch_sub(1, Ordering::Relaxed) == 0
+        {
+            self.cancel();
+            return true;
+        }
+        false
     }
 
     /// `Err(Cancelled)` once cancelled: `token.check()?` between chunks.

@@ -17,7 +17,7 @@ use super::training::{
 use super::{
     MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, psnr_from_mse,
 };
-use crate::compute::{Activation, Backend, Tensor};
+use crate::compute::{Activation, Backend, CancelToken, Cancelled, Tensor};
 use crate::rng::NumpyRandomState;
 
 pub const WIDTH: ParamSpec = ParamSpec::integer(
@@ -147,9 +147,13 @@ pub struct LearnedRefine {
     iterates: Vec<Iterate>,
     scratch: Scratch,
     forward_is_current: bool,
+    /// The weights of step `done + 1` are in place but its report is not made yet (the
+    /// forward pass after the update was cancelled): the next `step` call finishes it.
+    updated: bool,
     pixels: usize,
     steps: usize,
     done: usize,
+    cancel: CancelToken,
 }
 
 impl LearnedRefine {
@@ -212,27 +216,34 @@ impl LearnedRefine {
                 b2: backend.zeros(1, 3)?,
             },
             forward_is_current: false,
+            updated: false,
             pixels: n,
             steps: p.get_usize(&TRAINING_STEPS),
             done: 0,
+            cancel: setup.cancel.clone(),
         })
     }
 
-    fn forward(&mut self, backend: &dyn Backend) {
+    /// The K iterations with the current weights; cancelled between (and inside the reservoir
+    /// products of) iterations, leaving the forward pass marked stale.
+    fn forward(&mut self, backend: &dyn Backend) -> Result<(), Cancelled> {
+        self.forward_is_current = false;
         for k in 0..self.iterates.len() {
+            self.cancel.check()?;
             let (before, rest) = self.iterates.split_at_mut(k);
             let previous = before.last();
             let current = &mut rest[0];
             let previous_rgb = previous.map_or(&self.zero_rgb, |p| &p.rgb);
             backend.concat_cols(&[&self.coords, previous_rgb], &mut current.combined);
-            backend.reservoir_step(
+            backend.reservoir_step_until(
                 &current.combined,
                 &self.w_in.value,
                 previous.map(|p| &p.hidden),
                 &self.w_hh.value,
                 &self.b_in.value,
                 &mut current.hidden,
-            );
+                &self.cancel,
+            )?;
             backend.dense_forward(
                 &current.hidden,
                 &self.refine1.weights.value,
@@ -249,6 +260,7 @@ impl LearnedRefine {
             );
         }
         self.forward_is_current = true;
+        Ok(())
     }
 
     /// Σ_k (k/K)·MSE_k of the current forward pass, and the last iterate's MSE.
@@ -264,10 +276,12 @@ impl LearnedRefine {
     }
 
     /// Gradients of every parameter, backpropagated through all iterations.
-    fn backward(&mut self, backend: &dyn Backend) {
+    /// Cancelled between iterations; the partial sums are scratch, redone from the start.
+    fn backward(&mut self, backend: &dyn Backend) -> Result<(), Cancelled> {
         let count = self.iterates.len();
         let s = &mut self.scratch;
         for k in (0..count).rev() {
+            self.cancel.check()?;
             let first = k + 1 == count;
             let iterate = &self.iterates[k];
             let weight = (k + 1) as f32 / count as f32;
@@ -343,6 +357,7 @@ impl LearnedRefine {
                 );
             }
         }
+        Ok(())
     }
 
     fn update(&mut self, backend: &dyn Backend) {
@@ -382,13 +397,18 @@ impl Method for LearnedRefine {
             "learned-refine has finished its {} steps",
             self.steps
         );
-        // The forward pass that reported the previous step holds this step's activations.
-        if !self.forward_is_current {
-            self.forward(backend);
+        if !self.updated {
+            // The forward pass that reported the previous step holds this step's activations.
+            if !self.forward_is_current {
+                self.forward(backend)?;
+            }
+            self.backward(backend)?;
+            // The commit: from here the step is this step, cancelled or not.
+            self.update(backend);
+            self.updated = true;
         }
-        self.backward(backend);
-        self.update(backend);
-        self.forward(backend);
+        self.forward(backend)?;
+        self.updated = false;
         let (loss, last_mse) = self.loss(backend);
         let last = &self.iterates.last().expect("at least one iteration").rgb;
         let saturation = 4.0 * backend.mse(last, &self.mid_grey);
@@ -429,9 +449,11 @@ impl LearnedRefine {
     /// Gradients of the loss for the current weights, for gradient checks: (name, values) of
     /// every parameter, after a fresh forward and backward pass.
     pub fn gradients(&mut self, backend: &dyn Backend) -> (f64, Vec<(&'static str, Vec<f32>)>) {
-        self.forward(backend);
+        self.forward(backend)
+            .expect("nothing cancels a gradient check");
         let (loss, _) = self.loss(backend);
-        self.backward(backend);
+        self.backward(backend)
+            .expect("nothing cancels a gradient check");
         let grads = vec![
             ("w_in", backend.download(&self.w_in.grad)),
             ("b_in", backend.download(&self.b_in.grad)),
@@ -466,7 +488,8 @@ impl LearnedRefine {
         let mut nudged = original.clone();
         nudged[index] += delta;
         backend.write(tensor, &nudged);
-        self.forward(backend);
+        self.forward(backend)
+            .expect("nothing cancels a gradient check");
         let (loss, _) = self.loss(backend);
         let tensor = match name {
             "w_in" => &mut self.w_in.value,

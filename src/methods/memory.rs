@@ -286,6 +286,8 @@ mod tests {
                     backend: &backend,
                     rng: RngKind::Numpy,
                     params: &params,
+                    cache: &crate::methods::MethodCache::blocking(),
+                    cancel: &crate::compute::CancelToken::new(),
                 })
                 .unwrap();
             while !method.is_done() {

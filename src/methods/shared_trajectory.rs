@@ -311,7 +311,10 @@ mod tests {
         handle.lock().extend_to(&backend, 2, &cancel).unwrap();
         cancel.cancel();
         let error = handle.lock().extend_to(&backend, 5, &cancel).unwrap_err();
-        assert!(crate::compute::cancel::is_cancelled_error(&error), "{error:#}");
+        assert!(
+            crate::compute::cancel::is_cancelled_error(&error),
+            "{error:#}"
+        );
         assert_eq!(handle.lock().steps.len(), 2);
         cancel.reset();
         handle.lock().extend_to(&backend, 5, &cancel).unwrap();

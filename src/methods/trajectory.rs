@@ -52,7 +52,10 @@ fn estimate(p: &ParamValues, size: usize) -> MemoryEstimate {
     tally
         .tensor(n, 2)
         .tensors(2, n, 3)
+        // The previous and the next state with their f64 copies while the next is made, and
+        // the state's copy the f64 readout makes.
         .tensors(2, n, h)
+        .gram_input(n, h)
         .gram_input(n, h)
         .gram_input(n, h)
         .gram_input(n, 3)

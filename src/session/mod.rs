@@ -378,7 +378,7 @@ impl<'b> Session<'b> {
                     if is_cancelled_error(&error) {
                         return (None, AdvanceResult::Cancelled);
                     }
-                    return (None, self.stop(index, failure(&error)));
+                    return (None, self.stop(index, failure(info.name, &error)));
                 }
                 Err(panic) => {
                     let why = crate::panic_message(panic.as_ref());
@@ -397,7 +397,10 @@ impl<'b> Session<'b> {
             Ok(Err(error)) if is_cancelled_error(&error) => {
                 return (built, AdvanceResult::Cancelled);
             }
-            Ok(Err(error)) => return (built, self.stop(index, failure(&error))),
+            Ok(Err(error)) => {
+                let name = slot.info.name;
+                return (built, self.stop(index, failure(name, &error)));
+            }
             Err(panic) => {
                 let why = crate::panic_message(panic.as_ref());
                 return (built, self.stop(index, StopReason::Failed(one_line(&why))));
@@ -446,8 +449,14 @@ fn one_line(text: &str) -> String {
     text.lines().next().unwrap_or(text).trim().to_owned()
 }
 
-fn failure(error: &anyhow::Error) -> StopReason {
-    StopReason::Failed(one_line(&format!("{error:#}")))
+/// The error's first line, without the method's name in front (the reason is shown beside it).
+fn failure(method: &str, error: &anyhow::Error) -> StopReason {
+    let text = one_line(&format!("{error:#}"));
+    let text = text
+        .strip_prefix(method)
+        .and_then(|rest| rest.strip_prefix(": "))
+        .map_or(text.clone(), str::to_owned);
+    StopReason::Failed(text)
 }
 
 #[cfg(test)]

@@ -418,7 +418,11 @@ mod tests {
             let (mut pictures, mut lines) = (0, 0);
             count_content(&shapes, &mut pictures, &mut lines);
             // Image views show the runs' pictures; the curves view plots a line per run.
-            let drawn = if id == "curves" { lines >= 3 } else { pictures >= 2 };
+            let drawn = if id == "curves" {
+                lines >= 3
+            } else {
+                pictures >= 2
+            };
             assert!(drawn, "view {id}: {pictures} pictures, {lines} lines");
         }
     }
