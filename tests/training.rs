@@ -126,7 +126,8 @@ fn learned_refine_gradients_match_finite_differences_through_every_iteration() {
         backend: &backend,
         rng: RngKind::Numpy,
         params: &values,
-    });
+    })
+    .unwrap();
     let (_, gradients) = method.gradients(&backend);
     for (name, analytic) in gradients {
         check_gradient(

@@ -51,6 +51,8 @@ pub const INFO: MethodInfo = MethodInfo {
     title: "Cumulative trajectory",
     summary: "A ridge readout on all states up to step k, [H₁ … H_k], for growing k.",
     params: PARAMS,
+    default_on: false,
+    steps_are_scales: false,
     create: |setup| Ok(Box::new(Cumulative::new(setup))),
 };
 

@@ -3,7 +3,7 @@
 //! `B` (m×2) ~ N(0, σ²) drawn as `np.random.seed(seed); randn(m, 2)·σ`; features
 //! `[sin 2πXBᵀ, cos 2πXBᵀ]` (2m wide); one ridge solve, so one step.
 
-use super::params::common::{LAMBDA, SEED};
+use super::params::common::{FOURIER_SCALE, LAMBDA, SEED};
 use super::readout::fit_ridge;
 use super::{Method, MethodInfo, ParamSpec, Setup, StepReport, clipped_psnr};
 use crate::compute::{Backend, Tensor};
@@ -17,17 +17,6 @@ pub const FREQUENCIES: ParamSpec = ParamSpec::integer(
     1.0,
     4096.0,
 );
-pub const FOURIER_SCALE: ParamSpec = ParamSpec::real(
-    "sigma",
-    "Fourier scale σ",
-    "Standard deviation of the random frequencies. Small σ gives smooth, blurry fits; \
-     large σ fits fine detail and, too large, noise.",
-    10.0,
-    0.1,
-    100.0,
-)
-.logarithmic();
-
 const PARAMS: &[ParamSpec] = &[FREQUENCIES, FOURIER_SCALE, LAMBDA, SEED];
 
 pub const INFO: MethodInfo = MethodInfo {
@@ -35,6 +24,8 @@ pub const INFO: MethodInfo = MethodInfo {
     title: "Fourier features + ridge",
     summary: "Random Fourier features of the coordinates with one ridge readout (the baseline).",
     params: PARAMS,
+    default_on: true,
+    steps_are_scales: false,
     create: |setup| Ok(Box::new(FourierRidge::new(setup))),
 };
 

@@ -49,7 +49,9 @@ pub const INFO: MethodInfo = MethodInfo {
     summary: "A recurrent network trained to refine its own estimate over K iterations \
               (backpropagation through all of them).",
     params: PARAMS,
-    create: |setup| Ok(Box::new(LearnedRefine::new(setup))),
+    default_on: true,
+    steps_are_scales: false,
+    create: |setup| Ok(Box::new(LearnedRefine::new(setup)?)),
 };
 
 /// Inputs per pixel of the recurrent update: x, y and the previous r, g, b.
@@ -108,7 +110,7 @@ pub struct LearnedRefine {
 }
 
 impl LearnedRefine {
-    pub fn new(setup: &Setup) -> Self {
+    pub fn new(setup: &Setup) -> anyhow::Result<Self> {
         let p = setup.params;
         let backend = setup.backend;
         let n = setup.target.pixel_count();
@@ -121,7 +123,7 @@ impl LearnedRefine {
         let w_hh = torch_uniform(&mut rng, width, width * width);
         let refine1 = Dense::new(backend, &mut rng, width, width, Activation::Relu);
         let refine2 = Dense::new(backend, &mut rng, width, 3, Activation::Sigmoid);
-        let kind = OptimizerKind::from_name(p.get_choice(&OPTIMIZER));
+        let kind: OptimizerKind = p.get_option(&OPTIMIZER)?;
         let mut rgb_columns = vec![0.0f32; STEP_INPUTS * 3];
         for c in 0..3 {
             rgb_columns[(2 + c) * 3 + c] = 1.0;
@@ -134,7 +136,7 @@ impl LearnedRefine {
                 rgb: backend.zeros(n, 3),
             })
             .collect();
-        LearnedRefine {
+        Ok(LearnedRefine {
             w_in: Parameter::new(backend, STEP_INPUTS, width, &w_in),
             b_in: Parameter::new(backend, 1, width, &b_in),
             w_hh: Parameter::new(backend, width, width, &w_hh),
@@ -167,7 +169,7 @@ impl LearnedRefine {
             pixels: n,
             steps: p.get_usize(&TRAINING_STEPS),
             done: 0,
-        }
+        })
     }
 
     fn forward(&mut self, backend: &dyn Backend) {
@@ -374,6 +376,8 @@ impl Method for LearnedRefine {
     }
 }
 
+/// Hooks for the gradient checks in tests (the `testing` feature).
+#[cfg(feature = "testing")]
 impl LearnedRefine {
     /// Gradients of the loss for the current weights, for gradient checks: (name, values) of
     /// every parameter, after a fresh forward and backward pass.

@@ -6,6 +6,7 @@
 //! line and the window read: adding a method is one file plus one line there.
 
 pub mod coord_mlp;
+pub mod coordinate_mlp;
 pub mod cumulative;
 pub mod fourier_mlp;
 pub mod fourier_ridge;
@@ -24,7 +25,7 @@ use anyhow::bail;
 use crate::compute::{Backend, Tensor};
 use crate::rng::RngKind;
 use crate::target::Target;
-pub use params::{ParamSpec, ParamValues, Scale};
+pub use params::{MethodParams, ParamSpec, ParamValues, Scale};
 
 /// What one step produced, small enough to send every step.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -93,6 +94,11 @@ pub struct MethodInfo {
     /// One sentence for tooltips and `--help`.
     pub summary: &'static str,
     pub params: &'static [ParamSpec],
+    /// Whether the window runs it on first start. Off for a method too slow per step to share
+    /// the first seconds (cumulative refits a readout that grows with k).
+    pub default_on: bool,
+    /// Whether its steps are scales, coarse to fine (the scales view shows them as such).
+    pub steps_are_scales: bool,
     pub create: fn(&Setup) -> anyhow::Result<Box<dyn Method>>,
 }
 
@@ -121,6 +127,14 @@ pub fn find(name: &str) -> anyhow::Result<&'static MethodInfo> {
 }
 
 impl MethodInfo {
+    /// Its name and parameters, for the rules in [`params`].
+    pub const fn param_list(&self) -> MethodParams {
+        MethodParams {
+            method: self.name,
+            specs: self.params,
+        }
+    }
+
     /// Builds the method after checking every parameter against this method's specs.
     pub fn build(&self, setup: &Setup) -> anyhow::Result<Box<dyn Method>> {
         setup.params.validate(self.name, self.params)?;

@@ -65,6 +65,8 @@ pub const INFO: MethodInfo = MethodInfo {
     title: "Multi-scale reservoirs",
     summary: "One reservoir per scale, ρ from low to high, each fitting what the previous missed.",
     params: PARAMS,
+    default_on: true,
+    steps_are_scales: true,
     create: |setup| Ok(Box::new(Multiscale::new(setup))),
 };
 
