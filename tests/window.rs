@@ -212,7 +212,7 @@ fn grid_and_curves_have_content() {
         h.step();
         for label in labels {
             assert!(
-                h.query_by_label_contains(label).is_some(),
+                h.query_all_by_label_contains(label).next().is_some(),
                 "{view} does not show {label:?}"
             );
         }
