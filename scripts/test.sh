@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Debian packages only when missing), then runs every test.
+# Installs what the tests need (Debian packages and rustup components only when missing), checks
+# formatting and lints, then runs every test.
 # Usage: ./scripts/test.sh            (CI: bash .ci/run, which calls this with CI=true)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,5 +33,11 @@ if [ -z "${DISPLAY:-}" ]; then
   sleep 1
 fi
 
-# One profile (release) for building, testing and benchmarking, so nothing compiles twice.
-cargo test --release --locked "$@"
+if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
+  rustup component add clippy rustfmt
+fi
+cargo fmt --check
+# One profile (release) for linting, building, testing and benchmarking, so nothing compiles
+# twice; `testing` enables the hooks only tests call.
+cargo clippy --release --locked --all-targets --features testing -- -D warnings
+cargo test --release --locked --features testing "$@"

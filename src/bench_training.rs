@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use crate::compute::{Backend, CancelToken};
+use crate::methods::training::OPTIMIZER;
 use crate::methods::{self, MethodCache, ParamValues, Setup};
 use crate::rng::RngKind;
 use crate::target::{Fit, Target};
@@ -29,8 +30,8 @@ pub fn measure_training(
     let target = Target::sample(size, Fit::Stretch)?;
     let info = methods::find("fourier-mlp")?;
     let mut params = ParamValues::new();
-    let index = if optimizer == "sgd" { 1.0 } else { 0.0 };
-    params.set("optimizer", index);
+    let index = OPTIMIZER.choice_index(optimizer)?;
+    params.set(OPTIMIZER.name, index as f64);
     params.set("steps", (steps + 2) as f64);
     let mut method = info.build(&Setup {
         target: &target,

@@ -9,6 +9,7 @@ use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcom
 use serde::Serialize;
 
 use crate::compute::{Backend, BackendChoice, create_backend};
+use crate::methods::params::Resolved;
 use crate::methods::{self, MethodInfo, ParamValues};
 use crate::output::{Existing, check_writable, png_bytes, strip, write_atomic};
 use crate::rng::RngKind;
@@ -154,10 +155,16 @@ pub fn command() -> clap::Command {
 pub fn parse() -> (Cli, ArgMatches) {
     match command().try_get_matches() {
         Ok(matches) => match Cli::from_arg_matches(&matches) {
-            Ok(mut cli) => {
-                cli.window.params = parameter_values(&matches);
-                (cli, matches)
-            }
+            Ok(mut cli) => match parameter_values(&matches) {
+                Ok(params) => {
+                    cli.window.params = params;
+                    (cli, matches)
+                }
+                Err(error) => {
+                    eprintln!("inrlab: {error:#} (see inrlab --help)");
+                    std::process::exit(2);
+                }
+            },
             Err(error) => exit_with_clap_error(error),
         },
         Err(error) => exit_with_clap_error(error),
@@ -188,17 +195,16 @@ fn choice_spec(name: &str) -> Option<&'static methods::ParamSpec> {
 }
 
 /// The method parameters given on the command line (the matches of `run`, or the top level's
-/// for the window).
-pub fn parameter_values(run_matches: &ArgMatches) -> ParamValues {
+/// for the window). A categorical one's name becomes its option's index; a name that is none
+/// of them is an error (clap checks names against the first spec of that name).
+pub fn parameter_values(run_matches: &ArgMatches) -> anyhow::Result<ParamValues> {
     let mut values = ParamValues::new();
     for arg in parameter_args() {
         let name = arg.get_id().as_str();
         match choice_spec(name) {
             Some(spec) => {
                 if let Some(choice) = run_matches.get_one::<String>(name) {
-                    // clap has checked the name against the same list.
-                    let index = spec.choice_index(choice).unwrap_or(0);
-                    values.set(name, index as f64);
+                    values.set(name, spec.choice_index(choice)? as f64);
                 }
             }
             None => {
@@ -208,7 +214,7 @@ pub fn parameter_values(run_matches: &ArgMatches) -> ParamValues {
             }
         }
     }
-    values
+    Ok(values)
 }
 
 #[derive(Serialize)]
@@ -229,7 +235,8 @@ struct Metrics<'a> {
     image: &'a str,
     size: usize,
     rng: RngKind,
-    params: BTreeMap<String, f64>,
+    /// Every parameter's value, a categorical one's by its option's name.
+    params: BTreeMap<String, Resolved>,
     steps: Vec<StepEntry>,
 }
 
@@ -329,7 +336,7 @@ impl Progress {
 
 /// `inrlab run`.
 pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> anyhow::Result<()> {
-    let mut params = parameter_values(run_matches);
+    let mut params = parameter_values(run_matches)?;
     if let Some(seed) = args.seed {
         params.set("seed", seed as f64);
     }
@@ -458,7 +465,7 @@ fn write_run(
         image: image_name,
         size: target.size,
         rng,
-        params: params.resolved(info.params),
+        params: params.resolved(info.params)?,
         steps: records
             .iter()
             .map(|r| StepEntry {
@@ -504,7 +511,7 @@ mod tests {
     fn parse_from(args: &[&str]) -> (Cli, ArgMatches) {
         let matches = command().try_get_matches_from(args).unwrap();
         let mut cli = Cli::from_arg_matches(&matches).unwrap();
-        cli.window.params = parameter_values(&matches);
+        cli.window.params = parameter_values(&matches).unwrap();
         (cli, matches)
     }
 
@@ -536,7 +543,7 @@ mod tests {
             &out_arg,
         ]);
         let run_matches = matches.subcommand_matches("run").unwrap();
-        let values = parameter_values(run_matches);
+        let values = parameter_values(run_matches).unwrap();
         assert_eq!(values.explicit("lr"), None);
         assert_eq!(values.get(&LEARNING_RATE), 1.0);
         let Some(Command::Run(args)) = &cli.command else {
@@ -546,7 +553,9 @@ mod tests {
         let metrics: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
         assert_eq!(metrics["params"]["lr"], 1.0, "{}", metrics["params"]);
-        assert_eq!(metrics["params"]["optimizer"], 1.0);
+        assert_eq!(metrics["params"]["optimizer"], "sgd");
+        assert_eq!(metrics["params"]["batch"], 0.0);
+        assert_eq!(metrics["params"]["jitter"], "off");
         let _ = std::fs::remove_dir_all(&out);
     }
 

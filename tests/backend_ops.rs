@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use inrlab::compute::cpu::CpuBackend;
 use inrlab::compute::gpu::{self, GpuBackend};
-use inrlab::compute::{Activation, AdamStep, Backend, Tensor, Upsample};
+use inrlab::compute::{Activation, AdamStep, Backend, BackendKind, Tensor, Upsample};
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -939,15 +939,59 @@ fn every_shader_parses_and_validates() {
     }
 }
 
+/// The hardware adapters with compute shaders that `GpuBackend::new(false)` looks among (the
+/// primary APIs, unless WGPU_BACKEND picks).
+fn hardware_adapters() -> Vec<wgpu::AdapterInfo> {
+    let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        descriptor.backends = wgpu::Backends::PRIMARY;
+    }
+    let instance = wgpu::Instance::new(descriptor);
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        .into_iter()
+        .filter(|adapter| {
+            adapter
+                .get_downlevel_capabilities()
+                .flags
+                .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+        })
+        .map(|adapter| adapter.get_info())
+        .filter(|info| info.device_type != wgpu::DeviceType::Cpu)
+        .collect()
+}
+
 #[test]
 fn hardware_only_request_refuses_software_adapters() {
-    // With allow_software = false the backend either opens a hardware adapter or fails, so
-    // `auto` falls back to the CPU backend instead of lavapipe.
-    if let Ok(gpu) = GpuBackend::new(false) {
+    // With allow_software = false the backend opens a hardware adapter or fails, so `auto`
+    // falls back to the CPU backend instead of lavapipe.
+    let hardware = hardware_adapters();
+    let auto = inrlab::compute::create_backend(inrlab::compute::BackendChoice::Auto).unwrap();
+    if hardware.is_empty() {
+        // Software adapters only (CI's lavapipe), or none.
+        let refused = GpuBackend::new(false);
+        assert!(
+            refused.is_err(),
+            "opened {} with only software adapters around",
+            refused.map_or(String::new(), |gpu| gpu.adapter_name())
+        );
+        assert_eq!(
+            auto.kind(),
+            BackendKind::Cpu,
+            "auto chose {}",
+            auto.adapter_name()
+        );
+    } else {
+        let gpu = GpuBackend::new(false).expect("a hardware adapter is there");
         assert!(
             !gpu.is_software(),
-            "got software adapter {}",
+            "got software adapter {} though {hardware:?} are there",
             gpu.adapter_name()
+        );
+        assert_eq!(
+            auto.kind(),
+            BackendKind::Gpu,
+            "auto chose {}",
+            auto.adapter_name()
         );
     }
 }

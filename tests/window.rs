@@ -109,21 +109,44 @@ fn changing_rho_restarts_only_the_methods_it_affects() {
     );
 }
 
+/// Waits until the worker has handled every command sent before this call: it answers an image
+/// it cannot decode (named after `tag`) with a notice, in order, and everything it did before
+/// has arrived once the notice has (the UI takes messages, then frames).
+fn worker_caught_up(harness: &mut Harness<'static, InrlabApp>, tag: &str) -> bool {
+    let name = format!("{tag}.txt");
+    harness.state_mut().load(ImageSource::Bytes {
+        name: name.clone(),
+        bytes: b"not an image".as_slice().into(),
+    });
+    step_until(harness, Duration::from_secs(30), |app| {
+        app.model().notices.iter().any(|n| n.text.contains(&name))
+    })
+}
+
 #[test]
 fn space_pauses_and_s_steps_once() {
-    let mut h = harness(&["trajectory"], false);
+    // Enough steps that the run cannot finish before the test pauses it.
+    let mut settings = small_settings(&["trajectory"]);
+    settings
+        .params
+        .entry("trajectory".into())
+        .or_default()
+        .set("steps", 200.0);
+    let mut h = harness_with(settings, false);
     assert!(step_until(&mut h, Duration::from_secs(60), |app| {
         steps_of(app, "trajectory") >= 1
     }));
     h.key_press(egui::Key::Space);
     h.step();
     assert!(!h.state().is_playing());
-    // Let the step in flight land, then nothing more should come.
-    std::thread::sleep(Duration::from_millis(500));
-    h.step();
+    // The worker acknowledges the pause after the step in flight; that step's frame has
+    // arrived with the acknowledgement.
+    assert!(
+        step_until(&mut h, Duration::from_secs(30), |app| !app.model().playing),
+        "the worker did not acknowledge the pause"
+    );
     let paused_at = steps_of(h.state(), "trajectory");
-    std::thread::sleep(Duration::from_millis(500));
-    h.step();
+    assert!(worker_caught_up(&mut h, "while-paused"), "no answer");
     assert_eq!(
         steps_of(h.state(), "trajectory"),
         paused_at,
@@ -133,27 +156,34 @@ fn space_pauses_and_s_steps_once() {
     h.step();
     assert!(
         step_until(&mut h, Duration::from_secs(30), |app| {
-            steps_of(app, "trajectory") == paused_at + 1
+            steps_of(app, "trajectory") > paused_at
         }),
-        "S did not step once"
+        "S did not step"
     );
-    std::thread::sleep(Duration::from_millis(300));
-    h.step();
+    assert!(worker_caught_up(&mut h, "after-one-step"), "no answer");
     assert_eq!(
         steps_of(h.state(), "trajectory"),
         paused_at + 1,
-        "S stepped more than once"
+        "S stepped other than once"
     );
     h.key_press(egui::Key::Space);
     h.step();
     assert!(h.state().is_playing());
+    assert!(
+        step_until(&mut h, Duration::from_secs(30), |app| {
+            steps_of(app, "trajectory") > paused_at + 1
+        }),
+        "playing again, no steps came"
+    );
 }
 
 #[test]
 fn grid_and_curves_have_content() {
     let mut h = harness(&["trajectory", "multiscale", "fourier-ridge"], false);
     assert!(step_until(&mut h, Duration::from_secs(90), |app| {
-        steps_of(app, "trajectory") >= 3 && steps_of(app, "fourier-ridge") >= 1
+        steps_of(app, "trajectory") >= 3
+            && steps_of(app, "multiscale") >= 1
+            && steps_of(app, "fourier-ridge") >= 1
     }));
     h.state_mut().settings_mut().active_view = "trajectory".into();
     h.step();
@@ -169,10 +199,23 @@ fn grid_and_curves_have_content() {
         h.query_by_label_contains("Fourier features + ridge: best")
             .is_some()
     );
-    for view in ["compare", "inspect", "scales"] {
+    // Each view draws its content: labels that only it shows (compare's target heading,
+    // inspect's output and error map, the multiscale method's first scale and its detail map).
+    let shows: [(&str, &[&str]); 3] = [
+        ("compare", &["Target"]),
+        ("inspect", &["output, step ", "|error|"]),
+        ("scales", &["scale 1 (ρ", "detail"]),
+    ];
+    for (view, labels) in shows {
         h.state_mut().settings_mut().active_view = view.into();
         h.step();
         h.step();
+        for label in labels {
+            assert!(
+                h.query_all_by_label_contains(label).next().is_some(),
+                "{view} does not show {label:?}"
+            );
+        }
     }
 }
 

@@ -27,33 +27,6 @@ pub enum Activation {
 }
 
 impl Activation {
-    /// Applies the activation to a pre-activation value.
-    pub fn apply(self, z: f32) -> f32 {
-        match self {
-            Activation::Identity => z,
-            Activation::Relu => z.max(0.0),
-            Activation::Tanh => z.tanh(),
-            Activation::Sigmoid => 1.0 / (1.0 + (-z).exp()),
-        }
-    }
-
-    /// The derivative expressed through the activation's *output* `y`, so the backward pass
-    /// needs only what the forward pass kept.
-    pub fn derivative_from_output(self, y: f32) -> f32 {
-        match self {
-            Activation::Identity => 1.0,
-            Activation::Relu => {
-                if y > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Activation::Tanh => 1.0 - y * y,
-            Activation::Sigmoid => y * (1.0 - y),
-        }
-    }
-
     pub fn index(self) -> u32 {
         self as u32
     }
@@ -142,15 +115,15 @@ pub enum BackendChoice {
     Gpu,
 }
 
-/// Operations on device-resident f32 tensors. Shapes are checked with assertions: a mismatch is
-/// a bug in the caller, never a user error. Outputs are written into caller-owned tensors so
-/// that buffers stay allocated across steps.
 /// A fresh [`Backend::instance_id`].
 pub fn next_instance_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Operations on device-resident f32 tensors. Shapes are checked with assertions: a mismatch is
+/// a bug in the caller, never a user error. Outputs are written into caller-owned tensors so
+/// that buffers stay allocated across steps.
 pub trait Backend: Send + Sync {
     fn kind(&self) -> BackendKind;
     /// Distinct for every backend made in this process; tensors belong to one instance, so

@@ -1,8 +1,9 @@
-//! The spectral-bias demonstration: the same trained MLP as [`super::fourier_mlp`], fed the raw
-//! coordinates (x, y). However long it trains it stays blurry: a ReLU network on two inputs
-//! learns low frequencies first and the fine ones hardly at all.
+//! The spectral-bias demonstration: the same trained MLP as [`super::fourier_mlp`]
+//! ([`super::coordinate_mlp`]), fed the raw coordinates (x, y). However long it trains it stays
+//! blurry: a ReLU network on two inputs learns low frequencies first and the fine ones hardly at
+//! all.
 
-use super::fourier_mlp::{BATCH, CoordinateMlp, Encoding, JITTER, WIDTH_1, WIDTH_2, WIDTH_3};
+use super::coordinate_mlp::{BATCH, CoordinateMlp, Encoding, JITTER, WIDTH_1, WIDTH_2, WIDTH_3};
 use super::training::{LEARNING_RATE, OPTIMIZER, SEED, TRAINING_STEPS};
 use super::{MethodInfo, ParamSpec};
 
@@ -22,7 +23,15 @@ pub const INFO: MethodInfo = MethodInfo {
     name: "coord-mlp",
     title: "Raw-coordinate MLP",
     summary: "The same trained MLP on raw (x, y): spectral bias keeps it blurry.",
-    estimate: |p, size| super::fourier_mlp::estimate(p, size, Encoding::Raw),
+    estimate: |p, size| super::coordinate_mlp::estimate(p, size, None),
     params: PARAMS,
-    create: |setup| Ok(Box::new(CoordinateMlp::new(setup, Encoding::Raw)?)),
+    default_on: true,
+    steps_are_scales: false,
+    create: |setup| {
+        Ok(Box::new(CoordinateMlp::new(
+            setup,
+            INFO.name,
+            Encoding::Raw,
+        )?))
+    },
 };

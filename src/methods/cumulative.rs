@@ -55,6 +55,8 @@ pub const INFO: MethodInfo = MethodInfo {
     summary: "A ridge readout on all states up to step k, [H₁ … H_k], for growing k.",
     estimate,
     params: PARAMS,
+    default_on: false,
+    steps_are_scales: false,
     create: |setup| Ok(Box::new(Cumulative::new(setup)?)),
 };
 

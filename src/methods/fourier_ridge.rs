@@ -4,7 +4,7 @@
 //! `[sin 2πXBᵀ, cos 2πXBᵀ]` (2m wide); one ridge solve, so one step.
 
 use super::memory::{Tally, ridge_fit};
-use super::params::common::{LAMBDA, SEED};
+use super::params::common::{FOURIER_SCALE, LAMBDA, SEED};
 use super::readout::fit_ridge;
 use super::{
     MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, clipped_psnr,
@@ -20,17 +20,6 @@ pub const FREQUENCIES: ParamSpec = ParamSpec::integer(
     1.0,
     4096.0,
 );
-pub const FOURIER_SCALE: ParamSpec = ParamSpec::real(
-    "sigma",
-    "Fourier scale σ",
-    "Standard deviation of the random frequencies. Small σ gives smooth, blurry fits; \
-     large σ fits fine detail and, too large, noise.",
-    10.0,
-    0.1,
-    100.0,
-)
-.logarithmic();
-
 const PARAMS: &[ParamSpec] = &[FREQUENCIES, FOURIER_SCALE, LAMBDA, SEED];
 
 pub const INFO: MethodInfo = MethodInfo {
@@ -39,6 +28,8 @@ pub const INFO: MethodInfo = MethodInfo {
     summary: "Random Fourier features of the coordinates with one ridge readout (the baseline).",
     estimate,
     params: PARAMS,
+    default_on: true,
+    steps_are_scales: false,
     create: |setup| Ok(Box::new(FourierRidge::new(setup)?)),
 };
 

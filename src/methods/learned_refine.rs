@@ -53,6 +53,8 @@ pub const INFO: MethodInfo = MethodInfo {
               (backpropagation through all of them).",
     estimate,
     params: PARAMS,
+    default_on: true,
+    steps_are_scales: false,
     create: |setup| Ok(Box::new(LearnedRefine::new(setup)?)),
 };
 
@@ -170,7 +172,7 @@ impl LearnedRefine {
         let w_hh = torch_uniform(&mut rng, width, width * width);
         let refine1 = Dense::new(backend, &mut rng, width, width, Activation::Relu)?;
         let refine2 = Dense::new(backend, &mut rng, width, 3, Activation::Sigmoid)?;
-        let kind = OptimizerKind::from_name(p.get_choice(&OPTIMIZER));
+        let kind: OptimizerKind = p.get_option(&OPTIMIZER)?;
         let mut rgb_columns = vec![0.0f32; STEP_INPUTS * 3];
         for c in 0..3 {
             rgb_columns[(2 + c) * 3 + c] = 1.0;
@@ -445,6 +447,8 @@ impl Method for LearnedRefine {
     }
 }
 
+/// Hooks for the gradient checks in tests (the `testing` feature).
+#[cfg(feature = "testing")]
 impl LearnedRefine {
     /// Gradients of the loss for the current weights, for gradient checks: (name, values) of
     /// every parameter, after a fresh forward and backward pass.

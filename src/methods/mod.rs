@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod coord_mlp;
+pub mod coordinate_mlp;
 pub mod cumulative;
 pub mod fourier_mlp;
 pub mod fourier_ridge;
@@ -28,7 +29,7 @@ use crate::rng::RngKind;
 use crate::target::Target;
 pub use cache::{MethodCache, NotReady};
 pub use memory::MemoryEstimate;
-pub use params::{ParamSpec, ParamValues, Scale};
+pub use params::{MethodParams, ParamSpec, ParamValues, Scale};
 
 /// What one step produced, small enough to send every step.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -115,6 +116,11 @@ pub struct MethodInfo {
     /// checked before it is built.
     pub estimate: fn(&ParamValues, usize) -> MemoryEstimate,
     pub params: &'static [ParamSpec],
+    /// Whether the window runs it on first start. Off for a method too slow per step to share
+    /// the first seconds (cumulative refits a readout that grows with k).
+    pub default_on: bool,
+    /// Whether its steps are scales, coarse to fine (the scales view shows them as such).
+    pub steps_are_scales: bool,
     pub create: fn(&Setup) -> anyhow::Result<Box<dyn Method>>,
 }
 
@@ -143,6 +149,14 @@ pub fn find(name: &str) -> anyhow::Result<&'static MethodInfo> {
 }
 
 impl MethodInfo {
+    /// Its name and parameters, for the rules in [`params`].
+    pub const fn param_list(&self) -> MethodParams {
+        MethodParams {
+            method: self.name,
+            specs: self.params,
+        }
+    }
+
     /// Builds the method after checking every parameter against this method's specs and its
     /// memory estimate against what the backend can give.
     pub fn build(&self, setup: &Setup) -> anyhow::Result<Box<dyn Method>> {

@@ -70,6 +70,8 @@ pub const INFO: MethodInfo = MethodInfo {
     summary: "One reservoir per scale, ρ from low to high, each fitting what the previous missed.",
     estimate,
     params: PARAMS,
+    default_on: true,
+    steps_are_scales: true,
     create: |setup| Ok(Box::new(Multiscale::new(setup)?)),
 };
 

@@ -41,6 +41,8 @@ pub const INFO: MethodInfo = MethodInfo {
     summary: "The reservoir sees coordinates and its own last estimate, and refines it each iteration.",
     estimate,
     params: PARAMS,
+    default_on: true,
+    steps_are_scales: false,
     create: |setup| Ok(Box::new(Refine::new(setup)?)),
 };
 

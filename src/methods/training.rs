@@ -6,6 +6,7 @@
 //! backend operations on them, so on a GPU the weights never leave the device.
 
 use super::ParamSpec;
+use super::params::ChoiceOption;
 use crate::compute::{Activation, AdamStep, Backend, Tensor};
 use crate::rng::NumpyRandomState;
 
@@ -60,27 +61,14 @@ pub enum OptimizerKind {
     Sgd,
 }
 
-impl OptimizerKind {
-    pub fn from_name(name: &str) -> Self {
-        if name == "sgd" {
-            OptimizerKind::Sgd
-        } else {
-            OptimizerKind::Adam
-        }
-    }
+impl ChoiceOption for OptimizerKind {
+    const ALL: &'static [Self] = &[OptimizerKind::Adam, OptimizerKind::Sgd];
     /// Its option's name in [`OPTIMIZER`].
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             OptimizerKind::Adam => "adam",
             OptimizerKind::Sgd => "sgd",
         }
-    }
-    /// The learning rate used when none is set.
-    pub fn default_learning_rate(self) -> f32 {
-        let index = OPTIMIZER
-            .choice_index(self.name())
-            .expect("every optimizer is an option");
-        LEARNING_RATE_DEFAULTS[index] as f32
     }
 }
 
@@ -346,6 +334,7 @@ pub fn is_milestone_step(step: usize, total: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::params::Resolved;
     use super::*;
 
     #[test]
@@ -364,15 +353,22 @@ mod tests {
         );
         assert_eq!(learning_rate(&params), 1.0);
         // What a run reports is what it uses.
-        assert_eq!(params.resolved(&[OPTIMIZER, LEARNING_RATE])["lr"], 1.0);
+        let resolved = params.resolved(&[OPTIMIZER, LEARNING_RATE]).unwrap();
+        assert_eq!(resolved["lr"], Resolved::Number(1.0));
+        assert_eq!(resolved["optimizer"], Resolved::Choice("sgd"));
         params.set(LEARNING_RATE.name, 0.05);
         assert_eq!(learning_rate(&params), 0.05);
+        // Every option is an optimizer, and each one's default rate is the spec's.
         for (index, name) in OPTIMIZER.choices.iter().enumerate() {
-            let kind = OptimizerKind::from_name(name);
-            assert_eq!(kind.name(), *name);
             let mut params = super::super::ParamValues::new();
             params.set(OPTIMIZER.name, index as f64);
-            assert_eq!(learning_rate(&params), kind.default_learning_rate());
+            let kind: OptimizerKind = params.get_option(&OPTIMIZER).unwrap();
+            assert_eq!(kind.name(), *name);
+            assert_eq!(learning_rate(&params), LEARNING_RATE_DEFAULTS[index] as f32);
         }
+        assert_eq!(OptimizerKind::ALL.len(), OPTIMIZER.choices.len());
+        let mut unknown = super::super::ParamValues::new();
+        unknown.set(OPTIMIZER.name, 2.0);
+        assert!(unknown.get_option::<OptimizerKind>(&OPTIMIZER).is_err());
     }
 }

@@ -40,6 +40,8 @@ pub const INFO: MethodInfo = MethodInfo {
     summary: "One reservoir unrolled over K steps; a ridge readout of each step's state.",
     estimate,
     params: PARAMS,
+    default_on: true,
+    steps_are_scales: false,
     create: |setup| Ok(Box::new(Trajectory::new(setup)?)),
 };
 

@@ -4,14 +4,12 @@
 
 use egui::{Button, RichText, Slider};
 
-use crate::app::Settings;
+use crate::app::settings::{Settings, WORKING_SIZES};
 use crate::app::state::{Model, RunStatus};
-use crate::methods::{self, MethodInfo, ParamSpec, ParamValues, Scale};
+use crate::methods::params::{Edit, Following, apply_edit, following, knob_owners, shared_specs};
+use crate::methods::{self, MethodInfo, MethodParams, ParamSpec, ParamValues, Scale};
 
 use super::{method_color, palette, run_activity, run_summary, swatch_ui};
-
-/// Working sizes offered (pixels a side).
-pub const WORKING_SIZES: [usize; 4] = [64, 128, 256, 512];
 
 /// What the user asked for in this panel; the app carries it out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,84 +246,6 @@ fn short(text: &str, max_chars: usize) -> String {
     }
 }
 
-/// Two specs describe the same knob (same name, meaning and range), so one slider may drive both.
-fn same_knob(a: &ParamSpec, b: &ParamSpec) -> bool {
-    a.name == b.name
-        && a.label == b.label
-        && a.min == b.min
-        && a.max == b.max
-        && a.default == b.default
-        && a.scale == b.scale
-        && a.integer == b.integer
-        && a.choices == b.choices
-        && a.follows.map(|f| (f.choice.name, f.defaults))
-            == b.follows.map(|f| (f.choice.name, f.defaults))
-}
-
-/// Parameters that two or more selected methods share identically, in first-seen order.
-pub fn shared_specs(selected: &[&'static MethodInfo]) -> Vec<&'static ParamSpec> {
-    let mut shared: Vec<&'static ParamSpec> = Vec::new();
-    for (i, info) in selected.iter().enumerate() {
-        for spec in info.params {
-            if shared.iter().any(|s| s.name == spec.name) {
-                continue;
-            }
-            let others = selected[i + 1..]
-                .iter()
-                .filter_map(|other| other.params.iter().find(|s| s.name == spec.name))
-                .collect::<Vec<_>>();
-            let all_same = others.iter().all(|s| same_knob(s, spec));
-            let appears_elsewhere = selected[..i]
-                .iter()
-                .any(|other| other.params.iter().any(|s| s.name == spec.name));
-            if !others.is_empty() && all_same && !appears_elsewhere {
-                shared.push(spec);
-            }
-        }
-    }
-    shared
-}
-
-/// Sets a value, removing it when it is the default (given the other values: a learning rate
-/// equal to the optimizer's usual one stays unset and keeps following the optimizer), so that
-/// equal settings compare equal and a method restarts only when its effective value changes.
-pub fn set_param(values: &mut ParamValues, spec: &ParamSpec, value: f64) {
-    if value == spec.default_in(values) {
-        values.remove(spec.name);
-    } else {
-        values.set(spec.name, value);
-    }
-}
-
-/// What the user did to a parameter's control.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Edit {
-    Set(f64),
-    /// Forget the value set, so the default (which may follow another parameter) applies.
-    Unset,
-}
-
-/// For a parameter whose default follows another's option: that option's name, and whether a
-/// value of its own is set (then the default is not in use).
-struct Following {
-    option: &'static str,
-    explicit: bool,
-}
-
-fn following(spec: &ParamSpec, values: &ParamValues) -> Option<Following> {
-    spec.follows.map(|follows| Following {
-        option: values.get_choice(follows.choice),
-        explicit: values.explicit(spec.name).is_some(),
-    })
-}
-
-fn apply_edit(values: &mut ParamValues, spec: &ParamSpec, edit: Edit) {
-    match edit {
-        Edit::Set(value) => set_param(values, spec, value),
-        Edit::Unset => values.remove(spec.name),
-    }
-}
-
 fn parameters_ui(ui: &mut egui::Ui, settings: &mut Settings) {
     let selected: Vec<&'static MethodInfo> = methods::registry()
         .iter()
@@ -335,16 +255,18 @@ fn parameters_ui(ui: &mut egui::Ui, settings: &mut Settings) {
         ui.label(RichText::new("Select a method above.").color(palette::TEXT_DIM));
         return;
     }
-    let shared = shared_specs(&selected);
+    let selected_params: Vec<MethodParams> =
+        selected.iter().map(|info| info.param_list()).collect();
+    let shared = shared_specs(&selected_params);
+    let every_method: Vec<MethodParams> = methods::registry()
+        .iter()
+        .map(MethodInfo::param_list)
+        .collect();
     let no_values = ParamValues::new();
     if !shared.is_empty() {
         ui.label(RichText::new("shared by the selected methods").color(palette::TEXT_DIM));
         for spec in &shared {
-            let owners: Vec<&str> = methods::registry()
-                .iter()
-                .filter(|info| info.params.iter().any(|s| same_knob(s, spec)))
-                .map(|info| info.name)
-                .collect();
+            let owners = knob_owners(&every_method, spec);
             let first = selected
                 .iter()
                 .find(|info| info.params.iter().any(|s| s.name == spec.name))
@@ -489,45 +411,6 @@ fn param_slider_ui(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reservoir_methods_share_their_common_knobs() {
-        let find = |names: &[&str]| -> Vec<&'static MethodInfo> {
-            names.iter().map(|n| methods::find(n).unwrap()).collect()
-        };
-        let shared = |names: &[&str]| -> Vec<&str> {
-            shared_specs(&find(names)).iter().map(|s| s.name).collect()
-        };
-        let names = shared(&["trajectory", "cumulative", "fourier-ridge"]);
-        assert!(names.contains(&"spectral-radius"), "{names:?}");
-        assert!(names.contains(&"seed"), "{names:?}");
-        // A knob with the same name but another default or range keeps its own slider.
-        let names = shared(&["trajectory", "refine"]);
-        assert!(!names.contains(&"spectral-radius"), "{names:?}");
-    }
-
-    #[test]
-    fn default_values_are_not_stored() {
-        let spec = crate::methods::params::common::SPECTRAL_RADIUS;
-        let mut values = ParamValues::new();
-        set_param(&mut values, &spec, 0.5);
-        assert_eq!(values.explicit(spec.name), Some(0.5));
-        set_param(&mut values, &spec, spec.default);
-        assert_eq!(values, ParamValues::new());
-    }
-
-    #[test]
-    fn a_rate_equal_to_another_optimizers_default_stays_set() {
-        use crate::methods::training::{LEARNING_RATE, OPTIMIZER};
-        let mut values = ParamValues::new();
-        set_param(&mut values, &OPTIMIZER, 1.0); // sgd
-        // 1e-3 is Adam's usual rate, not SGD's: under SGD it is a choice of its own.
-        set_param(&mut values, &LEARNING_RATE, 1e-3);
-        assert_eq!(values.get(&LEARNING_RATE), 1e-3);
-        // SGD's own default is not stored, so it keeps following the optimizer.
-        set_param(&mut values, &LEARNING_RATE, 1.0);
-        assert_eq!(values.explicit(LEARNING_RATE.name), None);
-    }
 
     /// The value the "learning rate" slider shows.
     fn shown_learning_rate(h: &egui_kittest::Harness<'_, Settings>) -> f64 {

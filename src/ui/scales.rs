@@ -1,8 +1,9 @@
 //! Scales: the scale-by-scale strip of a coarse-to-fine method. Top row: the estimate after
 //! each scale; bottom row: the detail that scale added (its change over the previous estimate,
 //! blue darker, orange brighter). Written for the multiscale method and any later method whose
-//! steps are scales (a wavelet operator); it defaults to the first method whose step labels
-//! say "scale", but shows any method's steps the same way.
+//! steps are scales (a wavelet operator); it defaults to the first method whose registry entry
+//! says its steps are scales ([`crate::methods::MethodInfo::steps_are_scales`]), but shows any
+//! method's steps the same way.
 
 use std::collections::HashMap;
 
@@ -30,10 +31,7 @@ pub struct Scales {
 }
 
 fn is_scale_method(run: &MethodRun) -> bool {
-    run.cells
-        .values()
-        .next()
-        .is_some_and(|c| c.report.label.to_lowercase().contains("scale"))
+    run.info.steps_are_scales && !run.cells.is_empty()
 }
 
 impl View for Scales {

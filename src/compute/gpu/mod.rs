@@ -297,11 +297,6 @@ impl GpuBackend {
         self.device.destroy();
     }
 
-    /// The adapter's description as wgpu reports it.
-    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
-        &self.info
-    }
-
     /// The device's limits (the adapter's own: everything it offers is requested).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
@@ -847,7 +842,9 @@ impl Backend for GpuBackend {
 
 /// Opens a GPU backend for tests, software adapters included, under the project's policy:
 /// when no adapter exists the test fails if `INRLAB_REQUIRE_GPU=1` (CI sets it, so a broken
-/// driver setup cannot silently pass) and is otherwise skipped with a loud message.
+/// driver setup cannot silently pass) and is otherwise skipped with a loud message. Only for
+/// tests (the `testing` feature).
+#[cfg(feature = "testing")]
 pub fn test_backend() -> Option<GpuBackend> {
     match GpuBackend::new(true) {
         Ok(backend) => Some(backend),
