@@ -300,3 +300,46 @@ fn methods_share_time_not_steps() {
         "the faster method takes more steps"
     );
 }
+
+#[cfg(feature = "testing")]
+#[test]
+fn a_lost_gpu_hands_every_method_to_the_cpu() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_) = inrlab::compute::gpu::test_backend() else {
+        return; // skipped loudly by test_backend (fails under INRLAB_REQUIRE_GPU=1)
+    };
+    let mut wanted = desired(&["trajectory", "fourier-ridge"], 16);
+    wanted.step_limit = Some(2);
+    let handle = spawn(BackendChoice::Gpu, wanted, egui::Context::default());
+    handle
+        .send(Command::LoadImage(ImageSource::Sample))
+        .unwrap();
+    handle.send(Command::Play).unwrap();
+    let mut watch = Watch::new(&handle);
+    watch.until("the first steps on the GPU", 120, |w| {
+        !w.frames_of("fourier-ridge").is_empty()
+    });
+    let gpu_run = watch.frames_of("fourier-ridge")[0].run_id;
+    handle.send(Command::LoseDeviceForTest).unwrap();
+    watch.until("the fallback", 120, |w| {
+        let warned = w
+            .messages
+            .iter()
+            .any(|m| matches!(m, Message::Warning(text) if text.contains("GPU device was lost")));
+        let on_cpu = w.messages.iter().any(|m| {
+            matches!(
+                m,
+                Message::Backend {
+                    kind: inrlab::compute::BackendKind::Cpu,
+                    ..
+                }
+            )
+        });
+        let rerun = w
+            .frames_of("fourier-ridge")
+            .iter()
+            .any(|f| f.run_id > gpu_run);
+        warned && on_cpu && rerun
+    });
+    assert!(handle.stopped().is_none(), "the compute thread survives");
+}

@@ -82,6 +82,9 @@ pub enum Command {
     /// Ends the compute thread as a bug would, so tests can check that the window says so.
     #[cfg(feature = "testing")]
     CrashForTest,
+    /// Loses the GPU device as a driver reset would, so tests can check the fallback.
+    #[cfg(feature = "testing")]
+    LoseDeviceForTest,
 }
 
 impl Command {
@@ -91,7 +94,7 @@ impl Command {
         match self {
             Command::LoadImage(_) | Command::Pause | Command::Reset => true,
             #[cfg(feature = "testing")]
-            Command::CrashForTest => true,
+            Command::CrashForTest | Command::LoseDeviceForTest => true,
             Command::Play | Command::StepOnce | Command::Sync | Command::RequestFeatures(_) => {
                 false
             }

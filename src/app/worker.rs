@@ -318,6 +318,8 @@ impl Worker {
             if self.closing {
                 return;
             }
+            // Nothing more is asked of a lost device.
+            self.fall_back_if_device_lost();
             self.sync_desired();
             self.session.refresh_waiting();
             self.send_iterates_if_idle();
@@ -392,6 +394,8 @@ impl Worker {
             }
             #[cfg(feature = "testing")]
             Command::CrashForTest => panic!("crash requested by a test"),
+            #[cfg(feature = "testing")]
+            Command::LoseDeviceForTest => self.session.backend().lose_device_for_test(),
         }
     }
 

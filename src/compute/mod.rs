@@ -136,6 +136,9 @@ pub trait Backend: Send + Sync {
     fn lost(&self) -> Option<String> {
         None
     }
+    /// Loses the device as a driver reset would (GPU), so tests can check the fallback.
+    #[cfg(feature = "testing")]
+    fn lose_device_for_test(&self) {}
 
     /// A tensor holding `data`. Fails (rather than aborting) when the backend cannot allocate
     /// it: more than the host has, or more than the adapter binds.

@@ -291,12 +291,6 @@ impl GpuBackend {
         })
     }
 
-    /// Destroys the device as a driver reset would, so tests can check the fallback.
-    #[cfg(feature = "testing")]
-    pub fn lose_device_for_test(&self) {
-        self.device.destroy();
-    }
-
     /// The device's limits (the adapter's own: everything it offers is requested).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
@@ -638,6 +632,11 @@ impl Backend for GpuBackend {
     }
     fn instance_id(&self) -> u64 {
         self.id
+    }
+
+    #[cfg(feature = "testing")]
+    fn lose_device_for_test(&self) {
+        self.device.destroy();
     }
 
     fn lost(&self) -> Option<String> {
