@@ -320,67 +320,18 @@ impl InrlabApp {
 
     fn notices_ui(&mut self, ui: &mut egui::Ui) {
         if let Some(reason) = self.model.compute_stopped.clone() {
-            let mut restart = false;
-            egui::Frame::new()
-                .fill(Color32::from_rgb(70, 28, 24))
-                .stroke(egui::Stroke::new(1.0, palette::BAD))
-                .corner_radius(4.0)
-                .inner_margin(8.0)
-                .show(ui, |ui| {
-                    ui.horizontal(|ui| {
-                        ui.label(
-                            RichText::new(format!("compute stopped: {reason}"))
-                                .strong()
-                                .color(palette::TEXT_STRONG),
-                        );
-                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                            restart = ui.button("Restart compute").clicked();
-                        });
-                    });
-                });
-            ui.add_space(4.0);
-            if restart {
+            let text = format!("compute stopped: {reason}");
+            if banner_ui(ui, &BANNER_ERROR, &text, "Restart compute") {
                 self.perform(Action::RestartCompute, &ui.ctx().clone());
             }
         }
         let mut dismissed = Vec::new();
-        for notice in &self.model.warnings {
-            egui::Frame::new()
-                .fill(Color32::from_rgb(60, 50, 18))
-                .stroke(egui::Stroke::new(1.0, palette::ACCENT))
-                .corner_radius(4.0)
-                .inner_margin(8.0)
-                .show(ui, |ui| {
-                    ui.horizontal(|ui| {
-                        ui.label(RichText::new("⚠").color(palette::ACCENT).size(16.0));
-                        ui.label(RichText::new(&notice.text).color(palette::TEXT_STRONG));
-                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                            if ui.button("dismiss").clicked() {
-                                dismissed.push(notice.id);
-                            }
-                        });
-                    });
-                });
-            ui.add_space(4.0);
-        }
-        for notice in &self.model.notices {
-            egui::Frame::new()
-                .fill(Color32::from_rgb(70, 28, 24))
-                .stroke(egui::Stroke::new(1.0, palette::BAD))
-                .corner_radius(4.0)
-                .inner_margin(8.0)
-                .show(ui, |ui| {
-                    ui.horizontal(|ui| {
-                        ui.label(RichText::new("!").strong().color(palette::BAD).size(16.0));
-                        ui.label(RichText::new(&notice.text).color(palette::TEXT_STRONG));
-                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                            if ui.button("dismiss").clicked() {
-                                dismissed.push(notice.id);
-                            }
-                        });
-                    });
-                });
-            ui.add_space(4.0);
+        let shown = (self.model.warnings.iter().map(|n| (&BANNER_WARNING, n)))
+            .chain(self.model.notices.iter().map(|n| (&BANNER_ERROR, n)));
+        for (style, notice) in shown {
+            if banner_ui(ui, style, &notice.text, "dismiss") {
+                dismissed.push(notice.id);
+            }
         }
         for id in dismissed {
             self.model.dismiss(id);
@@ -600,6 +551,51 @@ impl eframe::App for InrlabApp {
     fn clear_color(&self, _visuals: &egui::Visuals) -> [f32; 4] {
         palette::BACKGROUND.to_normalized_gamma_f32()
     }
+}
+
+/// How a banner above the view looks: background, edge and the mark before its text.
+struct BannerStyle {
+    fill: Color32,
+    edge: Color32,
+    mark: &'static str,
+}
+
+const BANNER_ERROR: BannerStyle = BannerStyle {
+    fill: Color32::from_rgb(70, 28, 24),
+    edge: palette::BAD,
+    mark: "!",
+};
+
+const BANNER_WARNING: BannerStyle = BannerStyle {
+    fill: Color32::from_rgb(60, 50, 18),
+    edge: palette::ACCENT,
+    mark: "⚠",
+};
+
+/// A one-line banner with a button at its right end; whether the button was clicked.
+fn banner_ui(ui: &mut egui::Ui, style: &BannerStyle, text: &str, button: &str) -> bool {
+    let mut clicked = false;
+    egui::Frame::new()
+        .fill(style.fill)
+        .stroke(egui::Stroke::new(1.0, style.edge))
+        .corner_radius(4.0)
+        .inner_margin(8.0)
+        .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label(
+                    RichText::new(style.mark)
+                        .strong()
+                        .color(style.edge)
+                        .size(16.0),
+                );
+                ui.label(RichText::new(text).color(palette::TEXT_STRONG));
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    clicked = ui.button(button).clicked();
+                });
+            });
+        });
+    ui.add_space(4.0);
+    clicked
 }
 
 fn display_name(path: &Path) -> String {

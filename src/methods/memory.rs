@@ -264,7 +264,9 @@ mod tests {
         use crate::methods::{ParamValues, Setup, find};
         use crate::rng::RngKind;
         use crate::target::{Fit, Target};
-        let cases: &[(&str, &[(&str, f64)], usize)] = &[
+        // (method, its values, working size)
+        type Case<'a> = (&'a str, &'a [(&'a str, f64)], usize);
+        let cases: &[Case] = &[
             ("trajectory", &[("hidden", 96.0), ("steps", 4.0)], 64),
             ("cumulative", &[("hidden", 48.0), ("steps", 3.0)], 64),
             ("refine", &[("hidden", 96.0), ("steps", 3.0)], 64),
