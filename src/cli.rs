@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::io::IsTerminal;
+
 use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::Serialize;
 
@@ -274,16 +276,15 @@ pub fn selected_methods(names: &str) -> anyhow::Result<Vec<&'static MethodInfo>>
 /// Progress bars on stderr, one per method, when stderr is a terminal; nothing otherwise.
 struct Progress {
     bars: Vec<indicatif::ProgressBar>,
-    _multi: Option<indicatif::MultiProgress>,
+    multi: Option<indicatif::MultiProgress>,
 }
 
 impl Progress {
     fn new(names: &[&str]) -> Self {
-        use std::io::IsTerminal;
         if !std::io::stderr().is_terminal() {
             return Progress {
                 bars: Vec::new(),
-                _multi: None,
+                multi: None,
             };
         }
         let multi = indicatif::MultiProgress::new();
@@ -304,7 +305,23 @@ impl Progress {
             .collect();
         Progress {
             bars,
-            _multi: Some(multi),
+            multi: Some(multi),
+        }
+    }
+
+    /// A line on standard output, the bars hidden while it is written.
+    fn println(&self, line: String) {
+        match &self.multi {
+            Some(multi) => multi.suspend(|| println!("{line}")),
+            None => println!("{line}"),
+        }
+    }
+
+    /// A line on standard error, the bars hidden while it is written.
+    fn eprintln(&self, line: String) {
+        match &self.multi {
+            Some(multi) => multi.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
         }
     }
 
@@ -397,48 +414,57 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         .map_or(SAMPLE_NAME.to_owned(), |p| p.display().to_string());
     let names: Vec<&str> = selected.iter().map(|m| m.name).collect();
     let progress = Progress::new(&names);
-    let outcomes = run_methods(
+    let mut failures = Vec::new();
+    let mut first_error = None;
+    // Each method's files are written as soon as it settles, while the others go on.
+    run_methods(
         &plans,
         &target,
         backend.as_ref(),
         args.rng,
         true,
         |session, advance| progress.update(session, advance),
+        |index, outcome| {
+            let (info, own) = &plans[index];
+            let dir = &dirs[index];
+            let written = outcome.and_then(|outcome| {
+                let records = outcome.records;
+                write_run(
+                    dir,
+                    info,
+                    own,
+                    &records,
+                    outcome.iterates.as_deref(),
+                    &target,
+                    backend.as_ref(),
+                    &image_name,
+                    args.rng,
+                    existing,
+                )?;
+                let last = records.last().expect("a run has at least one step");
+                progress.println(format!(
+                    "{:<14} {:>3} steps  {:>7.3} s  final PSNR {:.2} dB  → {}",
+                    info.name,
+                    records.len(),
+                    last.seconds,
+                    last.report.psnr_db,
+                    dir.display()
+                ));
+                Ok(())
+            });
+            if let Err(error) = written {
+                if several {
+                    progress.eprintln(format!("inrlab: {error:#}"));
+                    failures.push(info.name);
+                } else {
+                    first_error = Some(error);
+                }
+            }
+        },
     );
     drop(progress);
-    let mut failures = Vec::new();
-    for (((info, own), dir), outcome) in plans.iter().zip(&dirs).zip(outcomes) {
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            Err(error) if !several => return Err(error),
-            Err(error) => {
-                eprintln!("inrlab: {error:#}");
-                failures.push(info.name);
-                continue;
-            }
-        };
-        let records = outcome.records;
-        write_run(
-            dir,
-            info,
-            own,
-            &records,
-            outcome.iterates.as_deref(),
-            &target,
-            backend.as_ref(),
-            &image_name,
-            args.rng,
-            existing,
-        )?;
-        let last = records.last().expect("a run has at least one step");
-        println!(
-            "{:<14} {:>3} steps  {:>7.3} s  final PSNR {:.2} dB  → {}",
-            info.name,
-            records.len(),
-            last.seconds,
-            last.report.psnr_db,
-            dir.display()
-        );
+    if let Some(error) = first_error {
+        return Err(error);
     }
     match failures.as_slice() {
         [] => Ok(()),

@@ -45,6 +45,7 @@ pub fn run_method(
     params: &ParamValues,
     keep_images: bool,
 ) -> anyhow::Result<RunOutcome> {
+    let mut outcome = None;
     run_methods(
         &[(info, params.clone())],
         target,
@@ -52,13 +53,15 @@ pub fn run_method(
         rng,
         keep_images,
         |_, _| {},
-    )
-    .pop()
-    .expect("one outcome per method")
+        |_, result| outcome = Some(result),
+    );
+    outcome.expect("one outcome per method")
 }
 
-/// Runs every method of `plans` together until each has finished or stopped; one outcome per
-/// plan, in order. `on_advance` sees every turn (the command line's progress bars).
+/// Runs every method of `plans` together until each has finished or stopped. `on_advance`
+/// sees every turn (the command line's progress bars); `on_outcome` gets each method's outcome
+/// (by its index in `plans`) as soon as that method has finished or stopped, so its files can
+/// be written while the others go on.
 pub fn run_methods(
     plans: &[(&'static MethodInfo, ParamValues)],
     target: &Target,
@@ -66,46 +69,57 @@ pub fn run_methods(
     rng: RngKind,
     keep_images: bool,
     mut on_advance: impl FnMut(&Session, &Advance),
-) -> Vec<anyhow::Result<RunOutcome>> {
+    mut on_outcome: impl FnMut(usize, anyhow::Result<RunOutcome>),
+) {
     // Nothing else to do meanwhile: eigen-solves run inline.
     let mut session = Session::borrowing(backend, MethodCache::blocking(), rng);
     session.set_target(target.clone());
     session.set_selection(plans);
-    let mut records: Vec<Vec<StepRecord>> = plans.iter().map(|_| Vec::new()).collect();
+    let mut records: Vec<Option<Vec<StepRecord>>> =
+        plans.iter().map(|_| Some(Vec::new())).collect();
     session.run_until_settled(|session, advance| {
-        if let AdvanceResult::Stepped(report) = &advance.result {
-            let slot = session.slot(advance.index);
+        let index = advance.index;
+        let slot = session.slot(index);
+        if let (AdvanceResult::Stepped(report), Some(records)) =
+            (&advance.result, records[index].as_mut())
+        {
             let method = slot.method().expect("a stepped method is in its slot");
             let image = (keep_images && method.keep_image(report.step))
                 .then(|| method.image(session.backend()));
-            records[advance.index].push(StepRecord {
+            records.push(StepRecord {
                 report: report.clone(),
                 seconds: slot.compute_secs,
                 image,
             });
         }
         on_advance(session, advance);
+        let settled = matches!(slot.state, SlotState::Finished(_) | SlotState::Stopped(_));
+        if settled && let Some(records) = records[index].take() {
+            on_outcome(index, outcome(session, index, records));
+        }
     });
-    records
-        .into_iter()
-        .enumerate()
-        .map(|(index, mut records)| {
-            let slot = session.slot(index);
-            if let SlotState::Stopped(reason) = &slot.state {
-                anyhow::bail!("{}: {reason}", slot.info.name);
-            }
-            let method = slot
-                .method()
-                .ok_or_else(|| anyhow::anyhow!("{} did not run", slot.info.name))?;
-            if let Some(last) = records.last_mut().filter(|r| r.image.is_none()) {
-                last.image = Some(method.image(session.backend()));
-            }
-            Ok(RunOutcome {
-                records,
-                iterates: method.iterates(session.backend()),
-            })
-        })
-        .collect()
+}
+
+/// The outcome of a settled slot: its records with the last image, and its iterates.
+fn outcome(
+    session: &Session,
+    index: usize,
+    mut records: Vec<StepRecord>,
+) -> anyhow::Result<RunOutcome> {
+    let slot = session.slot(index);
+    if let SlotState::Stopped(reason) = &slot.state {
+        anyhow::bail!("{}: {reason}", slot.info.name);
+    }
+    let method = slot
+        .method()
+        .ok_or_else(|| anyhow::anyhow!("{} did not run", slot.info.name))?;
+    if let Some(last) = records.last_mut().filter(|r| r.image.is_none()) {
+        last.image = Some(method.image(session.backend()));
+    }
+    Ok(RunOutcome {
+        records,
+        iterates: method.iterates(session.backend()),
+    })
 }
 
 /// Why a step's report means the method has diverged: a PSNR or a training loss that is not a
