@@ -390,7 +390,7 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         dirs.push(dir);
     }
     if several {
-        let mut unused: Vec<&str> = params
+        let unused: Vec<&str> = params
             .iter()
             .map(|(name, _)| name)
             .filter(|name| {
@@ -399,7 +399,6 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
                     .any(|m| m.params.iter().any(|p| p.name == *name))
             })
             .collect();
-        unused.dedup();
         anyhow::ensure!(
             unused.is_empty(),
             "none of the selected methods has --{}",

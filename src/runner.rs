@@ -124,7 +124,7 @@ fn outcome(
 
 /// Why a step's report means the method has diverged: a PSNR or a training loss that is not a
 /// finite number. `None` for a healthy step.
-pub fn divergence(report: &StepReport) -> Option<&'static str> {
+fn divergence(report: &StepReport) -> Option<&'static str> {
     if !report.psnr_db.is_finite() {
         Some("PSNR is not a number")
     } else if report.loss.is_some_and(|loss| !loss.is_finite()) {

@@ -514,7 +514,9 @@ impl Worker {
             })
     }
 
-    fn publish_in_flight(&self, index: usize, step: usize) {
+    /// Shows step `step` of the slot's method as in flight, cancelled through `cancel` (the
+    /// run's own token, or a scratch copy's).
+    fn publish_in_flight(&self, index: usize, step: usize, cancel: CancelToken) {
         let slot = self.session.slot(index);
         *lock(&self.in_flight) = Some(InFlight {
             method: slot.info.name,
@@ -523,7 +525,7 @@ impl Worker {
             started: Instant::now(),
             params: slot.params.clone(),
             working_size: self.session.target().map_or(0, |t| t.size),
-            cancel: slot.cancel.clone(),
+            cancel,
         });
     }
 
@@ -542,7 +544,7 @@ impl Worker {
         let slot = self.session.slot(index);
         let (name, run_id) = (slot.info.name, slot.run_id);
         let focused = self.applied.as_ref().and_then(|d| d.focused) == Some(name);
-        self.publish_in_flight(index, slot.steps_done() + 1);
+        self.publish_in_flight(index, slot.steps_done() + 1, slot.cancel.clone());
         let advance = self.session.advance(index, focused);
         *lock(&self.in_flight) = None;
         if let Some(total_steps) = advance.built {
@@ -731,19 +733,12 @@ impl Worker {
     /// in flight so that the relay can cancel it like any step.
     fn advance_features(&mut self) {
         if let Some((index, step)) = self.features.next_piece(&self.session) {
-            self.publish_in_flight_with(index, step, self.features.cancel_token());
+            self.publish_in_flight(index, step, self.features.cancel_token());
         }
         let messages = self.features.advance(&mut self.session);
         *lock(&self.in_flight) = None;
         for message in messages {
             self.send(message);
-        }
-    }
-
-    fn publish_in_flight_with(&self, index: usize, step: usize, cancel: CancelToken) {
-        self.publish_in_flight(index, step);
-        if let Some(in_flight) = lock(&self.in_flight).as_mut() {
-            in_flight.cancel = cancel;
         }
     }
 }

@@ -155,6 +155,7 @@ impl Session<'static> {
 
     /// A new backend (the GPU was lost): a new cache, and every method restarts there.
     pub fn replace_backend(&mut self, backend: Box<dyn Backend>) -> Vec<Restarted> {
+        // The methods' tensors belong to the old backend: they go before it does.
         for slot in &mut self.slots {
             slot.cancel.cancel();
             slot.state = SlotState::NeedsBuild;
