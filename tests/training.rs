@@ -272,6 +272,7 @@ fn report(step: usize, psnr_db: f64, loss: Option<f64>, saturation: Option<f64>)
         psnr_db,
         loss,
         saturation,
+        levels: Vec::new(),
     }
 }
 

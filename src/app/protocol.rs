@@ -299,6 +299,7 @@ mod tests {
                 psnr_db: 20.0,
                 loss: None,
                 saturation: None,
+                levels: Vec::new(),
             },
             step_secs: 0.0,
             kept: true,

@@ -236,9 +236,10 @@ pub trait Backend: Send + Sync {
     fn readout(&self, blocks: &[&Tensor], weights: &[f64], out: &mut Tensor);
 
     /// One level of the orthonormal 2-D Haar transform. `image` is (height·width) × C;
-    /// `bands` is (4·h·w) × C with h = height/2, w = width/2, stacked LL, LH, HL, HH.
-    /// With a, b the top pair and c, d the bottom pair of a 2×2 block:
-    /// LL = (a+b+c+d)/2, LH = (a+b−c−d)/2, HL = (a−b+c−d)/2, HH = (a−b−c+d)/2.
+    /// `bands` is (4·h·w) × C with h = height/2, w = width/2, stacked LL, HL, LH, HH in the
+    /// naming of [`Backend::haar_split`] (seed 001's prototype: LH differs along x, HL along
+    /// y). With a, b the top pair and c, d the bottom pair of a 2×2 block:
+    /// LL = (a+b+c+d)/2, HL = (a+b−c−d)/2, LH = (a−b+c−d)/2, HH = (a−b−c+d)/2.
     fn haar_forward(&self, image: &Tensor, height: usize, width: usize, bands: &mut Tensor);
     /// The inverse of [`Backend::haar_forward`]; `height`, `width` are the output's size.
     fn haar_inverse(&self, bands: &Tensor, height: usize, width: usize, image: &mut Tensor);
@@ -251,6 +252,69 @@ pub trait Backend: Send + Sync {
         mode: Upsample,
         out: &mut Tensor,
     );
+
+    /// One Haar level of every grid in `grids` with its bands as columns, for weights that mix
+    /// bands: `low` is (rows/4) × C (LL), `high` is (rows/4) × 3C with column blocks LH, HL, HH
+    /// (seed 001's prototype's names and order: LH = (a−b+c−d)/2 differs along x, HL =
+    /// (a+b−c−d)/2 along y, HH = (a−b−c+d)/2, with a, b the top pair of a 2×2 block). Both
+    /// outputs are laid out as `grids.halved()`.
+    fn haar_split(&self, image: &Tensor, grids: Grids, low: &mut Tensor, high: &mut Tensor);
+    /// The inverse (and adjoint) of [`Backend::haar_split`]: `grids` is the image's layout.
+    fn haar_merge(&self, low: &Tensor, high: &Tensor, grids: Grids, image: &mut Tensor);
+    /// Adds the 3×3 depthwise cross-correlation of `x` (zero padding, per grid) to `out`:
+    /// `out[y,x,c] += Σ_{i,j} weights[3i+j, c] · x[y+i−1, x+j−1, c]`; `weights` is 9 × C
+    /// (PyTorch's `Conv2d(C, C, 3, padding=1, groups=C)` weight `[c, 0, i, j]` at row 3i+j).
+    fn depthwise3x3(&self, x: &Tensor, grids: Grids, weights: &Tensor, out: &mut Tensor);
+    /// Backward of [`Backend::depthwise3x3`] given `d_out`: adds `dL/dx` to `d_x` and writes
+    /// `dL/dweights` (9 × C) to `d_weights`.
+    fn depthwise3x3_backward(
+        &self,
+        x: &Tensor,
+        d_out: &Tensor,
+        grids: Grids,
+        weights: &Tensor,
+        d_x: &mut Tensor,
+        d_weights: &mut Tensor,
+    );
+    /// `out = residual + GELU(pre)` with the exact (erf) GELU, PyTorch's default.
+    fn gelu_residual(&self, pre: &Tensor, residual: &Tensor, out: &mut Tensor);
+    /// `d_pre = d_out ⊙ GELU'(pre)`.
+    fn gelu_backward(&self, pre: &Tensor, d_out: &Tensor, d_pre: &mut Tensor);
+    /// `out = clip(base + delta, 0, 1)`: a residual prediction kept in the image range.
+    fn residual_clip(&self, base: &Tensor, delta: &Tensor, out: &mut Tensor);
+    /// Backward of [`Backend::residual_clip`] in place: zeroes `grad` where `base + delta`
+    /// lies outside [0, 1] (PyTorch's clamp passes the gradient on the bounds themselves).
+    fn clip_backward(&self, base: &Tensor, delta: &Tensor, grad: &mut Tensor);
+    /// L1 loss gradient per grid level: writes `grad = scale_ℓ · sign(pred − target)` (sign 0
+    /// at 0) with `level_scales[ℓ]` for level ℓ of `grids`, and returns per level the sums of
+    /// |pred − target| and (pred − target)² over its images, accumulated in f64.
+    fn l1_grad(
+        &self,
+        pred: &Tensor,
+        target: &Tensor,
+        grids: Grids,
+        level_scales: &[f32],
+        grad: &mut Tensor,
+    ) -> Vec<LevelSums>;
+    /// Gradient-difference loss Σ |∇pred − ∇target| with forward differences inside each grid
+    /// (right and down neighbours; none across an edge): adds `scale_ℓ ·` its gradient to
+    /// `grad` and returns per level the f64 sum of the absolute differences.
+    fn image_gradient_l1_grad(
+        &self,
+        pred: &Tensor,
+        target: &Tensor,
+        grids: Grids,
+        level_scales: &[f32],
+        grad: &mut Tensor,
+    ) -> Vec<f64>;
+    /// Backward of 2× nearest upsampling: `d_image` (laid out as `grids`) gets the sum of each
+    /// 2×2 block of `d_up` (laid out as `grids.doubled()`).
+    fn upsample_nearest_backward(&self, d_up: &Tensor, grids: Grids, d_image: &mut Tensor);
+    /// Adds the C×C `block` to each of the k diagonal blocks of the kC×kC `out`.
+    fn add_diagonal_blocks(&self, block: &Tensor, out: &mut Tensor);
+    /// Adds the sum of the k diagonal C×C blocks of the kC×kC `matrix` to `out` (C×C): the
+    /// adjoint of [`Backend::add_diagonal_blocks`].
+    fn sum_diagonal_blocks(&self, matrix: &Tensor, out: &mut Tensor);
 
     /// Mean of squared differences over all elements (for PSNR), accumulated in f64.
     fn mse(&self, a: &Tensor, b: &Tensor) -> f64;
@@ -283,6 +347,80 @@ pub trait Backend: Send + Sync {
         second_moment: &mut Tensor,
         hyper: AdamStep,
     );
+}
+
+/// Square images stacked as tensor rows: `count` images, each a pyramid of `levels` grids of
+/// sides `first_side`, 2·`first_side`, 4·`first_side`, …; rows go image by image, level by level
+/// within an image, row-major pixels within a grid. One grid is `Grids::single(side)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Grids {
+    pub count: usize,
+    pub first_side: usize,
+    pub levels: usize,
+}
+
+impl Grids {
+    pub fn single(side: usize) -> Self {
+        Grids {
+            count: 1,
+            first_side: side,
+            levels: 1,
+        }
+    }
+    /// The side of level `level`.
+    pub fn side(&self, level: usize) -> usize {
+        self.first_side << level
+    }
+    /// Rows of one image's pyramid.
+    pub fn rows_per_image(&self) -> usize {
+        (0..self.levels).map(|l| self.side(l) * self.side(l)).sum()
+    }
+    pub fn rows(&self) -> usize {
+        self.count * self.rows_per_image()
+    }
+    /// The same stack with every side halved (the layout of Haar bands, of a 2× downsampling).
+    pub fn halved(&self) -> Self {
+        assert!(
+            self.first_side.is_multiple_of(2),
+            "grids of side {} cannot be halved",
+            self.first_side
+        );
+        Grids {
+            first_side: self.first_side / 2,
+            ..*self
+        }
+    }
+    /// The same stack with every side doubled (the layout of a 2× upsampling).
+    pub fn doubled(&self) -> Self {
+        Grids {
+            first_side: self.first_side * 2,
+            ..*self
+        }
+    }
+    /// Every grid as (first row, side, level), in row order.
+    pub fn grids(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        let per_image = self.rows_per_image();
+        (0..self.count).flat_map(move |image| {
+            let mut row = image * per_image;
+            (0..self.levels).map(move |level| {
+                let side = self.side(level);
+                let first = row;
+                row += side * side;
+                (first, side, level)
+            })
+        })
+    }
+    /// The first row of level `level` within one image's block of rows.
+    pub fn level_offset(&self, level: usize) -> usize {
+        (0..level).map(|l| self.side(l) * self.side(l)).sum()
+    }
+}
+
+/// Per-level sums of a loss, accumulated in f64.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LevelSums {
+    pub absolute: f64,
+    pub squared: f64,
 }
 
 /// What a backend can hold, as far as it can tell.

@@ -389,6 +389,7 @@ impl Method for CoordinateMlp {
             psnr_db: psnr_from_mse(mse),
             loss: Some(loss.unwrap_or(mse)),
             saturation: Some(saturation),
+            levels: Vec::new(),
         })
     }
 

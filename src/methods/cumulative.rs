@@ -242,6 +242,7 @@ impl Method for Cumulative {
             psnr_db,
             loss: None,
             saturation: None,
+            levels: Vec::new(),
         })
     }
 

@@ -119,6 +119,7 @@ impl Method for FourierRidge {
             psnr_db: clipped_psnr(backend, &mut self.prediction, &self.target),
             loss: None,
             saturation: None,
+            levels: Vec::new(),
         })
     }
 

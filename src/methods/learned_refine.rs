@@ -421,6 +421,7 @@ impl Method for LearnedRefine {
             psnr_db: psnr_from_mse(last_mse),
             loss: Some(loss),
             saturation: Some(saturation),
+            levels: Vec::new(),
         })
     }
 

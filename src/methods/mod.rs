@@ -45,6 +45,42 @@ pub struct StepReport {
     /// 4·mean((y − ½)²) — 1 when every value is pinned there, which a learning rate far too
     /// large does while the loss stays bounded.
     pub saturation: Option<f64>,
+    /// Per level of a multi-resolution method (the wavelet operator), coarse to fine; empty
+    /// for the others.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub levels: Vec<LevelReport>,
+}
+
+/// One level of a multi-resolution method's step: PSNRs in dB against the true image at that
+/// level (the target's 2×2 average-pooling pyramid).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LevelReport {
+    /// Pixels a side.
+    pub size: usize,
+    /// The prediction from the true lower level.
+    pub teacher_forced_db: f64,
+    /// The prediction grown level by level from the true coarsest level.
+    pub rollout_db: f64,
+    /// Nearest-neighbour and bicubic upsampling of the true lower level, for scale.
+    pub nearest_db: f64,
+    pub bicubic_db: f64,
+}
+
+/// One level of a multi-resolution method's images at its latest step, each RGB f32
+/// row-major at the level's own side.
+#[derive(Clone, Debug, Default)]
+pub struct LevelImages {
+    pub side: usize,
+    /// The true image at this level.
+    pub truth: Vec<f32>,
+    /// Rollouts, each with its caption: the first from the true coarsest level (the one the
+    /// reports' PSNR is of), then any from noise canvases or other noise draws.
+    pub rollouts: Vec<(String, Vec<f32>)>,
+    /// From the true lower level: the method's prediction and nearest and bicubic upsampling
+    /// (empty at the coarsest level, which nothing predicts).
+    pub teacher_forced: Vec<f32>,
+    pub nearest: Vec<f32>,
+    pub bicubic: Vec<f32>,
 }
 
 /// A running method. Its tensors belong to the backend it was created with.
@@ -88,6 +124,12 @@ pub trait Method: Send {
     /// image (the window reads these back in its place). Downloaded only when asked; `None`
     /// (without reading anything back) for methods that have none.
     fn iterates(&self, _backend: &dyn Backend) -> Option<Vec<Vec<f32>>> {
+        None
+    }
+    /// A multi-resolution method's images of its latest step, coarse to fine, each at its own
+    /// side (the wavelet operator's levels). Downloaded only when a view asks; `None` (without
+    /// reading anything back) for single-resolution methods.
+    fn levels(&self, _backend: &dyn Backend) -> Option<Vec<LevelImages>> {
         None
     }
 }

@@ -238,6 +238,7 @@ impl Method for Multiscale {
             psnr_db: clipped_psnr(backend, &mut self.estimate, &self.target),
             loss: None,
             saturation: None,
+            levels: Vec::new(),
         })
     }
 

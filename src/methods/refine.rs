@@ -149,6 +149,7 @@ impl Method for Refine {
             psnr_db: clipped_psnr(backend, &mut self.estimate, &self.target),
             loss: None,
             saturation: None,
+            levels: Vec::new(),
         })
     }
 

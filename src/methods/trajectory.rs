@@ -135,6 +135,7 @@ impl Method for Trajectory {
             psnr_db,
             loss: None,
             saturation: None,
+            levels: Vec::new(),
         })
     }
 

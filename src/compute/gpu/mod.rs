@@ -27,7 +27,10 @@ use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
 use wgpu::util::DeviceExt;
 
-use super::{Activation, AdamStep, Backend, BackendKind, MemoryBudget, Storage, Tensor, Upsample};
+use super::{
+    Activation, AdamStep, Backend, BackendKind, Grids, LevelSums, MemoryBudget, Storage, Tensor,
+    Upsample,
+};
 
 /// Every WGSL source of the backend, by file name, for validation in tests.
 pub const SHADERS: &[(&str, &str)] = &[
@@ -814,6 +817,68 @@ impl Backend for GpuBackend {
 
     fn mse_grad(&self, pred: &Tensor, target: &Tensor, scale: f32, out: &mut Tensor) {
         elementwise::mse_grad(self, pred, target, scale, out);
+    }
+
+    fn haar_split(&self, _image: &Tensor, _grids: Grids, _low: &mut Tensor, _high: &mut Tensor) {
+        todo!("haar_split on the GPU")
+    }
+    fn haar_merge(&self, _low: &Tensor, _high: &Tensor, _grids: Grids, _image: &mut Tensor) {
+        todo!("haar_merge on the GPU")
+    }
+    fn depthwise3x3(&self, _x: &Tensor, _grids: Grids, _weights: &Tensor, _out: &mut Tensor) {
+        todo!("depthwise3x3 on the GPU")
+    }
+    fn depthwise3x3_backward(
+        &self,
+        _x: &Tensor,
+        _d_out: &Tensor,
+        _grids: Grids,
+        _weights: &Tensor,
+        _d_x: &mut Tensor,
+        _d_weights: &mut Tensor,
+    ) {
+        todo!("depthwise3x3_backward on the GPU")
+    }
+    fn gelu_residual(&self, _pre: &Tensor, _residual: &Tensor, _out: &mut Tensor) {
+        todo!("gelu_residual on the GPU")
+    }
+    fn gelu_backward(&self, _pre: &Tensor, _d_out: &Tensor, _d_pre: &mut Tensor) {
+        todo!("gelu_backward on the GPU")
+    }
+    fn residual_clip(&self, _base: &Tensor, _delta: &Tensor, _out: &mut Tensor) {
+        todo!("residual_clip on the GPU")
+    }
+    fn clip_backward(&self, _base: &Tensor, _delta: &Tensor, _grad: &mut Tensor) {
+        todo!("clip_backward on the GPU")
+    }
+    fn l1_grad(
+        &self,
+        _pred: &Tensor,
+        _target: &Tensor,
+        _grids: Grids,
+        _level_scales: &[f32],
+        _grad: &mut Tensor,
+    ) -> Vec<LevelSums> {
+        todo!("l1_grad on the GPU")
+    }
+    fn image_gradient_l1_grad(
+        &self,
+        _pred: &Tensor,
+        _target: &Tensor,
+        _grids: Grids,
+        _level_scales: &[f32],
+        _grad: &mut Tensor,
+    ) -> Vec<f64> {
+        todo!("image_gradient_l1_grad on the GPU")
+    }
+    fn upsample_nearest_backward(&self, _d_up: &Tensor, _grids: Grids, _d_image: &mut Tensor) {
+        todo!("upsample_nearest_backward on the GPU")
+    }
+    fn add_diagonal_blocks(&self, _block: &Tensor, _out: &mut Tensor) {
+        todo!("add_diagonal_blocks on the GPU")
+    }
+    fn sum_diagonal_blocks(&self, _matrix: &Tensor, _out: &mut Tensor) {
+        todo!("sum_diagonal_blocks on the GPU")
     }
 
     fn sgd_momentum(

@@ -11,9 +11,12 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
+mod grids;
+pub use grids::{fast_erf, fast_exp, gelu, gelu_derivative};
+
 use super::{
-    Activation, AdamStep, Backend, BackendKind, CancelToken, Cancelled, MemoryBudget, Storage,
-    Tensor, Upsample,
+    Activation, AdamStep, Backend, BackendKind, CancelToken, Cancelled, Grids, LevelSums,
+    MemoryBudget, Storage, Tensor, Upsample,
 };
 
 /// Rows per cache-resident chunk of a fused product: 128 rows of a 256-wide f32 output are
@@ -874,6 +877,260 @@ impl Backend for CpuBackend {
                     }
                 }
             });
+    }
+
+    fn haar_split(&self, image: &Tensor, grids: Grids, low: &mut Tensor, high: &mut Tensor) {
+        let channels = image.cols();
+        let half_rows = grids.halved().rows();
+        assert_eq!(
+            image.rows(),
+            grids.rows(),
+            "haar_split: image must be laid out as grids"
+        );
+        assert_eq!(
+            low.shape(),
+            (half_rows, channels),
+            "haar_split: low is (rows/4)×C"
+        );
+        assert_eq!(
+            high.shape(),
+            (half_rows, 3 * channels),
+            "haar_split: high is (rows/4)×3C"
+        );
+        grids::haar_split(data(image), channels, grids, data_mut(low), data_mut(high));
+    }
+
+    fn haar_merge(&self, low: &Tensor, high: &Tensor, grids: Grids, image: &mut Tensor) {
+        let channels = image.cols();
+        let half_rows = grids.halved().rows();
+        assert_eq!(
+            image.rows(),
+            grids.rows(),
+            "haar_merge: image must be laid out as grids"
+        );
+        assert_eq!(
+            low.shape(),
+            (half_rows, channels),
+            "haar_merge: low is (rows/4)×C"
+        );
+        assert_eq!(
+            high.shape(),
+            (half_rows, 3 * channels),
+            "haar_merge: high is (rows/4)×3C"
+        );
+        grids::haar_merge(data(low), data(high), channels, grids, data_mut(image));
+    }
+
+    fn depthwise3x3(&self, x: &Tensor, grids: Grids, weights: &Tensor, out: &mut Tensor) {
+        let channels = x.cols();
+        assert_eq!(
+            x.rows(),
+            grids.rows(),
+            "depthwise3x3: x must be laid out as grids"
+        );
+        assert_eq!(
+            weights.shape(),
+            (9, channels),
+            "depthwise3x3: weights are 9×C"
+        );
+        assert_eq!(out.shape(), x.shape());
+        grids::depthwise3x3(data(x), channels, grids, data(weights), data_mut(out));
+    }
+
+    fn depthwise3x3_backward(
+        &self,
+        x: &Tensor,
+        d_out: &Tensor,
+        grids: Grids,
+        weights: &Tensor,
+        d_x: &mut Tensor,
+        d_weights: &mut Tensor,
+    ) {
+        let channels = x.cols();
+        assert_eq!(
+            x.rows(),
+            grids.rows(),
+            "depthwise3x3_backward: x must be laid out as grids"
+        );
+        assert_eq!(d_out.shape(), x.shape());
+        assert_eq!(d_x.shape(), x.shape());
+        assert_eq!(weights.shape(), (9, channels));
+        assert_eq!(d_weights.shape(), (9, channels));
+        grids::depthwise3x3_backward(
+            data(x),
+            data(d_out),
+            channels,
+            grids,
+            data(weights),
+            data_mut(d_x),
+            data_mut(d_weights),
+        );
+    }
+
+    fn gelu_residual(&self, pre: &Tensor, residual: &Tensor, out: &mut Tensor) {
+        assert_eq!(pre.shape(), residual.shape());
+        assert_eq!(out.shape(), pre.shape());
+        let (pre, residual) = (data(pre), data(residual));
+        for_each_chunk(data_mut(out), |chunk, offset| {
+            let range = offset..offset + chunk.len();
+            for ((o, &p), &r) in chunk
+                .iter_mut()
+                .zip(&pre[range.clone()])
+                .zip(&residual[range])
+            {
+                *o = r + gelu(p);
+            }
+        });
+    }
+
+    fn gelu_backward(&self, pre: &Tensor, d_out: &Tensor, d_pre: &mut Tensor) {
+        assert_eq!(pre.shape(), d_out.shape());
+        assert_eq!(d_pre.shape(), pre.shape());
+        let (pre, d_out) = (data(pre), data(d_out));
+        for_each_chunk(data_mut(d_pre), |chunk, offset| {
+            let range = offset..offset + chunk.len();
+            for ((o, &p), &d) in chunk.iter_mut().zip(&pre[range.clone()]).zip(&d_out[range]) {
+                *o = d * gelu_derivative(p);
+            }
+        });
+    }
+
+    fn residual_clip(&self, base: &Tensor, delta: &Tensor, out: &mut Tensor) {
+        assert_eq!(base.shape(), delta.shape());
+        assert_eq!(out.shape(), base.shape());
+        let (base, delta) = (data(base), data(delta));
+        for_each_chunk(data_mut(out), |chunk, offset| {
+            let range = offset..offset + chunk.len();
+            for ((o, &b), &d) in chunk
+                .iter_mut()
+                .zip(&base[range.clone()])
+                .zip(&delta[range])
+            {
+                *o = (b + d).clamp(0.0, 1.0);
+            }
+        });
+    }
+
+    fn clip_backward(&self, base: &Tensor, delta: &Tensor, grad: &mut Tensor) {
+        assert_eq!(base.shape(), delta.shape());
+        assert_eq!(grad.shape(), base.shape());
+        let (base, delta) = (data(base), data(delta));
+        for_each_chunk(data_mut(grad), |chunk, offset| {
+            let range = offset..offset + chunk.len();
+            for ((g, &b), &d) in chunk
+                .iter_mut()
+                .zip(&base[range.clone()])
+                .zip(&delta[range])
+            {
+                let v = b + d;
+                if !(0.0..=1.0).contains(&v) {
+                    *g = 0.0;
+                }
+            }
+        });
+    }
+
+    fn l1_grad(
+        &self,
+        pred: &Tensor,
+        target: &Tensor,
+        grids: Grids,
+        level_scales: &[f32],
+        grad: &mut Tensor,
+    ) -> Vec<LevelSums> {
+        assert_eq!(
+            pred.rows(),
+            grids.rows(),
+            "l1_grad: pred must be laid out as grids"
+        );
+        assert_eq!(target.shape(), pred.shape());
+        assert_eq!(grad.shape(), pred.shape());
+        assert_eq!(
+            level_scales.len(),
+            grids.levels,
+            "l1_grad: one scale per level"
+        );
+        grids::l1_grad(
+            data(pred),
+            data(target),
+            pred.cols(),
+            grids,
+            level_scales,
+            data_mut(grad),
+        )
+    }
+
+    fn image_gradient_l1_grad(
+        &self,
+        pred: &Tensor,
+        target: &Tensor,
+        grids: Grids,
+        level_scales: &[f32],
+        grad: &mut Tensor,
+    ) -> Vec<f64> {
+        assert_eq!(
+            pred.rows(),
+            grids.rows(),
+            "image_gradient_l1_grad: pred must be laid out as grids"
+        );
+        assert_eq!(target.shape(), pred.shape());
+        assert_eq!(grad.shape(), pred.shape());
+        assert_eq!(
+            level_scales.len(),
+            grids.levels,
+            "image_gradient_l1_grad: one scale per level"
+        );
+        grids::image_gradient_l1_grad(
+            data(pred),
+            data(target),
+            pred.cols(),
+            grids,
+            level_scales,
+            data_mut(grad),
+        )
+    }
+
+    fn upsample_nearest_backward(&self, d_up: &Tensor, grids: Grids, d_image: &mut Tensor) {
+        let channels = d_image.cols();
+        assert_eq!(d_image.rows(), grids.rows());
+        assert_eq!(d_up.shape(), (grids.doubled().rows(), channels));
+        grids::upsample_nearest_backward(data(d_up), channels, grids, data_mut(d_image));
+    }
+
+    fn add_diagonal_blocks(&self, block: &Tensor, out: &mut Tensor) {
+        let c = block.rows();
+        assert_eq!(block.cols(), c, "add_diagonal_blocks: the block is square");
+        let n = out.rows();
+        assert!(
+            out.cols() == n && n.is_multiple_of(c),
+            "add_diagonal_blocks: out is kC×kC"
+        );
+        let (block, out) = (data(block), data_mut(out));
+        for b in 0..n / c {
+            for i in 0..c {
+                for j in 0..c {
+                    out[(b * c + i) * n + b * c + j] += block[i * c + j];
+                }
+            }
+        }
+    }
+
+    fn sum_diagonal_blocks(&self, matrix: &Tensor, out: &mut Tensor) {
+        let c = out.rows();
+        assert_eq!(out.cols(), c, "sum_diagonal_blocks: out is square");
+        let n = matrix.rows();
+        assert!(
+            matrix.cols() == n && n.is_multiple_of(c),
+            "sum_diagonal_blocks: matrix is kC×kC"
+        );
+        let (matrix, out) = (data(matrix), data_mut(out));
+        for b in 0..n / c {
+            for i in 0..c {
+                for j in 0..c {
+                    out[i * c + j] += matrix[(b * c + i) * n + b * c + j];
+                }
+            }
+        }
     }
 
     fn mse(&self, a: &Tensor, b: &Tensor) -> f64 {

@@ -1,0 +1,470 @@
+//! The CPU twins of the operations on stacked square grids (`Grids`) that the wavelet operator
+//! is built from: Haar bands as columns, the 3×3 depthwise stencil, GELU, the clipped residual
+//! and the per-level losses. Rows of one grid row (or one Haar block row) are independent, so
+//! each grid is split by rows across the pool; per-channel loops are contiguous and vectorise.
+
+use rayon::prelude::*;
+
+use super::vectorized;
+use crate::compute::{Grids, LevelSums};
+
+/// Splits `data` (rows × `width` values) into the per-grid slices of `grids`, in row order.
+fn grid_slices_mut(data: &mut [f32], width: usize, grids: Grids) -> Vec<(&mut [f32], usize)> {
+    let mut rest = data;
+    let mut out = Vec::new();
+    for (_, side, _) in grids.grids() {
+        let (grid, tail) = std::mem::take(&mut rest).split_at_mut(side * side * width);
+        out.push((grid, side));
+        rest = tail;
+    }
+    out
+}
+
+fn grid_slice(data: &[f32], width: usize, first: usize, side: usize) -> &[f32] {
+    &data[first * width..(first + side * side) * width]
+}
+
+pub(super) fn haar_split(
+    image: &[f32],
+    channels: usize,
+    grids: Grids,
+    low: &mut [f32],
+    high: &mut [f32],
+) {
+    let half = grids.halved();
+    let lows = grid_slices_mut(low, channels, half);
+    let highs = grid_slices_mut(high, 3 * channels, half);
+    for (((first, side, _), (low, half_side)), (high, _)) in grids.grids().zip(lows).zip(highs) {
+        let x = grid_slice(image, channels, first, side);
+        low.par_chunks_mut(half_side * channels)
+            .zip(high.par_chunks_mut(half_side * 3 * channels))
+            .enumerate()
+            .for_each(|(by, (low_row, high_row))| {
+                vectorized(|| {
+                    for bx in 0..half_side {
+                        let top = (2 * by * side + 2 * bx) * channels;
+                        let bottom = top + side * channels;
+                        let ll = &mut low_row[bx * channels..][..channels];
+                        let (lh, rest) =
+                            high_row[bx * 3 * channels..][..3 * channels].split_at_mut(channels);
+                        let (hl, hh) = rest.split_at_mut(channels);
+                        for c in 0..channels {
+                            let (a, b) = (x[top + c], x[top + channels + c]);
+                            let (cc, d) = (x[bottom + c], x[bottom + channels + c]);
+                            ll[c] = 0.5 * (a + b + cc + d);
+                            lh[c] = 0.5 * (a - b + cc - d);
+                            hl[c] = 0.5 * (a + b - cc - d);
+                            hh[c] = 0.5 * (a - b - cc + d);
+                        }
+                    }
+                })
+            });
+    }
+}
+
+pub(super) fn haar_merge(
+    low: &[f32],
+    high: &[f32],
+    channels: usize,
+    grids: Grids,
+    image: &mut [f32],
+) {
+    let half = grids.halved();
+    let images = grid_slices_mut(image, channels, grids);
+    for ((first, half_side, _), (image, side)) in half.grids().zip(images) {
+        let low = grid_slice(low, channels, first, half_side);
+        let high = grid_slice(high, 3 * channels, first, half_side);
+        // Two image rows per block row, so each task owns a 2·side slab.
+        image
+            .par_chunks_mut(2 * side * channels)
+            .enumerate()
+            .for_each(|(by, slab)| {
+                vectorized(|| {
+                    let (top_row, bottom_row) = slab.split_at_mut(side * channels);
+                    for bx in 0..half_side {
+                        let block = by * half_side + bx;
+                        let ll = &low[block * channels..][..channels];
+                        let h = &high[block * 3 * channels..][..3 * channels];
+                        let (lh, hl, hh) = (
+                            &h[..channels],
+                            &h[channels..2 * channels],
+                            &h[2 * channels..],
+                        );
+                        let (a, b) =
+                            top_row[2 * bx * channels..][..2 * channels].split_at_mut(channels);
+                        let (cc, d) =
+                            bottom_row[2 * bx * channels..][..2 * channels].split_at_mut(channels);
+                        for c in 0..channels {
+                            a[c] = 0.5 * (ll[c] + lh[c] + hl[c] + hh[c]);
+                            b[c] = 0.5 * (ll[c] - lh[c] + hl[c] - hh[c]);
+                            cc[c] = 0.5 * (ll[c] + lh[c] - hl[c] - hh[c]);
+                            d[c] = 0.5 * (ll[c] - lh[c] - hl[c] + hh[c]);
+                        }
+                    }
+                })
+            });
+    }
+}
+
+/// The columns of the output row that tap column offset `j` (0, 1, 2 for −1, 0, +1) reaches
+/// inside a row of `side` pixels.
+fn tap_columns(j: usize, side: usize) -> std::ops::Range<usize> {
+    match j {
+        0 => 1..side,
+        1 => 0..side,
+        _ => 0..side.saturating_sub(1),
+    }
+}
+
+pub(super) fn depthwise3x3(
+    x: &[f32],
+    channels: usize,
+    grids: Grids,
+    weights: &[f32],
+    out: &mut [f32],
+) {
+    let outs = grid_slices_mut(out, channels, grids);
+    for ((first, side, _), (out, _)) in grids.grids().zip(outs) {
+        let x = grid_slice(x, channels, first, side);
+        out.par_chunks_mut(side * channels)
+            .enumerate()
+            .for_each(|(y, out_row)| {
+                vectorized(|| {
+                    for i in 0..3 {
+                        let Some(source_y) = (y + i).checked_sub(1).filter(|&r| r < side) else {
+                            continue;
+                        };
+                        let source_row = &x[source_y * side * channels..][..side * channels];
+                        for j in 0..3 {
+                            let w = &weights[(3 * i + j) * channels..][..channels];
+                            for column in tap_columns(j, side) {
+                                let source = &source_row[(column + j - 1) * channels..][..channels];
+                                let o = &mut out_row[column * channels..][..channels];
+                                for c in 0..channels {
+                                    o[c] += w[c] * source[c];
+                                }
+                            }
+                        }
+                    }
+                })
+            });
+    }
+}
+
+pub(super) fn depthwise3x3_backward(
+    x: &[f32],
+    d_out: &[f32],
+    channels: usize,
+    grids: Grids,
+    weights: &[f32],
+    d_x: &mut [f32],
+    d_weights: &mut [f32],
+) {
+    let mut total = vec![0.0f64; 9 * channels];
+    let d_xs = grid_slices_mut(d_x, channels, grids);
+    for ((first, side, _), (d_x, _)) in grids.grids().zip(d_xs) {
+        let x = grid_slice(x, channels, first, side);
+        let d_out = grid_slice(d_out, channels, first, side);
+        let row_len = side * channels;
+        let partial = d_x
+            .par_chunks_mut(row_len)
+            .enumerate()
+            .map(|(y, d_x_row)| {
+                vectorized(|| {
+                    let mut d_w = vec![0.0f32; 9 * channels];
+                    let d_out_row = &d_out[y * row_len..][..row_len];
+                    for i in 0..3 {
+                        // dx at row y gathers d_out at row y − (i − 1); dW pairs d_out at row
+                        // y with x at row y + (i − 1).
+                        if let Some(r) = (y + 1).checked_sub(i).filter(|&r| r < side) {
+                            let source_row = &d_out[r * row_len..][..row_len];
+                            for j in 0..3 {
+                                let w = &weights[(3 * i + j) * channels..][..channels];
+                                // dx[col] += w · d_out[col − (j − 1)]
+                                for column in tap_columns(2 - j, side) {
+                                    let source =
+                                        &source_row[(column + 1 - j) * channels..][..channels];
+                                    let d = &mut d_x_row[column * channels..][..channels];
+                                    for c in 0..channels {
+                                        d[c] += w[c] * source[c];
+                                    }
+                                }
+                            }
+                        }
+                        if let Some(r) = (y + i).checked_sub(1).filter(|&r| r < side) {
+                            let x_row = &x[r * row_len..][..row_len];
+                            for j in 0..3 {
+                                let d_w = &mut d_w[(3 * i + j) * channels..][..channels];
+                                for column in tap_columns(j, side) {
+                                    let source = &x_row[(column + j - 1) * channels..][..channels];
+                                    let g = &d_out_row[column * channels..][..channels];
+                                    for c in 0..channels {
+                                        d_w[c] += g[c] * source[c];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    d_w
+                })
+            })
+            .fold(
+                || vec![0.0f64; 9 * channels],
+                |mut sum, row| {
+                    sum.iter_mut().zip(&row).for_each(|(s, &v)| *s += v as f64);
+                    sum
+                },
+            )
+            .reduce(
+                || vec![0.0f64; 9 * channels],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(s, &v)| *s += v);
+                    a
+                },
+            );
+        total.iter_mut().zip(&partial).for_each(|(s, &v)| *s += v);
+    }
+    for (d, s) in d_weights.iter_mut().zip(&total) {
+        *d = *s as f32;
+    }
+}
+
+/// erf for f32 as a clamped odd rational function (Eigen's `generic_fast_erf_float`): a few
+/// ulp, straight-line so that it vectorises; libm's erff does not.
+#[inline(always)]
+pub fn fast_erf(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
+    p = p * x2 + -2.101_024e-6;
+    p = p * x2 + -5.692_506_4e-5;
+    p = p * x2 + -7.349_906e-4;
+    p = p * x2 + -2.954_600e-3;
+    p = p * x2 + -1.609_603_3e-2;
+    p *= x;
+    let mut q = x2 * -1.456_607_2e-5 + -2.133_740_6e-4;
+    q = q * x2 + -1.682_827e-3;
+    q = q * x2 + -7.373_329_2e-3;
+    q = q * x2 + -1.426_474e-2;
+    p / q
+}
+
+/// e^x for f32 (Cephes' expf: range reduction by powers of two and a degree-5 polynomial),
+/// straight-line so that it vectorises; within 2 ulp for x ≥ −87.
+#[inline(always)]
+pub fn fast_exp(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 0.166_666_65;
+    p = p * r + 0.5;
+    let e = p * r * r + r + 1.0;
+    e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// GELU(x) = x·Φ(x) with the exact (erf) Φ.
+#[inline(always)]
+pub fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + fast_erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// GELU'(x) = Φ(x) + x·φ(x).
+#[inline(always)]
+pub fn gelu_derivative(x: f32) -> f32 {
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    0.5 * (1.0 + fast_erf(x * std::f32::consts::FRAC_1_SQRT_2))
+        + x * INV_SQRT_2PI * fast_exp(-0.5 * x * x)
+}
+
+/// Per level of `grids`, the (first, last) rows of each of its grids, for per-level loss sums.
+fn level_of_rows(grids: Grids) -> Vec<(usize, usize, usize)> {
+    grids
+        .grids()
+        .map(|(first, side, level)| (first, first + side * side, level))
+        .collect()
+}
+
+pub(super) fn l1_grad(
+    pred: &[f32],
+    target: &[f32],
+    channels: usize,
+    grids: Grids,
+    level_scales: &[f32],
+    grad: &mut [f32],
+) -> Vec<LevelSums> {
+    let mut sums = vec![LevelSums::default(); grids.levels];
+    let grads = grid_slices_mut(grad, channels, grids);
+    for ((first, end, level), (grad, _)) in level_of_rows(grids).into_iter().zip(grads) {
+        let scale = level_scales[level];
+        let range = first * channels..end * channels;
+        let (p, t) = (&pred[range.clone()], &target[range]);
+        let (absolute, squared) = grad
+            .par_chunks_mut(super::ELEMENTWISE_CHUNK)
+            .zip(p.par_chunks(super::ELEMENTWISE_CHUNK))
+            .zip(t.par_chunks(super::ELEMENTWISE_CHUNK))
+            .map(|((g, p), t)| {
+                vectorized(|| {
+                    let (mut absolute, mut squared) = (0.0f64, 0.0f64);
+                    for ((g, &p), &t) in g.iter_mut().zip(p).zip(t) {
+                        let d = p - t;
+                        *g = if d > 0.0 {
+                            scale
+                        } else if d < 0.0 {
+                            -scale
+                        } else {
+                            0.0
+                        };
+                        absolute += d.abs() as f64;
+                        squared += (d as f64) * (d as f64);
+                    }
+                    (absolute, squared)
+                })
+            })
+            .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+        sums[level].absolute += absolute;
+        sums[level].squared += squared;
+    }
+    sums
+}
+
+fn sign(v: f32) -> f32 {
+    if v > 0.0 {
+        1.0
+    } else if v < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+pub(super) fn image_gradient_l1_grad(
+    pred: &[f32],
+    target: &[f32],
+    channels: usize,
+    grids: Grids,
+    level_scales: &[f32],
+    grad: &mut [f32],
+) -> Vec<f64> {
+    let mut sums = vec![0.0f64; grids.levels];
+    let grads = grid_slices_mut(grad, channels, grids);
+    for ((first, side, level), (grad, _)) in grids.grids().zip(grads) {
+        let scale = level_scales[level];
+        let p = grid_slice(pred, channels, first, side);
+        let t = grid_slice(target, channels, first, side);
+        let row_len = side * channels;
+        // The difference of the differences leaving pixel (y, x) rightwards and downwards.
+        let right = |y: usize, x: usize, c: usize| {
+            let at = (y * side + x) * channels + c;
+            (p[at + channels] - p[at]) - (t[at + channels] - t[at])
+        };
+        let down = |y: usize, x: usize, c: usize| {
+            let at = (y * side + x) * channels + c;
+            (p[at + row_len] - p[at]) - (t[at + row_len] - t[at])
+        };
+        let total: f64 = grad
+            .par_chunks_mut(row_len)
+            .enumerate()
+            .map(|(y, g_row)| {
+                let mut absolute = 0.0f64;
+                for x in 0..side {
+                    for c in 0..channels {
+                        // Each difference is counted once, at the pixel it leaves; the gradient
+                        // gathers the signs of the differences that touch this pixel.
+                        let mut g = 0.0f32;
+                        if x + 1 < side {
+                            let d = right(y, x, c);
+                            absolute += d.abs() as f64;
+                            g -= sign(d);
+                        }
+                        if x > 0 {
+                            g += sign(right(y, x - 1, c));
+                        }
+                        if y + 1 < side {
+                            let d = down(y, x, c);
+                            absolute += d.abs() as f64;
+                            g -= sign(d);
+                        }
+                        if y > 0 {
+                            g += sign(down(y - 1, x, c));
+                        }
+                        g_row[x * channels + c] += scale * g;
+                    }
+                }
+                absolute
+            })
+            .sum();
+        sums[level] += total;
+    }
+    sums
+}
+
+pub(super) fn upsample_nearest_backward(
+    d_up: &[f32],
+    channels: usize,
+    grids: Grids,
+    d_image: &mut [f32],
+) {
+    let doubled = grids.doubled();
+    let images = grid_slices_mut(d_image, channels, grids);
+    for ((first, big_side, _), (d_image, side)) in doubled.grids().zip(images) {
+        let d_up = grid_slice(d_up, channels, first, big_side);
+        let big_row = big_side * channels;
+        d_image
+            .par_chunks_mut(side * channels)
+            .enumerate()
+            .for_each(|(y, row)| {
+                vectorized(|| {
+                    let (top, bottom) = (
+                        &d_up[2 * y * big_row..][..big_row],
+                        &d_up[(2 * y + 1) * big_row..][..big_row],
+                    );
+                    for x in 0..side {
+                        let o = &mut row[x * channels..][..channels];
+                        let (left, right) = (2 * x * channels, (2 * x + 1) * channels);
+                        for c in 0..channels {
+                            o[c] = top[left + c]
+                                + top[right + c]
+                                + bottom[left + c]
+                                + bottom[right + c];
+                        }
+                    }
+                })
+            });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erf_exp_and_gelu_are_accurate() {
+        let mut worst_erf = 0.0f64;
+        let mut worst_exp = 0.0f64;
+        for i in -6000..=6000 {
+            let x = i as f64 / 1000.0;
+            let erf = libm::erf(x);
+            worst_erf = worst_erf.max((fast_erf(x as f32) as f64 - erf).abs());
+            let e = (-0.5 * x * x).exp();
+            worst_exp =
+                worst_exp.max(((fast_exp((-0.5 * x * x) as f32) as f64) - e).abs() / e.max(1e-30));
+        }
+        assert!(worst_erf < 1e-6, "erf error {worst_erf}");
+        assert!(worst_exp < 1e-6, "exp relative error {worst_exp}");
+        // GELU' by central differences of GELU in f64.
+        for i in -400..=400 {
+            let x = i as f64 / 100.0;
+            let g = |v: f64| 0.5 * v * (1.0 + libm::erf(v / std::f64::consts::SQRT_2));
+            let numeric = (g(x + 1e-5) - g(x - 1e-5)) / 2e-5;
+            assert!(
+                (gelu_derivative(x as f32) as f64 - numeric).abs() < 1e-5,
+                "GELU'({x})"
+            );
+            assert!((gelu(x as f32) as f64 - g(x)).abs() < 1e-5, "GELU({x})");
+        }
+    }
+}
