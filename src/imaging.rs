@@ -99,3 +99,86 @@ pub fn diverging_color(t: f32) -> Color32 {
         (base + b * (1.0 - base / 255.0)) as u8,
     )
 }
+
+/// One level of the Haar transform of an RGB image `side` pixels a side: for each 2×2 block
+/// a b / c d and each channel, LL = (a+b+c+d)/2, LH = (a−b+c−d)/2 (differs along x),
+/// HL = (a+b−c−d)/2 (along y), HH = (a−b−c+d)/2, each band RGB row-major at ⌊side/2⌋ (an odd
+/// last row and column are left out). `None` for a side under 2 or pixels not side²·3 long.
+pub fn haar_bands(pixels: &[f32], side: usize) -> Option<[Vec<f32>; 4]> {
+    if side < 2 || pixels.len() != side * side * 3 {
+        return None;
+    }
+    let half = side / 2;
+    let mut bands: [Vec<f32>; 4] = std::array::from_fn(|_| Vec::with_capacity(half * half * 3));
+    for y in 0..half {
+        for x in 0..half {
+            let top = (2 * y * side + 2 * x) * 3;
+            let bottom = top + side * 3;
+            for channel in 0..3 {
+                let a = pixels[top + channel];
+                let b = pixels[top + 3 + channel];
+                let c = pixels[bottom + channel];
+                let d = pixels[bottom + 3 + channel];
+                bands[0].push((a + b + c + d) / 2.0);
+                bands[1].push((a - b + c - d) / 2.0);
+                bands[2].push((a + b - c - d) / 2.0);
+                bands[3].push((a - b - c + d) / 2.0);
+            }
+        }
+    }
+    Some(bands)
+}
+
+/// A detail band (RGB values around 0, `side` a side) as a picture: the channel mean on the
+/// diverging map, multiplied by `gain` so that small details show.
+pub fn band_image(values: &[f32], side: usize, gain: f32) -> ColorImage {
+    let pixels = values
+        .chunks_exact(3)
+        .map(|v| diverging_color((v[0] + v[1] + v[2]) / 3.0 * gain))
+        .collect();
+    ColorImage::new([side, side], pixels)
+}
+
+/// Root mean square of `values` (0 for none).
+pub fn rms(values: &[f32]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = values.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    (sum / values.len() as f64).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haar_bands_of_one_block_follow_their_definitions() {
+        // One 2×2 block a b / c d, the same in every channel.
+        let (a, b, c, d) = (0.9f32, 0.1, 0.5, 0.3);
+        let pixels: Vec<f32> = [a, b, c, d].iter().flat_map(|&v| [v, v, v]).collect();
+        let [ll, lh, hl, hh] = haar_bands(&pixels, 2).unwrap();
+        let close = |x: f32, y: f32| (x - y).abs() < 1e-6;
+        assert!(close(ll[0], (a + b + c + d) / 2.0));
+        assert!(close(lh[1], (a - b + c - d) / 2.0), "LH differs along x");
+        assert!(close(hl[2], (a + b - c - d) / 2.0), "HL differs along y");
+        assert!(close(hh[0], (a - b - c + d) / 2.0));
+        // Orthonormal: the bands keep the block's energy.
+        let energy: f32 = [&ll, &lh, &hl, &hh]
+            .iter()
+            .map(|band| band[0] * band[0])
+            .sum();
+        assert!(close(energy, a * a + b * b + c * c + d * d));
+    }
+
+    #[test]
+    fn haar_bands_refuse_what_they_cannot_halve() {
+        assert!(haar_bands(&[0.5; 3], 1).is_none());
+        assert!(haar_bands(&[], 0).is_none());
+        assert!(haar_bands(&[0.5; 11], 2).is_none(), "wrong length");
+        // An odd side drops its last row and column.
+        let [ll, ..] = haar_bands(&[0.25; 5 * 5 * 3], 5).unwrap();
+        assert_eq!(ll.len(), 2 * 2 * 3);
+        assert!(ll.iter().all(|&v| (v - 0.5).abs() < 1e-6));
+    }
+}

@@ -1,12 +1,15 @@
 //! Drives the real window headless (egui_kittest over the eframe app) on the built-in sample
 //! at 32² with the CPU backend: frames arrive, ρ restarts only the methods it affects, Space
 //! and S work, the grid and the curves fill (learned-refine's iterations and the training
-//! loss included), and bad files become notices.
+//! loss included), the wavelet operator's levels fill the scales view and its per-level curves
+//! the curves view (at 64², with pictures of both saved under target/tmp/screenshots), and bad
+//! files become notices.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use inrlab::app::protocol::ImageSource;
 use inrlab::app::{AppOptions, InrlabApp, Settings};
 use inrlab::compute::BackendChoice;
@@ -23,6 +26,14 @@ fn harness(selected: &[&str], start_paused: bool) -> Harness<'static, InrlabApp>
 }
 
 fn harness_with(settings: Settings, start_paused: bool) -> Harness<'static, InrlabApp> {
+    harness_at(settings, 32, start_paused)
+}
+
+fn harness_at(
+    settings: Settings,
+    working_size: usize,
+    start_paused: bool,
+) -> Harness<'static, InrlabApp> {
     Harness::builder()
         .with_size(egui::vec2(1400.0, 900.0))
         .build_eframe(move |cc| {
@@ -30,7 +41,7 @@ fn harness_with(settings: Settings, start_paused: bool) -> Harness<'static, Inrl
                 &cc.egui_ctx,
                 AppOptions {
                     backend: BackendChoice::Cpu,
-                    working_size: Some(32),
+                    working_size: Some(working_size),
                     start_paused,
                     ..AppOptions::default()
                 },
@@ -452,4 +463,154 @@ fn learned_refine_shows_its_iterations_in_the_grid_and_its_loss_in_the_curves() 
         }),
         "paused, the iterates are not those of the last step"
     );
+}
+
+/// Renders the window as it was last drawn and saves it as target/tmp/screenshots/`name`.
+/// Rendering needs a wgpu adapter (lavapipe will do): without one the picture is skipped with a
+/// loud message, or the test fails when INRLAB_REQUIRE_GPU=1 (scripts/test.sh sets it).
+fn save_screenshot(harness: &mut Harness<'static, InrlabApp>, name: &str) -> Option<PathBuf> {
+    let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| harness.render()));
+    let picture = match rendered {
+        Ok(Ok(picture)) => picture,
+        failed => {
+            let why = match failed {
+                Ok(Err(error)) => error,
+                _ => "the renderer panicked (no wgpu adapter?)".to_owned(),
+            };
+            if std::env::var("INRLAB_REQUIRE_GPU").as_deref() == Ok("1") {
+                panic!("cannot render {name}: {why}");
+            }
+            eprintln!("\n** SKIPPED the picture {name}: {why} **\n");
+            return None;
+        }
+    };
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    picture.save(&path).unwrap();
+    eprintln!("saved {}", path.display());
+    Some(path)
+}
+
+/// The multi-resolution method, and its levels at 64²: 4×4 base, then 8, 16, 32, 64.
+const WAVELET: &str = "wavelet";
+const WAVELET_SIDES: [usize; 5] = [4, 8, 16, 32, 64];
+
+fn levels_step(app: &InrlabApp, method: &str) -> Option<usize> {
+    app.model()
+        .run(method)
+        .and_then(|r| r.levels.as_ref())
+        .map(|view| view.step)
+}
+
+/// Picture cells whose caption starts with `title` and ends with a PSNR.
+fn cells_titled(harness: &Harness<'static, InrlabApp>, title: &str) -> usize {
+    harness
+        .query_all_by_label_contains(title)
+        .filter(|node| {
+            node.accesskit_node()
+                .label()
+                .is_some_and(|label| label.starts_with(title) && label.ends_with(" dB"))
+        })
+        .count()
+}
+
+#[test]
+fn the_wavelet_operator_shows_its_levels_in_the_scales_view_and_per_level_curves() {
+    let mut settings = small_settings(&[WAVELET]);
+    settings.active_view = "curves".into();
+    let mut h = harness_at(settings, 64, false);
+    assert!(
+        step_until(&mut h, Duration::from_secs(120), |app| {
+            steps_of(app, WAVELET) >= 3
+        }),
+        "the wavelet operator did not step"
+    );
+    h.step();
+    h.step();
+    // The curves: its per-level plot with the latest numbers beside it, and its loss.
+    assert!(h.query_by_label_contains(" per level").is_some());
+    for side in &WAVELET_SIDES[1..] {
+        let label = format!("{side}×{side}");
+        assert!(
+            h.query_all_by_label(&label).next().is_some(),
+            "no {label} in the per-level table"
+        );
+    }
+    let reports = &h.state().model().run(WAVELET).unwrap().cells;
+    let levels = &reports.values().next_back().unwrap().report.levels;
+    let sizes: Vec<usize> = levels.iter().map(|l| l.size).collect();
+    assert_eq!(sizes, WAVELET_SIDES[1..], "levels reported");
+    let finest = format!("{:.2}", levels.last().unwrap().teacher_forced_db);
+    assert!(
+        h.query_all_by_label(&finest).next().is_some(),
+        "the table lacks the latest 64×64 teacher-forced PSNR {finest}"
+    );
+    let title = inrlab::methods::find(WAVELET).unwrap().title;
+    let summary_label = format!("{title}: best");
+    let summary = h.get_by_label_contains(&summary_label);
+    assert!(format!("{summary:?}").contains(" · loss "), "{summary:?}");
+    // Nobody shows its levels, so none were read back.
+    assert_eq!(levels_step(h.state(), WAVELET), None);
+    let curves = save_screenshot(&mut h, "curves-wavelet.png");
+
+    h.state_mut().settings_mut().active_view = "scales".into();
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| {
+            levels_step(app, WAVELET).is_some()
+        }),
+        "the scales view shows the wavelet operator but its levels did not arrive"
+    );
+    h.step();
+    h.step();
+    // The strip: the rollout through every level, each captioned with its size and PSNR.
+    for side in WAVELET_SIDES {
+        let title = format!("{side}×{side} ");
+        assert!(
+            cells_titled(&h, &title) >= 1,
+            "no strip cell for level {title}"
+        );
+    }
+    // The finest level's detail: upsamplings, prediction, truth and both sets of bands.
+    assert!(
+        h.query_by_label_contains("level 64×64 · from the true 32×32")
+            .is_some()
+    );
+    for title in ["nearest ", "bicubic ", "teacher-forced "] {
+        assert_eq!(cells_titled(&h, title), 1, "{title}");
+    }
+    for band in ["LL ½", "LH (x)", "HL (y)", "HH"] {
+        assert_eq!(h.query_all_by_label_contains(band).count(), 2, "{band}");
+    }
+    let scales = save_screenshot(&mut h, "scales-wavelet.png");
+    // They follow the training.
+    let first = levels_step(h.state(), WAVELET).unwrap();
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| {
+            levels_step(app, WAVELET).is_some_and(|step| step > first)
+        }),
+        "the levels stayed at step {first}"
+    );
+    // Picking the coarsest level: nothing predicts it.
+    h.query_all_by_label_contains("4×4 ")
+        .find(|node| {
+            node.accesskit_node()
+                .label()
+                .is_some_and(|l| l.starts_with("4×4 "))
+        })
+        .unwrap()
+        .click();
+    h.step();
+    h.step();
+    assert!(h.query_by_label_contains("the coarsest").is_some());
+    assert_eq!(cells_titled(&h, "teacher-forced "), 0);
+    // Paused, the levels catch up with the last step.
+    h.key_press(egui::Key::Space);
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| {
+            !app.is_playing() && levels_step(app, WAVELET) == Some(steps_of(app, WAVELET))
+        }),
+        "paused, the levels are not those of the last step"
+    );
+    eprintln!("pictures: {curves:?}, {scales:?}");
 }

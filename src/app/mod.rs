@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod features;
+pub mod levels;
 pub mod protocol;
 pub mod settings;
 pub mod state;
@@ -96,6 +97,9 @@ pub struct InrlabApp {
     /// worker was last told about.
     iterates_for: Option<&'static str>,
     published_iterates_for: Option<&'static str>,
+    /// Likewise for the method whose levels the active view showed.
+    levels_for: Option<&'static str>,
+    published_levels_for: Option<&'static str>,
     published_focused: Option<&'static str>,
     playing: bool,
     step_limit: Option<usize>,
@@ -158,6 +162,8 @@ impl InrlabApp {
             focused: None,
             iterates_for: None,
             published_iterates_for: None,
+            levels_for: None,
+            published_levels_for: None,
             published_focused: None,
             playing,
             step_limit,
@@ -206,6 +212,7 @@ impl InrlabApp {
     fn restart_compute(&mut self, ctx: &egui::Context) {
         let mut desired = self.settings.desired(self.step_limit);
         desired.iterates_for = self.iterates_for;
+        desired.levels_for = self.levels_for;
         desired.focused = self.focused;
         self.worker = worker::spawn(self.backend, desired, ctx.clone());
         self.model = Model::default();
@@ -306,6 +313,7 @@ impl InrlabApp {
         );
         self.views[active].ui(ui, &mut context);
         self.iterates_for = context.iterates_for;
+        self.levels_for = context.levels_for;
         let requests = std::mem::take(&mut context.requests);
         // A single-method view focuses its method; views of every method focus none.
         self.focused = self
@@ -460,12 +468,13 @@ impl InrlabApp {
         );
     }
 
-    /// Sends the worker the new desired configuration when the settings or the iterates on
-    /// show changed (the worker is woken only when what it reads differs).
+    /// Sends the worker the new desired configuration when the settings or the iterates or
+    /// levels on show changed (the worker is woken only when what it reads differs).
     fn publish_settings(&mut self) {
         let settings_changed = self.published.as_ref() != Some(&self.settings);
         if !settings_changed
             && self.published_iterates_for == self.iterates_for
+            && self.published_levels_for == self.levels_for
             && self.published_focused == self.focused
         {
             return;
@@ -476,9 +485,11 @@ impl InrlabApp {
         }
         let mut desired = self.settings.desired(self.step_limit);
         desired.iterates_for = self.iterates_for;
+        desired.levels_for = self.levels_for;
         desired.focused = self.focused;
         self.worker.set_desired(desired);
         self.published_iterates_for = self.iterates_for;
+        self.published_levels_for = self.levels_for;
         self.published_focused = self.focused;
     }
 

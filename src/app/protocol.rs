@@ -10,7 +10,8 @@
 //! - worker → UI: small typed [`Message`]s on a bounded channel, step [`Frame`]s in a
 //!   [`FrameSlot`] keyed by (method, step) (a frame the UI has not taken yet is replaced by a newer
 //!   one for the same cell, and frames of older runs are dropped there and then), the latest
-//!   [`Iterates`] in an [`IteratesSlot`], and the step in flight in an [`InFlight`] cell.
+//!   [`Iterates`] in an [`IteratesSlot`] and [`Levels`] in a [`LevelsSlot`], and the step in
+//!   flight in an [`InFlight`] cell.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -47,6 +48,9 @@ pub struct Desired {
     /// The method whose intermediate images ([`crate::methods::Method::iterates`]) a view is
     /// showing; nobody else's are read back. Changing it restarts nothing.
     pub iterates_for: Option<&'static str>,
+    /// The method whose multi-resolution images ([`crate::methods::Method::levels`]) a view is
+    /// showing (the scales view); nobody else's are read back. Changing it restarts nothing.
+    pub levels_for: Option<&'static str>,
     /// The method a single-method view shows or that was last clicked: it gets twice the
     /// compute share of any other. Changing it restarts nothing.
     pub focused: Option<&'static str>,
@@ -61,6 +65,7 @@ impl Desired {
             working_size,
             step_limit: None,
             iterates_for: None,
+            levels_for: None,
             focused: None,
         }
     }
@@ -231,20 +236,26 @@ pub struct Iterates {
     pub images: Vec<(Arc<ColorImage>, f64)>,
 }
 
-/// Latest-value slot for [`Iterates`]: the worker reads them back only when the UI has taken
-/// the previous ones (or at a kept or final step), so there is at most one download per UI
-/// frame and none while no view shows them.
-#[derive(Default)]
-pub struct IteratesSlot {
-    latest: Mutex<Option<Iterates>>,
+/// A latest-value slot: what the UI has not taken yet is replaced by the newer value, never
+/// queued.
+pub struct LatestSlot<T> {
+    latest: Mutex<Option<T>>,
 }
 
-impl IteratesSlot {
-    pub fn put(&self, iterates: Iterates) {
-        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(iterates);
+impl<T> Default for LatestSlot<T> {
+    fn default() -> Self {
+        LatestSlot {
+            latest: Mutex::new(None),
+        }
+    }
+}
+
+impl<T> LatestSlot<T> {
+    pub fn put(&self, value: T) {
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
     }
 
-    pub fn take(&self) -> Option<Iterates> {
+    pub fn take(&self) -> Option<T> {
         self.latest.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
@@ -252,6 +263,62 @@ impl IteratesSlot {
         self.latest.lock().map_or(true, |l| l.is_none())
     }
 }
+
+/// Latest-value slot for [`Iterates`]: the worker reads them back only when the UI has taken
+/// the previous ones (or at a kept or final step), so there is at most one download per UI
+/// frame and none while no view shows them.
+pub type IteratesSlot = LatestSlot<Iterates>;
+
+/// One picture of a level, with its PSNR in dB against the true image at that level.
+pub struct LevelPicture {
+    pub caption: String,
+    /// At most [`THUMBNAIL_MAX_SIDE`] a side.
+    pub image: Arc<ColorImage>,
+    pub psnr_db: f64,
+}
+
+/// One Haar level of an image (see [`crate::imaging::haar_bands`]), as pictures half the
+/// level's side: LL scaled by ½ (the 2×2 mean) and the detail bands LH, HL, HH on the diverging
+/// colour map, amplified.
+pub struct HaarBandPictures {
+    /// LL, LH, HL, HH, each at most [`THUMBNAIL_MAX_SIDE`] a side.
+    pub bands: [Arc<ColorImage>; 4],
+    /// Root mean square of each band's values.
+    pub rms: [f64; 4],
+    /// For a prediction: the root mean square of each band's difference from the truth's band
+    /// (the Haar transform is orthonormal, so these split the image's error between the bands).
+    pub error_rms: Option<[f64; 4]>,
+}
+
+/// One level of a multi-resolution method's step, ready to show.
+pub struct LevelFrame {
+    /// Pixels a side.
+    pub side: usize,
+    pub truth: Arc<ColorImage>,
+    /// Rollouts through the levels, as [`crate::methods::LevelImages::rollouts`].
+    pub rollouts: Vec<LevelPicture>,
+    /// From the true lower level; `None` at the coarsest level.
+    pub teacher_forced: Option<LevelPicture>,
+    pub nearest: Option<LevelPicture>,
+    pub bicubic: Option<LevelPicture>,
+    /// `None` for a level too small to halve.
+    pub truth_bands: Option<HaarBandPictures>,
+    pub teacher_forced_bands: Option<HaarBandPictures>,
+}
+
+/// A multi-resolution method's images at one step ([`crate::methods::Method::levels`]), coarse
+/// to fine, the coarsest first.
+pub struct Levels {
+    pub method: &'static str,
+    pub run_id: u64,
+    /// The step whose weights made them.
+    pub step: usize,
+    pub levels: Vec<LevelFrame>,
+}
+
+/// Latest-value slot for [`Levels`], read back under the same rules as [`Iterates`] for the
+/// method named in [`Desired::levels_for`].
+pub type LevelsSlot = LatestSlot<Levels>;
 
 /// The step the worker is computing now: the UI shows "step k · running 4.2 s" for long ones,
 /// and the command relay sets its token when a command makes it unwanted.

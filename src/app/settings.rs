@@ -66,6 +66,7 @@ impl Settings {
             working_size: self.working_size,
             step_limit,
             iterates_for: None,
+            levels_for: None,
             focused: None,
         }
     }

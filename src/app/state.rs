@@ -3,14 +3,15 @@
 //!
 //! Views read this and never talk to the worker themselves except through [`crate::ui::ViewContext`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use egui::{ColorImage, TextureHandle, TextureOptions};
 
 use super::protocol::{
-    FeatureMaps, FeatureRequest, Frame, InFlight, Iterates, Message, StopReason,
+    FeatureMaps, FeatureRequest, Frame, HaarBandPictures, InFlight, Iterates, LevelPicture, Levels,
+    Message, StopReason,
 };
 use super::worker::WorkerHandle;
 use crate::compute::BackendKind;
@@ -58,6 +59,88 @@ pub struct IteratesView {
     pub cells: Vec<IterateCell>,
 }
 
+/// One picture of a level, with its PSNR against the level's truth.
+pub struct LevelCell {
+    pub caption: String,
+    pub texture: TextureHandle,
+    pub psnr_db: f64,
+}
+
+/// One Haar level of an image: LL (halved), LH, HL, HH, as [`HaarBandPictures`].
+pub struct BandCells {
+    pub textures: [TextureHandle; 4],
+    pub rms: [f64; 4],
+    pub error_rms: Option<[f64; 4]>,
+}
+
+/// One level of a multi-resolution method's latest levels.
+pub struct LevelView {
+    pub side: usize,
+    pub truth: TextureHandle,
+    pub rollouts: Vec<LevelCell>,
+    pub teacher_forced: Option<LevelCell>,
+    pub nearest: Option<LevelCell>,
+    pub bicubic: Option<LevelCell>,
+    pub truth_bands: Option<BandCells>,
+    pub teacher_forced_bands: Option<BandCells>,
+}
+
+/// The latest levels that arrived ([`Levels`]), coarse to fine.
+pub struct LevelsView {
+    pub step: usize,
+    pub levels: Vec<LevelView>,
+    /// Every texture above by its name, so that the next arrival overwrites them in place.
+    textures: HashMap<String, TextureHandle>,
+}
+
+/// Makes the textures of an arrival, reusing those of the previous one by name.
+struct TextureReuse<'a> {
+    ctx: &'a egui::Context,
+    prefix: String,
+    previous: HashMap<String, TextureHandle>,
+    used: HashMap<String, TextureHandle>,
+}
+
+impl TextureReuse<'_> {
+    fn texture(&mut self, name: String, image: Arc<ColorImage>) -> TextureHandle {
+        let texture = match self.previous.remove(&name) {
+            Some(mut texture) => {
+                texture.set(image, TextureOptions::NEAREST);
+                texture
+            }
+            None => self.ctx.load_texture(
+                format!("{}/{name}", self.prefix),
+                image,
+                TextureOptions::NEAREST,
+            ),
+        };
+        self.used.insert(name, texture.clone());
+        texture
+    }
+
+    fn cell(&mut self, name: String, picture: LevelPicture) -> LevelCell {
+        LevelCell {
+            texture: self.texture(name, picture.image),
+            caption: picture.caption,
+            psnr_db: picture.psnr_db,
+        }
+    }
+
+    fn bands(&mut self, name: &str, bands: HaarBandPictures) -> BandCells {
+        let [ll, lh, hl, hh] = bands.bands;
+        BandCells {
+            textures: [
+                self.texture(format!("{name}/ll"), ll),
+                self.texture(format!("{name}/lh"), lh),
+                self.texture(format!("{name}/hl"), hl),
+                self.texture(format!("{name}/hh"), hh),
+            ],
+            rms: bands.rms,
+            error_rms: bands.error_rms,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum RunStatus {
     /// Restarted; nothing has arrived yet.
@@ -89,6 +172,9 @@ pub struct MethodRun {
     /// For methods that refine internally, their iterations at a recent step; they arrive only
     /// while a view shows them.
     pub iterates: Option<IteratesView>,
+    /// For multi-resolution methods, their levels at a recent step; they arrive only while a
+    /// view shows them.
+    pub levels: Option<LevelsView>,
     /// When recent steps arrived, for the steps-per-second figure.
     arrivals: VecDeque<Instant>,
 }
@@ -104,6 +190,7 @@ impl MethodRun {
             status: RunStatus::Starting,
             compute_secs: 0.0,
             iterates: None,
+            levels: None,
             arrivals: VecDeque::new(),
         }
     }
@@ -254,6 +341,9 @@ impl Model {
         }
         if let Some(iterates) = worker.take_iterates() {
             self.apply_iterates(ctx, iterates);
+        }
+        if let Some(levels) = worker.take_levels() {
+            self.apply_levels(ctx, levels);
         }
         self.in_flight = worker.in_flight();
         self.compute_stopped = worker.stopped();
@@ -467,6 +557,69 @@ impl Model {
                 });
             }
         }
+    }
+
+    /// Shows newly arrived levels, overwriting the previous ones' textures in place (by level
+    /// and kind), so a run streaming them holds one set, not one per arrival.
+    pub fn apply_levels(&mut self, ctx: &egui::Context, levels: Levels) {
+        let Some(run) = self.current_run(levels.method, levels.run_id) else {
+            return; // stale: an older run, or a method no longer selected
+        };
+        if run
+            .levels
+            .as_ref()
+            .is_some_and(|view| view.step > levels.step)
+        {
+            return;
+        }
+        let mut reuse = TextureReuse {
+            ctx,
+            prefix: format!("{}/{}/levels", levels.method, levels.run_id),
+            previous: run
+                .levels
+                .take()
+                .map(|view| view.textures)
+                .unwrap_or_default(),
+            used: HashMap::new(),
+        };
+        let views = levels
+            .levels
+            .into_iter()
+            .map(|level| {
+                let side = level.side;
+                LevelView {
+                    side,
+                    truth: reuse.texture(format!("{side}/truth"), level.truth),
+                    rollouts: level
+                        .rollouts
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, picture)| reuse.cell(format!("{side}/rollout/{i}"), picture))
+                        .collect(),
+                    teacher_forced: level
+                        .teacher_forced
+                        .map(|p| reuse.cell(format!("{side}/teacher-forced"), p)),
+                    nearest: level
+                        .nearest
+                        .map(|p| reuse.cell(format!("{side}/nearest"), p)),
+                    bicubic: level
+                        .bicubic
+                        .map(|p| reuse.cell(format!("{side}/bicubic"), p)),
+                    truth_bands: level
+                        .truth_bands
+                        .map(|b| reuse.bands(&format!("{side}/truth-bands"), b)),
+                    teacher_forced_bands: level
+                        .teacher_forced_bands
+                        .map(|b| reuse.bands(&format!("{side}/teacher-forced-bands"), b)),
+                }
+            })
+            .collect();
+        // Textures of levels or kinds this arrival lacks are dropped with `previous`.
+        run.levels = Some(LevelsView {
+            step: levels.step,
+            levels: views,
+            textures: reuse.used,
+        });
     }
 
     fn apply_features(&mut self, ctx: &egui::Context, maps: FeatureMaps) {

@@ -18,13 +18,15 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySen
 use image::DynamicImage;
 
 use super::features::FeatureWork;
+use super::levels::level_frames;
 use super::protocol::{
     Command, Desired, Frame, FrameSlot, ImageSource, InFlight, InFlightCell, Iterates,
-    IteratesSlot, LIVE_IMAGE_INTERVAL, Message, THUMBNAIL_MAX_SIDE, TargetFrame,
+    IteratesSlot, LIVE_IMAGE_INTERVAL, Levels, LevelsSlot, Message, THUMBNAIL_MAX_SIDE,
+    TargetFrame,
 };
 use crate::compute::{BackendChoice, CancelToken, create_backend};
 use crate::imaging::{color_image_from_rgb, downsample, host_mse};
-use crate::methods::{self, MethodCache, StepReport};
+use crate::methods::{self, LevelImages, MethodCache, StepReport};
 use crate::rng::RngKind;
 use crate::session::{AdvanceResult, Restarted, Session};
 use crate::target::{Decoded, Fit, SAMPLE_NAME, SAMPLE_PNG, Target, decode_bytes, load_image};
@@ -56,6 +58,7 @@ pub struct WorkerHandle {
     messages: Receiver<Message>,
     frames: Arc<FrameSlot>,
     iterates: Arc<IteratesSlot>,
+    levels: Arc<LevelsSlot>,
     desired: Arc<Mutex<Desired>>,
     in_flight: InFlightCell,
     /// Set when the compute thread ends on its own (a bug): why.
@@ -113,6 +116,10 @@ impl WorkerHandle {
         self.iterates.take()
     }
 
+    pub fn take_levels(&self) -> Option<Levels> {
+        self.levels.take()
+    }
+
     /// The step being computed now, if any.
     pub fn in_flight(&self) -> Option<InFlight> {
         lock(&self.in_flight).clone()
@@ -138,6 +145,7 @@ pub fn spawn(
         messages: message_rx,
         frames: Arc::new(FrameSlot::default()),
         iterates: Arc::new(IteratesSlot::default()),
+        levels: Arc::new(LevelsSlot::default()),
         desired: Arc::new(Mutex::new(desired)),
         in_flight: Arc::default(),
         exit: Arc::default(),
@@ -150,6 +158,7 @@ pub fn spawn(
         .spawn(move || relay_commands(command_rx, relayed_tx, relay_desired, in_flight));
     let frames = Arc::clone(&handle.frames);
     let iterates = Arc::clone(&handle.iterates);
+    let levels = Arc::clone(&handle.levels);
     let desired = Arc::clone(&handle.desired);
     let in_flight = Arc::clone(&handle.in_flight);
     let worker_exit = Arc::clone(&handle.exit);
@@ -163,6 +172,7 @@ pub fn spawn(
                     message_tx,
                     frames,
                     iterates,
+                    levels,
                     desired,
                     in_flight,
                     repaint.clone(),
@@ -223,6 +233,7 @@ struct Worker {
     messages: Sender<Message>,
     frames: Arc<FrameSlot>,
     iterates: Arc<IteratesSlot>,
+    levels: Arc<LevelsSlot>,
     desired: Arc<Mutex<Desired>>,
     in_flight: InFlightCell,
     repaint: egui::Context,
@@ -232,8 +243,8 @@ struct Worker {
     playing: bool,
     /// Methods still owed a step of a single-step request.
     single_steps: BTreeSet<&'static str>,
-    /// Per method, of its current run: when its image was last downloaded, and the step whose
-    /// iterates were last sent.
+    /// Per method, of its current run: when its image and its levels were last downloaded, and
+    /// the steps whose iterates and levels were last sent.
     readbacks: BTreeMap<&'static str, ReadbackState>,
     features: FeatureWork,
     /// The UI has gone: stop as soon as the loop looks.
@@ -244,6 +255,8 @@ struct Worker {
 struct ReadbackState {
     last_image_at: Option<Instant>,
     iterates_step: Option<usize>,
+    last_levels_at: Option<Instant>,
+    levels_step: Option<usize>,
 }
 
 impl Worker {
@@ -254,6 +267,7 @@ impl Worker {
         messages: Sender<Message>,
         frames: Arc<FrameSlot>,
         iterates: Arc<IteratesSlot>,
+        levels: Arc<LevelsSlot>,
         desired: Arc<Mutex<Desired>>,
         in_flight: InFlightCell,
         repaint: egui::Context,
@@ -274,6 +288,7 @@ impl Worker {
             messages,
             frames,
             iterates,
+            levels,
             desired,
             in_flight,
             repaint,
@@ -323,6 +338,7 @@ impl Worker {
             self.sync_desired();
             self.session.refresh_waiting();
             self.send_iterates_if_idle();
+            self.send_levels_if_idle();
             if self.features.is_busy() {
                 self.advance_features();
             }
@@ -611,6 +627,8 @@ impl Worker {
         let (name, run_id) = (slot.info.name, slot.run_id);
         let iterates_wanted = self.applied.as_ref().and_then(|d| d.iterates_for) == Some(name);
         let iterates_taken = self.iterates.is_empty();
+        let levels_wanted = self.applied.as_ref().and_then(|d| d.levels_for) == Some(name);
+        let levels_taken = self.levels.is_empty();
         let state = *self.readback(name);
         let slot = self.session.slot(index);
         let Some(method) = slot.method() else { return };
@@ -631,6 +649,14 @@ impl Worker {
             Some(images) => images.last().cloned(),
             None => (kept || due || done).then(|| method.image(backend)),
         };
+        // Likewise the levels a view shows, on their own clock (they are not the image).
+        let levels_due = state
+            .last_levels_at
+            .is_none_or(|at| at.elapsed() >= LIVE_IMAGE_INTERVAL);
+        let levels = (levels_wanted && (kept || done || (levels_due && levels_taken)))
+            .then(|| method.levels(backend))
+            .flatten()
+            .filter(|levels| !levels.is_empty());
         let total_steps = method.total_steps();
         let mut new_state = state;
         if pixels.is_some() {
@@ -638,6 +664,10 @@ impl Worker {
         }
         if iterates.is_some() {
             new_state.iterates_step = Some(report.step);
+        }
+        if levels.is_some() {
+            new_state.last_levels_at = Some(Instant::now());
+            new_state.levels_step = Some(report.step);
         }
         *self.readback(name) = new_state;
         let size = self.session.target().map_or(0, |t| t.size);
@@ -666,28 +696,36 @@ impl Worker {
         if let Some(images) = iterates {
             self.put_iterates(name, run_id, step, images);
         }
+        if let Some(levels) = levels {
+            self.put_levels(name, run_id, step, &levels);
+        }
         self.repaint.request_repaint();
     }
 
-    /// Sends the iterates of the method a view shows when its next step will not: it is
-    /// finished, paused or stopped at the step limit, and what was sent is of another step
-    /// (or nothing was sent, because the view has only just asked).
-    fn send_iterates_if_idle(&mut self) {
-        let Some(name) = self.applied.as_ref().and_then(|d| d.iterates_for) else {
-            return;
-        };
-        let Some(index) = self.session.position(name) else {
-            return;
-        };
-        let limit = self.step_limit();
+    /// The method `wanted` names, when its next step will not send what a view shows of it: it
+    /// is finished, paused or stopped at the step limit. Its slot index, run and latest step.
+    fn idle_shown(
+        &self,
+        wanted: Option<&'static str>,
+    ) -> Option<(&'static str, usize, u64, usize)> {
+        let name = wanted?;
+        let index = self.session.position(name)?;
         let slot = self.session.slot(index);
-        if self.playing && slot.is_runnable(limit) {
-            return; // its next step sends them
+        if self.playing && slot.is_runnable(self.step_limit()) {
+            return None; // its next step sends them
         }
-        let Some(method) = slot.method() else { return };
-        let step = method.steps_done();
-        let run_id = slot.run_id;
-        if step == 0 || self.readback(name).iterates_step == Some(step) {
+        let step = slot.method()?.steps_done();
+        (step > 0).then_some((name, index, slot.run_id, step))
+    }
+
+    /// Sends the iterates of the method a view shows when its next step will not, and what was
+    /// sent is of another step (or nothing was sent, because the view has only just asked).
+    fn send_iterates_if_idle(&mut self) {
+        let wanted = self.applied.as_ref().and_then(|d| d.iterates_for);
+        let Some((name, index, run_id, step)) = self.idle_shown(wanted) else {
+            return;
+        };
+        if self.readback(name).iterates_step == Some(step) {
             return;
         }
         let slot = self.session.slot(index);
@@ -697,6 +735,24 @@ impl Worker {
         self.readback(name).iterates_step = Some(step);
         if let Some(images) = images.filter(|images| !images.is_empty()) {
             self.put_iterates(name, run_id, step, images);
+            self.repaint.request_repaint();
+        }
+    }
+
+    /// The same for the levels of the method the scales view shows.
+    fn send_levels_if_idle(&mut self) {
+        let wanted = self.applied.as_ref().and_then(|d| d.levels_for);
+        let Some((name, index, run_id, step)) = self.idle_shown(wanted) else {
+            return;
+        };
+        if self.readback(name).levels_step == Some(step) {
+            return;
+        }
+        let slot = self.session.slot(index);
+        let levels = slot.method().and_then(|m| m.levels(self.session.backend()));
+        self.readback(name).levels_step = Some(step);
+        if let Some(levels) = levels.filter(|levels| !levels.is_empty()) {
+            self.put_levels(name, run_id, step, &levels);
             self.repaint.request_repaint();
         }
     }
@@ -726,6 +782,17 @@ impl Worker {
             run_id,
             step,
             images,
+        });
+    }
+
+    /// Makes the levels' pictures, PSNRs and Haar bands on the host (a few operations a pixel,
+    /// on this thread) and hands them to the UI.
+    fn put_levels(&self, method: &'static str, run_id: u64, step: usize, levels: &[LevelImages]) {
+        self.levels.put(Levels {
+            method,
+            run_id,
+            step,
+            levels: level_frames(levels),
         });
     }
 

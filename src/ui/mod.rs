@@ -34,6 +34,9 @@ pub struct ViewContext<'a> {
     /// Set by a view that shows this method's intermediate images ([`MethodRun::iterates`]),
     /// so the worker reads them back; `None` (the start of every frame) and they stop coming.
     pub iterates_for: Option<&'static str>,
+    /// Likewise for a multi-resolution method's levels ([`MethodRun::levels`]), which only the
+    /// scales view shows.
+    pub levels_for: Option<&'static str>,
 }
 
 impl<'a> ViewContext<'a> {
@@ -48,6 +51,7 @@ impl<'a> ViewContext<'a> {
             show_ground_truth,
             requests: Vec::new(),
             iterates_for: None,
+            levels_for: None,
         }
     }
 }
@@ -79,7 +83,7 @@ pub trait View {
 pub fn registry() -> Vec<Box<dyn View>> {
     vec![
         Box::new(trajectory_grid::TrajectoryGrid::default()),
-        Box::new(curves::Curves),
+        Box::new(curves::Curves::default()),
         Box::new(compare::Compare),
         Box::new(inspect::Inspect::default()),
         Box::new(scales::Scales::default()),
@@ -463,10 +467,12 @@ pub(crate) mod fixture {
 
     use super::ViewRequest;
     use super::{View, ViewContext};
-    use crate::app::protocol::{Frame, Iterates, Message, TargetFrame};
+    use crate::app::levels::level_frames;
+    use crate::app::protocol::{Frame, Iterates, Levels, Message, TargetFrame};
     use crate::app::state::Model;
     use crate::imaging::color_image_from_rgb;
-    use crate::methods::StepReport;
+    use crate::methods;
+    use crate::methods::{LevelImages, LevelReport, StepReport};
 
     type MakeModel = Box<dyn Fn(&egui::Context) -> Model>;
 
@@ -480,6 +486,7 @@ pub(crate) mod fixture {
         pub requests: Vec<ViewRequest>,
         /// What the view asked the worker for in the last frame.
         pub iterates_for: Option<&'static str>,
+        pub levels_for: Option<&'static str>,
     }
 
     const SIZE: usize = 16;
@@ -606,6 +613,135 @@ pub(crate) mod fixture {
         model
     }
 
+    /// The multi-resolution method of [`levels_model`].
+    pub const LEVELS_METHOD: &str = "coord-mlp";
+
+    /// 2×2 average pooling of an RGB image `side` a side.
+    fn pooled(pixels: &[f32], side: usize) -> Vec<f32> {
+        let half = side / 2;
+        let mut out = Vec::with_capacity(half * half * 3);
+        for y in 0..half {
+            for x in 0..half {
+                for c in 0..3 {
+                    let at =
+                        |dy: usize, dx: usize| pixels[((2 * y + dy) * side + 2 * x + dx) * 3 + c];
+                    out.push((at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1)) / 4.0);
+                }
+            }
+        }
+        out
+    }
+
+    /// A multi-resolution run next to a multiscale one: [`LEVELS_METHOD`] at step 12 of 100,
+    /// its reports carrying levels 8 and 16 of the 16² target (teacher-forced 20 + step/4 + size/8
+    /// dB, rollout 2 dB under it, nearest 15 and bicubic 17 + size/16), and its levels 4, 8, 16
+    /// at step 12 with two rollouts.
+    pub fn levels_model(ctx: &egui::Context) -> Model {
+        let mut model = model_with_target(ctx, &["multiscale", LEVELS_METHOD]);
+        let method = methods::find(LEVELS_METHOD).expect("in the registry").name;
+        model.apply_message(
+            ctx,
+            Message::Started {
+                method: "multiscale",
+                run_id: 1,
+            },
+        );
+        model.apply_message(ctx, Message::Started { method, run_id: 1 });
+        let (pixels, image) = faded(0.5);
+        model.apply_frame(
+            ctx,
+            Frame {
+                method: "multiscale",
+                run_id: 1,
+                total_steps: 3,
+                report: StepReport {
+                    step: 1,
+                    label: "scale 1".into(),
+                    psnr_db: 11.0,
+                    loss: None,
+                    saturation: None,
+                    levels: Vec::new(),
+                },
+                step_secs: 0.01,
+                kept: true,
+                thumbnail: Some(Arc::clone(&image)),
+                image: Some(image),
+                pixels: Some(Arc::new(pixels)),
+            },
+        );
+        for step in 1..=12 {
+            let levels = [8usize, 16]
+                .iter()
+                .map(|&size| {
+                    let teacher_forced_db = 20.0 + step as f64 / 4.0 + size as f64 / 8.0;
+                    LevelReport {
+                        size,
+                        teacher_forced_db,
+                        rollout_db: teacher_forced_db - 2.0,
+                        nearest_db: 15.0,
+                        bicubic_db: 17.0 + size as f64 / 16.0,
+                    }
+                })
+                .collect();
+            let kept = [1, 2, 5, 10].contains(&step);
+            let (pixels, image) = faded(step as f32 / 12.0);
+            model.apply_frame(
+                ctx,
+                Frame {
+                    method,
+                    run_id: 1,
+                    total_steps: 100,
+                    report: StepReport {
+                        step,
+                        label: format!("step {step}"),
+                        psnr_db: 18.0 + step as f64 / 4.0,
+                        loss: Some(0.1 * 0.9f64.powi(step as i32)),
+                        saturation: None,
+                        levels,
+                    },
+                    step_secs: 0.01,
+                    kept,
+                    thumbnail: kept.then(|| Arc::clone(&image)),
+                    image: Some(image),
+                    pixels: Some(Arc::new(pixels)),
+                },
+            );
+        }
+        let truth16 = target_pixels();
+        let truth8 = pooled(&truth16, 16);
+        let truth4 = pooled(&truth8, 8);
+        let off =
+            |pixels: &[f32], by: f32| pixels.iter().map(|v| (v + by).min(1.0)).collect::<Vec<_>>();
+        let level = |side: usize, truth: &[f32], base: bool| LevelImages {
+            side,
+            truth: truth.to_vec(),
+            rollouts: vec![
+                (
+                    "from the true 4×4".into(),
+                    off(truth, if base { 0.0 } else { 0.05 }),
+                ),
+                ("from noise".into(), off(truth, 0.2)),
+            ],
+            teacher_forced: if base { Vec::new() } else { off(truth, 0.02) },
+            nearest: if base { Vec::new() } else { off(truth, 0.15) },
+            bicubic: if base { Vec::new() } else { off(truth, 0.1) },
+        };
+        model.apply_levels(
+            ctx,
+            Levels {
+                method,
+                run_id: 1,
+                step: 12,
+                levels: level_frames(&[
+                    level(4, &truth4, true),
+                    level(8, &truth8, false),
+                    level(16, &truth16, false),
+                ]),
+            },
+        );
+        model
+    }
+
     /// Shows `view` over [`sample_model`] in a 1000×700 harness.
     pub fn view_harness(view: Box<dyn View>, steps: usize) -> Harness<'static, Fixture> {
         view_harness_with(view, Box::new(move |ctx| sample_model(ctx, steps)))
@@ -621,6 +757,7 @@ pub(crate) mod fixture {
             show_ground_truth: false,
             requests: Vec::new(),
             iterates_for: None,
+            levels_for: None,
         };
         Harness::builder()
             .with_size(egui::vec2(1000.0, 700.0))
@@ -636,6 +773,7 @@ pub(crate) mod fixture {
                         ViewContext::new(model, &mut fixture.focus, fixture.show_ground_truth);
                     fixture.view.ui(ui, &mut context);
                     fixture.iterates_for = context.iterates_for;
+                    fixture.levels_for = context.levels_for;
                     fixture.requests.extend(context.requests);
                 },
                 fixture,
