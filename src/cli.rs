@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::compute::{Backend, BackendChoice, create_backend};
 use crate::methods::params::Resolved;
-use crate::methods::{self, MethodInfo, ParamValues};
+use crate::methods::{self, LevelImages, LevelReport, MethodInfo, ParamValues};
 use crate::output::{Existing, check_writable, png_bytes, strip, write_atomic};
 use crate::rng::RngKind;
 use crate::runner::{StepRecord, run_methods};
@@ -227,6 +227,14 @@ struct StepEntry {
     seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     loss: Option<f64>,
+    /// Per level, for multi-resolution methods: every 100th step and the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    levels: Option<Vec<LevelReport>>,
+}
+
+/// Steps whose per-level figures go into metrics.json: every 100th and the last.
+fn logs_levels(step: usize, last: usize) -> bool {
+    step.is_multiple_of(100) || step == last
 }
 
 #[derive(Serialize)]
@@ -384,7 +392,13 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         } else {
             args.out.clone()
         };
-        let files = ["metrics.json", "final.png", "trajectory.png"].map(|f| dir.join(f));
+        let mut files: Vec<PathBuf> = ["metrics.json", "final.png", "trajectory.png"]
+            .iter()
+            .map(|f| dir.join(f))
+            .collect();
+        if info.has_levels {
+            files.push(dir.join("scales.png"));
+        }
         check_writable(&files, existing)?;
         plans.push((*info, own));
         dirs.push(dir);
@@ -434,6 +448,7 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
                     own,
                     &records,
                     outcome.iterates.as_deref(),
+                    outcome.levels.as_deref(),
                     &target,
                     backend.as_ref(),
                     &image_name,
@@ -477,12 +492,14 @@ fn write_run(
     params: &ParamValues,
     records: &[StepRecord],
     iterates: Option<&[Vec<f32>]>,
+    levels: Option<&[LevelImages]>,
     target: &Target,
     backend: &dyn Backend,
     image_name: &str,
     rng: RngKind,
     existing: Existing,
 ) -> anyhow::Result<()> {
+    let last_step = records.last().map_or(0, |r| r.report.step);
     let metrics = Metrics {
         method: info.name,
         backend: backend.kind().to_string(),
@@ -499,6 +516,8 @@ fn write_run(
                 psnr: r.report.psnr_db,
                 seconds: r.seconds,
                 loss: r.report.loss,
+                levels: (!r.report.levels.is_empty() && logs_levels(r.report.step, last_step))
+                    .then(|| r.report.levels.clone()),
             })
             .collect(),
     };
@@ -525,7 +544,53 @@ fn write_run(
         &png_bytes(&strip(&cells))?,
         existing,
     )?;
+    if let Some(levels) = levels {
+        write_atomic(
+            &dir.join("scales.png"),
+            &png_bytes(&scales_sheet(levels, size))?,
+            existing,
+        )?;
+    }
     Ok(())
+}
+
+/// The level-by-level strip of a multi-resolution method, each level magnified (nearest
+/// neighbour) to the working size: the rollout (one row per rollout), then the teacher-forced
+/// prediction and the truth.
+fn scales_sheet(levels: &[LevelImages], size: usize) -> image::RgbImage {
+    let magnified = |pixels: &[f32], side: usize| {
+        let image = rgb8_from_f32(pixels, side, side);
+        image::imageops::resize(
+            &image,
+            size as u32,
+            size as u32,
+            image::imageops::FilterType::Nearest,
+        )
+    };
+    let row = |pick: &dyn Fn(&LevelImages) -> Option<&[f32]>| {
+        let cells: Vec<_> = levels
+            .iter()
+            .map(|level| match pick(level).filter(|p| !p.is_empty()) {
+                Some(pixels) => magnified(pixels, level.side),
+                None => magnified(&level.truth, level.side),
+            })
+            .collect();
+        strip(&cells)
+    };
+    let rollouts = levels.last().map_or(0, |l| l.rollouts.len());
+    let mut rows: Vec<image::RgbImage> = (0..rollouts)
+        .map(|r| row(&|l: &LevelImages| l.rollouts.get(r).map(|(_, p)| p.as_slice())))
+        .collect();
+    rows.push(row(&|l: &LevelImages| Some(l.teacher_forced.as_slice())));
+    rows.push(row(&|l: &LevelImages| Some(l.truth.as_slice())));
+    let (width, height) = rows[0].dimensions();
+    const GAP: u32 = 2;
+    let total = rows.len() as u32 * height + (rows.len() as u32 - 1) * GAP;
+    let mut sheet = image::RgbImage::from_pixel(width, total, image::Rgb([255, 255, 255]));
+    for (i, image) in rows.iter().enumerate() {
+        image::imageops::replace(&mut sheet, image, 0, (i as u32 * (height + GAP)) as i64);
+    }
+    sheet
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! can (trajectory and cumulative one unrolled reservoir) and take turns by time.
 
 use crate::compute::Backend;
-use crate::methods::{MethodCache, MethodInfo, ParamValues, StepReport};
+use crate::methods::{LevelImages, MethodCache, MethodInfo, ParamValues, StepReport};
 use crate::rng::RngKind;
 use crate::session::{Advance, AdvanceResult, Session, SlotState};
 use crate::target::Target;
@@ -16,10 +16,12 @@ pub struct StepRecord {
 }
 
 /// A finished run: every step, and the final network's intermediate images for methods that
-/// refine internally ([`crate::methods::Method::iterates`]).
+/// refine internally ([`crate::methods::Method::iterates`]) or grow the image level by level
+/// ([`crate::methods::Method::levels`]).
 pub struct RunOutcome {
     pub records: Vec<StepRecord>,
     pub iterates: Option<Vec<Vec<f32>>>,
+    pub levels: Option<Vec<LevelImages>>,
 }
 
 /// Runs `info` on `target` for all its steps. `keep_images` downloads the images of the steps
@@ -119,6 +121,7 @@ fn outcome(
     Ok(RunOutcome {
         records,
         iterates: method.iterates(session.backend()),
+        levels: method.levels(session.backend()),
     })
 }
 

@@ -57,6 +57,7 @@ pub const INFO: MethodInfo = MethodInfo {
     params: PARAMS,
     default_on: false,
     steps_are_scales: false,
+    has_levels: false,
     create: |setup| Ok(Box::new(Cumulative::new(setup)?)),
 };
 

@@ -38,6 +38,7 @@ pub const INFO: MethodInfo = MethodInfo {
     params: PARAMS,
     default_on: true,
     steps_are_scales: false,
+    has_levels: false,
     create: |setup| {
         let encoding = Encoding::Fourier {
             frequencies: setup.params.get_usize(&FREQUENCIES),

@@ -21,6 +21,8 @@ pub mod reservoir;
 pub mod shared_trajectory;
 pub mod training;
 pub mod trajectory;
+pub mod wavelet;
+pub mod wavelet_operator;
 
 use anyhow::bail;
 
@@ -163,6 +165,9 @@ pub struct MethodInfo {
     pub default_on: bool,
     /// Whether its steps are scales, coarse to fine (the scales view shows them as such).
     pub steps_are_scales: bool,
+    /// Whether each step has images at several resolutions ([`Method::levels`]): the scales
+    /// view shows them, and `inrlab run` writes scales.png.
+    pub has_levels: bool,
     pub create: fn(&Setup) -> anyhow::Result<Box<dyn Method>>,
 }
 
@@ -177,6 +182,7 @@ pub fn registry() -> &'static [MethodInfo] {
         fourier_mlp::INFO,
         coord_mlp::INFO,
         learned_refine::INFO,
+        wavelet::INFO,
     ]
 }
 

@@ -72,6 +72,7 @@ pub const INFO: MethodInfo = MethodInfo {
     params: PARAMS,
     default_on: true,
     steps_are_scales: true,
+    has_levels: false,
     create: |setup| Ok(Box::new(Multiscale::new(setup)?)),
 };
 

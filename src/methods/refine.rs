@@ -43,6 +43,7 @@ pub const INFO: MethodInfo = MethodInfo {
     params: PARAMS,
     default_on: true,
     steps_are_scales: false,
+    has_levels: false,
     create: |setup| Ok(Box::new(Refine::new(setup)?)),
 };
 
