@@ -520,9 +520,10 @@ fn the_wavelet_operator_shows_its_levels_in_the_scales_view_and_per_level_curves
     let mut settings = small_settings(&[WAVELET]);
     settings.active_view = "curves".into();
     let mut h = harness_at(settings, 64, false);
+    // Enough steps that the curves (and later the pictures) show some training.
     assert!(
         step_until(&mut h, Duration::from_secs(120), |app| {
-            steps_of(app, WAVELET) >= 3
+            steps_of(app, WAVELET) >= 60
         }),
         "the wavelet operator did not step"
     );
@@ -573,24 +574,25 @@ fn the_wavelet_operator_shows_its_levels_in_the_scales_view_and_per_level_curves
     }
     // The finest level's detail: upsamplings, prediction, truth and both sets of bands.
     assert!(
-        h.query_by_label_contains("level 64×64 · from the true 32×32")
+        h.query_by_label_contains("level 64×64 · nearest and bicubic upsampling of the true 32×32")
             .is_some()
     );
-    for title in ["nearest ", "bicubic ", "teacher-forced "] {
+    for title in ["nearest ", "bicubic ", "predicted "] {
         assert_eq!(cells_titled(&h, title), 1, "{title}");
     }
     for band in ["LL ½", "LH (x)", "HL (y)", "HH"] {
         assert_eq!(h.query_all_by_label_contains(band).count(), 2, "{band}");
     }
-    let scales = save_screenshot(&mut h, "scales-wavelet.png");
     // They follow the training.
     let first = levels_step(h.state(), WAVELET).unwrap();
     assert!(
         step_until(&mut h, Duration::from_secs(60), |app| {
-            levels_step(app, WAVELET).is_some_and(|step| step > first)
+            levels_step(app, WAVELET).is_some_and(|step| step >= first + 100)
         }),
         "the levels stayed at step {first}"
     );
+    h.step();
+    let scales = save_screenshot(&mut h, "scales-wavelet.png");
     // Picking the coarsest level: nothing predicts it.
     h.query_all_by_label_contains("4×4 ")
         .find(|node| {
@@ -603,7 +605,7 @@ fn the_wavelet_operator_shows_its_levels_in_the_scales_view_and_per_level_curves
     h.step();
     h.step();
     assert!(h.query_by_label_contains("the coarsest").is_some());
-    assert_eq!(cells_titled(&h, "teacher-forced "), 0);
+    assert_eq!(cells_titled(&h, "predicted "), 0);
     // Paused, the levels catch up with the last step.
     h.key_press(egui::Key::Space);
     assert!(

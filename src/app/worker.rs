@@ -310,6 +310,10 @@ impl Worker {
         self.send_backend();
         loop {
             if !self.has_work() {
+                // A pause that cancelled the step in flight comes straight here: before
+                // sleeping, send what a view shows of a method that is not stepping.
+                self.send_iterates_if_idle();
+                self.send_levels_if_idle();
                 // Nothing to compute: sleep until the UI says something (or, while a build
                 // waits for the background, look again shortly).
                 let waiting = self.session.has_waiting() || self.features.is_busy();

@@ -250,7 +250,12 @@ impl Curves {
         ui.horizontal_top(|ui| {
             step_plot("level-curves", height, steps_axis, "PSNR per level (dB)")
                 .width(plot_width)
-                .legend(Legend::default().position(egui_plot::Corner::RightBottom))
+                .legend(
+                    // Coarse to fine, as drawn; top left, where rising curves leave room.
+                    Legend::default()
+                        .position(egui_plot::Corner::LeftTop)
+                        .follow_insertion_order(true),
+                )
                 .label_formatter(|position| match position {
                     egui_plot::HoverPosition::NearDataPoint {
                         plot_name,

@@ -614,7 +614,7 @@ pub(crate) mod fixture {
     }
 
     /// The multi-resolution method of [`levels_model`].
-    pub const LEVELS_METHOD: &str = "coord-mlp";
+    pub const LEVELS_METHOD: &str = "wavelet";
 
     /// 2×2 average pooling of an RGB image `side` a side.
     fn pooled(pixels: &[f32], side: usize) -> Vec<f32> {
@@ -635,7 +635,7 @@ pub(crate) mod fixture {
     /// A multi-resolution run next to a multiscale one: [`LEVELS_METHOD`] at step 12 of 100,
     /// its reports carrying levels 8 and 16 of the 16² target (teacher-forced 20 + step/4 + size/8
     /// dB, rollout 2 dB under it, nearest 15 and bicubic 17 + size/16), and its levels 4, 8, 16
-    /// at step 12 with two rollouts.
+    /// at step 12 with two rollouts (the coarsest level sent once, as the wavelet operator does).
     pub fn levels_model(ctx: &egui::Context) -> Model {
         let mut model = model_with_target(ctx, &["multiscale", LEVELS_METHOD]);
         let method = methods::find(LEVELS_METHOD).expect("in the registry").name;
@@ -712,16 +712,18 @@ pub(crate) mod fixture {
         let truth4 = pooled(&truth8, 8);
         let off =
             |pixels: &[f32], by: f32| pixels.iter().map(|v| (v + by).min(1.0)).collect::<Vec<_>>();
+        // As the wavelet operator sends them: the coarsest level once, for every rollout.
         let level = |side: usize, truth: &[f32], base: bool| LevelImages {
             side,
             truth: truth.to_vec(),
-            rollouts: vec![
-                (
-                    "from the true 4×4".into(),
-                    off(truth, if base { 0.0 } else { 0.05 }),
-                ),
-                ("from noise".into(), off(truth, 0.2)),
-            ],
+            rollouts: if base {
+                vec![("true 4×4".into(), truth.to_vec())]
+            } else {
+                vec![
+                    ("rollout".into(), off(truth, 0.05)),
+                    ("noise draw 2".into(), off(truth, 0.2)),
+                ]
+            },
             teacher_forced: if base { Vec::new() } else { off(truth, 0.02) },
             nearest: if base { Vec::new() } else { off(truth, 0.15) },
             bicubic: if base { Vec::new() } else { off(truth, 0.1) },

@@ -36,8 +36,10 @@ const GAP_PX: f32 = 6.0;
 const STRIP_SHARE: f32 = 0.42;
 /// Height of a heading line above a strip row or the detail panel.
 const HEADING_PX: f32 = 22.0;
-/// Width of the detail panel's row labels.
+/// Width of the band rows' labels.
 const ROW_LABEL_PX: f32 = 120.0;
+/// Space between the comparisons and the bands.
+const BLOCK_GAP_PX: f32 = 18.0;
 /// Haar band captions: LL is shown halved (the 2×2 mean); LH differs along x, HL along y.
 const BAND_TITLES: [&str; 4] = ["LL ½", "LH (x)", "HL (y)", "HH"];
 
@@ -56,10 +58,11 @@ fn is_scale_method(run: &MethodRun) -> bool {
     run.info.steps_are_scales && !run.cells.is_empty()
 }
 
-/// Whether the run is of a multi-resolution method: its reports carry levels (or its levels
-/// have arrived).
+/// Whether the run is of a multi-resolution method: its registry entry says so, its reports
+/// carry levels or its levels have arrived.
 fn has_levels(run: &MethodRun) -> bool {
-    run.levels.is_some()
+    run.info.has_levels
+        || run.levels.is_some()
         || run
             .cells
             .values()
@@ -91,8 +94,8 @@ impl View for Scales {
     fn ui(&mut self, ui: &mut egui::Ui, context: &mut ViewContext) {
         let model = context.model;
         if !self.chosen_by_user {
-            // Prefer a multi-resolution method, then a coarse-to-fine one, as soon as one has
-            // reported its first step.
+            // Prefer a multi-resolution method, then a coarse-to-fine one as soon as it has
+            // reported its first scale.
             let preferred = (model.runs.iter().find(|r| has_levels(r)))
                 .or_else(|| model.runs.iter().find(|r| is_scale_method(r)));
             if let Some(run) = preferred {
@@ -124,7 +127,8 @@ impl View for Scales {
             return;
         };
         if run.cells.is_empty() {
-            empty_hint_ui(ui, "Waiting for the first scale…");
+            let what = if has_levels(run) { "step" } else { "scale" };
+            empty_hint_ui(ui, &format!("Waiting for the first {what}…"));
             return;
         }
         if has_levels(run) {
@@ -262,9 +266,10 @@ impl Scales {
             .floor()
             .max(24.0);
         let strip_px = rows as f32 * (strip_side + HEADING_PX + CAPTION_PX + GAP_PX);
-        // Three rows: the comparisons, the truth's bands, the prediction's bands.
-        let detail_side = ((available.x - ROW_LABEL_PX - 4.0 * GAP_PX) / 4.0)
-            .min((available.y - strip_px - 2.0 * HEADING_PX) / 3.0 - CAPTION_PX - GAP_PX)
+        // Two rows of six: the comparisons two by two, then the truth's bands over the
+        // prediction's, with their row labels.
+        let detail_side = ((available.x - ROW_LABEL_PX - BLOCK_GAP_PX - 6.0 * GAP_PX) / 6.0)
+            .min((available.y - strip_px - 2.0 * HEADING_PX) / 2.0 - CAPTION_PX - GAP_PX)
             .floor()
             .max(24.0);
         egui::ScrollArea::vertical()
@@ -276,13 +281,17 @@ impl Scales {
                     ui.label(RichText::new("no rollouts at this step").color(palette::TEXT_DIM));
                 }
                 for row in 0..rows {
-                    let caption = (view.levels.iter())
+                    // Named as the finest level names it: the coarsest may have fewer.
+                    let caption = (view.levels.iter().rev())
                         .find_map(|level| level.rollouts.get(row))
                         .map_or(String::new(), |cell| cell.caption.clone());
-                    ui.label(RichText::new(format!("rollout {caption}")).color(palette::TEXT_DIM));
+                    ui.label(RichText::new(caption).color(palette::TEXT_DIM));
                     ui.horizontal(|ui| {
-                        for level in &view.levels {
-                            let cell = level.rollouts.get(row);
+                        for (index, level) in view.levels.iter().enumerate() {
+                            // Every rollout grows from the coarsest level, which a method may
+                            // send once for all of them.
+                            let cell = (level.rollouts.get(row))
+                                .or_else(|| level.rollouts.first().filter(|_| index == 0));
                             let caption = Caption {
                                 title: side_text(level.side),
                                 value: cell
@@ -304,13 +313,14 @@ impl Scales {
     }
 }
 
-/// The picked level: the upsamplings of the true lower level (`lower` a side), the
-/// teacher-forced prediction and the truth, then the Haar bands of the truth and of the
-/// prediction.
+/// The picked level: nearest and bicubic upsampling of the true lower level (`lower` a side),
+/// the teacher-forced prediction from it and the truth, two by two; beside them the Haar bands
+/// of the truth over those of the prediction.
 fn level_detail_ui(ui: &mut egui::Ui, level: &LevelView, lower: Option<usize>, side: f32) {
     let heading = match (lower, &level.teacher_forced) {
         (Some(lower), Some(_)) => format!(
-            "level {} · from the true {}",
+            "level {} · nearest and bicubic upsampling of the true {}, the prediction from it \
+             (teacher-forced), the truth",
             side_text(level.side),
             side_text(lower)
         ),
@@ -334,7 +344,7 @@ fn level_detail_ui(ui: &mut egui::Ui, level: &LevelView, lower: Option<usize>, s
     let mut comparisons: Vec<(Option<egui::TextureId>, Caption)> = [
         ("nearest", &level.nearest),
         ("bicubic", &level.bicubic),
-        ("teacher-forced", &level.teacher_forced),
+        ("predicted", &level.teacher_forced),
     ]
     .into_iter()
     .filter_map(|(title, cell)| cell.as_ref().map(|cell| picture(title, cell)))
@@ -348,32 +358,36 @@ fn level_detail_ui(ui: &mut egui::Ui, level: &LevelView, lower: Option<usize>, s
             edge: Some(palette::GROUND_TRUTH),
         },
     ));
-    let upsampled = lower.map_or_else(
-        || "the true image".to_owned(),
-        |lower| {
-            format!(
-                "upsampled from the true {}, predicted, true",
-                side_text(lower)
-            )
-        },
-    );
-    detail_row_ui(ui, &upsampled, side, comparisons);
-    if let Some(bands) = &level.truth_bands {
-        detail_row_ui(
-            ui,
-            "Haar bands of the truth",
-            side,
-            band_cells(bands, false),
-        );
-    }
-    if let Some(bands) = &level.teacher_forced_bands {
-        detail_row_ui(
-            ui,
-            "Haar bands of the teacher-forced prediction (err: RMS off the truth's band)",
-            side,
-            band_cells(bands, true),
-        );
-    }
+    ui.horizontal_top(|ui| {
+        ui.vertical(|ui| {
+            for pair in comparisons.chunks(2) {
+                ui.horizontal(|ui| {
+                    for (texture, caption) in pair {
+                        image_cell_ui(ui, *texture, side, caption);
+                    }
+                });
+            }
+        });
+        ui.add_space(BLOCK_GAP_PX - GAP_PX);
+        ui.vertical(|ui| {
+            if let Some(bands) = &level.truth_bands {
+                band_row_ui(
+                    ui,
+                    "Haar bands of the truth",
+                    side,
+                    band_cells(bands, false),
+                );
+            }
+            if let Some(bands) = &level.teacher_forced_bands {
+                band_row_ui(
+                    ui,
+                    "of the prediction (err: RMS off the truth's band)",
+                    side,
+                    band_cells(bands, true),
+                );
+            }
+        });
+    });
 }
 
 /// LL, LH, HL, HH with their RMS, or with their RMS difference from the truth's bands.
@@ -397,8 +411,8 @@ fn band_cells(bands: &BandCells, as_error: bool) -> Vec<(Option<egui::TextureId>
         .collect()
 }
 
-/// One row of the detail panel: a label, then its pictures.
-fn detail_row_ui(
+/// One row of bands: a label, then its pictures.
+fn band_row_ui(
     ui: &mut egui::Ui,
     label: &str,
     side: f32,
@@ -496,13 +510,15 @@ mod tests {
         for side in ["4×4", "8×8", "16×16"] {
             assert_eq!(strip_cells(&h, side), 2, "{side}");
         }
-        assert!(h.query_by_label_contains("rollout from noise").is_some());
+        assert!(h.query_by_label_contains("noise draw 2").is_some());
         // The finest level is picked first: its comparisons and both sets of bands.
         assert!(
-            h.query_by_label_contains("level 16×16 · from the true 8×8")
-                .is_some()
+            h.query_by_label_contains(
+                "level 16×16 · nearest and bicubic upsampling of the true 8×8"
+            )
+            .is_some()
         );
-        for title in ["nearest ", "bicubic ", "teacher-forced "] {
+        for title in ["nearest ", "bicubic ", "predicted "] {
             assert_eq!(cells_titled(&h, title), 1, "{title}");
         }
         assert!(h.query_by_label_contains("truth ground truth").is_some());
@@ -520,7 +536,7 @@ mod tests {
             .click();
         h.run();
         assert!(
-            h.query_by_label_contains("level 8×8 · from the true 4×4")
+            h.query_by_label_contains("level 8×8 · nearest and bicubic upsampling of the true 4×4")
                 .is_some()
         );
         // The coarsest level: nothing predicts it, so only the truth and its bands.
@@ -530,7 +546,7 @@ mod tests {
             .click();
         h.run();
         assert!(h.query_by_label_contains("the coarsest").is_some());
-        assert_eq!(cells_titled(&h, "teacher-forced "), 0);
+        assert_eq!(cells_titled(&h, "predicted "), 0);
         assert_eq!(h.query_all_by_label_contains("LH (x)").count(), 1);
     }
 
