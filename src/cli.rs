@@ -116,6 +116,10 @@ pub struct BenchArgs {
     /// beside the default selection, and slider-to-frame latencies (about three minutes).
     #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
     pub scheduling: bool,
+    /// Only the wavelet operator's figures: ms per step at 128² and 256², and the live bytes
+    /// of a 512² rollout.
+    #[arg(long)]
+    pub wavelet_only: bool,
 }
 
 /// Every parameter name across the registry, once, with the first spec's help.

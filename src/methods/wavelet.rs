@@ -623,6 +623,19 @@ impl Wavelet {
         &self.operator
     }
 
+    /// A rollout from the true 4×4 with the current weights, outside any step (benchmarks).
+    pub fn rollout_once(&self, backend: &dyn Backend, keep: bool) -> anyhow::Result<Rollout> {
+        let mut noise = self.rollout_noise(self.done, 9);
+        self.grower().grow(
+            backend,
+            &self.truth[0],
+            self.config.noise_sigma,
+            noise.as_mut(),
+            keep,
+            &CancelToken::new(),
+        )
+    }
+
     /// The rollout's noise stream for step `step`: the same for a step taken again.
     fn rollout_noise(&self, step: usize, draw: usize) -> Box<dyn NormalSource> {
         let stream = self
