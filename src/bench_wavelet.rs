@@ -58,9 +58,10 @@ pub fn rollout_memory(size: usize) -> anyhow::Result<(u64, u64, u64)> {
     let operator = Operator::new(&backend, &mut NumpyRandomState::new(0), config.shape())?;
     let coordinates = Coordinates::new(&config, RngKind::Numpy, 0);
     let weights = backend.bytes_allocated();
+    let statics = coordinates.every_level(size);
     let grower = Grower {
         operator: &operator,
-        coordinates: &coordinates,
+        statics: &statics,
         size,
     };
     let base = vec![0.5f32; 4 * 4 * 3];

@@ -359,6 +359,17 @@ impl Coordinates {
         Coordinates { frequencies }
     }
 
+    /// [`Coordinates::columns`] of every predicted level of a run to `size`.
+    pub fn every_level(&self, size: usize) -> Vec<Vec<f32>> {
+        let sides = predicted_sides(size);
+        let transitions = sides.len();
+        sides
+            .iter()
+            .enumerate()
+            .map(|(t, &side)| self.columns(side, t, transitions))
+            .collect()
+    }
+
     /// Coordinates at pixel centres, (i + ½)/side, as in the prototype, then the level.
     pub fn columns(&self, side: usize, transition: usize, transitions: usize) -> Vec<f32> {
         let level = transition as f32 / transitions.saturating_sub(1).max(1) as f32;
@@ -409,7 +420,9 @@ fn input_rows(x_up: &[f32], noise: Option<&[f32]>, statics: &[f32], inputs: usiz
 /// Grows images level by level with T, holding one level's activations at a time.
 pub struct Grower<'a> {
     pub operator: &'a Operator,
-    pub coordinates: &'a Coordinates,
+    /// Per predicted level (8 … size), its coordinate and level columns
+    /// ([`Coordinates::columns`]), made once.
+    pub statics: &'a [Vec<f32>],
     /// Final side.
     pub size: usize,
 }
@@ -434,7 +447,6 @@ impl Grower<'_> {
         cancel: &CancelToken,
     ) -> anyhow::Result<Rollout> {
         let sides = predicted_sides(self.size);
-        let transitions = sides.len();
         let shape = self.operator.shape;
         let mut current = backend.upload(BASE_SIDE * BASE_SIDE, 3, base)?;
         let mut kept = Vec::new();
@@ -443,7 +455,7 @@ impl Grower<'_> {
             let rows = side * side;
             let mut x_up = backend.zeros(rows, 3)?;
             backend.upsample2x(&current, side / 2, side / 2, Upsample::Nearest, &mut x_up);
-            let statics = self.coordinates.columns(side, transition, transitions);
+            let statics = &self.statics[transition];
             let noise_column: Vec<f32> = if noise_sigma > 0.0 {
                 (0..rows)
                     .map(|_| (noise.standard_normal() as f32) * noise_sigma)
@@ -453,7 +465,7 @@ impl Grower<'_> {
             };
             let input = {
                 let noise_tensor = backend.upload(rows, 1, &noise_column)?;
-                let statics = backend.upload(rows, shape.inputs - 4, &statics)?;
+                let statics = backend.upload(rows, shape.inputs - 4, statics)?;
                 let mut input = backend.zeros(rows, shape.inputs)?;
                 backend.concat_cols(&[&x_up, &noise_tensor, &statics], &mut input);
                 input
@@ -484,7 +496,8 @@ pub struct Wavelet {
     config: Config,
     operator: Operator,
     optimizer: Optimizer,
-    coordinates: Coordinates,
+    /// Coordinate and level columns of every predicted level.
+    statics: Vec<Vec<f32>>,
     size: usize,
     /// Host pyramid of the target, 4×4 first; nearest and bicubic of each lower level.
     truth: Vec<Vec<f32>>,
@@ -561,13 +574,9 @@ impl Wavelet {
         };
         let x_up_host: Vec<f32> = nearest[1..].concat();
         let target_host: Vec<f32> = truth[1..].concat();
-        let statics: Vec<f32> = sides
-            .iter()
-            .enumerate()
-            .flat_map(|(t, &side)| coordinates.columns(side, t, transitions))
-            .collect();
+        let statics = coordinates.every_level(size);
         let inputs = config.inputs();
-        let input_host = input_rows(&x_up_host, None, &statics, inputs);
+        let input_host = input_rows(&x_up_host, None, &statics.concat(), inputs);
         let rows = grids.rows();
         let level_weights: Vec<f64> = (0..transitions)
             .map(|l| config.level_weight.powi((transitions - 1 - l) as i32))
@@ -594,10 +603,10 @@ impl Wavelet {
             prediction: backend.zeros(rows, 3)?,
             input: backend.upload(rows, inputs, &input_host)?,
             input_host,
+            statics,
             config,
             operator,
             optimizer,
-            coordinates,
             size,
             truth,
             nearest,
@@ -709,7 +718,7 @@ impl Wavelet {
     fn grower(&self) -> Grower<'_> {
         Grower {
             operator: &self.operator,
-            coordinates: &self.coordinates,
+            statics: &self.statics,
             size: self.size,
         }
     }
