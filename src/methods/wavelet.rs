@@ -928,7 +928,7 @@ mod tests {
             .map(|i| ((i / 3) % side) as f32 / 10.0)
             .collect();
         let up = bicubic_up(&ramp, side);
-        let torch = [
+        let torch: [f64; 16] = [
             0.0,
             0.019140625,
             0.066796876,
@@ -947,7 +947,7 @@ mod tests {
             0.71054685,
         ];
         for (x, want) in torch.iter().enumerate() {
-            let got = up[(3 * 2 * side + x) * 3];
+            let got = up[(3 * 2 * side + x) * 3] as f64;
             assert!(
                 (got - want).abs() < 1e-6,
                 "column {x}: {got} vs torch {want}"

@@ -94,15 +94,8 @@ fn mean_levels(rows: &[Vec<LevelReport>]) -> Vec<LevelReport> {
     out
 }
 
-/// One logged step of a folder run.
-pub struct DatasetStep {
-    pub step: usize,
-    pub loss: f64,
-    /// Teacher-forced PSNR of this step's mini-batch at the finest level.
-    pub batch_db: f64,
-    /// Held-out per-level figures, at every 100th step and the last.
-    pub held_out: Option<Vec<LevelReport>>,
-}
+/// One level of a sample: its side and RGB pixels.
+pub type LevelImage = (usize, Vec<f32>);
 
 pub struct DatasetTrainer {
     config: Config,
@@ -312,7 +305,7 @@ impl DatasetTrainer {
         &self,
         backend: &dyn Backend,
         seeds: usize,
-    ) -> anyhow::Result<Vec<Vec<(usize, Vec<f32>)>>> {
+    ) -> anyhow::Result<Vec<Vec<LevelImage>>> {
         let cancel = CancelToken::new();
         let mut out = Vec::new();
         for sample in 0..seeds {
