@@ -1,10 +1,11 @@
 // One level of the orthonormal 2-D Haar transform over C interleaved channels.
 //
-// The image is (height·width)×C row-major; the bands are four (h·w)×C planes stacked LL, LH, HL,
-// HH with h = height/2, w = width/2. With a, b the top pair and c, d the bottom pair of a 2×2
-// block: LL = (a+b+c+d)/2, LH = (a+b−c−d)/2, HL = (a−b+c−d)/2, HH = (a−b−c+d)/2. The matrix is
-// orthogonal and its own inverse, so both directions are the same butterfly. One invocation
-// handles one (block, channel): it reads four values and writes four.
+// The image is (height·width)×C row-major; the bands are four (h·w)×C planes stacked LL, HL, LH,
+// HH with h = height/2, w = width/2 (seed 001's prototype's names: LH differs along x, HL along
+// y). With a, b the top pair and c, d the bottom pair of a 2×2 block: LL = (a+b+c+d)/2,
+// HL = (a+b−c−d)/2, LH = (a−b+c−d)/2, HH = (a−b−c+d)/2. The matrix is orthogonal and its own
+// inverse, so both directions are the same butterfly. One invocation handles one (block,
+// channel): it reads four values and writes four.
 
 struct Params {
     half_height: u32, // h, block rows
@@ -22,7 +23,7 @@ struct Params {
 struct Block {
     // Flat indices of a, b, c, d in the image.
     pixels: vec4<u32>,
-    // Flat indices of LL, LH, HL, HH in the bands.
+    // Flat indices of LL, HL, LH, HH in the bands.
     bands: vec4<u32>,
 }
 

@@ -308,6 +308,14 @@ fn ui_frame_time_line(frames: usize) -> String {
 }
 
 pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
+    if args.wavelet_only {
+        for backend in backends(choice)? {
+            for line in crate::bench_wavelet::lines(backend.as_ref(), args.repeats.max(5))? {
+                println!("{line}");
+            }
+        }
+        return Ok(());
+    }
     let mut all = Vec::new();
     let mut suite_lines = Vec::new();
     for backend in backends(choice)? {
@@ -361,6 +369,7 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
             backend,
             args.repeats.max(5),
         )?);
+        suite_lines.extend(crate::bench_wavelet::lines(backend, args.repeats.max(5))?);
     }
     if args.ui_frames > 0 {
         suite_lines.push(ui_frame_time_line(args.ui_frames));

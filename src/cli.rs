@@ -96,6 +96,11 @@ pub struct RunArgs {
     /// Replace files that are already in the output directory.
     #[arg(long)]
     pub overwrite: bool,
+    /// Train the wavelet operator on every image in this folder (working size 32, 64 or 128)
+    /// and sample new images from 4×4 noise canvases: writes samples.png and metrics.json
+    /// (held-out per-level PSNRs every 100th step and at the last).
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -116,6 +121,10 @@ pub struct BenchArgs {
     /// beside the default selection, and slider-to-frame latencies (about three minutes).
     #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
     pub scheduling: bool,
+    /// Only the wavelet operator's figures: ms per step at 128² and 256², and the live bytes
+    /// of a 512² rollout.
+    #[arg(long)]
+    pub wavelet_only: bool,
 }
 
 /// Every parameter name across the registry, once, with the first spec's help.
@@ -372,6 +381,14 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
     } else {
         Existing::Refuse
     };
+    if let Some(folder) = &args.dataset {
+        anyhow::ensure!(
+            selected.len() == 1 && selected[0].name == methods::wavelet::INFO.name,
+            "--dataset trains the wavelet operator: use it with --method wavelet"
+        );
+        params.validate(selected[0].name, selected[0].params)?;
+        return run_dataset(folder, args, window, &params, existing);
+    }
     // Validate everything before any computing: parameters, then files.
     let mut plans = Vec::new();
     let mut dirs = Vec::new();
@@ -486,6 +503,164 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
     }
 }
 
+/// `inrlab run --method wavelet --dataset <folder>`: trains on the folder, writes metrics.json
+/// and samples.png (one row per noise canvas: every level, magnified to the working size).
+fn run_dataset(
+    folder: &Path,
+    args: &RunArgs,
+    window: &WindowArgs,
+    params: &ParamValues,
+    existing: Existing,
+) -> anyhow::Result<()> {
+    use crate::methods::wavelet_dataset::{Dataset, DatasetTrainer};
+    let info = &methods::wavelet::INFO;
+    let files = ["metrics.json", "samples.png"].map(|f| args.out.join(f));
+    check_writable(&files, existing)?;
+    let dataset = Dataset::load(folder, args.size, args.fit)?;
+    for (path, why) in &dataset.skipped {
+        eprintln!("inrlab: skipping {}: {why}", path.display());
+    }
+    eprintln!(
+        "inrlab: {} training images, {} held out, at {}²",
+        dataset.train.len(),
+        dataset.held_out.len(),
+        dataset.size
+    );
+    let backend = create_backend(window.backend)?;
+    let steps = params.get(&methods::wavelet::WAVELET_STEPS) as usize;
+    let mut trainer = DatasetTrainer::new(backend.as_ref(), &dataset, params, args.rng)?;
+    let bar = indicatif::ProgressBar::new(steps as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("wavelet {bar:30} {pos}/{len} steps  {msg}")
+            .expect("a valid template"),
+    );
+    let started = std::time::Instant::now();
+    let mut entries = Vec::new();
+    for step in 1..=steps {
+        let (loss, batch_db) = trainer.step(backend.as_ref(), &dataset)?;
+        anyhow::ensure!(
+            loss.is_finite(),
+            "wavelet: the loss is not finite at step {step}; lower --lr"
+        );
+        let held_out = if logs_levels(step, steps) {
+            trainer.evaluate(backend.as_ref(), &dataset)?
+        } else {
+            None
+        };
+        if let Some(levels) = held_out.as_ref().and_then(|l| l.last()) {
+            bar.set_message(format!(
+                "held-out rollout {:.2} dB, teacher-forced {:.2} dB",
+                levels.rollout_db, levels.teacher_forced_db
+            ));
+        }
+        bar.inc(1);
+        entries.push(StepEntry {
+            step,
+            label: format!("step {step}"),
+            psnr: batch_db,
+            seconds: started.elapsed().as_secs_f64(),
+            loss: Some(loss),
+            levels: held_out,
+        });
+    }
+    bar.finish_and_clear();
+    #[derive(Serialize)]
+    struct DatasetMetrics<'a> {
+        method: &'a str,
+        backend: String,
+        adapter: String,
+        dataset: String,
+        training_images: usize,
+        held_out_images: usize,
+        skipped: Vec<String>,
+        size: usize,
+        rng: RngKind,
+        params: BTreeMap<String, Resolved>,
+        /// What `psnr` of a step is here.
+        psnr_is: &'static str,
+        steps: Vec<StepEntry>,
+    }
+    let metrics = DatasetMetrics {
+        method: info.name,
+        backend: backend.kind().to_string(),
+        adapter: backend.adapter_name(),
+        dataset: folder.display().to_string(),
+        training_images: dataset.train.len(),
+        held_out_images: dataset.held_out.len(),
+        skipped: dataset
+            .skipped
+            .iter()
+            .map(|(p, why)| format!("{}: {why}", p.display()))
+            .collect(),
+        size: dataset.size,
+        rng: args.rng,
+        params: params.resolved(info.params)?,
+        psnr_is: "teacher-forced PSNR of the step's mini-batch at the finest level; `levels` \
+                  are the held-out images'",
+        steps: entries,
+    };
+    let samples = trainer.samples(backend.as_ref(), 6)?;
+    let size = dataset.size;
+    let rows: Vec<image::RgbImage> = samples
+        .iter()
+        .map(|levels| {
+            let cells: Vec<_> = levels
+                .iter()
+                .map(|(side, pixels)| {
+                    image::imageops::resize(
+                        &rgb8_from_f32(pixels, *side, *side),
+                        size as u32,
+                        size as u32,
+                        image::imageops::FilterType::Nearest,
+                    )
+                })
+                .collect();
+            strip(&cells)
+        })
+        .collect();
+    write_atomic(
+        &args.out.join("metrics.json"),
+        &serde_json::to_vec_pretty(&metrics)?,
+        existing,
+    )?;
+    write_atomic(
+        &args.out.join("samples.png"),
+        &png_bytes(&stack_rows(&rows))?,
+        existing,
+    )?;
+    let last = metrics
+        .steps
+        .last()
+        .and_then(|s| s.levels.as_ref())
+        .and_then(|l| l.last());
+    match last {
+        Some(level) => eprintln!(
+            "wavelet  {steps} steps on {} images  held-out at {size}²: teacher-forced {:.2} dB, \
+             rollout {:.2} dB (bicubic {:.2})  → {}",
+            dataset.train.len(),
+            level.teacher_forced_db,
+            level.rollout_db,
+            level.bicubic_db,
+            args.out.display()
+        ),
+        None => eprintln!("wavelet  {steps} steps  → {}", args.out.display()),
+    }
+    Ok(())
+}
+
+/// Images of equal width one above the other with a 2-pixel white gap.
+fn stack_rows(rows: &[image::RgbImage]) -> image::RgbImage {
+    const GAP: u32 = 2;
+    let (width, height) = rows.first().map_or((1, 1), |r| r.dimensions());
+    let count = rows.len() as u32;
+    let total = (count * height + count.saturating_sub(1) * GAP).max(1);
+    let mut sheet = image::RgbImage::from_pixel(width, total, image::Rgb([255, 255, 255]));
+    for (i, image) in rows.iter().enumerate() {
+        image::imageops::replace(&mut sheet, image, 0, (i as u32 * (height + GAP)) as i64);
+    }
+    sheet
+}
+
 fn write_run(
     dir: &Path,
     info: &MethodInfo,
@@ -583,14 +758,7 @@ fn scales_sheet(levels: &[LevelImages], size: usize) -> image::RgbImage {
         .collect();
     rows.push(row(&|l: &LevelImages| Some(l.teacher_forced.as_slice())));
     rows.push(row(&|l: &LevelImages| Some(l.truth.as_slice())));
-    let (width, height) = rows[0].dimensions();
-    const GAP: u32 = 2;
-    let total = rows.len() as u32 * height + (rows.len() as u32 - 1) * GAP;
-    let mut sheet = image::RgbImage::from_pixel(width, total, image::Rgb([255, 255, 255]));
-    for (i, image) in rows.iter().enumerate() {
-        image::imageops::replace(&mut sheet, image, 0, (i as u32 * (height + GAP)) as i64);
-    }
-    sheet
+    stack_rows(&rows)
 }
 
 #[cfg(test)]

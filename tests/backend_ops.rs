@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use inrlab::compute::cpu::CpuBackend;
 use inrlab::compute::gpu::{self, GpuBackend};
-use inrlab::compute::{Activation, AdamStep, Backend, BackendKind, Tensor, Upsample};
+use inrlab::compute::{Activation, AdamStep, Backend, BackendKind, Grids, Tensor, Upsample};
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -614,7 +614,7 @@ fn haar_hand_computed_two_by_two() {
         let image = upload(backend, 4, 1, &[1.0, 2.0, 3.0, 4.0]);
         let mut bands = backend.zeros(4, 1).unwrap();
         backend.haar_forward(&image, 2, 2, &mut bands);
-        // LL = 10/2, LH = (3 − 7)/2, HL = (−1 − 1)/2, HH = (1 − 2 − 3 + 4)/2.
+        // LL, HL, LH, HH: LL = 10/2, HL = (3 − 7)/2, LH = (−1 − 1)/2, HH = (1 − 2 − 3 + 4)/2.
         assert_eq!(
             backend.download(&bands),
             vec![5.0, -2.0, -1.0, 0.0],
@@ -817,6 +817,913 @@ fn concat_cols_places_parts_side_by_side() {
                 })
                 .collect();
             assert_close("concat_cols", backend, &backend.download(&out), &want, 0.0);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grid operations (the wavelet operator's stacks of square grids)
+
+/// Grid stacks with channel counts for the grid operations: two images of three levels with
+/// channel counts that cross the 256-wide workgroups at awkward places, 1-pixel grids (every
+/// stencil tap and difference outside), and a stack whose finest level spans many workgroups
+/// (and several weight-gradient splits) per channel.
+const GRID_CASES: [(Grids, usize); 6] = [
+    (STACK, 1),
+    (STACK, 3),
+    (STACK, 5),
+    (STACK, 37),
+    (
+        Grids {
+            count: 3,
+            first_side: 1,
+            levels: 2,
+        },
+        2,
+    ),
+    (
+        Grids {
+            count: 2,
+            first_side: 5,
+            levels: 4,
+        },
+        3,
+    ),
+];
+
+/// The even-sided stacks that a Haar level halves.
+const HAAR_CASES: [(Grids, usize); 6] = [
+    (STACK, 1),
+    (STACK, 3),
+    (STACK, 5),
+    (STACK, 37),
+    (
+        Grids {
+            count: 1,
+            first_side: 6,
+            levels: 1,
+        },
+        3,
+    ),
+    (
+        Grids {
+            count: 3,
+            first_side: 4,
+            levels: 2,
+        },
+        2,
+    ),
+];
+
+/// Two images, each a pyramid of sides 2, 4, 8.
+const STACK: Grids = Grids {
+    count: 2,
+    first_side: 2,
+    levels: 3,
+};
+
+/// Distinct per-level loss scales (the first `levels` are used).
+const LEVEL_SCALES: [f32; 4] = [0.5, 1.25, 2.0, 0.75];
+
+/// (first row, side, level) of every grid of `grids` in row order, written out here rather
+/// than taken from `Grids::grids`, so that a layout mistake there shows.
+fn grid_rows(grids: Grids) -> Vec<(usize, usize, usize)> {
+    let mut rows = Vec::new();
+    let mut row = 0;
+    for _ in 0..grids.count {
+        for level in 0..grids.levels {
+            let side = grids.first_side << level;
+            rows.push((row, side, level));
+            row += side * side;
+        }
+    }
+    assert_eq!(row, grids.rows(), "Grids::rows disagrees with the layout");
+    rows
+}
+
+/// `count` indices into `0..len` spread by `rng`, for finite-difference samples.
+fn sample_indices(rng: &mut Lcg, len: usize, count: usize) -> Vec<usize> {
+    (0..count)
+        .map(|_| ((rng.unit() * len as f64) as usize).min(len - 1))
+        .collect()
+}
+
+/// Central difference of `loss` along element `index` of `values`, over the step as f32
+/// actually stores it.
+fn central_difference(
+    values: &[f32],
+    index: usize,
+    step: f32,
+    loss: &mut dyn FnMut(&[f32]) -> f64,
+) -> f64 {
+    let mut plus = values.to_vec();
+    plus[index] += step;
+    let mut minus = values.to_vec();
+    minus[index] -= step;
+    let span = f64::from(plus[index]) - f64::from(minus[index]);
+    (loss(&plus) - loss(&minus)) / span
+}
+
+/// Reference Haar split of every grid: (low, high) with high's column blocks LH, HL, HH.
+fn haar_split_reference(image: &[f64], grids: Grids, channels: usize) -> (Vec<f64>, Vec<f64>) {
+    let half = grids.halved();
+    let mut low = vec![0.0; half.rows() * channels];
+    let mut high = vec![0.0; half.rows() * 3 * channels];
+    for ((first, side, _), (half_first, half_side, _)) in
+        grid_rows(grids).into_iter().zip(grid_rows(half))
+    {
+        assert_eq!(2 * half_side, side);
+        for by in 0..half_side {
+            for bx in 0..half_side {
+                let block = half_first + by * half_side + bx;
+                for c in 0..channels {
+                    let at = |y: usize, x: usize| image[(first + y * side + x) * channels + c];
+                    let (a, b) = (at(2 * by, 2 * bx), at(2 * by, 2 * bx + 1));
+                    let (cc, d) = (at(2 * by + 1, 2 * bx), at(2 * by + 1, 2 * bx + 1));
+                    low[block * channels + c] = (a + b + cc + d) / 2.0;
+                    let h = block * 3 * channels + c;
+                    high[h] = (a - b + cc - d) / 2.0;
+                    high[h + channels] = (a + b - cc - d) / 2.0;
+                    high[h + 2 * channels] = (a - b - cc + d) / 2.0;
+                }
+            }
+        }
+    }
+    (low, high)
+}
+
+#[test]
+fn haar_split_names_bands_as_the_prototype() {
+    for backend in backends() {
+        // a, b = 1, 2 on top; c, d = 3, 4 below.
+        let image = upload(backend, 4, 1, &[1.0, 2.0, 3.0, 4.0]);
+        let mut low = backend.zeros(1, 1).unwrap();
+        let mut high = backend.zeros(1, 3).unwrap();
+        backend.haar_split(&image, Grids::single(2), &mut low, &mut high);
+        assert_eq!(backend.download(&low), vec![5.0], "LL");
+        // LH = (1 − 2 + 3 − 4)/2 differs along x, HL = (1 + 2 − 3 − 4)/2 along y, HH = 0.
+        assert_eq!(
+            backend.download(&high),
+            vec![-1.0, -2.0, 0.0],
+            "LH, HL, HH on {}",
+            backend.adapter_name()
+        );
+        // The same bands as haar_forward's planes LL, HL, LH, HH.
+        let mut bands = backend.zeros(4, 1).unwrap();
+        backend.haar_forward(&image, 2, 2, &mut bands);
+        assert_eq!(backend.download(&bands), vec![5.0, -2.0, -1.0, 0.0]);
+    }
+}
+
+#[test]
+fn haar_split_merge_match_reference_invert_and_preserve_energy() {
+    for backend in backends() {
+        let mut rng = Lcg::new(20);
+        for (grids, channels) in HAAR_CASES {
+            let what = format!("{grids:?}×{channels}");
+            let rows = grids.rows();
+            let quarter = grids.halved().rows();
+            let data = rng.values(rows * channels, -1.0, 1.0);
+            let image = upload(backend, rows, channels, &data);
+            // Stale contents must be overwritten.
+            let mut low = upload(backend, quarter, channels, &vec![9.0; quarter * channels]);
+            let mut high = upload(
+                backend,
+                quarter,
+                3 * channels,
+                &vec![9.0; quarter * 3 * channels],
+            );
+            backend.haar_split(&image, grids, &mut low, &mut high);
+            let (got_low, got_high) = (backend.download(&low), backend.download(&high));
+            let (want_low, want_high) = haar_split_reference(&wide(&data), grids, channels);
+            assert_close(
+                &format!("haar_split low {what}"),
+                backend,
+                &got_low,
+                &want_low,
+                1e-6,
+            );
+            assert_close(
+                &format!("haar_split high {what}"),
+                backend,
+                &got_high,
+                &want_high,
+                1e-6,
+            );
+
+            let energy = |v: &[f32]| v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
+            let before = energy(&data);
+            let after = energy(&got_low) + energy(&got_high);
+            assert!(
+                (before - after).abs() <= 1e-6 * before,
+                "haar_split energy {before} → {after} ({what} on {})",
+                backend.adapter_name()
+            );
+
+            let mut back = upload(backend, rows, channels, &vec![9.0; rows * channels]);
+            backend.haar_merge(&low, &high, grids, &mut back);
+            assert_close(
+                &format!("haar_merge∘haar_split {what}"),
+                backend,
+                &backend.download(&back),
+                &wide(&data),
+                1e-6,
+            );
+        }
+    }
+}
+
+/// Reference 3×3 depthwise cross-correlation of every grid (zero padding).
+fn depthwise_reference(x: &[f64], grids: Grids, channels: usize, weights: &[f64]) -> Vec<f64> {
+    let mut out = vec![0.0; x.len()];
+    for (first, side, _) in grid_rows(grids) {
+        let side = side as isize;
+        for y in 0..side {
+            for xx in 0..side {
+                for c in 0..channels {
+                    let mut sum = 0.0;
+                    for i in 0..3 {
+                        for j in 0..3 {
+                            let (sy, sx) = (y + i - 1, xx + j - 1);
+                            if (0..side).contains(&sy) && (0..side).contains(&sx) {
+                                let source = first + (sy * side + sx) as usize;
+                                sum += weights[(3 * i + j) as usize * channels + c]
+                                    * x[source * channels + c];
+                            }
+                        }
+                    }
+                    out[(first + (y * side + xx) as usize) * channels + c] = sum;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Reference backward of the stencil in scatter form (each output sends its gradient to the
+/// inputs it read): (dL/dx, dL/dw, Σ|terms| of each dL/dw).
+fn depthwise_backward_reference(
+    x: &[f64],
+    d_out: &[f64],
+    grids: Grids,
+    channels: usize,
+    weights: &[f64],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut d_x = vec![0.0; x.len()];
+    let mut d_w = vec![0.0; 9 * channels];
+    let mut magnitude = vec![0.0; 9 * channels];
+    for (first, side, _) in grid_rows(grids) {
+        let side = side as isize;
+        for y in 0..side {
+            for xx in 0..side {
+                let out = first + (y * side + xx) as usize;
+                for i in 0..3 {
+                    for j in 0..3 {
+                        let (sy, sx) = (y + i - 1, xx + j - 1);
+                        if !((0..side).contains(&sy) && (0..side).contains(&sx)) {
+                            continue;
+                        }
+                        let source = first + (sy * side + sx) as usize;
+                        let tap = (3 * i + j) as usize;
+                        for c in 0..channels {
+                            let g = d_out[out * channels + c];
+                            d_x[source * channels + c] += weights[tap * channels + c] * g;
+                            let term = g * x[source * channels + c];
+                            d_w[tap * channels + c] += term;
+                            magnitude[tap * channels + c] += term.abs();
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (d_x, d_w, magnitude)
+}
+
+#[test]
+fn depthwise3x3_matches_reference() {
+    for backend in backends() {
+        let mut rng = Lcg::new(21);
+        for (grids, channels) in GRID_CASES {
+            let what = format!("depthwise3x3 {grids:?}×{channels}");
+            let len = grids.rows() * channels;
+            let x = rng.values(len, -1.0, 1.0);
+            let weights = rng.values(9 * channels, -1.0, 1.0);
+            let start = rng.values(len, -1.0, 1.0);
+            let mut out = upload(backend, grids.rows(), channels, &start);
+            backend.depthwise3x3(
+                &upload(backend, grids.rows(), channels, &x),
+                grids,
+                &upload(backend, 9, channels, &weights),
+                &mut out,
+            );
+            // The stencil is added to what out held.
+            let want: Vec<f64> = depthwise_reference(&wide(&x), grids, channels, &wide(&weights))
+                .iter()
+                .zip(&start)
+                .map(|(s, &o)| s + f64::from(o))
+                .collect();
+            assert_close(&what, backend, &backend.download(&out), &want, 1e-6);
+        }
+    }
+}
+
+#[test]
+fn depthwise3x3_backward_matches_reference_and_finite_differences() {
+    for backend in backends() {
+        let mut rng = Lcg::new(22);
+        for (grids, channels) in GRID_CASES {
+            let what = format!("depthwise3x3_backward {grids:?}×{channels}");
+            let rows = grids.rows();
+            let len = rows * channels;
+            let x = rng.values(len, -1.0, 1.0);
+            let d_out = rng.values(len, -1.0, 1.0);
+            let weights = rng.values(9 * channels, -1.0, 1.0);
+            let start = rng.values(len, -1.0, 1.0);
+            let tensor_x = upload(backend, rows, channels, &x);
+            let tensor_d_out = upload(backend, rows, channels, &d_out);
+            let tensor_weights = upload(backend, 9, channels, &weights);
+            let mut d_x = upload(backend, rows, channels, &start);
+            // d_weights is overwritten, not added to.
+            let mut d_weights = upload(backend, 9, channels, &vec![9.0; 9 * channels]);
+            backend.depthwise3x3_backward(
+                &tensor_x,
+                &tensor_d_out,
+                grids,
+                &tensor_weights,
+                &mut d_x,
+                &mut d_weights,
+            );
+            let got_d_x = backend.download(&d_x);
+            let got_d_w: Vec<f64> = wide(&backend.download(&d_weights));
+            let (want_d_x, want_d_w, magnitude) = depthwise_backward_reference(
+                &wide(&x),
+                &wide(&d_out),
+                grids,
+                channels,
+                &wide(&weights),
+            );
+            let want_d_x: Vec<f64> = want_d_x
+                .iter()
+                .zip(&start)
+                .map(|(d, &s)| d + f64::from(s))
+                .collect();
+            assert_close(&format!("{what} d_x"), backend, &got_d_x, &want_d_x, 1e-6);
+            assert_f64_close(
+                &format!("{what} d_weights"),
+                backend,
+                &got_d_w,
+                &want_d_w,
+                &magnitude,
+                1e-5,
+            );
+
+            // L = Σ d_out·depthwise3x3(x, w) through the backend: linear, so a step of 1
+            // differences exactly up to the rounding of the outputs it changes.
+            let loss = |x: &[f32], w: &[f32]| {
+                let mut out = backend.zeros(rows, channels).unwrap();
+                backend.depthwise3x3(
+                    &upload(backend, rows, channels, x),
+                    grids,
+                    &upload(backend, 9, channels, w),
+                    &mut out,
+                );
+                backend
+                    .download(&out)
+                    .iter()
+                    .zip(&d_out)
+                    .map(|(&o, &g)| f64::from(o) * f64::from(g))
+                    .sum::<f64>()
+            };
+            for index in sample_indices(&mut rng, len, 8) {
+                let numeric = central_difference(&x, index, 1.0, &mut |x| loss(x, &weights));
+                let analytic = f64::from(got_d_x[index]) - f64::from(start[index]);
+                assert!(
+                    (numeric - analytic).abs() <= 1e-5 * numeric.abs().max(1.0),
+                    "{what} on {}: dL/dx[{index}] {analytic}, central difference {numeric}",
+                    backend.adapter_name()
+                );
+            }
+            for index in sample_indices(&mut rng, 9 * channels, 8) {
+                let numeric = central_difference(&weights, index, 1.0, &mut |w| loss(&x, w));
+                assert!(
+                    (numeric - got_d_w[index]).abs() <= 1e-5 * magnitude[index].max(1.0),
+                    "{what} on {}: dL/dw[{index}] {}, central difference {numeric}",
+                    backend.adapter_name(),
+                    got_d_w[index]
+                );
+            }
+        }
+    }
+}
+
+fn gelu_reference(x: f64) -> f64 {
+    0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
+}
+
+fn gelu_derivative_reference(x: f64) -> f64 {
+    0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
+        + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt()
+}
+
+#[test]
+fn gelu_residual_and_backward_match_reference_and_finite_differences() {
+    for backend in backends() {
+        let mut rng = Lcg::new(23);
+        for count in [1, 37, 257 * 3] {
+            // Past ±5.66 the erf approximation is clamped.
+            let pre = rng.values(count, -7.0, 7.0);
+            let residual = rng.values(count, -1.0, 1.0);
+            let d_out = rng.values(count, -1.0, 1.0);
+            let tensor_pre = upload(backend, count, 1, &pre);
+            let mut out = backend.zeros(count, 1).unwrap();
+            backend.gelu_residual(&tensor_pre, &upload(backend, count, 1, &residual), &mut out);
+            let want: Vec<f64> = pre
+                .iter()
+                .zip(&residual)
+                .map(|(&p, &r)| f64::from(r) + gelu_reference(f64::from(p)))
+                .collect();
+            assert_close(
+                "gelu_residual",
+                backend,
+                &backend.download(&out),
+                &want,
+                1e-6,
+            );
+
+            let mut d_pre = backend.zeros(count, 1).unwrap();
+            backend.gelu_backward(&tensor_pre, &upload(backend, count, 1, &d_out), &mut d_pre);
+            let got = backend.download(&d_pre);
+            let want: Vec<f64> = pre
+                .iter()
+                .zip(&d_out)
+                .map(|(&p, &g)| f64::from(g) * gelu_derivative_reference(f64::from(p)))
+                .collect();
+            assert_close("gelu_backward", backend, &got, &want, 1e-6);
+
+            // Central differences of the backend's own forward (residual 0) in f32: a step of
+            // 2⁻⁷ keeps both the truncation and the rounding error near 1e-4.
+            let zero = backend.zeros(count, 1).unwrap();
+            let gelu = |x: &[f32]| {
+                let mut out = backend.zeros(count, 1).unwrap();
+                backend.gelu_residual(&upload(backend, count, 1, x), &zero, &mut out);
+                backend.download(&out)
+            };
+            let step = 1.0 / 128.0;
+            let plus: Vec<f32> = pre.iter().map(|&p| p + step).collect();
+            let minus: Vec<f32> = pre.iter().map(|&p| p - step).collect();
+            let (up, down) = (gelu(&plus), gelu(&minus));
+            for i in 0..count {
+                let numeric = (f64::from(up[i]) - f64::from(down[i]))
+                    / (f64::from(plus[i]) - f64::from(minus[i]))
+                    * f64::from(d_out[i]);
+                assert!(
+                    (numeric - f64::from(got[i])).abs() <= 1e-3,
+                    "gelu_backward on {}: element {i} (pre {}) is {}, central difference {numeric}",
+                    backend.adapter_name(),
+                    pre[i],
+                    got[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn residual_clip_and_clip_backward_match_reference() {
+    for backend in backends() {
+        let mut rng = Lcg::new(24);
+        for count in [1, 37, 257 * 3] {
+            let mut base = rng.values(count, -0.5, 1.5);
+            let mut delta = rng.values(count, -0.5, 0.5);
+            // Sums exactly on the bounds, where the gradient passes.
+            if count > 1 {
+                (base[0], delta[0]) = (0.75, 0.25);
+                (base[1], delta[1]) = (0.5, -0.5);
+            }
+            let tensor_base = upload(backend, count, 1, &base);
+            let tensor_delta = upload(backend, count, 1, &delta);
+            let mut out = backend.zeros(count, 1).unwrap();
+            backend.residual_clip(&tensor_base, &tensor_delta, &mut out);
+            let sums: Vec<f64> = base
+                .iter()
+                .zip(&delta)
+                .map(|(&b, &d)| f64::from(b) + f64::from(d))
+                .collect();
+            let want: Vec<f64> = sums.iter().map(|s| s.clamp(0.0, 1.0)).collect();
+            assert_close(
+                "residual_clip",
+                backend,
+                &backend.download(&out),
+                &want,
+                1e-7,
+            );
+
+            let grad = rng.values(count, -1.0, 1.0);
+            let mut tensor_grad = upload(backend, count, 1, &grad);
+            backend.clip_backward(&tensor_base, &tensor_delta, &mut tensor_grad);
+            let want: Vec<f64> = sums
+                .iter()
+                .zip(&grad)
+                .map(|(s, &g)| {
+                    if (0.0..=1.0).contains(s) {
+                        f64::from(g)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            assert_close(
+                "clip_backward",
+                backend,
+                &backend.download(&tensor_grad),
+                &want,
+                0.0,
+            );
+        }
+    }
+}
+
+/// A prediction for the loss tests: random, but equal to the target at every seventh element
+/// and on runs of three pixels, where the differences and their signs are exactly 0.
+fn prediction(rng: &mut Lcg, target: &[f32], channels: usize) -> Vec<f32> {
+    rng.values(target.len(), 0.0, 1.0)
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if i.is_multiple_of(7) || (i / channels / 3).is_multiple_of(4) {
+                target[i]
+            } else {
+                p
+            }
+        })
+        .collect()
+}
+
+fn sign(v: f64) -> f64 {
+    if v > 0.0 {
+        1.0
+    } else if v < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+#[test]
+fn l1_grad_matches_reference_and_finite_differences() {
+    for backend in backends() {
+        let mut rng = Lcg::new(25);
+        for (grids, channels) in GRID_CASES {
+            let what = format!("l1_grad {grids:?}×{channels}");
+            let (rows, len) = (grids.rows(), grids.rows() * channels);
+            let scales = &LEVEL_SCALES[..grids.levels];
+            let target = rng.values(len, 0.0, 1.0);
+            let pred = prediction(&mut rng, &target, channels);
+            let tensor_target = upload(backend, rows, channels, &target);
+            // Stale contents must be overwritten.
+            let mut grad = upload(backend, rows, channels, &vec![9.0; len]);
+            let sums = backend.l1_grad(
+                &upload(backend, rows, channels, &pred),
+                &tensor_target,
+                grids,
+                scales,
+                &mut grad,
+            );
+            let got_grad = backend.download(&grad);
+
+            let mut want_grad = vec![0.0; len];
+            let mut want_absolute = vec![0.0; grids.levels];
+            let mut want_squared = vec![0.0; grids.levels];
+            for (first, side, level) in grid_rows(grids) {
+                for i in first * channels..(first + side * side) * channels {
+                    let d = f64::from(pred[i]) - f64::from(target[i]);
+                    want_grad[i] = f64::from(scales[level]) * sign(d);
+                    want_absolute[level] += d.abs();
+                    want_squared[level] += d * d;
+                }
+            }
+            assert_close(&what, backend, &got_grad, &want_grad, 0.0);
+            assert_eq!(sums.len(), grids.levels, "{what}: one sum per level");
+            let got_absolute: Vec<f64> = sums.iter().map(|s| s.absolute).collect();
+            let got_squared: Vec<f64> = sums.iter().map(|s| s.squared).collect();
+            // The f32 difference is what is summed: within 2⁻²³ of the exact one.
+            let what_absolute = format!("{what} Σ|d|");
+            let what_squared = format!("{what} Σd²");
+            assert_f64_close(
+                &what_absolute,
+                backend,
+                &got_absolute,
+                &want_absolute,
+                &want_absolute,
+                1e-6,
+            );
+            assert_f64_close(
+                &what_squared,
+                backend,
+                &got_squared,
+                &want_squared,
+                &want_squared,
+                1e-6,
+            );
+
+            // The loss Σ_ℓ scale_ℓ·Σ|d| through the backend; its kinks are at d = 0, where
+            // the central difference is 0 as the gradient is, so only elements within a step
+            // of 0 (but not at it) are left out.
+            let step = 1.0 / 256.0;
+            let mut loss = |p: &[f32]| {
+                let mut scratch = backend.zeros(rows, channels).unwrap();
+                let sums = backend.l1_grad(
+                    &upload(backend, rows, channels, p),
+                    &tensor_target,
+                    grids,
+                    scales,
+                    &mut scratch,
+                );
+                sums.iter()
+                    .zip(scales)
+                    .map(|(s, &scale)| f64::from(scale) * s.absolute)
+                    .sum::<f64>()
+            };
+            for index in sample_indices(&mut rng, len, 8) {
+                let d = f64::from(pred[index]) - f64::from(target[index]);
+                if d != 0.0 && d.abs() < 2.0 * f64::from(step) {
+                    continue;
+                }
+                let numeric = central_difference(&pred, index, step, &mut loss);
+                assert!(
+                    (numeric - f64::from(got_grad[index])).abs() <= 1e-4,
+                    "{what} on {}: grad[{index}] {}, central difference {numeric}",
+                    backend.adapter_name(),
+                    got_grad[index]
+                );
+            }
+        }
+    }
+}
+
+/// Reference gradient-difference loss in scatter form: per level Σ|∇pred − ∇target| over
+/// right and down neighbours inside each grid, the gradient of Σ_ℓ scale_ℓ·loss_ℓ, the
+/// per-level Σ(|∇pred| + |∇target|) that bounds rounding, and each element's smallest nonzero
+/// |difference| touching it (where a step would cross a kink).
+struct GradientLoss {
+    loss: Vec<f64>,
+    grad: Vec<f64>,
+    magnitude: Vec<f64>,
+    nearest_kink: Vec<f64>,
+}
+
+fn image_gradient_reference(
+    pred: &[f32],
+    target: &[f32],
+    grids: Grids,
+    channels: usize,
+    scales: &[f32],
+) -> GradientLoss {
+    let mut result = GradientLoss {
+        loss: vec![0.0; grids.levels],
+        grad: vec![0.0; pred.len()],
+        magnitude: vec![0.0; grids.levels],
+        nearest_kink: vec![f64::INFINITY; pred.len()],
+    };
+    for (first, side, level) in grid_rows(grids) {
+        let scale = f64::from(scales[level]);
+        for y in 0..side {
+            for x in 0..side {
+                for c in 0..channels {
+                    let at = |yy: usize, xx: usize| (first + yy * side + xx) * channels + c;
+                    let mut neighbours = Vec::new();
+                    if x + 1 < side {
+                        neighbours.push(at(y, x + 1));
+                    }
+                    if y + 1 < side {
+                        neighbours.push(at(y + 1, x));
+                    }
+                    let here = at(y, x);
+                    for next in neighbours {
+                        let d_pred = f64::from(pred[next]) - f64::from(pred[here]);
+                        let d_target = f64::from(target[next]) - f64::from(target[here]);
+                        let d = d_pred - d_target;
+                        result.loss[level] += d.abs();
+                        result.magnitude[level] += d_pred.abs() + d_target.abs();
+                        result.grad[next] += scale * sign(d);
+                        result.grad[here] -= scale * sign(d);
+                        if d != 0.0 {
+                            for element in [here, next] {
+                                result.nearest_kink[element] =
+                                    result.nearest_kink[element].min(d.abs());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    result
+}
+
+#[test]
+fn image_gradient_l1_grad_matches_reference_and_finite_differences() {
+    for backend in backends() {
+        let mut rng = Lcg::new(26);
+        for (grids, channels) in GRID_CASES {
+            let what = format!("image_gradient_l1_grad {grids:?}×{channels}");
+            let (rows, len) = (grids.rows(), grids.rows() * channels);
+            let scales = &LEVEL_SCALES[..grids.levels];
+            let target = rng.values(len, 0.0, 1.0);
+            let pred = prediction(&mut rng, &target, channels);
+            let tensor_target = upload(backend, rows, channels, &target);
+            let start = rng.values(len, -1.0, 1.0);
+            let mut grad = upload(backend, rows, channels, &start);
+            let got_loss = backend.image_gradient_l1_grad(
+                &upload(backend, rows, channels, &pred),
+                &tensor_target,
+                grids,
+                scales,
+                &mut grad,
+            );
+            let got_grad = backend.download(&grad);
+            let want = image_gradient_reference(&pred, &target, grids, channels, scales);
+            // The gradient is added to what grad held.
+            let want_grad: Vec<f64> = want
+                .grad
+                .iter()
+                .zip(&start)
+                .map(|(g, &s)| g + f64::from(s))
+                .collect();
+            assert_close(&what, backend, &got_grad, &want_grad, 1e-6);
+            assert_f64_close(&what, backend, &got_loss, &want.loss, &want.magnitude, 1e-6);
+
+            let step = 1.0 / 256.0;
+            let mut loss = |p: &[f32]| {
+                let mut scratch = backend.zeros(rows, channels).unwrap();
+                backend
+                    .image_gradient_l1_grad(
+                        &upload(backend, rows, channels, p),
+                        &tensor_target,
+                        grids,
+                        scales,
+                        &mut scratch,
+                    )
+                    .iter()
+                    .zip(scales)
+                    .map(|(s, &scale)| f64::from(scale) * s)
+                    .sum::<f64>()
+            };
+            for index in sample_indices(&mut rng, len, 8) {
+                if want.nearest_kink[index] < 2.0 * f64::from(step) {
+                    continue;
+                }
+                let numeric = central_difference(&pred, index, step, &mut loss);
+                let analytic = f64::from(got_grad[index]) - f64::from(start[index]);
+                assert!(
+                    (numeric - analytic).abs() <= 1e-3,
+                    "{what} on {}: grad[{index}] {analytic}, central difference {numeric}",
+                    backend.adapter_name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn upsample_nearest_backward_matches_reference_and_is_the_adjoint() {
+    for backend in backends() {
+        let mut rng = Lcg::new(27);
+        for (grids, channels) in GRID_CASES {
+            let what = format!("upsample_nearest_backward {grids:?}×{channels}");
+            let doubled = grids.doubled();
+            let d_up = rng.values(doubled.rows() * channels, -1.0, 1.0);
+            // Stale contents must be overwritten.
+            let mut d_image = upload(
+                backend,
+                grids.rows(),
+                channels,
+                &vec![9.0; grids.rows() * channels],
+            );
+            backend.upsample_nearest_backward(
+                &upload(backend, doubled.rows(), channels, &d_up),
+                grids,
+                &mut d_image,
+            );
+            let mut want = vec![0.0; grids.rows() * channels];
+            for ((first, side, _), (big_first, big_side, _)) in
+                grid_rows(grids).into_iter().zip(grid_rows(doubled))
+            {
+                for y in 0..big_side {
+                    for x in 0..big_side {
+                        for c in 0..channels {
+                            want[(first + (y / 2) * side + x / 2) * channels + c] +=
+                                f64::from(d_up[(big_first + y * big_side + x) * channels + c]);
+                        }
+                    }
+                }
+            }
+            assert_close(&what, backend, &backend.download(&d_image), &want, 1e-6);
+        }
+        // ⟨up(v), u⟩ = ⟨v, up_backward(u)⟩ against upsample2x on one grid.
+        let (side, channels) = (5, 3);
+        let v = rng.values(side * side * channels, -1.0, 1.0);
+        let u = rng.values(4 * side * side * channels, -1.0, 1.0);
+        let mut up = backend.zeros(4 * side * side, channels).unwrap();
+        backend.upsample2x(
+            &upload(backend, side * side, channels, &v),
+            side,
+            side,
+            Upsample::Nearest,
+            &mut up,
+        );
+        let mut back = backend.zeros(side * side, channels).unwrap();
+        backend.upsample_nearest_backward(
+            &upload(backend, 4 * side * side, channels, &u),
+            Grids::single(side),
+            &mut back,
+        );
+        let dot = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(&x, &y)| f64::from(x) * f64::from(y))
+                .sum::<f64>()
+        };
+        let (left, right) = (
+            dot(&backend.download(&up), &u),
+            dot(&v, &backend.download(&back)),
+        );
+        assert!(
+            (left - right).abs() <= 1e-5 * left.abs().max(1.0),
+            "upsample_nearest_backward is not the adjoint on {}: {left} vs {right}",
+            backend.adapter_name()
+        );
+    }
+}
+
+#[test]
+fn diagonal_blocks_match_reference_and_are_adjoint() {
+    for backend in backends() {
+        let mut rng = Lcg::new(28);
+        for (c, k) in [(1, 1), (1, 5), (3, 4), (5, 3), (37, 2), (17, 3)] {
+            let what = format!("{k} diagonal blocks of {c}×{c}");
+            let n = k * c;
+            let block = rng.values(c * c, -1.0, 1.0);
+            let matrix = rng.values(n * n, -1.0, 1.0);
+            let start_big = rng.values(n * n, -1.0, 1.0);
+            let start_small = rng.values(c * c, -1.0, 1.0);
+
+            let mut out = upload(backend, n, n, &start_big);
+            backend.add_diagonal_blocks(&upload(backend, c, c, &block), &mut out);
+            let mut want = wide(&start_big);
+            for b in 0..k {
+                for i in 0..c {
+                    for j in 0..c {
+                        want[(b * c + i) * n + b * c + j] += f64::from(block[i * c + j]);
+                    }
+                }
+            }
+            assert_close(
+                &format!("add_diagonal_blocks {what}"),
+                backend,
+                &backend.download(&out),
+                &want,
+                1e-6,
+            );
+
+            let mut out = upload(backend, c, c, &start_small);
+            backend.sum_diagonal_blocks(&upload(backend, n, n, &matrix), &mut out);
+            let mut want = wide(&start_small);
+            for b in 0..k {
+                for i in 0..c {
+                    for j in 0..c {
+                        want[i * c + j] += f64::from(matrix[(b * c + i) * n + b * c + j]);
+                    }
+                }
+            }
+            assert_close(
+                &format!("sum_diagonal_blocks {what}"),
+                backend,
+                &backend.download(&out),
+                &want,
+                1e-6,
+            );
+
+            // ⟨add(B), M⟩ = ⟨B, sum(M)⟩, both from zeros.
+            let mut added = backend.zeros(n, n).unwrap();
+            backend.add_diagonal_blocks(&upload(backend, c, c, &block), &mut added);
+            let mut summed = backend.zeros(c, c).unwrap();
+            backend.sum_diagonal_blocks(&upload(backend, n, n, &matrix), &mut summed);
+            let dot = |a: &[f32], b: &[f32]| {
+                a.iter()
+                    .zip(b)
+                    .map(|(&x, &y)| f64::from(x) * f64::from(y))
+                    .sum::<f64>()
+            };
+            let left = dot(&backend.download(&added), &matrix);
+            let right = dot(&block, &backend.download(&summed));
+            let magnitude: f64 = matrix.iter().map(|v| f64::from(v.abs())).sum();
+            assert!(
+                (left - right).abs() <= 1e-6 * magnitude,
+                "{what} on {}: ⟨add(B), M⟩ = {left}, ⟨B, sum(M)⟩ = {right}",
+                backend.adapter_name()
+            );
         }
     }
 }

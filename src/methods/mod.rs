@@ -22,6 +22,7 @@ pub mod shared_trajectory;
 pub mod training;
 pub mod trajectory;
 pub mod wavelet;
+pub mod wavelet_dataset;
 pub mod wavelet_operator;
 
 use anyhow::bail;

@@ -134,6 +134,15 @@ pub const GRADIENT_WEIGHT: ParamSpec = ParamSpec::real(
     0.0,
     10.0,
 );
+pub const ROLLOUT_LOSS: ParamSpec = ParamSpec::choice(
+    "rollout-loss",
+    "rollout loss",
+    "on: each step also grows the image from the true 4×4 with T and adds every level's L1 \
+     (weights w_ℓ) of that rollout to the loss, back-propagated through the whole chain, so \
+     T learns from its own predictions rather than only from the true lower levels.",
+    &["off", "on"],
+    0,
+);
 pub const WAVELET_STEPS: ParamSpec = ParamSpec::integer(
     "steps",
     "training steps",
@@ -155,6 +164,7 @@ const PARAMS: &[ParamSpec] = &[
     NOISE_SIGMA,
     LEVEL_WEIGHT,
     GRADIENT_WEIGHT,
+    ROLLOUT_LOSS,
     OPTIMIZER,
     LEARNING_RATE,
     WAVELET_STEPS,
@@ -187,6 +197,7 @@ pub struct Config {
     pub noise_sigma: f32,
     pub level_weight: f64,
     pub gradient_weight: f64,
+    pub rollout_loss: bool,
 }
 
 impl Config {
@@ -202,6 +213,7 @@ impl Config {
             noise_sigma: p.get(&NOISE_SIGMA) as f32,
             level_weight: p.get(&LEVEL_WEIGHT),
             gradient_weight: p.get(&GRADIENT_WEIGHT),
+            rollout_loss: p.get_choice(&ROLLOUT_LOSS)? == "on",
         })
     }
 
@@ -359,6 +371,17 @@ impl Coordinates {
         Coordinates { frequencies }
     }
 
+    /// [`Coordinates::columns`] of every predicted level of a run to `size`.
+    pub fn every_level(&self, size: usize) -> Vec<Vec<f32>> {
+        let sides = predicted_sides(size);
+        let transitions = sides.len();
+        sides
+            .iter()
+            .enumerate()
+            .map(|(t, &side)| self.columns(side, t, transitions))
+            .collect()
+    }
+
     /// Coordinates at pixel centres, (i + ½)/side, as in the prototype, then the level.
     pub fn columns(&self, side: usize, transition: usize, transitions: usize) -> Vec<f32> {
         let level = transition as f32 / transitions.saturating_sub(1).max(1) as f32;
@@ -409,7 +432,9 @@ fn input_rows(x_up: &[f32], noise: Option<&[f32]>, statics: &[f32], inputs: usiz
 /// Grows images level by level with T, holding one level's activations at a time.
 pub struct Grower<'a> {
     pub operator: &'a Operator,
-    pub coordinates: &'a Coordinates,
+    /// Per predicted level (8 … size), its coordinate and level columns
+    /// ([`Coordinates::columns`]), made once.
+    pub statics: &'a [Vec<f32>],
     /// Final side.
     pub size: usize,
 }
@@ -434,7 +459,6 @@ impl Grower<'_> {
         cancel: &CancelToken,
     ) -> anyhow::Result<Rollout> {
         let sides = predicted_sides(self.size);
-        let transitions = sides.len();
         let shape = self.operator.shape;
         let mut current = backend.upload(BASE_SIDE * BASE_SIDE, 3, base)?;
         let mut kept = Vec::new();
@@ -443,7 +467,7 @@ impl Grower<'_> {
             let rows = side * side;
             let mut x_up = backend.zeros(rows, 3)?;
             backend.upsample2x(&current, side / 2, side / 2, Upsample::Nearest, &mut x_up);
-            let statics = self.coordinates.columns(side, transition, transitions);
+            let statics = &self.statics[transition];
             let noise_column: Vec<f32> = if noise_sigma > 0.0 {
                 (0..rows)
                     .map(|_| (noise.standard_normal() as f32) * noise_sigma)
@@ -453,7 +477,7 @@ impl Grower<'_> {
             };
             let input = {
                 let noise_tensor = backend.upload(rows, 1, &noise_column)?;
-                let statics = backend.upload(rows, shape.inputs - 4, &statics)?;
+                let statics = backend.upload(rows, shape.inputs - 4, statics)?;
                 let mut input = backend.zeros(rows, shape.inputs)?;
                 backend.concat_cols(&[&x_up, &noise_tensor, &statics], &mut input);
                 input
@@ -473,6 +497,79 @@ impl Grower<'_> {
     }
 }
 
+/// One level of the rollout trained through (the rollout loss): its activations and
+/// gradients.
+struct ChainLevel {
+    side: usize,
+    work: Workspace,
+    statics: Tensor,
+    noise: Tensor,
+    input: Tensor,
+    x_up: Tensor,
+    out: Tensor,
+    input_grad: Tensor,
+    x_up_grad: Tensor,
+}
+
+/// What the rollout loss needs beside the teacher-forced buffers.
+struct Chain {
+    levels: Vec<ChainLevel>,
+    base: Tensor,
+    /// Picks x↑'s three columns out of dL/dinput (inputs × 3), with a zero bias.
+    selection: Tensor,
+    zero_bias: Tensor,
+    /// The teacher-forced pass's gradients, to which each level's are added.
+    accumulated: Vec<Tensor>,
+    /// dL/d(level image) flowing down from the level above.
+    carried: Vec<Tensor>,
+}
+
+impl Chain {
+    fn new(
+        backend: &dyn Backend,
+        operator: &Operator,
+        statics: &[Vec<f32>],
+        size: usize,
+        base: &[f32],
+    ) -> anyhow::Result<Self> {
+        let shape = operator.shape;
+        let mut levels = Vec::new();
+        let mut carried = Vec::new();
+        for (l, side) in predicted_sides(size).into_iter().enumerate() {
+            let rows = side * side;
+            levels.push(ChainLevel {
+                side,
+                work: Workspace::new(backend, shape, Grids::single(side), true)?,
+                statics: backend.upload(rows, shape.inputs - 4, &statics[l])?,
+                noise: backend.zeros(rows, 1)?,
+                input: backend.zeros(rows, shape.inputs)?,
+                x_up: backend.zeros(rows, 3)?,
+                out: backend.zeros(rows, 3)?,
+                input_grad: backend.zeros(rows, shape.inputs)?,
+                x_up_grad: backend.zeros(rows, 3)?,
+            });
+            carried.push(backend.zeros(rows, 3)?);
+        }
+        let mut selection = vec![0.0f32; shape.inputs * 3];
+        for c in 0..3 {
+            selection[c * 3 + c] = 1.0;
+        }
+        let accumulated = operator
+            .parameters()
+            .iter()
+            .map(|p| backend.zeros(p.grad.rows(), p.grad.cols()))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Chain {
+            levels,
+            base: backend.upload(BASE_SIDE * BASE_SIDE, 3, base)?,
+            selection: backend.upload(shape.inputs, 3, &selection)?,
+            zero_bias: backend.zeros(1, 3)?,
+            accumulated,
+            carried,
+        })
+    }
+}
+
 /// A step whose weights are updated but whose rollout and report are not made yet.
 #[derive(Clone, Debug)]
 struct Pending {
@@ -484,7 +581,8 @@ pub struct Wavelet {
     config: Config,
     operator: Operator,
     optimizer: Optimizer,
-    coordinates: Coordinates,
+    /// Coordinate and level columns of every predicted level.
+    statics: Vec<Vec<f32>>,
     size: usize,
     /// Host pyramid of the target, 4×4 first; nearest and bicubic of each lower level.
     truth: Vec<Vec<f32>>,
@@ -505,6 +603,8 @@ pub struct Wavelet {
     input: Tensor,
     level_scales: Vec<f32>,
     gradient_scales: Vec<f32>,
+    /// The rollout trained through, with the rollout loss on.
+    chain: Option<Chain>,
     /// The training noise stream; drawn once per step.
     noise: NumpyRandomState,
     noise_drawn: bool,
@@ -561,13 +661,9 @@ impl Wavelet {
         };
         let x_up_host: Vec<f32> = nearest[1..].concat();
         let target_host: Vec<f32> = truth[1..].concat();
-        let statics: Vec<f32> = sides
-            .iter()
-            .enumerate()
-            .flat_map(|(t, &side)| coordinates.columns(side, t, transitions))
-            .collect();
+        let statics = coordinates.every_level(size);
         let inputs = config.inputs();
-        let input_host = input_rows(&x_up_host, None, &statics, inputs);
+        let input_host = input_rows(&x_up_host, None, &statics.concat(), inputs);
         let rows = grids.rows();
         let level_weights: Vec<f64> = (0..transitions)
             .map(|l| config.level_weight.powi((transitions - 1 - l) as i32))
@@ -586,7 +682,12 @@ impl Wavelet {
             .iter()
             .map(|level| backend.upload(level.len() / 3, 3, level))
             .collect::<anyhow::Result<_>>()?;
+        let chain = config
+            .rollout_loss
+            .then(|| Chain::new(backend, &operator, &statics, size, &truth[0]))
+            .transpose()?;
         Ok(Wavelet {
+            chain,
             truth_levels,
             work: Workspace::new(backend, shape, grids, true)?,
             x_up: backend.upload(rows, 3, &x_up_host)?,
@@ -594,10 +695,10 @@ impl Wavelet {
             prediction: backend.zeros(rows, 3)?,
             input: backend.upload(rows, inputs, &input_host)?,
             input_host,
+            statics,
             config,
             operator,
             optimizer,
-            coordinates,
             size,
             truth,
             nearest,
@@ -621,6 +722,19 @@ impl Wavelet {
 
     pub fn operator(&self) -> &Operator {
         &self.operator
+    }
+
+    /// A rollout from the true 4×4 with the current weights, outside any step (benchmarks).
+    pub fn rollout_once(&self, backend: &dyn Backend, keep: bool) -> anyhow::Result<Rollout> {
+        let mut noise = self.rollout_noise(self.done, 9);
+        self.grower().grow(
+            backend,
+            &self.truth[0],
+            self.config.noise_sigma,
+            noise.as_mut(),
+            keep,
+            &CancelToken::new(),
+        )
     }
 
     /// The rollout's noise stream for step `step`: the same for a step taken again.
@@ -678,6 +792,102 @@ impl Wavelet {
         Ok((loss, decibels))
     }
 
+    /// The rollout loss: grows the image from the true 4×4 keeping every level's activations,
+    /// back-propagates every level's L1 through the chain (through the clip, T and the nearest
+    /// upsampling into the level below), and adds the gradients to the teacher-forced ones
+    /// already in the parameters. Returns the rollout's share of the loss.
+    fn train_through_rollout(
+        &mut self,
+        backend: &dyn Backend,
+        cancel: &CancelToken,
+    ) -> Result<f64, Cancelled> {
+        let chain = self.chain.as_mut().expect("the rollout loss is on");
+        let operator = &mut self.operator;
+        for (param, sum) in operator.parameters().iter().zip(&mut chain.accumulated) {
+            backend.copy(&param.grad, sum);
+        }
+        let sigma = self.config.noise_sigma;
+        let mut noise = normal_source(self.rng, self.seed.wrapping_add(17 + self.done as u64));
+        for l in 0..chain.levels.len() {
+            cancel.check()?;
+            let (below, rest) = chain.levels.split_at_mut(l);
+            let level = &mut rest[0];
+            let source = if l == 0 {
+                &chain.base
+            } else {
+                &below[l - 1].out
+            };
+            let half = level.side / 2;
+            backend.upsample2x(source, half, half, Upsample::Nearest, &mut level.x_up);
+            if sigma > 0.0 {
+                let values: Vec<f32> = (0..level.side * level.side)
+                    .map(|_| noise.standard_normal() as f32 * sigma)
+                    .collect();
+                backend.write(&mut level.noise, &values);
+            }
+            backend.concat_cols(
+                &[&level.x_up, &level.noise, &level.statics],
+                &mut level.input,
+            );
+            operator.forward(backend, &level.input, &mut level.work, cancel)?;
+            backend.residual_clip(&level.x_up, &level.work.delta, &mut level.out);
+        }
+        let mut loss = 0.0;
+        let count = chain.levels.len();
+        for l in (0..count).rev() {
+            cancel.check()?;
+            let level = &mut chain.levels[l];
+            let scale = [self.level_scales[l]];
+            let (delta, delta_grad) = level.work.delta_and_grad();
+            let sums = backend.l1_grad(
+                &level.out,
+                &self.truth_levels[l],
+                Grids::single(level.side),
+                &scale,
+                delta_grad,
+            );
+            loss += sums[0].absolute * scale[0] as f64;
+            if l + 1 < count {
+                backend.axpy(1.0, &chain.carried[l], delta_grad);
+            }
+            backend.clip_backward(&level.x_up, delta, delta_grad);
+            operator.backward(
+                backend,
+                &level.input,
+                &mut level.work,
+                cancel,
+                Some(&mut level.input_grad),
+            )?;
+            for (param, sum) in operator.parameters().iter().zip(&mut chain.accumulated) {
+                backend.axpy(1.0, &param.grad, sum);
+            }
+            if l > 0 {
+                // dL/dx↑ = the residual's (the clipped gradient) + the lift's x↑ columns.
+                backend.dense_forward(
+                    &level.input_grad,
+                    &chain.selection,
+                    &chain.zero_bias,
+                    crate::compute::Activation::Identity,
+                    &mut level.x_up_grad,
+                );
+                backend.axpy(1.0, &level.work.delta_grad, &mut level.x_up_grad);
+                backend.upsample_nearest_backward(
+                    &level.x_up_grad,
+                    Grids::single(level.side / 2),
+                    &mut chain.carried[l - 1],
+                );
+            }
+        }
+        for (param, sum) in operator
+            .parameters_mut()
+            .into_iter()
+            .zip(&chain.accumulated)
+        {
+            backend.copy(sum, &mut param.grad);
+        }
+        Ok(loss)
+    }
+
     fn draw_noise(&mut self, backend: &dyn Backend) -> anyhow::Result<()> {
         let rows = self.grids.rows();
         let sigma = self.config.noise_sigma;
@@ -696,7 +906,7 @@ impl Wavelet {
     fn grower(&self) -> Grower<'_> {
         Grower {
             operator: &self.operator,
-            coordinates: &self.coordinates,
+            statics: &self.statics,
             size: self.size,
         }
     }
@@ -726,11 +936,15 @@ impl Method for Wavelet {
                 self.noise_drawn = true;
             }
             cancel.check()?;
-            let (loss, teacher_forced_db) = self.teacher_forced(backend, &cancel)?;
+            let (mut loss, teacher_forced_db) = self.teacher_forced(backend, &cancel)?;
             cancel.check()?;
             self.operator
                 .backward(backend, &self.input, &mut self.work, &cancel, None)?;
             cancel.check()?;
+            if self.chain.is_some() {
+                loss += self.train_through_rollout(backend, &cancel)?;
+                cancel.check()?;
+            }
             // The commit.
             self.optimizer.begin_step();
             self.operator.update(backend, &self.optimizer);
@@ -906,7 +1120,7 @@ mod tests {
             .map(|i| ((i / 3) % side) as f32 / 10.0)
             .collect();
         let up = bicubic_up(&ramp, side);
-        let torch = [
+        let torch: [f64; 16] = [
             0.0,
             0.019140625,
             0.066796876,
@@ -925,7 +1139,7 @@ mod tests {
             0.71054685,
         ];
         for (x, want) in torch.iter().enumerate() {
-            let got = up[(3 * 2 * side + x) * 3];
+            let got = up[(3 * 2 * side + x) * 3] as f64;
             assert!(
                 (got - want).abs() < 1e-6,
                 "column {x}: {got} vs torch {want}"

@@ -100,25 +100,28 @@ impl CpuStorage {
             wide.par_chunks_mut((GROUP * rows).max(1))
                 .enumerate()
                 .for_each(|(group, out)| {
-                    vectorized(|| {
-                        let first = group * GROUP;
-                        let width = out.len() / rows.max(1);
-                        if width == GROUP {
-                            let mut columns: Vec<&mut [f64]> = out.chunks_mut(rows).collect();
-                            for (r, row) in self.data.chunks_exact(cols).enumerate() {
-                                let source = &row[first..first + GROUP];
-                                for (column, &value) in columns.iter_mut().zip(source) {
-                                    column[r] = value as f64;
+                    vectorized(
+                        #[inline(always)]
+                        || {
+                            let first = group * GROUP;
+                            let width = out.len() / rows.max(1);
+                            if width == GROUP {
+                                let mut columns: Vec<&mut [f64]> = out.chunks_mut(rows).collect();
+                                for (r, row) in self.data.chunks_exact(cols).enumerate() {
+                                    let source = &row[first..first + GROUP];
+                                    for (column, &value) in columns.iter_mut().zip(source) {
+                                        column[r] = value as f64;
+                                    }
+                                }
+                            } else {
+                                for (c, column) in out.chunks_mut(rows).enumerate() {
+                                    for (r, value) in column.iter_mut().enumerate() {
+                                        *value = self.data[r * cols + first + c] as f64;
+                                    }
                                 }
                             }
-                        } else {
-                            for (c, column) in out.chunks_mut(rows).enumerate() {
-                                for (r, value) in column.iter_mut().enumerate() {
-                                    *value = self.data[r * cols + first + c] as f64;
-                                }
-                            }
-                        }
-                    })
+                        },
+                    )
                 });
             wide
         })
@@ -208,7 +211,10 @@ fn fused_product(
             }
             let first_row = chunk_index * CHUNK_ROWS;
             let rows = chunk.len() / out_cols;
-            vectorized(|| prologue(first_row, chunk));
+            vectorized(
+                #[inline(always)]
+                || prologue(first_row, chunk),
+            );
             if let Some((x, x_cols)) = x {
                 let x_chunk = &x[first_row * x_cols..(first_row + rows) * x_cols];
                 matmul(
@@ -220,7 +226,10 @@ fn fused_product(
                     Par::Seq,
                 );
             }
-            vectorized(|| epilogue(chunk));
+            vectorized(
+                #[inline(always)]
+                || epilogue(chunk),
+            );
         });
 }
 
@@ -356,14 +365,17 @@ fn thin_gram(mut dst: MatMut<'_, f64>, a: MatRef<'_, f64>, b: MatRef<'_, f64>) {
         .into_par_iter()
         .map(|i| {
             let a_col = a.col(i).try_as_col_major().expect("contiguous").as_slice();
-            vectorized(|| {
-                (0..b.ncols())
-                    .map(|j| {
-                        let b_col = b.col(j).try_as_col_major().expect("contiguous").as_slice();
-                        dot(a_col, b_col)
-                    })
-                    .collect()
-            })
+            vectorized(
+                #[inline(always)]
+                || {
+                    (0..b.ncols())
+                        .map(|j| {
+                            let b_col = b.col(j).try_as_col_major().expect("contiguous").as_slice();
+                            dot(a_col, b_col)
+                        })
+                        .collect()
+                },
+            )
         })
         .collect();
     for (i, row) in rows.iter().enumerate() {
@@ -444,7 +456,12 @@ fn vectorized<R>(f: impl FnOnce() -> R) -> R {
 fn for_each_chunk(out: &mut [f32], f: impl Fn(&mut [f32], usize) + Sync) {
     out.par_chunks_mut(ELEMENTWISE_CHUNK)
         .enumerate()
-        .for_each(|(index, chunk)| vectorized(|| f(chunk, index * ELEMENTWISE_CHUNK)));
+        .for_each(|(index, chunk)| {
+            vectorized(
+                #[inline(always)]
+                || f(chunk, index * ELEMENTWISE_CHUNK),
+            )
+        });
 }
 
 pub struct CpuBackend {
@@ -743,31 +760,34 @@ impl Backend for CpuBackend {
             .par_chunks_mut(READOUT_ROWS * out_cols)
             .enumerate()
             .for_each(|(chunk_index, out_chunk)| {
-                vectorized(|| {
-                    let first = chunk_index * READOUT_ROWS;
-                    let mut acc = vec![0.0f64; out_chunk.len()];
-                    let mut wide = vec![0.0f64; widest];
-                    for (block, per_output) in blocks.iter().zip(&block_weights) {
-                        let cols = block.cols();
-                        if cols == 0 {
-                            continue;
-                        }
-                        let rows = &data(block)[first * cols..][..acc.len() / out_cols * cols];
-                        for (row, acc_row) in
-                            rows.chunks_exact(cols).zip(acc.chunks_exact_mut(out_cols))
-                        {
-                            for (w, &x) in wide.iter_mut().zip(row) {
-                                *w = x as f64;
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        let first = chunk_index * READOUT_ROWS;
+                        let mut acc = vec![0.0f64; out_chunk.len()];
+                        let mut wide = vec![0.0f64; widest];
+                        for (block, per_output) in blocks.iter().zip(&block_weights) {
+                            let cols = block.cols();
+                            if cols == 0 {
+                                continue;
                             }
-                            for (value, w) in acc_row.iter_mut().zip(per_output) {
-                                *value += dot(&wide[..cols], w);
+                            let rows = &data(block)[first * cols..][..acc.len() / out_cols * cols];
+                            for (row, acc_row) in
+                                rows.chunks_exact(cols).zip(acc.chunks_exact_mut(out_cols))
+                            {
+                                for (w, &x) in wide.iter_mut().zip(row) {
+                                    *w = x as f64;
+                                }
+                                for (value, w) in acc_row.iter_mut().zip(per_output) {
+                                    *value += dot(&wide[..cols], w);
+                                }
                             }
                         }
-                    }
-                    for (o, a) in out_chunk.iter_mut().zip(&acc) {
-                        *o = *a as f32;
-                    }
-                })
+                        for (o, a) in out_chunk.iter_mut().zip(&acc) {
+                            *o = *a as f32;
+                        }
+                    },
+                )
             });
     }
 
@@ -971,63 +991,79 @@ impl Backend for CpuBackend {
         assert_eq!(pre.shape(), residual.shape());
         assert_eq!(out.shape(), pre.shape());
         let (pre, residual) = (data(pre), data(residual));
-        for_each_chunk(data_mut(out), |chunk, offset| {
-            let range = offset..offset + chunk.len();
-            for ((o, &p), &r) in chunk
-                .iter_mut()
-                .zip(&pre[range.clone()])
-                .zip(&residual[range])
-            {
-                *o = r + gelu(p);
-            }
-        });
+        for_each_chunk(
+            data_mut(out),
+            #[inline(always)]
+            |chunk, offset| {
+                let range = offset..offset + chunk.len();
+                for ((o, &p), &r) in chunk
+                    .iter_mut()
+                    .zip(&pre[range.clone()])
+                    .zip(&residual[range])
+                {
+                    *o = r + gelu(p);
+                }
+            },
+        );
     }
 
     fn gelu_backward(&self, pre: &Tensor, d_out: &Tensor, d_pre: &mut Tensor) {
         assert_eq!(pre.shape(), d_out.shape());
         assert_eq!(d_pre.shape(), pre.shape());
         let (pre, d_out) = (data(pre), data(d_out));
-        for_each_chunk(data_mut(d_pre), |chunk, offset| {
-            let range = offset..offset + chunk.len();
-            for ((o, &p), &d) in chunk.iter_mut().zip(&pre[range.clone()]).zip(&d_out[range]) {
-                *o = d * gelu_derivative(p);
-            }
-        });
+        for_each_chunk(
+            data_mut(d_pre),
+            #[inline(always)]
+            |chunk, offset| {
+                let range = offset..offset + chunk.len();
+                for ((o, &p), &d) in chunk.iter_mut().zip(&pre[range.clone()]).zip(&d_out[range]) {
+                    *o = d * gelu_derivative(p);
+                }
+            },
+        );
     }
 
     fn residual_clip(&self, base: &Tensor, delta: &Tensor, out: &mut Tensor) {
         assert_eq!(base.shape(), delta.shape());
         assert_eq!(out.shape(), base.shape());
         let (base, delta) = (data(base), data(delta));
-        for_each_chunk(data_mut(out), |chunk, offset| {
-            let range = offset..offset + chunk.len();
-            for ((o, &b), &d) in chunk
-                .iter_mut()
-                .zip(&base[range.clone()])
-                .zip(&delta[range])
-            {
-                *o = (b + d).clamp(0.0, 1.0);
-            }
-        });
+        for_each_chunk(
+            data_mut(out),
+            #[inline(always)]
+            |chunk, offset| {
+                let range = offset..offset + chunk.len();
+                for ((o, &b), &d) in chunk
+                    .iter_mut()
+                    .zip(&base[range.clone()])
+                    .zip(&delta[range])
+                {
+                    *o = (b + d).clamp(0.0, 1.0);
+                }
+            },
+        );
     }
 
     fn clip_backward(&self, base: &Tensor, delta: &Tensor, grad: &mut Tensor) {
         assert_eq!(base.shape(), delta.shape());
         assert_eq!(grad.shape(), base.shape());
         let (base, delta) = (data(base), data(delta));
-        for_each_chunk(data_mut(grad), |chunk, offset| {
-            let range = offset..offset + chunk.len();
-            for ((g, &b), &d) in chunk
-                .iter_mut()
-                .zip(&base[range.clone()])
-                .zip(&delta[range])
-            {
-                let v = b + d;
-                if !(0.0..=1.0).contains(&v) {
-                    *g = 0.0;
+        for_each_chunk(
+            data_mut(grad),
+            #[inline(always)]
+            |chunk, offset| {
+                let range = offset..offset + chunk.len();
+                for ((g, &b), &d) in chunk
+                    .iter_mut()
+                    .zip(&base[range.clone()])
+                    .zip(&delta[range])
+                {
+                    let v = b + d;
+                    if !(0.0..=1.0).contains(&v) {
+                        *g = 0.0;
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 
     fn l1_grad(
@@ -1139,15 +1175,18 @@ impl Backend for CpuBackend {
             .par_chunks(ELEMENTWISE_CHUNK)
             .zip(data(b).par_chunks(ELEMENTWISE_CHUNK))
             .map(|(a, b)| {
-                vectorized(|| {
-                    a.iter()
-                        .zip(b)
-                        .map(|(&a, &b)| {
-                            let d = a as f64 - b as f64;
-                            d * d
-                        })
-                        .sum::<f64>()
-                })
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        a.iter()
+                            .zip(b)
+                            .map(|(&a, &b)| {
+                                let d = a as f64 - b as f64;
+                                d * d
+                            })
+                            .sum::<f64>()
+                    },
+                )
             })
             .sum();
         total / a.len().max(1) as f64
@@ -1161,19 +1200,27 @@ impl Backend for CpuBackend {
     }
 
     fn clip(&self, x: &mut Tensor, lo: f32, hi: f32) {
-        for_each_chunk(data_mut(x), |chunk, _| {
-            chunk.iter_mut().for_each(|v| *v = v.clamp(lo, hi));
-        });
+        for_each_chunk(
+            data_mut(x),
+            #[inline(always)]
+            |chunk, _| {
+                chunk.iter_mut().for_each(|v| *v = v.clamp(lo, hi));
+            },
+        );
     }
 
     fn axpy(&self, alpha: f32, x: &Tensor, y: &mut Tensor) {
         assert_eq!(x.shape(), y.shape());
         let x = data(x);
-        for_each_chunk(data_mut(y), |chunk, offset| {
-            for (y, &x) in chunk.iter_mut().zip(&x[offset..]) {
-                *y += alpha * x;
-            }
-        });
+        for_each_chunk(
+            data_mut(y),
+            #[inline(always)]
+            |chunk, offset| {
+                for (y, &x) in chunk.iter_mut().zip(&x[offset..]) {
+                    *y += alpha * x;
+                }
+            },
+        );
     }
 
     fn concat_cols(&self, parts: &[&Tensor], out: &mut Tensor) {
@@ -1202,11 +1249,15 @@ impl Backend for CpuBackend {
         assert_eq!(pred.shape(), target.shape());
         assert_eq!(pred.shape(), out.shape());
         let (p, t) = (data(pred), data(target));
-        for_each_chunk(data_mut(out), |chunk, offset| {
-            for (i, g) in chunk.iter_mut().enumerate() {
-                *g = 2.0 * scale * (p[offset + i] - t[offset + i]);
-            }
-        });
+        for_each_chunk(
+            data_mut(out),
+            #[inline(always)]
+            |chunk, offset| {
+                for (i, g) in chunk.iter_mut().enumerate() {
+                    *g = 2.0 * scale * (p[offset + i] - t[offset + i]);
+                }
+            },
+        );
     }
 
     fn sgd_momentum(
@@ -1226,12 +1277,15 @@ impl Backend for CpuBackend {
             .zip(v.par_chunks_mut(ELEMENTWISE_CHUNK))
             .zip(g.par_chunks(ELEMENTWISE_CHUNK))
             .for_each(|((p, v), g)| {
-                vectorized(|| {
-                    for ((p, v), &g) in p.iter_mut().zip(v.iter_mut()).zip(g) {
-                        *v = momentum * *v + g;
-                        *p -= learning_rate * *v;
-                    }
-                })
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        for ((p, v), &g) in p.iter_mut().zip(v.iter_mut()).zip(g) {
+                            *v = momentum * *v + g;
+                            *p -= learning_rate * *v;
+                        }
+                    },
+                )
             });
     }
 
@@ -1265,14 +1319,18 @@ impl Backend for CpuBackend {
             .zip(v.par_chunks_mut(ELEMENTWISE_CHUNK))
             .zip(g.par_chunks(ELEMENTWISE_CHUNK))
             .for_each(|(((p, m), v), g)| {
-                vectorized(|| {
-                    for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g)
-                    {
-                        *m = beta1 * *m + (1.0 - beta1) * g;
-                        *v = beta2 * *v + (1.0 - beta2) * g * g;
-                        *p -= step_size * *m / (v.sqrt() / correction2_sqrt + epsilon);
-                    }
-                })
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        for (((p, m), v), &g) in
+                            p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g)
+                        {
+                            *m = beta1 * *m + (1.0 - beta1) * g;
+                            *v = beta2 * *v + (1.0 - beta2) * g * g;
+                            *p -= step_size * *m / (v.sqrt() / correction2_sqrt + epsilon);
+                        }
+                    },
+                )
             });
     }
 }
@@ -1408,11 +1466,21 @@ fn fused_dense_backward(
         Some(dx) => dx
             .par_chunks_mut(rows_per_task * in_dim)
             .enumerate()
-            .map(|(task, dx_task)| vectorized(|| work(task, Some(dx_task))))
+            .map(|(task, dx_task)| {
+                vectorized(
+                    #[inline(always)]
+                    || work(task, Some(dx_task)),
+                )
+            })
             .collect(),
         None => (0..task_count)
             .into_par_iter()
-            .map(|task| vectorized(|| work(task, None)))
+            .map(|task| {
+                vectorized(
+                    #[inline(always)]
+                    || work(task, None),
+                )
+            })
             .collect(),
     };
     d_weights.fill(0.0);
@@ -1455,17 +1523,20 @@ fn thin_dense_forward(
     out.par_chunks_mut(CHUNK_ROWS * out_dim)
         .enumerate()
         .for_each(|(chunk_index, chunk)| {
-            vectorized(|| {
-                let first = chunk_index * CHUNK_ROWS;
-                for (r, out_row) in chunk.chunks_mut(out_dim).enumerate() {
-                    let x_row = &x[(first + r) * in_dim..(first + r + 1) * in_dim];
-                    for (j, o) in out_row.iter_mut().enumerate() {
-                        let w_row = &weights_t[j * in_dim..(j + 1) * in_dim];
-                        *o = bias[j] + dot_f32(x_row, w_row);
+            vectorized(
+                #[inline(always)]
+                || {
+                    let first = chunk_index * CHUNK_ROWS;
+                    for (r, out_row) in chunk.chunks_mut(out_dim).enumerate() {
+                        let x_row = &x[(first + r) * in_dim..(first + r + 1) * in_dim];
+                        for (j, o) in out_row.iter_mut().enumerate() {
+                            let w_row = &weights_t[j * in_dim..(j + 1) * in_dim];
+                            *o = bias[j] + dot_f32(x_row, w_row);
+                        }
                     }
-                }
-                activate_in_place(chunk, activation);
-            })
+                    activate_in_place(chunk, activation);
+                },
+            )
         });
 }
 

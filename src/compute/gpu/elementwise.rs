@@ -12,6 +12,10 @@ pub(super) struct Kernels {
     axpy: Kernel,
     copy_columns: Kernel,
     mse_grad: Kernel,
+    residual_clip: Kernel,
+    clip_backward: Kernel,
+    add_diagonal_blocks: Kernel,
+    sum_diagonal_blocks: Kernel,
 }
 
 impl Kernels {
@@ -35,6 +39,30 @@ impl Kernels {
                 SOURCE,
                 "mse_grad",
                 &[(1, Access::Read), (2, Access::Read), (3, Access::ReadWrite)],
+            ),
+            residual_clip: Kernel::new(
+                "residual clip",
+                SOURCE,
+                "residual_clip",
+                &[(1, Access::Read), (2, Access::Read), (3, Access::ReadWrite)],
+            ),
+            clip_backward: Kernel::new(
+                "clip backward",
+                SOURCE,
+                "clip_backward",
+                &[(1, Access::Read), (2, Access::Read), (3, Access::ReadWrite)],
+            ),
+            add_diagonal_blocks: Kernel::new(
+                "add diagonal blocks",
+                SOURCE,
+                "add_diagonal_blocks",
+                &[(1, Access::Read), (3, Access::ReadWrite)],
+            ),
+            sum_diagonal_blocks: Kernel::new(
+                "sum diagonal blocks",
+                SOURCE,
+                "sum_diagonal_blocks",
+                &[(1, Access::Read), (3, Access::ReadWrite)],
             ),
         }
     }
@@ -104,5 +132,60 @@ pub(super) fn mse_grad(
         &[out.len() as u32, (2.0 * scale).to_bits()],
         &[buffer(pred), buffer(target), buffer(out)],
         gpu.linear_grid(out.len()),
+    );
+}
+
+pub(super) fn residual_clip(gpu: &GpuBackend, base: &Tensor, delta: &Tensor, out: &mut Tensor) {
+    assert_eq!(base.shape(), delta.shape(), "residual_clip: shapes differ");
+    assert_eq!(out.shape(), base.shape(), "residual_clip: out shape");
+    gpu.dispatch(
+        &gpu.kernels.elementwise.residual_clip,
+        &[out.len() as u32],
+        &[buffer(base), buffer(delta), buffer(out)],
+        gpu.linear_grid(out.len()),
+    );
+}
+
+pub(super) fn clip_backward(gpu: &GpuBackend, base: &Tensor, delta: &Tensor, grad: &mut Tensor) {
+    assert_eq!(base.shape(), delta.shape(), "clip_backward: shapes differ");
+    assert_eq!(grad.shape(), base.shape(), "clip_backward: grad shape");
+    gpu.dispatch(
+        &gpu.kernels.elementwise.clip_backward,
+        &[grad.len() as u32],
+        &[buffer(base), buffer(delta), buffer(grad)],
+        gpu.linear_grid(grad.len()),
+    );
+}
+
+/// The side C of the diagonal blocks and the side kC of the matrix, checked.
+fn diagonal_blocks(block: &Tensor, matrix: &Tensor, operation: &str) -> (usize, usize) {
+    let c = block.rows();
+    assert_eq!(block.cols(), c, "{operation}: the block is square");
+    let n = matrix.rows();
+    assert!(
+        matrix.cols() == n && c > 0 && n.is_multiple_of(c),
+        "{operation}: the matrix is kC×kC"
+    );
+    (c, n)
+}
+
+pub(super) fn add_diagonal_blocks(gpu: &GpuBackend, block: &Tensor, out: &mut Tensor) {
+    let (c, n) = diagonal_blocks(block, out, "add_diagonal_blocks");
+    let count = n / c * c * c;
+    gpu.dispatch(
+        &gpu.kernels.elementwise.add_diagonal_blocks,
+        &[count as u32, 0, 0, c as u32, n as u32],
+        &[buffer(block), buffer(out)],
+        gpu.linear_grid(count),
+    );
+}
+
+pub(super) fn sum_diagonal_blocks(gpu: &GpuBackend, matrix: &Tensor, out: &mut Tensor) {
+    let (c, n) = diagonal_blocks(out, matrix, "sum_diagonal_blocks");
+    gpu.dispatch(
+        &gpu.kernels.elementwise.sum_diagonal_blocks,
+        &[(c * c) as u32, 0, 0, n as u32, c as u32],
+        &[buffer(matrix), buffer(out)],
+        gpu.linear_grid(c * c),
     );
 }

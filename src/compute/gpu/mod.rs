@@ -4,7 +4,7 @@
 //! result is read back, when [`Backend::finish`] is called, or when [`PARAM_SLOTS`] passes are
 //! queued — so a training step costs one submission, not one per operation. Nothing is read
 //! back except by [`Backend::download`] and the operations that return host values (gram, mse,
-//! sum).
+//! sum, the per-level losses).
 //!
 //! Each shader concern has its own module here (`linear`, `reservoir`, `gram`, …) owning its
 //! pipelines; this module does device setup and the dispatch plumbing they share: lazily built
@@ -13,9 +13,12 @@
 
 mod elementwise;
 mod fourier;
+mod gelu;
 mod gram;
+mod grids;
 mod haar;
 mod linear;
+mod loss;
 mod optim;
 mod reduce;
 mod reservoir;
@@ -36,9 +39,12 @@ use super::{
 pub const SHADERS: &[(&str, &str)] = &[
     ("elementwise.wgsl", elementwise::SOURCE),
     ("fourier.wgsl", fourier::SOURCE),
+    ("gelu.wgsl", gelu::SOURCE),
     ("gram.wgsl", gram::SOURCE),
+    ("grids.wgsl", grids::SOURCE),
     ("haar.wgsl", haar::SOURCE),
     ("linear.wgsl", linear::SOURCE),
+    ("loss.wgsl", loss::SOURCE),
     ("optim.wgsl", optim::SOURCE),
     ("reduce.wgsl", reduce::SOURCE),
     ("reservoir.wgsl", reservoir::SOURCE),
@@ -166,6 +172,9 @@ struct Kernels {
     gram: gram::Kernels,
     haar: haar::Kernels,
     upsample: upsample::Kernels,
+    grids: grids::Kernels,
+    gelu: gelu::Kernels,
+    loss: loss::Kernels,
     reduce: reduce::Kernels,
     elementwise: elementwise::Kernels,
     optim: optim::Kernels,
@@ -285,6 +294,9 @@ impl GpuBackend {
                 gram: gram::Kernels::new(),
                 haar: haar::Kernels::new(),
                 upsample: upsample::Kernels::new(),
+                grids: grids::Kernels::new(),
+                gelu: gelu::Kernels::new(),
+                loss: loss::Kernels::new(),
                 reduce: reduce::Kernels::new(),
                 elementwise: elementwise::Kernels::new(),
                 optim: optim::Kernels::new(),
@@ -819,66 +831,66 @@ impl Backend for GpuBackend {
         elementwise::mse_grad(self, pred, target, scale, out);
     }
 
-    fn haar_split(&self, _image: &Tensor, _grids: Grids, _low: &mut Tensor, _high: &mut Tensor) {
-        todo!("haar_split on the GPU")
+    fn haar_split(&self, image: &Tensor, grids: Grids, low: &mut Tensor, high: &mut Tensor) {
+        grids::haar_split(self, image, grids, low, high);
     }
-    fn haar_merge(&self, _low: &Tensor, _high: &Tensor, _grids: Grids, _image: &mut Tensor) {
-        todo!("haar_merge on the GPU")
+    fn haar_merge(&self, low: &Tensor, high: &Tensor, grids: Grids, image: &mut Tensor) {
+        grids::haar_merge(self, low, high, grids, image);
     }
-    fn depthwise3x3(&self, _x: &Tensor, _grids: Grids, _weights: &Tensor, _out: &mut Tensor) {
-        todo!("depthwise3x3 on the GPU")
+    fn depthwise3x3(&self, x: &Tensor, grids: Grids, weights: &Tensor, out: &mut Tensor) {
+        grids::depthwise3x3(self, x, grids, weights, out);
     }
     fn depthwise3x3_backward(
         &self,
-        _x: &Tensor,
-        _d_out: &Tensor,
-        _grids: Grids,
-        _weights: &Tensor,
-        _d_x: &mut Tensor,
-        _d_weights: &mut Tensor,
+        x: &Tensor,
+        d_out: &Tensor,
+        grids: Grids,
+        weights: &Tensor,
+        d_x: &mut Tensor,
+        d_weights: &mut Tensor,
     ) {
-        todo!("depthwise3x3_backward on the GPU")
+        grids::depthwise3x3_backward(self, x, d_out, grids, weights, d_x, d_weights);
     }
-    fn gelu_residual(&self, _pre: &Tensor, _residual: &Tensor, _out: &mut Tensor) {
-        todo!("gelu_residual on the GPU")
+    fn gelu_residual(&self, pre: &Tensor, residual: &Tensor, out: &mut Tensor) {
+        gelu::residual(self, pre, residual, out);
     }
-    fn gelu_backward(&self, _pre: &Tensor, _d_out: &Tensor, _d_pre: &mut Tensor) {
-        todo!("gelu_backward on the GPU")
+    fn gelu_backward(&self, pre: &Tensor, d_out: &Tensor, d_pre: &mut Tensor) {
+        gelu::backward(self, pre, d_out, d_pre);
     }
-    fn residual_clip(&self, _base: &Tensor, _delta: &Tensor, _out: &mut Tensor) {
-        todo!("residual_clip on the GPU")
+    fn residual_clip(&self, base: &Tensor, delta: &Tensor, out: &mut Tensor) {
+        elementwise::residual_clip(self, base, delta, out);
     }
-    fn clip_backward(&self, _base: &Tensor, _delta: &Tensor, _grad: &mut Tensor) {
-        todo!("clip_backward on the GPU")
+    fn clip_backward(&self, base: &Tensor, delta: &Tensor, grad: &mut Tensor) {
+        elementwise::clip_backward(self, base, delta, grad);
     }
     fn l1_grad(
         &self,
-        _pred: &Tensor,
-        _target: &Tensor,
-        _grids: Grids,
-        _level_scales: &[f32],
-        _grad: &mut Tensor,
+        pred: &Tensor,
+        target: &Tensor,
+        grids: Grids,
+        level_scales: &[f32],
+        grad: &mut Tensor,
     ) -> Vec<LevelSums> {
-        todo!("l1_grad on the GPU")
+        loss::l1_grad(self, pred, target, grids, level_scales, grad)
     }
     fn image_gradient_l1_grad(
         &self,
-        _pred: &Tensor,
-        _target: &Tensor,
-        _grids: Grids,
-        _level_scales: &[f32],
-        _grad: &mut Tensor,
+        pred: &Tensor,
+        target: &Tensor,
+        grids: Grids,
+        level_scales: &[f32],
+        grad: &mut Tensor,
     ) -> Vec<f64> {
-        todo!("image_gradient_l1_grad on the GPU")
+        loss::image_gradient_l1_grad(self, pred, target, grids, level_scales, grad)
     }
-    fn upsample_nearest_backward(&self, _d_up: &Tensor, _grids: Grids, _d_image: &mut Tensor) {
-        todo!("upsample_nearest_backward on the GPU")
+    fn upsample_nearest_backward(&self, d_up: &Tensor, grids: Grids, d_image: &mut Tensor) {
+        grids::upsample_nearest_backward(self, d_up, grids, d_image);
     }
-    fn add_diagonal_blocks(&self, _block: &Tensor, _out: &mut Tensor) {
-        todo!("add_diagonal_blocks on the GPU")
+    fn add_diagonal_blocks(&self, block: &Tensor, out: &mut Tensor) {
+        elementwise::add_diagonal_blocks(self, block, out);
     }
-    fn sum_diagonal_blocks(&self, _matrix: &Tensor, _out: &mut Tensor) {
-        todo!("sum_diagonal_blocks on the GPU")
+    fn sum_diagonal_blocks(&self, matrix: &Tensor, out: &mut Tensor) {
+        elementwise::sum_diagonal_blocks(self, matrix, out);
     }
 
     fn sgd_momentum(
