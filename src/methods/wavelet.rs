@@ -173,7 +173,7 @@ const PARAMS: &[ParamSpec] = &[
 
 pub const INFO: MethodInfo = MethodInfo {
     name: "wavelet",
-    title: "Haar wavelet operator",
+    title: "Wavelet operator",
     summary: "Seed 001's weight-tied wavelet neural operator grows the image from 4×4, doubling \
               each level; trained live with teacher forcing on every level.",
     estimate,
