@@ -1586,6 +1586,243 @@ fn image_gradient_l1_grad_matches_reference_and_finite_differences() {
     }
 }
 
+/// The layouts of the SSIM tests: two pyramids of sides 4, 8, 16 (the 16 wider than the
+/// window, the 4 narrower), and of sides 1 and 2, where the window is the pixel or a few.
+const SSIM_CASES: [(Grids, usize); 4] = [
+    (
+        Grids {
+            count: 2,
+            first_side: 4,
+            levels: 3,
+        },
+        1,
+    ),
+    (
+        Grids {
+            count: 2,
+            first_side: 4,
+            levels: 3,
+        },
+        3,
+    ),
+    (
+        Grids {
+            count: 2,
+            first_side: 1,
+            levels: 2,
+        },
+        1,
+    ),
+    (
+        Grids {
+            count: 2,
+            first_side: 1,
+            levels: 2,
+        },
+        3,
+    ),
+];
+
+/// SSIM at pixel (py, px), channel `c`, of the grid of `side` starting at row `first`, with
+/// the 2-D window written out directly (no separability) and normalised over its taps inside
+/// the grid.
+#[allow(clippy::too_many_arguments)]
+fn ssim_at(
+    x: &[f64],
+    y: &[f64],
+    first: usize,
+    side: usize,
+    channels: usize,
+    c: usize,
+    py: usize,
+    px: usize,
+) -> f64 {
+    let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
+    let (mut z, mut mx, mut my, mut mxx, mut myy, mut mxy) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for qy in py.saturating_sub(5)..(py + 6).min(side) {
+        for qx in px.saturating_sub(5)..(px + 6).min(side) {
+            let (dy, dx) = (qy as f64 - py as f64, qx as f64 - px as f64);
+            let w = (-(dy * dy + dx * dx) / (2.0 * 1.5 * 1.5)).exp();
+            let at = (first + qy * side + qx) * channels + c;
+            let (a, b) = (x[at], y[at]);
+            z += w;
+            mx += w * a;
+            my += w * b;
+            mxx += w * a * a;
+            myy += w * b * b;
+            mxy += w * a * b;
+        }
+    }
+    let (mx, my) = (mx / z, my / z);
+    let (vx, vy, cov) = (mxx / z - mx * mx, myy / z - my * my, mxy / z - mx * my);
+    ((2.0 * mx * my + c1) * (2.0 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+}
+
+/// Per level, the sum over its grids of their mean SSIM.
+fn ssim_reference(x: &[f64], y: &[f64], grids: Grids, channels: usize) -> Vec<f64> {
+    let mut sums = vec![0.0; grids.levels];
+    for (first, side, level) in grid_rows(grids) {
+        let mut total = 0.0;
+        for py in 0..side {
+            for px in 0..side {
+                for c in 0..channels {
+                    total += ssim_at(x, y, first, side, channels, c, py, px);
+                }
+            }
+        }
+        sums[level] += total / (side * side * channels) as f64;
+    }
+    sums
+}
+
+/// The gradient of Σ_grids scale_ℓ·(1 − mean SSIM) by central differences of the f64
+/// reference (step 1e-6, so its error is far below f32's), element by element: a change at q
+/// moves only the SSIM of its grid and channel within the window's radius.
+fn ssim_reference_grad(
+    x: &[f64],
+    y: &[f64],
+    grids: Grids,
+    channels: usize,
+    scales: &[f32],
+) -> Vec<f64> {
+    let step = 1e-6;
+    let mut grad = vec![0.0; x.len()];
+    let mut shifted = x.to_vec();
+    for (first, side, level) in grid_rows(grids) {
+        let weight = -f64::from(scales[level]) / (side * side * channels) as f64;
+        for qy in 0..side {
+            for qx in 0..side {
+                for c in 0..channels {
+                    let at = (first + qy * side + qx) * channels + c;
+                    let window_sum = |shifted: &[f64]| {
+                        let mut total = 0.0;
+                        for py in qy.saturating_sub(5)..(qy + 6).min(side) {
+                            for px in qx.saturating_sub(5)..(qx + 6).min(side) {
+                                total += ssim_at(shifted, y, first, side, channels, c, py, px);
+                            }
+                        }
+                        total
+                    };
+                    shifted[at] = x[at] + step;
+                    let plus = window_sum(&shifted);
+                    shifted[at] = x[at] - step;
+                    let minus = window_sum(&shifted);
+                    shifted[at] = x[at];
+                    grad[at] = weight * (plus - minus) / (2.0 * step);
+                }
+            }
+        }
+    }
+    grad
+}
+
+#[test]
+fn ssim_grad_matches_reference_and_finite_differences() {
+    for backend in backends() {
+        let mut rng = Lcg::new(27);
+        for (grids, channels) in SSIM_CASES {
+            let what = format!("ssim_grad {grids:?}×{channels}");
+            let (rows, len) = (grids.rows(), grids.rows() * channels);
+            let scales = &LEVEL_SCALES[..grids.levels];
+            // Values away from 0, where SSIM's luminance term is steep; the prediction
+            // resembles the target, so SSIM is far from both 0 and 1.
+            let target = rng.values(len, 0.1, 0.9);
+            let pred: Vec<f32> = rng
+                .values(len, 0.1, 0.9)
+                .iter()
+                .zip(&target)
+                .map(|(&noise, &t)| 0.6 * t + 0.4 * noise)
+                .collect();
+            let tensor_target = upload(backend, rows, channels, &target);
+            let start = rng.values(len, -1.0, 1.0);
+            let mut grad = upload(backend, rows, channels, &start);
+            let got_sums = backend.ssim_grad(
+                &upload(backend, rows, channels, &pred),
+                &tensor_target,
+                grids,
+                scales,
+                &mut grad,
+            );
+            let got_grad: Vec<f64> = backend
+                .download(&grad)
+                .iter()
+                .zip(&start)
+                .map(|(&g, &s)| f64::from(g) - f64::from(s))
+                .collect();
+
+            let want_sums = ssim_reference(&wide(&pred), &wide(&target), grids, channels);
+            let counts = vec![grids.count as f64; grids.levels];
+            let what_sums = format!("{what} Σ mean SSIM");
+            assert_f64_close(&what_sums, backend, &got_sums, &want_sums, &counts, 1e-5);
+            // SSIM must be away from 1 (where its gradient vanishes), or the test would not see a
+            // wrong gradient.
+            assert!(
+                want_sums.iter().all(|&s| s < grids.count as f64 - 0.02),
+                "{what}: SSIM {want_sums:?} too close to 1"
+            );
+
+            // The gradient (added to `start`) against the reference's, judged against the
+            // largest entry, since entries of a fine level are small beside the coarse ones.
+            let want_grad =
+                ssim_reference_grad(&wide(&pred), &wide(&target), grids, channels, scales);
+            let largest = want_grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+            for (index, (&got, &want)) in got_grad.iter().zip(&want_grad).enumerate() {
+                assert!(
+                    (got - want).abs() <= 1e-4 * largest + 1e-7,
+                    "{what} on {}: grad[{index}] {got}, want {want} (largest {largest})",
+                    backend.adapter_name()
+                );
+            }
+
+            // The gradient against central differences of the loss the backend returns.
+            let step = 1.0 / 256.0;
+            let mut loss = |p: &[f32]| {
+                let mut scratch = backend.zeros(rows, channels).unwrap();
+                backend
+                    .ssim_grad(
+                        &upload(backend, rows, channels, p),
+                        &tensor_target,
+                        grids,
+                        scales,
+                        &mut scratch,
+                    )
+                    .iter()
+                    .zip(scales)
+                    .map(|(s, &scale)| f64::from(scale) * (grids.count as f64 - s))
+                    .sum::<f64>()
+            };
+            for index in sample_indices(&mut rng, len, 8) {
+                let numeric = central_difference(&pred, index, step, &mut loss);
+                assert!(
+                    (numeric - got_grad[index]).abs() <= 1e-2 * largest,
+                    "{what} on {}: grad[{index}] {}, central difference {numeric}",
+                    backend.adapter_name(),
+                    got_grad[index]
+                );
+            }
+
+            // Identical images: SSIM 1 in every grid, and 1 − SSIM at its minimum.
+            let mut grad = upload(backend, rows, channels, &start);
+            let sums = backend.ssim_grad(&tensor_target, &tensor_target, grids, scales, &mut grad);
+            for (level, &sum) in sums.iter().enumerate() {
+                assert!(
+                    (sum - grids.count as f64).abs() <= 1e-6,
+                    "{what} on {}: identical images give level {level} SSIM sum {sum}",
+                    backend.adapter_name()
+                );
+            }
+            for (index, (&g, &s)) in backend.download(&grad).iter().zip(&start).enumerate() {
+                assert!(
+                    (f64::from(g) - f64::from(s)).abs() <= 1e-5 * largest + 1e-7,
+                    "{what} on {}: identical images give grad[{index}] {} beside {s}",
+                    backend.adapter_name(),
+                    g
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn upsample_nearest_backward_matches_reference_and_is_the_adjoint() {
     for backend in backends() {

@@ -307,6 +307,19 @@ pub trait Backend: Send + Sync {
         level_scales: &[f32],
         grad: &mut Tensor,
     ) -> Vec<f64>;
+    /// Structural similarity per grid (Gaussian window σ = 1.5, radius 5, normalised over the
+    /// taps inside the grid; C1 = 0.01², C2 = 0.03² for values in [0, 1]; each channel
+    /// separately), and the gradient of the loss Σ_grids scale_ℓ·(1 − mean SSIM of the grid)
+    /// added to `grad`. Returns per level the sum over its grids of their mean SSIM,
+    /// accumulated in f64.
+    fn ssim_grad(
+        &self,
+        pred: &Tensor,
+        target: &Tensor,
+        grids: Grids,
+        level_scales: &[f32],
+        grad: &mut Tensor,
+    ) -> Vec<f64>;
     /// Backward of 2× nearest upsampling: `d_image` (laid out as `grids`) gets the sum of each
     /// 2×2 block of `d_up` (laid out as `grids.doubled()`).
     fn upsample_nearest_backward(&self, d_up: &Tensor, grids: Grids, d_image: &mut Tensor);

@@ -134,6 +134,15 @@ pub const GRADIENT_WEIGHT: ParamSpec = ParamSpec::real(
     0.0,
     10.0,
 );
+pub const SSIM_WEIGHT: ParamSpec = ParamSpec::real(
+    "ssim-weight",
+    "SSIM loss λ_s",
+    "Weight of seed 001's structural term λ_s·(1 − SSIM) per level, with the level weights w_ℓ \
+     (Gaussian window σ = 1.5, per channel; 0: off).",
+    0.0,
+    0.0,
+    10.0,
+);
 pub const ROLLOUT_LOSS: ParamSpec = ParamSpec::choice(
     "rollout-loss",
     "rollout loss",
@@ -164,6 +173,7 @@ const PARAMS: &[ParamSpec] = &[
     NOISE_SIGMA,
     LEVEL_WEIGHT,
     GRADIENT_WEIGHT,
+    SSIM_WEIGHT,
     ROLLOUT_LOSS,
     OPTIMIZER,
     LEARNING_RATE,
@@ -197,6 +207,7 @@ pub struct Config {
     pub noise_sigma: f32,
     pub level_weight: f64,
     pub gradient_weight: f64,
+    pub ssim_weight: f64,
     pub rollout_loss: bool,
 }
 
@@ -213,6 +224,7 @@ impl Config {
             noise_sigma: p.get(&NOISE_SIGMA) as f32,
             level_weight: p.get(&LEVEL_WEIGHT),
             gradient_weight: p.get(&GRADIENT_WEIGHT),
+            ssim_weight: p.get(&SSIM_WEIGHT),
             rollout_loss: p.get_choice(&ROLLOUT_LOSS)? == "on",
         })
     }
@@ -603,6 +615,8 @@ pub struct Wavelet {
     input: Tensor,
     level_scales: Vec<f32>,
     gradient_scales: Vec<f32>,
+    /// λ_s·w_ℓ: the SSIM loss of a level is already a mean, (1 − mean SSIM).
+    ssim_scales: Vec<f32>,
     /// The rollout trained through, with the rollout loss on.
     chain: Option<Chain>,
     /// The training noise stream; drawn once per step.
@@ -678,6 +692,10 @@ impl Wavelet {
             .zip(&level_weights)
             .map(|(&s, &w)| (config.gradient_weight * w / (3 * s * (s - 1)) as f64) as f32)
             .collect();
+        let ssim_scales = level_weights
+            .iter()
+            .map(|&w| (config.ssim_weight * w) as f32)
+            .collect();
         let truth_levels = truth[1..]
             .iter()
             .map(|level| backend.upload(level.len() / 3, 3, level))
@@ -708,6 +726,7 @@ impl Wavelet {
             grids,
             level_scales,
             gradient_scales,
+            ssim_scales,
             noise: NumpyRandomState::new(seed.wrapping_add(3) as u32),
             noise_drawn: false,
             pending: None,
@@ -781,6 +800,21 @@ impl Wavelet {
                 .iter()
                 .zip(&self.gradient_scales)
                 .map(|(s, &scale)| s * scale as f64)
+                .sum::<f64>();
+        }
+        if self.config.ssim_weight > 0.0 {
+            let ssim = backend.ssim_grad(
+                &self.prediction,
+                &self.target,
+                self.grids,
+                &self.ssim_scales,
+                delta_grad,
+            );
+            let grids = self.grids.count as f64;
+            loss += ssim
+                .iter()
+                .zip(&self.ssim_scales)
+                .map(|(s, &scale)| (grids - s) * scale as f64)
                 .sum::<f64>();
         }
         backend.clip_backward(&self.x_up, delta, delta_grad);
@@ -1093,6 +1127,10 @@ fn estimate(p: &ParamValues, size: usize) -> MemoryEstimate {
         .tensors(8, rows, 3)
         .tensors(10, size * size, c)
         .host_f32(rows.saturating_mul(config.inputs() + 12));
+    if config.ssim_weight > 0.0 {
+        // SSIM's scratch: five blurred moments and three partials per predicted value.
+        tally.tensors(8, rows, 3);
+    }
     let weights = config.inputs() * c + blocks * (2 * c * c + 9 * c * c * config.haar_levels);
     tally.tensors(8, 1, weights);
     let per_pixel = 2.0 * blocks as f64 * 2.5 * (c * c) as f64 + 2.0 * (config.inputs() * c) as f64;

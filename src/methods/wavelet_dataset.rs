@@ -111,6 +111,8 @@ pub struct DatasetTrainer {
     target: Tensor,
     prediction: Tensor,
     level_scales: Vec<f32>,
+    /// λ_s·w_ℓ / batch: the mean over the batch's images of each level's 1 − SSIM.
+    ssim_scales: Vec<f32>,
     order: NumpyRandomState,
     noise: NumpyRandomState,
     rng: RngKind,
@@ -153,6 +155,12 @@ impl DatasetTrainer {
                 (w / (3 * s * s * batch) as f64) as f32
             })
             .collect();
+        let ssim_scales = (0..transitions)
+            .map(|l| {
+                let w = level_weight.powi((transitions - 1 - l) as i32);
+                (config.ssim_weight * w / batch as f64) as f32
+            })
+            .collect();
         Ok(DatasetTrainer {
             work: Workspace::new(backend, config.shape(), grids, true)?,
             input: backend.zeros(rows, config.inputs())?,
@@ -167,6 +175,7 @@ impl DatasetTrainer {
             batch,
             grids,
             level_scales,
+            ssim_scales,
             order: NumpyRandomState::new(seed.wrapping_add(5) as u32),
             noise: NumpyRandomState::new(seed.wrapping_add(3) as u32),
             rng,
@@ -224,17 +233,31 @@ impl DatasetTrainer {
             &self.level_scales,
             delta_grad,
         );
+        let mut loss: f64 = sums
+            .iter()
+            .zip(&self.level_scales)
+            .map(|(s, &scale)| s.absolute * scale as f64)
+            .sum();
+        if self.config.ssim_weight > 0.0 {
+            let ssim = backend.ssim_grad(
+                &self.prediction,
+                &self.target,
+                self.grids,
+                &self.ssim_scales,
+                delta_grad,
+            );
+            loss += ssim
+                .iter()
+                .zip(&self.ssim_scales)
+                .map(|(s, &scale)| (self.batch as f64 - s) * scale as f64)
+                .sum::<f64>();
+        }
         backend.clip_backward(&self.x_up, delta, delta_grad);
         self.operator
             .backward(backend, &self.input, &mut self.work, &cancel, None)?;
         self.optimizer.begin_step();
         self.operator.update(backend, &self.optimizer);
         self.steps_done += 1;
-        let loss = sums
-            .iter()
-            .zip(&self.level_scales)
-            .map(|(s, &scale)| s.absolute * scale as f64)
-            .sum();
         let finest = self.size * self.size * 3 * self.batch;
         let batch_db = psnr_from_mse(sums.last().map_or(f64::NAN, |s| s.squared) / finest as f64);
         Ok((loss, batch_db))

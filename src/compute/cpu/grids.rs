@@ -439,6 +439,178 @@ pub(super) fn image_gradient_l1_grad(
     sums
 }
 
+/// SSIM's Gaussian window per axis: σ = 1.5, taps at offsets −5..=5 (index 5 is the centre).
+const SSIM_RADIUS: usize = 5;
+/// SSIM's stabilising constants for values in [0, 1]: (0.01)² and (0.03)².
+const SSIM_C1: f64 = 1e-4;
+const SSIM_C2: f64 = 9e-4;
+
+fn ssim_taps() -> [f64; 2 * SSIM_RADIUS + 1] {
+    std::array::from_fn(|i| {
+        let d = i as f64 - SSIM_RADIUS as f64;
+        (-d * d / (2.0 * 1.5 * 1.5)).exp()
+    })
+}
+
+/// The offsets of the taps around `at` that land inside `0..side`, as a range of tap indices.
+fn taps_inside(at: usize, side: usize) -> std::ops::Range<usize> {
+    let first = SSIM_RADIUS.saturating_sub(at);
+    let last = (side - 1 - at).min(SSIM_RADIUS) + SSIM_RADIUS;
+    first..last + 1
+}
+
+/// `out[y, x, ·] = Σ_d g(d)·field[y, x + d, ·]` over the taps inside the grid, for `width`
+/// values per pixel: the horizontal half of the (unnormalised, symmetric) window.
+fn blur_along_rows(field: &[f64], width: usize, side: usize, taps: &[f64], out: &mut [f64]) {
+    out.par_chunks_mut(side * width)
+        .zip(field.par_chunks(side * width))
+        .for_each(|(out_row, row)| {
+            for x in 0..side {
+                let o = &mut out_row[x * width..][..width];
+                o.fill(0.0);
+                for t in taps_inside(x, side) {
+                    let source = &row[(x + t - SSIM_RADIUS) * width..][..width];
+                    for (o, &s) in o.iter_mut().zip(source) {
+                        *o += taps[t] * s;
+                    }
+                }
+            }
+        });
+}
+
+/// The vertical half: `out[y, x, ·] = Σ_d g(d)·field[y + d, x, ·]`.
+fn blur_along_columns(field: &[f64], width: usize, side: usize, taps: &[f64], out: &mut [f64]) {
+    let row_len = side * width;
+    out.par_chunks_mut(row_len)
+        .enumerate()
+        .for_each(|(y, out_row)| {
+            out_row.fill(0.0);
+            for t in taps_inside(y, side) {
+                let source = &field[(y + t - SSIM_RADIUS) * row_len..][..row_len];
+                for (o, &s) in out_row.iter_mut().zip(source) {
+                    *o += taps[t] * s;
+                }
+            }
+        });
+}
+
+/// The window's mass at each position of a row of `side`: the separable factor of Z.
+fn window_masses(side: usize, taps: &[f64]) -> Vec<f64> {
+    (0..side)
+        .map(|at| taps_inside(at, side).map(|t| taps[t]).sum())
+        .collect()
+}
+
+/// Moments blurred per pixel and channel, in this order.
+const MOMENTS: usize = 5;
+const MEAN_X: usize = 0;
+const MEAN_Y: usize = 1;
+const MEAN_XX: usize = 2;
+const MEAN_YY: usize = 3;
+const MEAN_XY: usize = 4;
+/// The SSIM partials carried back through the window: wrt μx, E[x²] and E[xy].
+const PARTIALS: usize = 3;
+
+pub(super) fn ssim_grad(
+    pred: &[f32],
+    target: &[f32],
+    channels: usize,
+    grids: Grids,
+    level_scales: &[f32],
+    grad: &mut [f32],
+) -> Vec<f64> {
+    let taps = ssim_taps();
+    let mut sums = vec![0.0f64; grids.levels];
+    let grads = grid_slices_mut(grad, channels, grids);
+    for ((first, side, level), (grad, _)) in grids.grids().zip(grads) {
+        let x = grid_slice(pred, channels, first, side);
+        let y = grid_slice(target, channels, first, side);
+        let pixels = side * side;
+        let masses = window_masses(side, &taps);
+        // dLoss/dSSIM(p) for every value: the grid's loss is scale·(1 − mean).
+        let d_ssim = -f64::from(level_scales[level]) / (pixels * channels) as f64;
+
+        let width = MOMENTS * channels;
+        let mut fields = vec![0.0f64; pixels * width];
+        fields
+            .par_chunks_mut(width)
+            .zip(x.par_chunks(channels).zip(y.par_chunks(channels)))
+            .for_each(|(f, (x, y))| {
+                for c in 0..channels {
+                    let (x, y) = (f64::from(x[c]), f64::from(y[c]));
+                    f[c * MOMENTS..][..MOMENTS].copy_from_slice(&[x, y, x * x, y * y, x * y]);
+                }
+            });
+        let mut half = vec![0.0f64; pixels * width];
+        blur_along_rows(&fields, width, side, &taps, &mut half);
+        blur_along_columns(&half, width, side, &taps, &mut fields);
+
+        // Per pixel: SSIM, and its partials over Z (the adjoint of the normalisation).
+        let mut partials = vec![0.0f64; pixels * PARTIALS * channels];
+        let total: f64 = partials
+            .par_chunks_mut(side * PARTIALS * channels)
+            .zip(fields.par_chunks(side * width))
+            .enumerate()
+            .map(|(row, (partial_row, moment_row))| {
+                let mut sum = 0.0f64;
+                for column in 0..side {
+                    let z = masses[row] * masses[column];
+                    let moments = &moment_row[column * width..][..width];
+                    let partial = &mut partial_row[column * PARTIALS * channels..];
+                    for c in 0..channels {
+                        let m = &moments[c * MOMENTS..][..MOMENTS];
+                        let (mu_x, mu_y) = (m[MEAN_X] / z, m[MEAN_Y] / z);
+                        let variance_x = m[MEAN_XX] / z - mu_x * mu_x;
+                        let variance_y = m[MEAN_YY] / z - mu_y * mu_y;
+                        let covariance = m[MEAN_XY] / z - mu_x * mu_y;
+                        let luminance = 2.0 * mu_x * mu_y + SSIM_C1;
+                        let contrast = 2.0 * covariance + SSIM_C2;
+                        let luminance_norm = mu_x * mu_x + mu_y * mu_y + SSIM_C1;
+                        let contrast_norm = variance_x + variance_y + SSIM_C2;
+                        let denominator = luminance_norm * contrast_norm;
+                        let ssim = luminance * contrast / denominator;
+                        sum += ssim;
+                        // ∂S/∂σx² = −S/(σx² + σy² + C2), ∂S/∂σxy = 2·L/D; μx also moves σx²
+                        // (by −2μx) and σxy (by −μy).
+                        let d_variance = -ssim / contrast_norm;
+                        let d_covariance = 2.0 * luminance / denominator;
+                        let d_mean = 2.0 * mu_y * contrast / denominator
+                            - 2.0 * mu_x * ssim / luminance_norm
+                            - 2.0 * mu_x * d_variance
+                            - mu_y * d_covariance;
+                        let weight = d_ssim / z;
+                        partial[c * PARTIALS..][..PARTIALS].copy_from_slice(&[
+                            weight * d_mean,
+                            weight * d_variance,
+                            weight * d_covariance,
+                        ]);
+                    }
+                }
+                sum
+            })
+            .sum();
+        sums[level] += total / (pixels * channels) as f64;
+
+        // The window is symmetric, so its adjoint is the same unnormalised blur of the
+        // partials already divided by Z.
+        let width = PARTIALS * channels;
+        let (back, blurred) = (&mut half[..pixels * width], &mut fields[..pixels * width]);
+        blur_along_rows(&partials, width, side, &taps, back);
+        blur_along_columns(back, width, side, &taps, blurred);
+        grad.par_chunks_mut(channels)
+            .zip(blurred.par_chunks(width))
+            .zip(x.par_chunks(channels).zip(y.par_chunks(channels)))
+            .for_each(|((g, b), (x, y))| {
+                for c in 0..channels {
+                    let b = &b[c * PARTIALS..][..PARTIALS];
+                    let (x, y) = (f64::from(x[c]), f64::from(y[c]));
+                    g[c] += (b[0] + 2.0 * x * b[1] + y * b[2]) as f32;
+                }
+            });
+    }
+    sums
+}
+
 pub(super) fn upsample_nearest_backward(
     d_up: &[f32],
     channels: usize,

@@ -1126,6 +1126,36 @@ impl Backend for CpuBackend {
         )
     }
 
+    fn ssim_grad(
+        &self,
+        pred: &Tensor,
+        target: &Tensor,
+        grids: Grids,
+        level_scales: &[f32],
+        grad: &mut Tensor,
+    ) -> Vec<f64> {
+        assert_eq!(
+            pred.rows(),
+            grids.rows(),
+            "ssim_grad: pred must be laid out as grids"
+        );
+        assert_eq!(target.shape(), pred.shape());
+        assert_eq!(grad.shape(), pred.shape());
+        assert_eq!(
+            level_scales.len(),
+            grids.levels,
+            "ssim_grad: one scale per level"
+        );
+        grids::ssim_grad(
+            data(pred),
+            data(target),
+            pred.cols(),
+            grids,
+            level_scales,
+            data_mut(grad),
+        )
+    }
+
     fn upsample_nearest_backward(&self, d_up: &Tensor, grids: Grids, d_image: &mut Tensor) {
         let channels = d_image.cols();
         assert_eq!(d_image.rows(), grids.rows());

@@ -22,6 +22,7 @@ mod loss;
 mod optim;
 mod reduce;
 mod reservoir;
+mod ssim;
 mod upsample;
 
 use std::borrow::Cow;
@@ -48,6 +49,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("optim.wgsl", optim::SOURCE),
     ("reduce.wgsl", reduce::SOURCE),
     ("reservoir.wgsl", reservoir::SOURCE),
+    ("ssim.wgsl", ssim::SOURCE),
     ("upsample.wgsl", upsample::SOURCE),
 ];
 
@@ -175,6 +177,7 @@ struct Kernels {
     grids: grids::Kernels,
     gelu: gelu::Kernels,
     loss: loss::Kernels,
+    ssim: ssim::Kernels,
     reduce: reduce::Kernels,
     elementwise: elementwise::Kernels,
     optim: optim::Kernels,
@@ -297,6 +300,7 @@ impl GpuBackend {
                 grids: grids::Kernels::new(),
                 gelu: gelu::Kernels::new(),
                 loss: loss::Kernels::new(),
+                ssim: ssim::Kernels::new(),
                 reduce: reduce::Kernels::new(),
                 elementwise: elementwise::Kernels::new(),
                 optim: optim::Kernels::new(),
@@ -882,6 +886,16 @@ impl Backend for GpuBackend {
         grad: &mut Tensor,
     ) -> Vec<f64> {
         loss::image_gradient_l1_grad(self, pred, target, grids, level_scales, grad)
+    }
+    fn ssim_grad(
+        &self,
+        pred: &Tensor,
+        target: &Tensor,
+        grids: Grids,
+        level_scales: &[f32],
+        grad: &mut Tensor,
+    ) -> Vec<f64> {
+        ssim::ssim_grad(self, pred, target, grids, level_scales, grad)
     }
     fn upsample_nearest_backward(&self, d_up: &Tensor, grids: Grids, d_image: &mut Tensor) {
         grids::upsample_nearest_backward(self, d_up, grids, d_image);
