@@ -132,6 +132,11 @@ fn learned_refine_at_its_limits() {
     check_at_limits("learned-refine");
 }
 
+#[test]
+fn wavelet_at_its_limits() {
+    check_at_limits("wavelet");
+}
+
 /// Every method is covered above.
 #[test]
 fn every_method_is_checked() {
