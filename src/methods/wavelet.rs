@@ -253,6 +253,75 @@ impl Config {
     }
 }
 
+/// The loss of a teacher-forced pass over `count` images stacked as `grids`: per level, the
+/// mean over images of L1 and of the optional gradient-difference and 1 − SSIM terms, weighted
+/// by w_ℓ = γ^(levels above ℓ). Shared by single-image and folder training.
+pub struct LossTerms {
+    /// Scales handed to the backend per level (each term's mean and weight folded in).
+    pub l1: Vec<f32>,
+    gradient: Option<Vec<f32>>,
+    ssim: Option<Vec<f32>>,
+    count: usize,
+}
+
+impl LossTerms {
+    pub fn new(config: &Config, sides: &[usize], count: usize) -> Self {
+        let levels = sides.len();
+        let weights: Vec<f64> = (0..levels)
+            .map(|l| config.level_weight.powi((levels - 1 - l) as i32))
+            .collect();
+        let per_level = |scale: &dyn Fn(usize, f64) -> f64| -> Vec<f32> {
+            sides
+                .iter()
+                .zip(&weights)
+                .map(|(&side, &w)| scale(side, w) as f32)
+                .collect()
+        };
+        LossTerms {
+            l1: per_level(&|s, w| w / (3 * s * s * count) as f64),
+            gradient: (config.gradient_weight > 0.0).then(|| {
+                per_level(&|s, w| config.gradient_weight * w / (3 * s * (s - 1) * count) as f64)
+            }),
+            ssim: (config.ssim_weight > 0.0)
+                .then(|| per_level(&|_, w| config.ssim_weight * w / count as f64)),
+            count,
+        }
+    }
+
+    /// `prediction = clip(x↑ + x̂)` and dL/dx̂ into `delta_grad` (through the clip). Returns the
+    /// loss and the per-level L1 sums (whose squares give the teacher-forced PSNRs).
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply(
+        &self,
+        backend: &dyn Backend,
+        grids: Grids,
+        x_up: &Tensor,
+        delta: &Tensor,
+        delta_grad: &mut Tensor,
+        prediction: &mut Tensor,
+        target: &Tensor,
+    ) -> (f64, Vec<crate::compute::LevelSums>) {
+        backend.residual_clip(x_up, delta, prediction);
+        let sums = backend.l1_grad(prediction, target, grids, &self.l1, delta_grad);
+        let weighted = |values: &mut dyn Iterator<Item = f64>, scales: &[f32]| -> f64 {
+            values.zip(scales).map(|(v, &scale)| v * scale as f64).sum()
+        };
+        let mut loss = weighted(&mut sums.iter().map(|s| s.absolute), &self.l1);
+        if let Some(scales) = &self.gradient {
+            let sums =
+                backend.image_gradient_l1_grad(prediction, target, grids, scales, delta_grad);
+            loss += weighted(&mut sums.into_iter(), scales);
+        }
+        if let Some(scales) = &self.ssim {
+            let sums = backend.ssim_grad(prediction, target, grids, scales, delta_grad);
+            let count = self.count as f64;
+            loss += weighted(&mut sums.into_iter().map(|s| count - s), scales);
+        }
+        backend.clip_backward(x_up, delta, delta_grad);
+        (loss, sums)
+    }
+}
+
 /// Refuses a working size the operator cannot grow to: a power of two, at least 8.
 pub fn check_size(size: usize) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -613,10 +682,7 @@ pub struct Wavelet {
     /// The inputs without noise (host, for a noise channel), and on the backend.
     input_host: Vec<f32>,
     input: Tensor,
-    level_scales: Vec<f32>,
-    gradient_scales: Vec<f32>,
-    /// λ_s·w_ℓ: the SSIM loss of a level is already a mean, (1 − mean SSIM).
-    ssim_scales: Vec<f32>,
+    loss: LossTerms,
     /// The rollout trained through, with the rollout loss on.
     chain: Option<Chain>,
     /// The training noise stream; drawn once per step.
@@ -679,23 +745,7 @@ impl Wavelet {
         let inputs = config.inputs();
         let input_host = input_rows(&x_up_host, None, &statics.concat(), inputs);
         let rows = grids.rows();
-        let level_weights: Vec<f64> = (0..transitions)
-            .map(|l| config.level_weight.powi((transitions - 1 - l) as i32))
-            .collect();
-        let level_scales = sides
-            .iter()
-            .zip(&level_weights)
-            .map(|(&s, &w)| (w / (3 * s * s) as f64) as f32)
-            .collect();
-        let gradient_scales = sides
-            .iter()
-            .zip(&level_weights)
-            .map(|(&s, &w)| (config.gradient_weight * w / (3 * s * (s - 1)) as f64) as f32)
-            .collect();
-        let ssim_scales = level_weights
-            .iter()
-            .map(|&w| (config.ssim_weight * w) as f32)
-            .collect();
+        let loss = LossTerms::new(&config, &sides, 1);
         let truth_levels = truth[1..]
             .iter()
             .map(|level| backend.upload(level.len() / 3, 3, level))
@@ -724,9 +774,7 @@ impl Wavelet {
             nearest_db,
             bicubic_db,
             grids,
-            level_scales,
-            gradient_scales,
-            ssim_scales,
+            loss,
             noise: NumpyRandomState::new(seed.wrapping_add(3) as u32),
             noise_drawn: false,
             pending: None,
@@ -775,49 +823,15 @@ impl Wavelet {
         self.operator
             .forward(backend, &self.input, &mut self.work, cancel)?;
         let (delta, delta_grad) = self.work.delta_and_grad();
-        backend.residual_clip(&self.x_up, delta, &mut self.prediction);
-        let sums = backend.l1_grad(
-            &self.prediction,
-            &self.target,
+        let (loss, sums) = self.loss.apply(
+            backend,
             self.grids,
-            &self.level_scales,
+            &self.x_up,
+            delta,
             delta_grad,
+            &mut self.prediction,
+            &self.target,
         );
-        let mut loss: f64 = sums
-            .iter()
-            .zip(&self.level_scales)
-            .map(|(s, &scale)| s.absolute * scale as f64)
-            .sum();
-        if self.config.gradient_weight > 0.0 {
-            let gradient = backend.image_gradient_l1_grad(
-                &self.prediction,
-                &self.target,
-                self.grids,
-                &self.gradient_scales,
-                delta_grad,
-            );
-            loss += gradient
-                .iter()
-                .zip(&self.gradient_scales)
-                .map(|(s, &scale)| s * scale as f64)
-                .sum::<f64>();
-        }
-        if self.config.ssim_weight > 0.0 {
-            let ssim = backend.ssim_grad(
-                &self.prediction,
-                &self.target,
-                self.grids,
-                &self.ssim_scales,
-                delta_grad,
-            );
-            let grids = self.grids.count as f64;
-            loss += ssim
-                .iter()
-                .zip(&self.ssim_scales)
-                .map(|(s, &scale)| (grids - s) * scale as f64)
-                .sum::<f64>();
-        }
-        backend.clip_backward(&self.x_up, delta, delta_grad);
         let decibels = sums
             .iter()
             .zip(predicted_sides(self.size))
@@ -871,7 +885,7 @@ impl Wavelet {
         for l in (0..count).rev() {
             cancel.check()?;
             let level = &mut chain.levels[l];
-            let scale = [self.level_scales[l]];
+            let scale = [self.loss.l1[l]];
             let (delta, delta_grad) = level.work.delta_and_grad();
             let sums = backend.l1_grad(
                 &level.out,

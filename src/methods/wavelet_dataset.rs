@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::training::{OPTIMIZER, Optimizer, OptimizerKind, SEED, learning_rate};
 use super::wavelet::{
-    BASE_SIDE, Config, Coordinates, Grower, LEVEL_WEIGHT, bicubic_up, host_psnr, nearest_up,
+    BASE_SIDE, Config, Coordinates, Grower, LossTerms, bicubic_up, host_psnr, nearest_up,
     predicted_sides, pyramid,
 };
 use super::wavelet_operator::{Operator, Workspace};
@@ -110,9 +110,7 @@ pub struct DatasetTrainer {
     x_up: Tensor,
     target: Tensor,
     prediction: Tensor,
-    level_scales: Vec<f32>,
-    /// λ_s·w_ℓ / batch: the mean over the batch's images of each level's 1 − SSIM.
-    ssim_scales: Vec<f32>,
+    loss: LossTerms,
     order: NumpyRandomState,
     noise: NumpyRandomState,
     rng: RngKind,
@@ -144,23 +142,7 @@ impl DatasetTrainer {
             levels: sides.len(),
         };
         let rows = grids.rows();
-        let level_weight = params.get(&LEVEL_WEIGHT);
-        let transitions = sides.len();
-        // The mean over the batch's images of each level's L1 mean.
-        let level_scales = sides
-            .iter()
-            .enumerate()
-            .map(|(l, &s)| {
-                let w = level_weight.powi((transitions - 1 - l) as i32);
-                (w / (3 * s * s * batch) as f64) as f32
-            })
-            .collect();
-        let ssim_scales = (0..transitions)
-            .map(|l| {
-                let w = level_weight.powi((transitions - 1 - l) as i32);
-                (config.ssim_weight * w / batch as f64) as f32
-            })
-            .collect();
+        let loss = LossTerms::new(&config, &sides, batch);
         Ok(DatasetTrainer {
             work: Workspace::new(backend, config.shape(), grids, true)?,
             input: backend.zeros(rows, config.inputs())?,
@@ -174,8 +156,7 @@ impl DatasetTrainer {
             size: dataset.size,
             batch,
             grids,
-            level_scales,
-            ssim_scales,
+            loss,
             order: NumpyRandomState::new(seed.wrapping_add(5) as u32),
             noise: NumpyRandomState::new(seed.wrapping_add(3) as u32),
             rng,
@@ -225,34 +206,15 @@ impl DatasetTrainer {
         self.operator
             .forward(backend, &self.input, &mut self.work, &cancel)?;
         let (delta, delta_grad) = self.work.delta_and_grad();
-        backend.residual_clip(&self.x_up, delta, &mut self.prediction);
-        let sums = backend.l1_grad(
-            &self.prediction,
-            &self.target,
+        let (loss, sums) = self.loss.apply(
+            backend,
             self.grids,
-            &self.level_scales,
+            &self.x_up,
+            delta,
             delta_grad,
+            &mut self.prediction,
+            &self.target,
         );
-        let mut loss: f64 = sums
-            .iter()
-            .zip(&self.level_scales)
-            .map(|(s, &scale)| s.absolute * scale as f64)
-            .sum();
-        if self.config.ssim_weight > 0.0 {
-            let ssim = backend.ssim_grad(
-                &self.prediction,
-                &self.target,
-                self.grids,
-                &self.ssim_scales,
-                delta_grad,
-            );
-            loss += ssim
-                .iter()
-                .zip(&self.ssim_scales)
-                .map(|(s, &scale)| (self.batch as f64 - s) * scale as f64)
-                .sum::<f64>();
-        }
-        backend.clip_backward(&self.x_up, delta, delta_grad);
         self.operator
             .backward(backend, &self.input, &mut self.work, &cancel, None)?;
         self.optimizer.begin_step();
