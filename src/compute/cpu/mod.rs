@@ -452,6 +452,21 @@ fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
 }
 
+/// `f(&mut out[i], a[i], b[i])` for every element, in parallel cache-sized chunks inside the
+/// vector dispatch: the shape of every binary element-wise operation.
+fn zip_elementwise(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(&mut f32, f32, f32) + Sync) {
+    for_each_chunk(
+        out,
+        #[inline(always)]
+        |chunk, offset| {
+            let range = offset..offset + chunk.len();
+            for ((o, &x), &y) in chunk.iter_mut().zip(&a[range.clone()]).zip(&b[range]) {
+                f(o, x, y);
+            }
+        },
+    );
+}
+
 /// Runs `f(chunk_of_out, offset)` over cache-sized chunks of `out` in parallel.
 fn for_each_chunk(out: &mut [f32], f: impl Fn(&mut [f32], usize) + Sync) {
     out.par_chunks_mut(ELEMENTWISE_CHUNK)
@@ -990,77 +1005,50 @@ impl Backend for CpuBackend {
     fn gelu_residual(&self, pre: &Tensor, residual: &Tensor, out: &mut Tensor) {
         assert_eq!(pre.shape(), residual.shape());
         assert_eq!(out.shape(), pre.shape());
-        let (pre, residual) = (data(pre), data(residual));
-        for_each_chunk(
+        zip_elementwise(
             data_mut(out),
+            data(pre),
+            data(residual),
             #[inline(always)]
-            |chunk, offset| {
-                let range = offset..offset + chunk.len();
-                for ((o, &p), &r) in chunk
-                    .iter_mut()
-                    .zip(&pre[range.clone()])
-                    .zip(&residual[range])
-                {
-                    *o = r + gelu(p);
-                }
-            },
+            |o, p, r| *o = r + gelu(p),
         );
     }
 
     fn gelu_backward(&self, pre: &Tensor, d_out: &Tensor, d_pre: &mut Tensor) {
         assert_eq!(pre.shape(), d_out.shape());
         assert_eq!(d_pre.shape(), pre.shape());
-        let (pre, d_out) = (data(pre), data(d_out));
-        for_each_chunk(
+        zip_elementwise(
             data_mut(d_pre),
+            data(pre),
+            data(d_out),
             #[inline(always)]
-            |chunk, offset| {
-                let range = offset..offset + chunk.len();
-                for ((o, &p), &d) in chunk.iter_mut().zip(&pre[range.clone()]).zip(&d_out[range]) {
-                    *o = d * gelu_derivative(p);
-                }
-            },
+            |o, p, d| *o = d * gelu_derivative(p),
         );
     }
 
     fn residual_clip(&self, base: &Tensor, delta: &Tensor, out: &mut Tensor) {
         assert_eq!(base.shape(), delta.shape());
         assert_eq!(out.shape(), base.shape());
-        let (base, delta) = (data(base), data(delta));
-        for_each_chunk(
+        zip_elementwise(
             data_mut(out),
+            data(base),
+            data(delta),
             #[inline(always)]
-            |chunk, offset| {
-                let range = offset..offset + chunk.len();
-                for ((o, &b), &d) in chunk
-                    .iter_mut()
-                    .zip(&base[range.clone()])
-                    .zip(&delta[range])
-                {
-                    *o = (b + d).clamp(0.0, 1.0);
-                }
-            },
+            |o, b, d| *o = (b + d).clamp(0.0, 1.0),
         );
     }
 
     fn clip_backward(&self, base: &Tensor, delta: &Tensor, grad: &mut Tensor) {
         assert_eq!(base.shape(), delta.shape());
         assert_eq!(grad.shape(), base.shape());
-        let (base, delta) = (data(base), data(delta));
-        for_each_chunk(
+        zip_elementwise(
             data_mut(grad),
+            data(base),
+            data(delta),
             #[inline(always)]
-            |chunk, offset| {
-                let range = offset..offset + chunk.len();
-                for ((g, &b), &d) in chunk
-                    .iter_mut()
-                    .zip(&base[range.clone()])
-                    .zip(&delta[range])
-                {
-                    let v = b + d;
-                    if !(0.0..=1.0).contains(&v) {
-                        *g = 0.0;
-                    }
+            |g, b, d| {
+                if !(0.0..=1.0).contains(&(b + d)) {
+                    *g = 0.0;
                 }
             },
         );
@@ -1278,15 +1266,12 @@ impl Backend for CpuBackend {
     fn mse_grad(&self, pred: &Tensor, target: &Tensor, scale: f32, out: &mut Tensor) {
         assert_eq!(pred.shape(), target.shape());
         assert_eq!(pred.shape(), out.shape());
-        let (p, t) = (data(pred), data(target));
-        for_each_chunk(
+        zip_elementwise(
             data_mut(out),
+            data(pred),
+            data(target),
             #[inline(always)]
-            |chunk, offset| {
-                for (i, g) in chunk.iter_mut().enumerate() {
-                    *g = 2.0 * scale * (p[offset + i] - t[offset + i]);
-                }
-            },
+            |g, p, t| *g = 2.0 * scale * (p - t),
         );
     }
 
