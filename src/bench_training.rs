@@ -40,6 +40,7 @@ pub fn measure_training(
         params: &params,
         cache: &MethodCache::blocking(),
         cancel: &CancelToken::new(),
+        folder: None,
     })?;
     for _ in 0..2 {
         method.step(backend)?;

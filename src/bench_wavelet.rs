@@ -30,6 +30,7 @@ pub fn step_times(backend: &dyn Backend, size: usize, steps: usize) -> anyhow::R
         params: &params,
         cache: &MethodCache::blocking(),
         cancel: &CancelToken::new(),
+        folder: None,
     })?;
     for _ in 0..2 {
         method.step(backend)?;

@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use crate::compute::{Backend, BackendChoice, create_backend};
 use crate::methods::params::Resolved;
-use crate::methods::{self, LevelImages, LevelReport, MethodInfo, ParamValues};
+use crate::methods::wavelet_dataset::logs_levels;
+use crate::methods::{self, LevelImages, LevelReport, Method, MethodInfo, ParamValues};
 use crate::output::{Existing, check_writable, png_bytes, strip, write_atomic};
 use crate::rng::RngKind;
 use crate::runner::{StepRecord, run_methods};
@@ -242,9 +243,6 @@ struct StepEntry {
 }
 
 /// Steps whose per-level figures go into metrics.json: every 100th and the last.
-fn logs_levels(step: usize, last: usize) -> bool {
-    step.is_multiple_of(100) || step == last
-}
 
 #[derive(Serialize)]
 struct Metrics<'a> {
@@ -512,13 +510,22 @@ fn run_dataset(
     params: &ParamValues,
     existing: Existing,
 ) -> anyhow::Result<()> {
-    use crate::methods::wavelet_dataset::{Dataset, DatasetTrainer};
+    use crate::methods::wavelet_dataset::{Dataset, FolderRun};
     let info = &methods::wavelet::INFO;
     let files = ["metrics.json", "samples.png"].map(|f| args.out.join(f));
     check_writable(&files, existing)?;
-    let dataset = Dataset::load(folder, args.size, args.fit)?;
-    for (path, why) in &dataset.skipped {
-        eprintln!("inrlab: skipping {}: {why}", path.display());
+    let dataset = std::sync::Arc::new(Dataset::load(folder, args.size, args.fit)?);
+    let backend = create_backend(window.backend)?;
+    let mut run = FolderRun::new(
+        backend.as_ref(),
+        std::sync::Arc::clone(&dataset),
+        params,
+        args.rng,
+        dataset.size,
+        crate::compute::CancelToken::new(),
+    )?;
+    for warning in run.warnings() {
+        eprintln!("inrlab: {warning}");
     }
     eprintln!(
         "inrlab: {} training images, {} held out, at {}²",
@@ -526,9 +533,7 @@ fn run_dataset(
         dataset.held_out.len(),
         dataset.size
     );
-    let backend = create_backend(window.backend)?;
-    let steps = params.get(&methods::wavelet::WAVELET_STEPS) as usize;
-    let mut trainer = DatasetTrainer::new(backend.as_ref(), &dataset, params, args.rng)?;
+    let steps = run.total_steps();
     let bar = indicatif::ProgressBar::new(steps as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("wavelet {bar:30} {pos}/{len} steps  {msg}")
@@ -536,31 +541,29 @@ fn run_dataset(
     );
     let started = std::time::Instant::now();
     let mut entries = Vec::new();
-    for step in 1..=steps {
-        let (loss, batch_db) = trainer.step(backend.as_ref(), &dataset)?;
-        anyhow::ensure!(
-            loss.is_finite(),
-            "wavelet: the loss is not finite at step {step}; lower --lr"
-        );
-        let held_out = if logs_levels(step, steps) {
-            trainer.evaluate(backend.as_ref(), &dataset)?
-        } else {
-            None
-        };
-        if let Some(levels) = held_out.as_ref().and_then(|l| l.last()) {
+    let mut monitor = crate::runner::DivergenceMonitor::default();
+    while !run.is_done() {
+        let report = run.step(backend.as_ref())?;
+        if let Some(why) = monitor.observe(&report) {
+            anyhow::bail!(
+                "wavelet diverged at step {} ({why}); lower --lr",
+                report.step
+            );
+        }
+        if let Some(level) = report.levels.last() {
             bar.set_message(format!(
                 "held-out rollout {:.2} dB, teacher-forced {:.2} dB",
-                levels.rollout_db, levels.teacher_forced_db
+                level.rollout_db, level.teacher_forced_db
             ));
         }
         bar.inc(1);
         entries.push(StepEntry {
-            step,
-            label: format!("step {step}"),
-            psnr: batch_db,
+            step: report.step,
+            label: report.label,
+            psnr: report.psnr_db,
             seconds: started.elapsed().as_secs_f64(),
-            loss: Some(loss),
-            levels: held_out,
+            loss: report.loss,
+            levels: (!report.levels.is_empty()).then_some(report.levels),
         });
     }
     bar.finish_and_clear();
@@ -599,7 +602,7 @@ fn run_dataset(
                   are the held-out images'",
         steps: entries,
     };
-    let samples = trainer.samples(backend.as_ref(), 6)?;
+    let samples = run.samples(backend.as_ref(), 6)?;
     let size = dataset.size;
     let rows: Vec<image::RgbImage> = samples
         .iter()
@@ -815,6 +818,73 @@ mod tests {
         assert_eq!(metrics["params"]["batch"], 0.0);
         assert_eq!(metrics["params"]["jitter"], "off");
         let _ = std::fs::remove_dir_all(&out);
+    }
+
+    /// `inrlab run --method wavelet --dataset <folder>`: metrics.json with the loss every
+    /// step and held-out levels at the last, samples.png with a row per noise canvas.
+    #[test]
+    fn a_folder_run_writes_its_metrics_and_samples() {
+        let dir = std::env::temp_dir().join(format!("inrlab-cli-folder-{}", std::process::id()));
+        let (folder, out) = (dir.join("images"), dir.join("out"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&folder).unwrap();
+        for i in 0..4u8 {
+            image::RgbImage::from_fn(20, 24, |x, y| {
+                image::Rgb([x as u8 * 12, y as u8 * 9, 60 * i])
+            })
+            .save(folder.join(format!("{i}.png")))
+            .unwrap();
+        }
+        std::fs::write(folder.join("notes.txt"), "not an image").unwrap();
+        let (folder_arg, out_arg) = (folder.display().to_string(), out.display().to_string());
+        let (cli, matches) = parse_from(&[
+            "inrlab",
+            "run",
+            "--method",
+            "wavelet",
+            "--dataset",
+            &folder_arg,
+            "--size",
+            "32",
+            "--steps",
+            "4",
+            "--channels",
+            "8",
+            "--backend",
+            "cpu",
+            "--out",
+            &out_arg,
+        ]);
+        let run_matches = matches.subcommand_matches("run").unwrap();
+        let Some(Command::Run(args)) = &cli.command else {
+            panic!("run was parsed")
+        };
+        run(args, &cli.window, run_matches).unwrap();
+        let metrics: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+        assert_eq!(metrics["training_images"], 3);
+        assert_eq!(metrics["held_out_images"], 1);
+        assert_eq!(metrics["skipped"].as_array().unwrap().len(), 1);
+        let steps = metrics["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 4);
+        assert!(
+            steps
+                .iter()
+                .all(|s| s["loss"].as_f64().is_some_and(f64::is_finite))
+        );
+        // Held-out scores at the early steps (1, 2) and the last, not at step 3.
+        assert!(steps[0].get("levels").is_some());
+        assert!(steps[2].get("levels").is_none());
+        let sizes: Vec<u64> = (steps[3]["levels"].as_array().unwrap().iter())
+            .map(|l| l["size"].as_u64().unwrap())
+            .collect();
+        assert_eq!(sizes, [8, 16, 32]);
+        let samples = image::open(out.join("samples.png")).unwrap().to_rgb8();
+        // Six rows of four cells (4×4 to 32×32, each magnified to 32²) with 2-pixel gaps.
+        assert_eq!(samples.dimensions(), (4 * 32 + 3 * 2, 6 * 32 + 5 * 2));
+        // Written files are never silently overwritten.
+        assert!(run(args, &cli.window, run_matches).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

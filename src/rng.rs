@@ -40,6 +40,7 @@ pub trait NormalSource {
 }
 
 /// numpy's legacy `RandomState`.
+#[derive(Clone)]
 pub struct NumpyRandomState {
     twister: rand_mt::Mt,
     cached_gaussian: Option<f64>,

@@ -75,6 +75,7 @@ fn check_at_limits(name: &str) {
                     params: &values,
                     cache: &MethodCache::blocking(),
                     cancel: &CancelToken::new(),
+                    folder: None,
                 })?;
                 method.step(&backend)
             }));

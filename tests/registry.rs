@@ -79,6 +79,7 @@ fn build(
         params: &ParamValues::new(),
         cache: &MethodCache::blocking(),
         cancel,
+        folder: None,
     })
     .unwrap_or_else(|error| panic!("{}: {error:#}", info.name))
 }

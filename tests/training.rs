@@ -129,6 +129,7 @@ fn learned_refine_gradients_match_finite_differences_through_every_iteration() {
         params: &values,
         cache: &MethodCache::blocking(),
         cancel: &CancelToken::new(),
+        folder: None,
     })
     .unwrap();
     let (_, gradients) = method.gradients(&backend);

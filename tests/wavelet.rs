@@ -10,6 +10,9 @@ use inrlab::rng::RngKind;
 use inrlab::runner::run_to_completion;
 use inrlab::target::{Fit, Target};
 
+mod common;
+use common::make_folder;
+
 fn params(pairs: &[(&str, f64)]) -> ParamValues {
     let mut values = ParamValues::new();
     for (name, value) in pairs {
@@ -92,6 +95,7 @@ fn an_untrained_operator_is_nearest_upsampling() {
         params: &values,
         cache: &cache,
         cancel: &cancel,
+        folder: None,
     };
     let mut method = info.build(&setup).unwrap();
     let report = method.step(&backend).unwrap();
@@ -197,6 +201,7 @@ fn sizes_it_cannot_grow_to_are_refused_in_one_line() {
         params: &values,
         cache: &cache,
         cancel: &cancel,
+        folder: None,
     };
     let error = info.build(&setup).err().expect("24 is refused").to_string();
     assert!(
@@ -225,6 +230,7 @@ fn baselines_match_the_prototype_on_chelsea() {
         params: &values,
         cache: &cache,
         cancel: &cancel,
+        folder: None,
     };
     let mut method = info.build(&setup).unwrap();
     let report = method.step(&backend).unwrap();
@@ -254,31 +260,15 @@ fn baselines_match_the_prototype_on_chelsea() {
     assert!((report.loss.unwrap() - 0.19077587127685547).abs() < 1e-5);
 }
 
-/// Seed 001's own setting on a folder the test makes: generated images (discs on flat
-/// backgrounds), a text file and a cut-off PNG that must be skipped with a reason; training
-/// lowers the loss, the held-out tenth is scored per level, samples grow from noise canvases.
+/// Seed 001's own setting, built through the registry as the window builds it: on a folder,
+/// training lowers the loss, the held-out tenth is scored per level at the last step, the
+/// levels show the held-out image beside samples grown from noise canvases, and a cancelled
+/// step commits nothing (its mini-batch draw included).
 #[test]
 fn trains_on_a_folder_and_samples_from_noise_canvases() {
-    use inrlab::methods::wavelet_dataset::{Dataset, DatasetTrainer};
-    let folder = std::env::temp_dir().join(format!("inrlab-wavelet-folder-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&folder);
-    std::fs::create_dir_all(&folder).unwrap();
-    for i in 0..10u32 {
-        let image = image::RgbImage::from_fn(48, 40, |x, y| {
-            let (cx, cy) = (10 + 3 * i, 12 + 2 * i);
-            let inside = (x as i32 - cx as i32).pow(2) + (y as i32 - cy as i32).pow(2) < 100;
-            if inside {
-                image::Rgb([230, (20 * i) as u8, 40])
-            } else {
-                image::Rgb([(x * 5) as u8, 90, (y * 6) as u8])
-            }
-        });
-        image.save(folder.join(format!("disc{i:02}.png"))).unwrap();
-    }
-    std::fs::write(folder.join("readme.txt"), "not an image").unwrap();
-    let whole = std::fs::read(folder.join("disc00.png")).unwrap();
-    std::fs::write(folder.join("cut.png"), &whole[..whole.len() / 3]).unwrap();
-
+    use inrlab::compute::CancelToken;
+    use inrlab::methods::wavelet_dataset::Dataset;
+    let folder = make_folder("wavelet-folder", 10);
     let dataset = Dataset::load(&folder, 32, Fit::Stretch).unwrap();
     let skipped: Vec<String> = dataset
         .skipped
@@ -294,35 +284,87 @@ fn trains_on_a_folder_and_samples_from_noise_canvases() {
     assert!(Dataset::load(&folder, 48, Fit::Stretch).is_err());
 
     let backend = CpuBackend::new();
-    let values = params(&[("channels", 16.0)]);
-    let mut trainer = DatasetTrainer::new(&backend, &dataset, &values, RngKind::Numpy).unwrap();
-    let first = trainer.step(&backend, &dataset).unwrap().0;
-    let mut last = first;
-    for _ in 0..60 {
-        last = trainer.step(&backend, &dataset).unwrap().0;
-    }
-    assert!(last < 0.8 * first, "loss {first} → {last}");
-    let levels = trainer.evaluate(&backend, &dataset).unwrap().unwrap();
+    let info = methods::find("wavelet").unwrap();
+    assert!(info.trains_on_folder);
+    let target = Target::sample(32, Fit::Stretch).unwrap();
+    let cache = methods::MethodCache::blocking();
+    let values = params(&[("channels", 16.0), ("steps", 61.0)]);
+    let build = |cancel: &CancelToken| {
+        info.build(&methods::Setup {
+            target: &target,
+            backend: &backend,
+            rng: RngKind::Numpy,
+            params: &values,
+            cache: &cache,
+            cancel,
+            folder: Some(&folder),
+        })
+        .unwrap()
+    };
+    let cancel = CancelToken::new();
+    let mut method = build(&cancel);
+    let about = method.trains_on().unwrap();
+    assert!(about.contains("images of inrlab-wavelet-folder"), "{about}");
+    assert!(
+        method.warnings().iter().any(|w| w.contains("readme.txt")),
+        "{:?}",
+        method.warnings()
+    );
+    let first = method.step(&backend).unwrap();
     assert_eq!(
-        levels.iter().map(|l| l.size).collect::<Vec<_>>(),
+        first.levels.len(),
+        3,
+        "the first step scores the held-out image"
+    );
+    // Cancelled, the second step commits nothing; taken again it is a fresh run's second step.
+    cancel.cancel();
+    assert!(method.step(&backend).is_err());
+    assert_eq!(method.steps_done(), 1);
+    cancel.reset();
+    let second = method.step(&backend).unwrap();
+    let mut fresh = build(&CancelToken::new());
+    fresh.step(&backend).unwrap();
+    assert_eq!(fresh.step(&backend).unwrap().loss, second.loss);
+    let third = method.step(&backend).unwrap();
+    assert!(third.levels.is_empty(), "step 3 is not scored");
+    let mut last = third;
+    while !method.is_done() {
+        last = method.step(&backend).unwrap();
+    }
+    let (first_loss, last_loss) = (first.loss.unwrap(), last.loss.unwrap());
+    assert!(
+        last_loss < 0.8 * first_loss,
+        "loss {first_loss} → {last_loss}"
+    );
+    assert_eq!(
+        last.levels.iter().map(|l| l.size).collect::<Vec<_>>(),
         vec![8, 16, 32]
     );
     assert!(
-        levels
+        last.levels
             .iter()
             .all(|l| l.teacher_forced_db.is_finite() && l.rollout_db.is_finite())
     );
-    let samples = trainer.samples(&backend, 3).unwrap();
-    assert_eq!(samples.len(), 3);
-    for sample in &samples {
-        let sides: Vec<usize> = sample.iter().map(|(side, _)| *side).collect();
-        assert_eq!(sides, vec![4, 8, 16, 32]);
-        let (_, finest) = sample.last().unwrap();
-        assert_eq!(finest.len(), 32 * 32 * 3);
-        assert!(finest.iter().all(|v| (0.0..=1.0).contains(v)));
+    // The levels: the held-out image's rollout and three samples from noise canvases, at
+    // every level from the 4×4 canvas up.
+    let levels = method.levels(&backend).unwrap();
+    assert_eq!(
+        levels.iter().map(|l| l.side).collect::<Vec<_>>(),
+        vec![4, 8, 16, 32]
+    );
+    for level in &levels {
+        assert_eq!(level.rollouts.len(), 1);
+        assert_eq!(level.samples.len(), 3);
+        for (_, pixels) in level.rollouts.iter().chain(&level.samples) {
+            assert_eq!(pixels.len(), level.side * level.side * 3);
+            assert!(pixels.iter().all(|v| (0.0..=1.0).contains(v)));
+        }
     }
-    // Different canvases grow different images.
-    assert_ne!(samples[0].last().unwrap().1, samples[1].last().unwrap().1);
+    let finest = levels.last().unwrap();
+    assert_eq!(finest.teacher_forced.len(), 32 * 32 * 3);
+    // Different canvases grow different images; the image is the first one's.
+    assert_ne!(finest.samples[0].1, finest.samples[1].1);
+    assert_eq!(method.image(&backend), finest.samples[0].1);
     std::fs::remove_dir_all(&folder).unwrap();
 }
 

@@ -2,8 +2,11 @@
 //! at 32² with the CPU backend: frames arrive, ρ restarts only the methods it affects, Space
 //! and S work, the grid and the curves fill (learned-refine's iterations and the training
 //! loss included), the wavelet operator's levels fill the scales view and its per-level curves
-//! the curves view (at 64², with pictures of both saved under target/tmp/screenshots), and bad
+//! the curves view (at 64², with pictures of both saved under target/tmp/screenshots), a folder
+//! trains it on its images and fills the scales view with samples from noise canvases, and bad
 //! files become notices.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,6 +16,7 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use inrlab::app::protocol::ImageSource;
 use inrlab::app::{AppOptions, InrlabApp, Settings};
 use inrlab::compute::BackendChoice;
+use inrlab::methods::ParamValues;
 
 fn small_settings(selected: &[&str]) -> Settings {
     Settings {
@@ -615,4 +619,141 @@ fn the_wavelet_operator_shows_its_levels_in_the_scales_view_and_per_level_curves
         "paused, the levels are not those of the last step"
     );
     eprintln!("pictures: {curves:?}, {scales:?}");
+}
+
+/// Seed 001's own setting from the window: a folder (as picking or dropping one sends it)
+/// restarts the wavelet operator on its images while the other method keeps its run; the
+/// controls say what it found, skipped files are warned about, the scales view shows the
+/// held-out image's rollout and samples grown from noise canvases, the curves the held-out
+/// per-level PSNRs; "Back to the image" returns it to the image.
+#[test]
+fn a_folder_trains_the_wavelet_operator_and_the_scales_view_shows_its_samples() {
+    let folder = common::make_folder("window-folder", 10);
+    let mut settings = small_settings(&[WAVELET, "fourier-ridge"]);
+    settings.active_view = "scales".into();
+    let mut wavelet = ParamValues::new();
+    wavelet.set("channels", 8.0);
+    wavelet.set("steps", 100.0);
+    settings.params.insert(WAVELET.into(), wavelet);
+    let mut h = harness_at(settings, 64, false);
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| {
+            steps_of(app, WAVELET) >= 1 && steps_of(app, "fourier-ridge") >= 1
+        }),
+        "the methods did not start on the image"
+    );
+    let (wavelet_run, other_run) = (
+        run_id_of(h.state(), WAVELET),
+        run_id_of(h.state(), "fourier-ridge"),
+    );
+    h.state_mut().train_on_folder(Some(folder.clone()));
+    assert!(
+        step_until(&mut h, Duration::from_secs(120), |app| {
+            app.model().folder.is_some()
+                && app
+                    .model()
+                    .run(WAVELET)
+                    .is_some_and(|r| r.trains_on.is_some())
+                && levels_step(app, WAVELET).is_some()
+        }),
+        "the folder run did not start or its levels did not arrive"
+    );
+    assert!(
+        run_id_of(h.state(), WAVELET) > wavelet_run,
+        "the wavelet operator restarted"
+    );
+    assert_eq!(
+        run_id_of(h.state(), "fourier-ridge"),
+        other_run,
+        "the other kept its run"
+    );
+    h.step();
+    h.step();
+    let about = h
+        .state()
+        .model()
+        .run(WAVELET)
+        .unwrap()
+        .trains_on
+        .clone()
+        .unwrap();
+    assert!(
+        about.contains("images of inrlab-window-folder") && about.contains("at 64²"),
+        "{about}"
+    );
+    assert!(
+        h.query_all_by_label_contains(&format!("Wavelet operator: {about}"))
+            .next()
+            .is_some(),
+        "the controls say what it trains on"
+    );
+    assert!(h.query_by_label_contains("Back to the image").is_some());
+    let warnings: Vec<String> = (h.state().model().warnings.iter())
+        .map(|n| n.text.clone())
+        .collect();
+    assert!(
+        warnings.iter().any(|w| w.contains("readme.txt")),
+        "{warnings:?}"
+    );
+    // The strip: the held-out image's rollout (scored) and three samples (not), every level.
+    assert!(
+        h.query_by_label_contains("held-out image, from its true 4×4")
+            .is_some()
+    );
+    for sample in 1..=3 {
+        let caption = format!("sample {sample} (noise canvas)");
+        assert!(
+            h.query_by_label_contains(&caption).is_some(),
+            "no row {caption}"
+        );
+    }
+    let view = h
+        .state()
+        .model()
+        .run(WAVELET)
+        .unwrap()
+        .levels
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        view.levels.iter().map(|l| l.side).collect::<Vec<_>>(),
+        WAVELET_SIDES
+    );
+    for level in &view.levels {
+        assert_eq!(level.rollouts.len(), 4, "level {}", level.side);
+        assert!(level.rollouts[0].psnr_db.is_some());
+        assert!(level.rollouts[1..].iter().all(|c| c.psnr_db.is_none()));
+    }
+    // Trained to its last step, the held-out scores make the per-level curves.
+    assert!(
+        step_until(&mut h, Duration::from_secs(240), |app| {
+            steps_of(app, WAVELET) >= 100
+        }),
+        "the folder run did not finish its 100 steps"
+    );
+    h.step();
+    h.step();
+    let scales = save_screenshot(&mut h, "scales-folder.png");
+    h.state_mut().settings_mut().active_view = "curves".into();
+    h.step();
+    h.step();
+    assert!(
+        h.query_by_label_contains("per level, held-out images")
+            .is_some()
+    );
+    let curves = save_screenshot(&mut h, "curves-folder.png");
+    // Back to the image: the operator restarts there.
+    let folder_run = run_id_of(h.state(), WAVELET);
+    h.get_by_label("Back to the image").click();
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| {
+            app.model().folder.is_none()
+                && run_id_of(app, WAVELET) > folder_run
+                && steps_of(app, WAVELET) >= 1
+        }),
+        "the wavelet operator did not return to the image"
+    );
+    assert!(h.state().model().run(WAVELET).unwrap().trains_on.is_none());
+    std::fs::remove_dir_all(&folder).unwrap();
+    eprintln!("pictures: {scales:?}, {curves:?}");
 }

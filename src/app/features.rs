@@ -149,6 +149,7 @@ impl FeatureWork {
                             params: &slot.params,
                             cache: session.cache(),
                             cancel: &job.cancel,
+                            folder: None,
                         })?);
                         Ok(false)
                     }

@@ -30,13 +30,21 @@ fn level_frame(level: &LevelImages) -> Option<LevelFrame> {
         fits(pixels).then(|| LevelPicture {
             caption: caption.to_owned(),
             image: small(color_image_from_rgb(pixels, side)),
-            psnr_db: psnr_from_mse(host_mse(pixels, &level.truth)),
+            psnr_db: Some(psnr_from_mse(host_mse(pixels, &level.truth))),
         })
     };
+    // Samples from noise canvases follow the rollouts as rows of their own, unscored.
+    let samples = level.samples.iter().filter_map(|(caption, pixels)| {
+        picture(caption, pixels).map(|picture| LevelPicture {
+            psnr_db: None,
+            ..picture
+        })
+    });
     let rollouts = level
         .rollouts
         .iter()
         .filter_map(|(caption, pixels)| picture(caption, pixels))
+        .chain(samples)
         .collect();
     // The bands are of the images as shown, clipped into [0, 1] like the PSNR.
     let truth_bands = haar_bands(&clipped(&level.truth), side);
@@ -118,6 +126,7 @@ mod tests {
                 ("from the true 4×4".into(), image(value)),
                 ("from noise".into(), image(value + 0.1)),
             ],
+            samples: vec![("sample 1".into(), image(0.9))],
             teacher_forced: predicted_image(value + 0.01),
             nearest: predicted_image(value + 0.1),
             bicubic: predicted_image(value + 0.05),
@@ -132,15 +141,23 @@ mod tests {
         assert!(base.teacher_forced.is_none() && base.teacher_forced_bands.is_none());
         assert!(base.nearest.is_none() && base.bicubic.is_none());
         assert_eq!(base.truth_bands.as_ref().unwrap().bands[0].size, [2, 2]);
-        assert_eq!(base.rollouts.len(), 2);
+        // The sample follows the rollouts, without a score.
+        assert_eq!(base.rollouts.len(), 3);
+        assert_eq!(base.rollouts[2].caption, "sample 1");
+        assert_eq!(base.rollouts[2].psnr_db, None);
         assert_eq!(
-            base.rollouts[0].psnr_db, 100.0,
+            base.rollouts[0].psnr_db,
+            Some(100.0),
             "the true base is the truth"
         );
         // 0.01 off everywhere: 40 dB; 0.1: 20 dB.
         let tf = fine.teacher_forced.as_ref().unwrap();
-        assert!((tf.psnr_db - 40.0).abs() < 0.01, "{}", tf.psnr_db);
-        assert!((fine.nearest.as_ref().unwrap().psnr_db - 20.0).abs() < 0.01);
+        assert!(
+            (tf.psnr_db.unwrap() - 40.0).abs() < 0.01,
+            "{:?}",
+            tf.psnr_db
+        );
+        assert!((fine.nearest.as_ref().unwrap().psnr_db.unwrap() - 20.0).abs() < 0.01);
         let bands = fine.teacher_forced_bands.as_ref().unwrap();
         assert_eq!(bands.bands[3].size, [4, 4]);
         // A constant offset is all in LL: 0.01·2 there, nothing in the details.
@@ -171,7 +188,11 @@ mod tests {
         );
         assert!(frames[0].truth_bands.is_none(), "a 1×1 level has no bands");
         assert!(frames[1].teacher_forced.is_none() && frames[1].teacher_forced_bands.is_none());
-        assert_eq!(frames[1].rollouts.len(), 1);
+        assert_eq!(
+            frames[1].rollouts.len(),
+            2,
+            "one rollout left out, the sample kept"
+        );
     }
 
     #[test]

@@ -106,6 +106,8 @@ pub struct InrlabApp {
     screenshot: Option<ScreenshotPlan>,
     last_frame_ms: Option<f32>,
     last_paint_ms: Option<f32>,
+    /// A folder the folder dialog's thread picked, taken at the next frame.
+    picked_folder: Arc<Mutex<Option<PathBuf>>>,
 }
 
 impl InrlabApp {
@@ -170,6 +172,7 @@ impl InrlabApp {
             screenshot,
             last_frame_ms: None,
             last_paint_ms: None,
+            picked_folder: Arc::default(),
         }
     }
 
@@ -196,6 +199,28 @@ impl InrlabApp {
         self.send(Command::LoadImage(source));
     }
 
+    /// Trains the methods that can on `folder` (what picking or dropping a folder does), or on
+    /// the image again; selects the first such method if none is.
+    pub fn train_on_folder(&mut self, folder: Option<std::path::PathBuf>) {
+        if folder.is_some() {
+            self.select_a_folder_method();
+        }
+        self.send(Command::TrainOnFolder(folder));
+    }
+
+    /// A folder is for the methods that train on one: with none selected, the first is.
+    fn select_a_folder_method(&mut self) {
+        let selected = |name: &str| self.settings.selected.iter().any(|s| s == name);
+        let takers: Vec<&crate::methods::MethodInfo> = (crate::methods::registry().iter())
+            .filter(|info| info.trains_on_folder)
+            .collect();
+        if !takers.iter().any(|info| selected(info.name))
+            && let Some(first) = takers.first()
+        {
+            self.settings.selected.push(first.name.to_owned());
+        }
+    }
+
     /// Sends a command; a busy or stopped worker is told to the user, never silently dropped.
     fn send(&mut self, command: Command) {
         match self.worker.send(command) {
@@ -215,6 +240,7 @@ impl InrlabApp {
         desired.levels_for = self.levels_for;
         desired.focused = self.focused;
         self.worker = worker::spawn(self.backend, desired, ctx.clone());
+        let folder = self.model.folder.clone();
         self.model = Model::default();
         self.model.set_selection(&self.settings.selected_names());
         let _ = self.worker.send(Command::LoadImage(ImageSource::Sample));
@@ -222,6 +248,9 @@ impl InrlabApp {
             let _ = self
                 .worker
                 .send(Command::LoadImage(self.image_source.clone()));
+        }
+        if folder.is_some() {
+            let _ = self.worker.send(Command::TrainOnFolder(folder));
         }
         if self.playing {
             let _ = self.worker.send(Command::Play);
@@ -247,6 +276,14 @@ impl InrlabApp {
         self.ingest(&ctx);
         self.handle_shortcuts(&ctx);
         self.handle_dropped_files(&ctx);
+        let picked = self
+            .picked_folder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if picked.is_some() {
+            self.train_on_folder(picked);
+        }
 
         egui::Panel::bottom("status")
             .frame(egui::Frame::side_top_panel(ui.style()).fill(palette::BACKGROUND))
@@ -371,6 +408,22 @@ impl InrlabApp {
                 });
             }
             Action::LoadSample => self.load(ImageSource::Sample),
+            Action::OpenFolderDialog => {
+                // The dialog blocks, so it runs on its own thread; the next frame takes what
+                // it picked (choosing a folder may also select a method, which is the UI's).
+                let picked = Arc::clone(&self.picked_folder);
+                let ctx = ctx.clone();
+                std::thread::spawn(move || {
+                    let folder = rfd::FileDialog::new()
+                        .set_title("Train on a folder of images")
+                        .pick_folder();
+                    if folder.is_some() {
+                        *picked.lock().unwrap_or_else(|e| e.into_inner()) = folder;
+                        ctx.request_repaint();
+                    }
+                });
+            }
+            Action::LeaveFolder => self.train_on_folder(None),
             Action::TogglePlay => self.set_playing(!self.playing),
             Action::StepOnce => {
                 self.set_playing(false);
@@ -429,6 +482,10 @@ impl InrlabApp {
         // Several files at once: the last one wins, as each would restart everything anyway.
         if let Some(file) = dropped.last() {
             let path = file.path().to_path_buf();
+            if path.is_dir() {
+                self.train_on_folder(Some(path));
+                return;
+            }
             let source = if path.is_file() {
                 ImageSource::Path(path)
             } else {
@@ -580,7 +637,9 @@ const BANNER_ERROR: BannerStyle = BannerStyle {
 const BANNER_WARNING: BannerStyle = BannerStyle {
     fill: Color32::from_rgb(60, 50, 18),
     edge: palette::ACCENT,
-    mark: "⚠",
+    // egui's fonts have no "⚠" (a missing glyph panics in its tests): the colour tells them
+    // apart.
+    mark: "!",
 };
 
 /// A one-line banner with a button at its right end; whether the button was clicked.

@@ -75,6 +75,8 @@ impl Desired {
 #[derive(Debug)]
 pub enum Command {
     LoadImage(ImageSource),
+    /// Train the methods that can on this folder of images (`None`: on the image again).
+    TrainOnFolder(Option<PathBuf>),
     Play,
     Pause,
     /// One step of every running method.
@@ -100,9 +102,11 @@ impl Command {
             Command::LoadImage(_) | Command::Pause | Command::Reset => true,
             #[cfg(feature = "testing")]
             Command::CrashForTest | Command::LoseDeviceForTest => true,
-            Command::Play | Command::StepOnce | Command::Sync | Command::RequestFeatures(_) => {
-                false
-            }
+            Command::Play
+            | Command::StepOnce
+            | Command::Sync
+            | Command::RequestFeatures(_)
+            | Command::TrainOnFolder(_) => false,
         }
     }
 }
@@ -150,7 +154,11 @@ pub enum Message {
         method: &'static str,
         run_id: u64,
         total_steps: usize,
+        /// What it trains on when that is not the image ([`crate::methods::Method::trains_on`]).
+        trains_on: Option<String>,
     },
+    /// The folder the methods that can train on one now train on (`None`: the image).
+    Folder(Option<PathBuf>),
     /// The method's build waits for a background computation (`what`).
     Waiting {
         method: &'static str,
@@ -269,12 +277,13 @@ impl<T> LatestSlot<T> {
 /// frame and none while no view shows them.
 pub type IteratesSlot = LatestSlot<Iterates>;
 
-/// One picture of a level, with its PSNR in dB against the true image at that level.
+/// One picture of a level, with its PSNR in dB against the true image at that level (`None`
+/// for a sample grown from a noise canvas, which has no truth).
 pub struct LevelPicture {
     pub caption: String,
     /// At most [`THUMBNAIL_MAX_SIDE`] a side.
     pub image: Arc<ColorImage>,
-    pub psnr_db: f64,
+    pub psnr_db: Option<f64>,
 }
 
 /// One Haar level of an image (see [`crate::imaging::haar_bands`]), as pictures half the

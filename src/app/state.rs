@@ -59,11 +59,12 @@ pub struct IteratesView {
     pub cells: Vec<IterateCell>,
 }
 
-/// One picture of a level, with its PSNR against the level's truth.
+/// One picture of a level, with its PSNR against the level's truth (`None`: a sample from a
+/// noise canvas, which has none).
 pub struct LevelCell {
     pub caption: String,
     pub texture: TextureHandle,
-    pub psnr_db: f64,
+    pub psnr_db: Option<f64>,
 }
 
 /// One Haar level of an image: LL (halved), LH, HL, HH, as [`HaarBandPictures`].
@@ -175,6 +176,8 @@ pub struct MethodRun {
     /// For multi-resolution methods, their levels at a recent step; they arrive only while a
     /// view shows them.
     pub levels: Option<LevelsView>,
+    /// What the run trains on when that is not the image (a folder), once it is built.
+    pub trains_on: Option<String>,
     /// When recent steps arrived, for the steps-per-second figure.
     arrivals: VecDeque<Instant>,
 }
@@ -191,6 +194,7 @@ impl MethodRun {
             compute_secs: 0.0,
             iterates: None,
             levels: None,
+            trains_on: None,
             arrivals: VecDeque::new(),
         }
     }
@@ -283,6 +287,8 @@ pub struct Model {
     /// Warnings that are not errors (a partly decoded file, the GPU lost), shown until
     /// dismissed like notices.
     pub warnings: Vec<Notice>,
+    /// The folder the methods that can train on one train on, as the worker last said.
+    pub folder: Option<std::path::PathBuf>,
 }
 
 impl Model {
@@ -393,9 +399,11 @@ impl Model {
                 method,
                 run_id,
                 total_steps,
+                trains_on,
             } => {
                 if let Some(run) = self.current_run(method, run_id) {
                     run.total_steps = Some(total_steps);
+                    run.trains_on = trains_on;
                     if matches!(run.status, RunStatus::Starting | RunStatus::Waiting(_)) {
                         run.status = RunStatus::Running;
                     }
@@ -433,6 +441,7 @@ impl Model {
                 }
             }
             Message::Playing(playing) => self.playing = playing,
+            Message::Folder(folder) => self.folder = folder,
             Message::Notice(text) => self.notify(text),
             Message::Features(maps) => self.apply_features(ctx, maps),
         }

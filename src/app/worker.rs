@@ -220,6 +220,9 @@ fn relay_commands(
         } else if matches!(command, Command::Sync) {
             let wanted = lock(&desired).clone();
             cancel_if(&|step| step.is_abandoned_by(&wanted));
+        } else if matches!(command, Command::TrainOnFolder(_)) {
+            // Only the runs that train on a folder restart.
+            cancel_if(&|step| methods::find(step.method).is_ok_and(|info| info.trains_on_folder));
         }
         if worker.send(command).is_err() {
             return;
@@ -382,6 +385,11 @@ impl Worker {
     fn handle(&mut self, command: Command) {
         match command {
             Command::LoadImage(source) => self.load_image(source),
+            Command::TrainOnFolder(folder) => {
+                let restarted = self.session.set_folder(folder.clone());
+                self.send(Message::Folder(folder));
+                self.announce(&restarted);
+            }
             Command::Play => {
                 self.playing = true;
                 self.send(Message::Playing(true));
@@ -568,11 +576,18 @@ impl Worker {
         let advance = self.session.advance(index, focused);
         *lock(&self.in_flight) = None;
         if let Some(total_steps) = advance.built {
+            let method = self.session.slot(index).method();
+            let trains_on = method.and_then(|m| m.trains_on());
+            let warnings = method.map(|m| m.warnings()).unwrap_or_default();
             self.send(Message::Built {
                 method: name,
                 run_id,
                 total_steps,
+                trains_on,
             });
+            for warning in warnings {
+                self.send(Message::Warning(warning));
+            }
         }
         match advance.result {
             AdvanceResult::Stepped(report) => {

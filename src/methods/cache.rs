@@ -11,18 +11,26 @@
 //!   builds again once [`MethodCache::has_pending`] is false. A result whose method was
 //!   cancelled meanwhile stays cached for the same draw.
 //! - Unrolled reservoirs ([`super::shared_trajectory`]) that several methods attach to.
+//! - Folders of images decoded for training ([`super::wavelet_dataset::Dataset`]): decoding a
+//!   folder of photographs takes seconds to minutes, so where eigen-solves run in the
+//!   background, so does this, with the same [`NotReady`] to the build meanwhile.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use super::reservoir::RawDraws;
 use super::shared_trajectory::{SharedTrajectory, TrajectoryKey};
+use super::wavelet_dataset::Dataset;
 use crate::linalg::spectral_radius;
 use crate::rng::{RngKind, normal_source};
+use crate::target::Fit;
 
 /// Ready draws kept (pending ones are never dropped).
 const CACHED_DRAWS: usize = 8;
+/// Ready folders kept: the one in use and the one before (a working size toggled back).
+const CACHED_DATASETS: usize = 2;
 /// Hidden sizes from which the eigen-solve runs in the background by default: at 1024 units it
 /// takes about a second on two cores, below that a few tens of milliseconds.
 pub const DEFAULT_BACKGROUND_FROM_HIDDEN: usize = 1024;
@@ -56,15 +64,24 @@ pub struct DrawKey {
     pub hidden: usize,
 }
 
-enum DrawState {
-    Ready(Arc<RawDraws>),
+enum DrawState<T> {
+    Ready(Arc<T>),
     Pending,
     Failed(String),
 }
 
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct DatasetKey {
+    folder: PathBuf,
+    size: usize,
+    fit: Fit,
+}
+
 struct Inner {
     /// Most recently used first.
-    draws: Mutex<Vec<(DrawKey, DrawState)>>,
+    draws: Mutex<Vec<(DrawKey, DrawState<RawDraws>)>>,
+    datasets: Mutex<Vec<(DatasetKey, DrawState<Dataset>)>>,
+    /// Signalled when a background computation ends (its lock is `draws`'s).
     draws_changed: Condvar,
     trajectories: Mutex<Vec<(TrajectoryKey, Weak<Mutex<SharedTrajectory>>)>>,
     background_from_hidden: usize,
@@ -116,6 +133,7 @@ impl MethodCache {
         MethodCache {
             inner: Arc::new(Inner {
                 draws: Mutex::new(Vec::new()),
+                datasets: Mutex::new(Vec::new()),
                 draws_changed: Condvar::new(),
                 trajectories: Mutex::new(Vec::new()),
                 background_from_hidden,
@@ -195,11 +213,92 @@ impl MethodCache {
         Ok(made)
     }
 
+    /// The folder's images at `size` (see [`Dataset::load`]): cached, loaded now, or, where
+    /// eigen-solves run in the background, [`NotReady`] while a thread decodes them. A folder
+    /// that fails to load fails every build that asks until it is asked for afresh (the
+    /// failed entry is dropped once reported).
+    pub fn dataset(&self, folder: &Path, size: usize, fit: Fit) -> anyhow::Result<Arc<Dataset>> {
+        let key = DatasetKey {
+            folder: folder.to_path_buf(),
+            size,
+            fit,
+        };
+        let describe = || format!("the images of {}", folder.display());
+        let mut datasets = lock(&self.inner.datasets);
+        if let Some(at) = datasets.iter().position(|(k, _)| *k == key) {
+            let entry = datasets.remove(at);
+            let result = match &entry.1 {
+                DrawState::Ready(ready) => Ok(Arc::clone(ready)),
+                DrawState::Pending => Err(anyhow::Error::from(NotReady { what: describe() })),
+                DrawState::Failed(why) => Err(anyhow::anyhow!("{why}")),
+            };
+            if !matches!(entry.1, DrawState::Failed(_)) {
+                datasets.insert(0, entry);
+            }
+            return result;
+        }
+        if self.inner.background_from_hidden == usize::MAX {
+            drop(datasets);
+            let loaded = Arc::new(Dataset::load(folder, size, fit)?);
+            self.keep_dataset(key, DrawState::Ready(Arc::clone(&loaded)));
+            return Ok(loaded);
+        }
+        datasets.insert(0, (key.clone(), DrawState::Pending));
+        drop(datasets);
+        let inner = Arc::clone(&self.inner);
+        let thread_key = key.clone();
+        let spawned = std::thread::Builder::new()
+            .name("inrlab-folder".into())
+            .spawn(move || {
+                let key = thread_key;
+                let loaded =
+                    std::panic::catch_unwind(|| Dataset::load(&key.folder, key.size, key.fit));
+                let state = match loaded {
+                    Ok(Ok(dataset)) => DrawState::Ready(Arc::new(dataset)),
+                    Ok(Err(error)) => DrawState::Failed(format!("{error:#}")),
+                    Err(panic) => DrawState::Failed(crate::panic_message(panic.as_ref())),
+                };
+                let mut datasets = lock(&inner.datasets);
+                if let Some(entry) = datasets.iter_mut().find(|(k, _)| *k == key) {
+                    entry.1 = state;
+                }
+                drop(datasets);
+                // Waiters hold the draws' lock while they look; take it so none misses this.
+                let _draws = lock(&inner.draws);
+                inner.draws_changed.notify_all();
+            });
+        if let Err(error) = spawned {
+            lock(&self.inner.datasets).retain(|(k, _)| *k != key);
+            anyhow::bail!("cannot start the thread that reads the folder: {error}");
+        }
+        Err(NotReady { what: describe() }.into())
+    }
+
+    fn keep_dataset(&self, key: DatasetKey, state: DrawState<Dataset>) {
+        let mut datasets = lock(&self.inner.datasets);
+        datasets.retain(|(k, _)| *k != key);
+        datasets.insert(0, (key, state));
+        let mut ready = 0;
+        datasets.retain(|(_, state)| match state {
+            DrawState::Ready(_) => {
+                ready += 1;
+                ready <= CACHED_DATASETS
+            }
+            _ => true,
+        });
+    }
+
     /// Whether a background computation is still running.
     pub fn has_pending(&self) -> bool {
-        lock(&self.inner.draws)
-            .iter()
-            .any(|(_, state)| matches!(state, DrawState::Pending))
+        let draws = lock(&self.inner.draws);
+        self.pending_with(&draws)
+    }
+
+    fn pending_with(&self, draws: &[(DrawKey, DrawState<RawDraws>)]) -> bool {
+        draws.iter().any(|(_, s)| matches!(s, DrawState::Pending))
+            || lock(&self.inner.datasets)
+                .iter()
+                .any(|(_, s)| matches!(s, DrawState::Pending))
     }
 
     /// Waits until no background computation is running, or `timeout` passes; returns
@@ -209,11 +308,9 @@ impl MethodCache {
         let (draws, _) = self
             .inner
             .draws_changed
-            .wait_timeout_while(draws, timeout, |draws| {
-                draws.iter().any(|(_, s)| matches!(s, DrawState::Pending))
-            })
+            .wait_timeout_while(draws, timeout, |draws| self.pending_with(draws))
             .unwrap_or_else(|e| e.into_inner());
-        !draws.iter().any(|(_, s)| matches!(s, DrawState::Pending))
+        !self.pending_with(&draws)
     }
 
     /// Forgets every ready draw (so a benchmark times the eigen-solves as numpy pays them).

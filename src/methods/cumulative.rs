@@ -58,6 +58,7 @@ pub const INFO: MethodInfo = MethodInfo {
     default_on: false,
     steps_are_scales: false,
     has_levels: false,
+    trains_on_folder: false,
     create: |setup| Ok(Box::new(Cumulative::new(setup)?)),
 };
 

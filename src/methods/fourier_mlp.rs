@@ -39,6 +39,7 @@ pub const INFO: MethodInfo = MethodInfo {
     default_on: true,
     steps_are_scales: false,
     has_levels: false,
+    trains_on_folder: false,
     create: |setup| {
         let encoding = Encoding::Fourier {
             frequencies: setup.params.get_usize(&FREQUENCIES),

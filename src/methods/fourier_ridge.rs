@@ -31,6 +31,7 @@ pub const INFO: MethodInfo = MethodInfo {
     default_on: true,
     steps_are_scales: false,
     has_levels: false,
+    trains_on_folder: false,
     create: |setup| Ok(Box::new(FourierRidge::new(setup)?)),
 };
 

@@ -290,6 +290,7 @@ mod tests {
                     params: &params,
                     cache: &crate::methods::MethodCache::blocking(),
                     cancel: &crate::compute::CancelToken::new(),
+                    folder: None,
                 })
                 .unwrap();
             while !method.is_done() {

@@ -77,8 +77,11 @@ pub struct LevelImages {
     /// The true image at this level.
     pub truth: Vec<f32>,
     /// Rollouts, each with its caption: the first from the true coarsest level (the one the
-    /// reports' PSNR is of), then any from noise canvases or other noise draws.
+    /// reports' PSNR is of), then any with other noise draws; each is scored against `truth`.
     pub rollouts: Vec<(String, Vec<f32>)>,
+    /// Images grown from noise canvases (a folder-trained operator's samples), each with its
+    /// caption: new images, so nothing scores them.
+    pub samples: Vec<(String, Vec<f32>)>,
     /// From the true lower level: the method's prediction and nearest and bicubic upsampling
     /// (empty at the coarsest level, which nothing predicts).
     pub teacher_forced: Vec<f32>,
@@ -135,6 +138,16 @@ pub trait Method: Send {
     fn levels(&self, _backend: &dyn Backend) -> Option<Vec<LevelImages>> {
         None
     }
+    /// What the run trains on when it is not the window's image (a folder: "40 images of
+    /// faces at 128² (4 held out)"); read once after the build.
+    fn trains_on(&self) -> Option<String> {
+        None
+    }
+    /// What the user should know about the run's data (files of a folder that were skipped,
+    /// each with why); read once after the build.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Everything a method is built from.
@@ -148,6 +161,9 @@ pub struct Setup<'a> {
     /// Set by the caller when this run's work is no longer wanted; the method keeps a clone
     /// and checks it between the chunks of long steps (and the build may check it too).
     pub cancel: &'a CancelToken,
+    /// A folder of images to train on instead of the target, for methods that can
+    /// ([`MethodInfo::trains_on_folder`]); the others never see one.
+    pub folder: Option<&'a std::path::Path>,
 }
 
 /// One entry of the registry.
@@ -169,6 +185,9 @@ pub struct MethodInfo {
     /// Whether each step has images at several resolutions ([`Method::levels`]): the scales
     /// view shows them, and `inrlab run` writes scales.png.
     pub has_levels: bool,
+    /// Whether it can train on a folder of images ([`Setup::folder`]; the window's folder
+    /// picker, `inrlab run --dataset`).
+    pub trains_on_folder: bool,
     pub create: fn(&Setup) -> anyhow::Result<Box<dyn Method>>,
 }
 
@@ -211,7 +230,13 @@ impl MethodInfo {
     pub fn build(&self, setup: &Setup) -> anyhow::Result<Box<dyn Method>> {
         setup.params.validate(self.name, self.params)?;
         let budget = setup.backend.memory_budget();
-        self.check_memory(setup.params, setup.target.size, &budget)?;
+        let size = match setup.folder {
+            Some(_) if self.trains_on_folder => {
+                wavelet_dataset::dataset_size_for(setup.target.size)
+            }
+            _ => setup.target.size,
+        };
+        self.check_memory(setup.params, size, &budget)?;
         (self.create)(setup)
     }
 

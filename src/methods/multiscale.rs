@@ -73,6 +73,7 @@ pub const INFO: MethodInfo = MethodInfo {
     default_on: true,
     steps_are_scales: true,
     has_levels: false,
+    trains_on_folder: false,
     create: |setup| Ok(Box::new(Multiscale::new(setup)?)),
 };
 

@@ -249,6 +249,7 @@ mod tests {
             params: &params,
             cache: &cache,
             cancel: &cancel,
+            folder: None,
         };
         // A trajectory alone keeps only its latest state.
         let alone = TrajectoryHandle::attach(&setup, &spec(), 0).unwrap();
@@ -306,6 +307,7 @@ mod tests {
             params: &params,
             cache: &cache,
             cancel: &cancel,
+            folder: None,
         };
         let handle = TrajectoryHandle::attach(&setup, &spec(), 0).unwrap();
         handle.lock().extend_to(&backend, 2, &cancel).unwrap();

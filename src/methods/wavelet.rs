@@ -15,6 +15,7 @@ use super::params::ChoiceOption;
 use super::training::{
     LEARNING_RATE, OPTIMIZER, Optimizer, OptimizerKind, SEED, is_milestone_step, learning_rate,
 };
+use super::wavelet_dataset::FolderRun;
 use super::wavelet_operator::{Operator, Shape, Workspace};
 use super::{
     LevelImages, LevelReport, MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup,
@@ -191,7 +192,11 @@ pub const INFO: MethodInfo = MethodInfo {
     default_on: false,
     steps_are_scales: false,
     has_levels: true,
-    create: |setup| Ok(Box::new(Wavelet::new(setup)?)),
+    trains_on_folder: true,
+    create: |setup| match setup.folder {
+        Some(folder) => Ok(Box::new(FolderRun::from_setup(setup, folder)?)),
+        None => Ok(Box::new(Wavelet::new(setup)?)),
+    },
 };
 
 /// The settings of one run, read from the parameters.
@@ -1100,6 +1105,7 @@ impl Method for Wavelet {
                 side,
                 truth: self.truth[l + 1].clone(),
                 rollouts,
+                samples: Vec::new(),
                 teacher_forced: if self.done > 0 {
                     teacher_forced[offset..offset + pixels].to_vec()
                 } else {

@@ -143,6 +143,8 @@ pub struct Session<'b> {
     cache: MethodCache,
     rng: RngKind,
     target: Option<Target>,
+    /// A folder the methods that can train on one train on instead of the target.
+    folder: Option<std::path::PathBuf>,
     slots: Vec<Slot>,
     scheduler: Scheduler,
     next_run_id: u64,
@@ -178,6 +180,7 @@ impl<'b> Session<'b> {
             cache,
             rng,
             target: None,
+            folder: None,
             slots: Vec::new(),
             scheduler: Scheduler::new(),
             next_run_id: 1,
@@ -216,6 +219,25 @@ impl<'b> Session<'b> {
     pub fn set_target(&mut self, target: Target) -> Vec<Restarted> {
         self.target = Some(target);
         self.restart_all()
+    }
+
+    pub fn folder(&self) -> Option<&std::path::Path> {
+        self.folder.as_deref()
+    }
+
+    /// Trains the methods that can train on a folder on this one (`None`: on the target
+    /// again); they restart, the others keep going.
+    pub fn set_folder(&mut self, folder: Option<std::path::PathBuf>) -> Vec<Restarted> {
+        if self.folder == folder {
+            return Vec::new();
+        }
+        self.folder = folder;
+        (0..self.slots.len())
+            .filter(|&i| self.slots[i].info.trains_on_folder)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|i| self.restart(i))
+            .collect()
     }
 
     /// Converges to the wanted methods (in this order) with these values: new methods start,
@@ -361,6 +383,10 @@ impl<'b> Session<'b> {
                 params: &slot.params,
                 cache: &self.cache,
                 cancel: &slot.cancel,
+                folder: self
+                    .folder
+                    .as_deref()
+                    .filter(|_| slot.info.trains_on_folder),
             };
             let info = slot.info;
             let outcome = catch_unwind(AssertUnwindSafe(|| info.build(&setup)));

@@ -16,6 +16,10 @@ use super::{method_color, palette, run_activity, run_summary, swatch_ui};
 pub enum Action {
     OpenDialog,
     LoadSample,
+    /// Pick a folder for the methods that train on one.
+    OpenFolderDialog,
+    /// Those methods train on the image again.
+    LeaveFolder,
     TogglePlay,
     StepOnce,
     Reset,
@@ -105,6 +109,7 @@ fn image_ui(ui: &mut egui::Ui, settings: &mut Settings, model: &Model, actions: 
         }
         ui.label(RichText::new("or drop an image").color(palette::TEXT_DIM));
     });
+    folder_ui(ui, model, actions);
     ui.horizontal(|ui| {
         ui.label("working size").on_hover_text(
             "The image is resized to this many pixels a side before fitting. Larger sizes show \
@@ -114,6 +119,53 @@ fn image_ui(ui: &mut egui::Ui, settings: &mut Settings, model: &Model, actions: 
             ui.selectable_value(&mut settings.working_size, size, size.to_string());
         }
     });
+}
+
+/// Seed 001's own setting: the methods that can ([`MethodInfo::trains_on_folder`]) train on a
+/// folder of images instead of the image, and grow new ones from noise canvases.
+fn folder_ui(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>) {
+    let takers: Vec<&str> = (methods::registry().iter())
+        .filter(|info| info.trains_on_folder)
+        .map(|info| info.title)
+        .collect();
+    ui.horizontal(|ui| {
+        if ui
+            .button("Train on a folder…")
+            .on_hover_text(format!(
+                "{} trains on every image of a folder (seed 001's setting) and grows new \
+                 images from 4×4 noise canvases; the other methods keep fitting the image. \
+                 Dropping a folder on the window does the same.",
+                takers.join(", ")
+            ))
+            .clicked()
+        {
+            actions.push(Action::OpenFolderDialog);
+        }
+        if model.folder.is_some()
+            && ui
+                .button("Back to the image")
+                .on_hover_text("Train on the image again.")
+                .clicked()
+        {
+            actions.push(Action::LeaveFolder);
+        }
+    });
+    if let Some(folder) = &model.folder {
+        let name = folder.file_name().map_or_else(
+            || folder.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
+        // Once built, the run says what it found there.
+        let about = (model.runs.iter())
+            .filter(|run| run.info.trains_on_folder)
+            .find_map(|run| run.trains_on.clone());
+        let text = match about {
+            Some(about) => format!("{}: {about}", takers.join(", ")),
+            None => format!("{} on the folder {name}", takers.join(", ")),
+        };
+        ui.label(RichText::new(text).color(palette::TEXT_DIM))
+            .on_hover_text(folder.display().to_string());
+    }
 }
 
 fn playback_ui(

@@ -134,13 +134,20 @@ impl View for Curves {
                         .values()
                         .map(|c| [c.report.step as f64, c.report.psnr_db])
                         .collect();
+                    // A run on a folder is not scored against the image: say what it is.
+                    let name = match run.trains_on {
+                        Some(_) => {
+                            format!("{} (folder: mini-batch, teacher-forced)", run.info.title)
+                        }
+                        None => run.info.title.to_owned(),
+                    };
                     plot.line(
-                        Line::new(run.info.title, PlotPoints::from(points.clone()))
+                        Line::new(name.clone(), PlotPoints::from(points.clone()))
                             .color(color)
                             .width(2.0),
                     );
                     plot.points(
-                        Points::new(run.info.title, PlotPoints::from(points))
+                        Points::new(name, PlotPoints::from(points))
                             .color(color)
                             .shape(MarkerShape::Circle)
                             .radius(3.0),
@@ -228,8 +235,13 @@ impl Curves {
     fn levels_ui(&mut self, ui: &mut egui::Ui, run: &MethodRun, height: f32, steps_axis: egui::Id) {
         let series = level_series(run);
         ui.horizontal(|ui| {
+            let on = if run.trains_on.is_some() {
+                ", held-out images"
+            } else {
+                ""
+            };
             ui.label(
-                RichText::new(format!("{} per level", run.info.title))
+                RichText::new(format!("{} per level{on}", run.info.title))
                     .strong()
                     .color(palette::TEXT_STRONG),
             );
@@ -376,11 +388,12 @@ fn level_color(index: usize, count: usize) -> Color32 {
 /// The run whose per-level curves are drawn: the focused method's when its reports carry
 /// levels, otherwise the first run whose reports do.
 fn levels_run<'a>(model: &'a Model, focus: Option<&str>) -> Option<&'a MethodRun> {
+    // Any step: a folder-trained run scores its held-out images every 100th step only.
     let has_levels = |run: &MethodRun| {
         run.cells
             .values()
-            .next_back()
-            .is_some_and(|cell| !cell.report.levels.is_empty())
+            .rev()
+            .any(|cell| !cell.report.levels.is_empty())
     };
     (focus
         .and_then(|name| model.run(name))

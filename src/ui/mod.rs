@@ -724,6 +724,7 @@ pub(crate) mod fixture {
                     ("noise draw 2".into(), off(truth, 0.2)),
                 ]
             },
+            samples: Vec::new(),
             teacher_forced: if base { Vec::new() } else { off(truth, 0.02) },
             nearest: if base { Vec::new() } else { off(truth, 0.15) },
             bicubic: if base { Vec::new() } else { off(truth, 0.1) },

@@ -34,6 +34,9 @@ const GAP_PX: f32 = 6.0;
 /// The rollout strip takes at most this share of the view's height; the picked level's detail
 /// the rest.
 const STRIP_SHARE: f32 = 0.42;
+/// Strip cells and detail pictures are never smaller than this (their captions need it);
+/// with many rows (a folder run's samples) the view scrolls instead.
+const MIN_CELL_PX: f32 = 104.0;
 /// Height of a heading line above a strip row or the detail panel.
 const HEADING_PX: f32 = 22.0;
 /// Width of the band rows' labels.
@@ -134,6 +137,15 @@ impl View for Scales {
         if has_levels(run) {
             // Asked for every frame the levels are on screen; they stop when it is not.
             context.levels_for = Some(run.info.name);
+            if let Some(about) = &run.trains_on {
+                ui.label(
+                    RichText::new(format!(
+                        "trained on {about}: the first held-out image grown from its true 4×4, \
+                         then new images grown from noise canvases"
+                    ))
+                    .color(palette::TEXT_DIM),
+                );
+            }
             match run.levels.as_ref().filter(|view| !view.levels.is_empty()) {
                 Some(view) => self.levels_ui(ui, view),
                 None => empty_hint_ui(ui, "Waiting for the levels of the latest step…"),
@@ -261,17 +273,24 @@ impl Scales {
             .unwrap_or(0);
         let columns = view.levels.len() as f32;
         let available = ui.available_size();
-        let strip_side = ((available.x - GAP_PX * (columns - 1.0)) / columns)
-            .min(available.y * STRIP_SHARE / rows.max(1) as f32 - HEADING_PX - CAPTION_PX - GAP_PX)
-            .floor()
-            .max(24.0);
+        // Widths bind; heights give way to the scroll area below a readable size.
+        let fit_height = |side: f32, width: f32| side.floor().max(MIN_CELL_PX.min(width)).max(24.0);
+        let strip_width = (available.x - GAP_PX * (columns - 1.0)) / columns;
+        let strip_side = fit_height(
+            strip_width.min(
+                available.y * STRIP_SHARE / rows.max(1) as f32 - HEADING_PX - CAPTION_PX - GAP_PX,
+            ),
+            strip_width,
+        );
         let strip_px = rows as f32 * (strip_side + HEADING_PX + CAPTION_PX + GAP_PX);
         // Two rows of six: the comparisons two by two, then the truth's bands over the
         // prediction's, with their row labels.
-        let detail_side = ((available.x - ROW_LABEL_PX - BLOCK_GAP_PX - 6.0 * GAP_PX) / 6.0)
-            .min((available.y - strip_px - 2.0 * HEADING_PX) / 2.0 - CAPTION_PX - GAP_PX)
-            .floor()
-            .max(24.0);
+        let detail_width = (available.x - ROW_LABEL_PX - BLOCK_GAP_PX - 6.0 * GAP_PX) / 6.0;
+        let detail_side = fit_height(
+            detail_width
+                .min((available.y - strip_px - 2.0 * HEADING_PX) / 2.0 - CAPTION_PX - GAP_PX),
+            detail_width,
+        );
         egui::ScrollArea::vertical()
             .id_salt("scales-levels")
             .auto_shrink(false)
@@ -294,8 +313,10 @@ impl Scales {
                                 .or_else(|| level.rollouts.first().filter(|_| index == 0));
                             let caption = Caption {
                                 title: side_text(level.side),
+                                // A sample from a noise canvas has no truth to score.
                                 value: cell
-                                    .map_or_else(String::new, |c| psnr_text(Some(c.psnr_db))),
+                                    .and_then(|c| c.psnr_db)
+                                    .map_or_else(String::new, |db| psnr_text(Some(db))),
                                 value_color: palette::TEXT_STRONG,
                                 edge: (level.side == picked_side).then_some(palette::ACCENT),
                             };
@@ -335,7 +356,7 @@ fn level_detail_ui(ui: &mut egui::Ui, level: &LevelView, lower: Option<usize>, s
             Some(cell.texture.id()),
             Caption {
                 title: title.to_owned(),
-                value: psnr_text(Some(cell.psnr_db)),
+                value: psnr_text(cell.psnr_db),
                 value_color: palette::TEXT_STRONG,
                 edge: None,
             },
