@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use std::io::IsTerminal;
 
+use anyhow::Context as _;
 use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::Serialize;
 
@@ -14,11 +15,12 @@ use crate::compute::{Backend, BackendChoice, create_backend};
 use crate::methods::params::Resolved;
 use crate::methods::wavelet_dataset::logs_levels;
 use crate::methods::{self, LevelImages, LevelReport, Method, MethodInfo, ParamValues};
-use crate::output::{Existing, check_writable, png_bytes, strip, write_atomic};
+use crate::output::{Existing, check_writable, png_bytes_with_text, strip, write_atomic};
+use crate::provenance::{ImageOrigin, Provenance};
 use crate::rng::RngKind;
 use crate::runner::{StepRecord, run_methods};
 use crate::session::{AdvanceResult, Session};
-use crate::target::{Fit, SAMPLE_NAME, Target, load_image, rgb8_from_f32};
+use crate::target::{Fit, Target, load_image, rgb8_from_f32};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -72,12 +74,18 @@ pub enum Command {
     Bench(BenchArgs),
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Method name, a comma-separated list of them, or `all`; several methods write into
-    /// <out>/<method>/ and run side by side, sharing what they can.
-    #[arg(long)]
-    pub method: String,
+    /// <out>/<method>/ and run side by side, sharing what they can. With --config, the file's
+    /// methods unless given.
+    #[arg(long, required_unless_present = "config")]
+    pub method: Option<String>,
+    /// Make a run again from a file inrlab wrote: a preset, a metrics.json or metrics.csv, or
+    /// a PNG (its embedded record). Image, working size, fit, generator, backend, methods and
+    /// every parameter come from the file; options given beside it override them.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Working size S: the image is resized to S×S.
     #[arg(long, default_value_t = 128)]
     pub size: usize,
@@ -254,7 +262,25 @@ struct Metrics<'a> {
     rng: RngKind,
     /// Every parameter's value, a categorical one's by its option's name.
     params: BTreeMap<String, Resolved>,
+    /// How to make these files again (`inrlab run --config metrics.json`).
+    provenance: &'a Provenance,
     steps: Vec<StepEntry>,
+}
+
+/// metrics.csv: the provenance as `# ` lines, then one row per step.
+fn metrics_csv(provenance: &Provenance, steps: &[StepEntry]) -> String {
+    let mut csv = provenance.csv_header();
+    csv.push_str("step,label,psnr_db,loss,seconds\n");
+    for step in steps {
+        // Labels may hold commas ("scale 2 (ρ 0.62, …)"): quoted, quotes doubled.
+        let label = step.label.replace('"', "\"\"");
+        let loss = step.loss.map_or(String::new(), |l| format!("{l:e}"));
+        csv.push_str(&format!(
+            "{},\"{label}\",{},{loss},{:.6}\n",
+            step.step, step.psnr, step.seconds
+        ));
+    }
+    csv
 }
 
 /// Loads the image the user named, or the built-in sample.
@@ -366,13 +392,70 @@ impl Progress {
     }
 }
 
+/// Whether option `id` was given on the command line (not its default).
+fn given(matches: &ArgMatches, id: &str) -> bool {
+    matches.try_contains_id(id).unwrap_or(false)
+        && matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+}
+
+/// `--config <file>`: the run the file records, with whatever the command line gives beside it
+/// in its place; per method, the recorded parameters.
+fn apply_config(
+    config: &Path,
+    args: &RunArgs,
+    window: &WindowArgs,
+    matches: &ArgMatches,
+) -> anyhow::Result<(RunArgs, WindowArgs, BTreeMap<&'static str, ParamValues>)> {
+    let record = Provenance::read(config)?;
+    let (mut args, mut window) = (args.clone(), window.clone());
+    let infos = record.method_infos()?;
+    if args.method.is_none() {
+        let names: Vec<&str> = infos.iter().map(|info| info.name).collect();
+        args.method = Some(names.join(","));
+    }
+    if !given(matches, "size") {
+        args.size = record.working_size;
+    }
+    if !given(matches, "fit") {
+        args.fit = record.fit;
+    }
+    if !given(matches, "rng") {
+        args.rng = record.rng;
+    }
+    if args.dataset.is_none() {
+        args.dataset = record.dataset.clone();
+    }
+    if !given(matches, "backend") {
+        window.backend = match record.backend.as_str() {
+            "gpu" => BackendChoice::Gpu,
+            _ => BackendChoice::Cpu,
+        };
+    }
+    if window.image.is_none() && record.dataset.is_none() {
+        window.image = record
+            .image
+            .resolve()
+            .with_context(|| format!("{} names an image", config.display()))?;
+    }
+    let mut recorded = BTreeMap::new();
+    for info in infos {
+        recorded.insert(info.name, record.params_of(info)?);
+    }
+    Ok((args, window, recorded))
+}
+
 /// `inrlab run`.
 pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> anyhow::Result<()> {
+    let (args, window, recorded) = match &args.config {
+        Some(config) => apply_config(config, args, window, run_matches)?,
+        None => (args.clone(), window.clone(), BTreeMap::new()),
+    };
+    let (args, window) = (&args, &window);
     let mut params = parameter_values(run_matches)?;
     if let Some(seed) = args.seed {
         params.set("seed", seed as f64);
     }
-    let selected = selected_methods(&args.method)?;
+    let selected = selected_methods(args.method.as_deref().unwrap_or_default())?;
     let several = selected.len() > 1;
     let existing = if args.overwrite {
         Existing::Overwrite
@@ -384,14 +467,19 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
             selected.len() == 1 && selected[0].name == methods::wavelet::INFO.name,
             "--dataset trains the wavelet operator: use it with --method wavelet"
         );
-        params.validate(selected[0].name, selected[0].params)?;
-        return run_dataset(folder, args, window, &params, existing);
+        let mut own = recorded.get(selected[0].name).cloned().unwrap_or_default();
+        for (name, value) in params.iter() {
+            own.set(name, value);
+        }
+        own.validate(selected[0].name, selected[0].params)?;
+        return run_dataset(folder, args, window, &own, existing);
     }
     // Validate everything before any computing: parameters, then files.
     let mut plans = Vec::new();
     let mut dirs = Vec::new();
     for info in &selected {
-        let mut own = ParamValues::new();
+        // The file's values (with --config), then those given here.
+        let mut own = recorded.get(info.name).cloned().unwrap_or_default();
         for spec in info.params {
             if let Some(v) = params.explicit(spec.name) {
                 own.set(spec.name, v);
@@ -399,7 +487,9 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         }
         if !several {
             // A parameter the single method lacks is a mistake worth reporting.
-            own = params.clone();
+            for (name, value) in params.iter() {
+                own.set(name, value);
+            }
         }
         own.validate(info.name, info.params)?;
         let dir = if several {
@@ -407,10 +497,11 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         } else {
             args.out.clone()
         };
-        let mut files: Vec<PathBuf> = ["metrics.json", "final.png", "trajectory.png"]
-            .iter()
-            .map(|f| dir.join(f))
-            .collect();
+        let mut files: Vec<PathBuf> =
+            ["metrics.json", "metrics.csv", "final.png", "trajectory.png"]
+                .iter()
+                .map(|f| dir.join(f))
+                .collect();
         if info.has_levels {
             files.push(dir.join("scales.png"));
         }
@@ -436,10 +527,10 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
     }
     let target = load_target(window.image.as_deref(), args.size, args.fit)?;
     let backend = create_backend(window.backend)?;
-    let image_name = window
-        .image
-        .as_ref()
-        .map_or(SAMPLE_NAME.to_owned(), |p| p.display().to_string());
+    let origin = match &window.image {
+        Some(path) => ImageOrigin::file(path)?,
+        None => ImageOrigin::sample(),
+    };
     let names: Vec<&str> = selected.iter().map(|m| m.name).collect();
     let progress = Progress::new(&names);
     let mut failures = Vec::new();
@@ -457,6 +548,14 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
             let dir = &dirs[index];
             let written = outcome.and_then(|outcome| {
                 let records = outcome.records;
+                let provenance = Provenance::new(
+                    origin.clone(),
+                    args.size,
+                    args.fit,
+                    args.rng,
+                    backend.as_ref(),
+                    &[(info, own)],
+                )?;
                 write_run(
                     dir,
                     info,
@@ -466,8 +565,7 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
                     outcome.levels.as_deref(),
                     &target,
                     backend.as_ref(),
-                    &image_name,
-                    args.rng,
+                    &provenance,
                     existing,
                 )?;
                 let last = records.last().expect("a run has at least one step");
@@ -533,6 +631,15 @@ fn run_dataset(
         dataset.held_out.len(),
         dataset.size
     );
+    let mut provenance = Provenance::new(
+        ImageOrigin::sample(),
+        dataset.size,
+        args.fit,
+        args.rng,
+        backend.as_ref(),
+        &[(info, params)],
+    )?;
+    provenance.dataset = Some(folder.to_path_buf());
     let steps = run.total_steps();
     let bar = indicatif::ProgressBar::new(steps as u64);
     bar.set_style(
@@ -579,6 +686,7 @@ fn run_dataset(
         size: usize,
         rng: RngKind,
         params: BTreeMap<String, Resolved>,
+        provenance: &'a Provenance,
         /// What `psnr` of a step is here.
         psnr_is: &'static str,
         steps: Vec<StepEntry>,
@@ -598,6 +706,7 @@ fn run_dataset(
         size: dataset.size,
         rng: args.rng,
         params: params.resolved(info.params)?,
+        provenance: &provenance,
         psnr_is: "teacher-forced PSNR of the step's mini-batch at the finest level; `levels` \
                   are the held-out images'",
         steps: entries,
@@ -628,7 +737,7 @@ fn run_dataset(
     )?;
     write_atomic(
         &args.out.join("samples.png"),
-        &png_bytes(&stack_rows(&rows))?,
+        &png_bytes_with_text(&stack_rows(&rows), &provenance.png_text())?,
         existing,
     )?;
     let last = metrics
@@ -673,8 +782,7 @@ fn write_run(
     levels: Option<&[LevelImages]>,
     target: &Target,
     backend: &dyn Backend,
-    image_name: &str,
-    rng: RngKind,
+    provenance: &Provenance,
     existing: Existing,
 ) -> anyhow::Result<()> {
     let last_step = records.last().map_or(0, |r| r.report.step);
@@ -682,10 +790,11 @@ fn write_run(
         method: info.name,
         backend: backend.kind().to_string(),
         adapter: backend.adapter_name(),
-        image: image_name,
+        image: &provenance.image.name,
         size: target.size,
-        rng,
+        rng: provenance.rng,
         params: params.resolved(info.params)?,
+        provenance,
         steps: records
             .iter()
             .map(|r| StepEntry {
@@ -715,17 +824,17 @@ fn write_run(
         cells.extend(iterates.iter().map(|image| to_image(image)));
     }
     let json = serde_json::to_vec_pretty(&metrics)?;
+    let text = provenance.png_text();
+    let png = |image: &image::RgbImage| png_bytes_with_text(image, &text);
     write_atomic(&dir.join("metrics.json"), &json, existing)?;
-    write_atomic(&dir.join("final.png"), &png_bytes(&last)?, existing)?;
-    write_atomic(
-        &dir.join("trajectory.png"),
-        &png_bytes(&strip(&cells))?,
-        existing,
-    )?;
+    let csv = metrics_csv(provenance, &metrics.steps);
+    write_atomic(&dir.join("metrics.csv"), csv.as_bytes(), existing)?;
+    write_atomic(&dir.join("final.png"), &png(&last)?, existing)?;
+    write_atomic(&dir.join("trajectory.png"), &png(&strip(&cells))?, existing)?;
     if let Some(levels) = levels {
         write_atomic(
             &dir.join("scales.png"),
-            &png_bytes(&scales_sheet(levels, size))?,
+            &png(&scales_sheet(levels, size))?,
             existing,
         )?;
     }
@@ -818,6 +927,108 @@ mod tests {
         assert_eq!(metrics["params"]["batch"], 0.0);
         assert_eq!(metrics["params"]["jitter"], "off");
         let _ = std::fs::remove_dir_all(&out);
+    }
+
+    fn run_line(line: &[&str]) -> anyhow::Result<()> {
+        let (cli, matches) = parse_from(line);
+        let run_matches = matches.subcommand_matches("run").unwrap();
+        let Some(Command::Run(args)) = &cli.command else {
+            panic!("run was parsed")
+        };
+        run(args, &cli.window, run_matches)
+    }
+
+    fn psnrs(dir: &Path) -> Vec<f64> {
+        let metrics: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+        (metrics["steps"].as_array().unwrap().iter())
+            .map(|s| s["psnr"].as_f64().unwrap())
+            .collect()
+    }
+
+    /// Every file says how it was made: the PNGs, metrics.json and metrics.csv carry the
+    /// record, and `--config <any of them>` makes the same PSNRs again (bit-identical on the
+    /// CPU backend), with options beside it overriding the file's.
+    #[test]
+    fn a_run_is_made_again_from_any_of_its_files() {
+        let dir = std::env::temp_dir().join(format!("inrlab-cli-config-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let image = dir.join("picture.png");
+        std::fs::create_dir_all(&dir).unwrap();
+        image::RgbImage::from_fn(30, 20, |x, y| image::Rgb([x as u8 * 8, y as u8 * 12, 99]))
+            .save(&image)
+            .unwrap();
+        let (first, image_arg) = (dir.join("first"), image.display().to_string());
+        let first_arg = first.display().to_string();
+        run_line(&[
+            "inrlab",
+            "run",
+            "--method",
+            "fourier-mlp",
+            "--steps",
+            "6",
+            "--size",
+            "16",
+            "--frequencies",
+            "8",
+            "--width-1",
+            "8",
+            "--width-2",
+            "0",
+            "--lr",
+            "0.01",
+            "--seed",
+            "3",
+            "--image",
+            &image_arg,
+            "--backend",
+            "cpu",
+            "--out",
+            &first_arg,
+        ])
+        .unwrap();
+        let reference = psnrs(&first);
+        assert_eq!(reference.len(), 6);
+        let csv = std::fs::read_to_string(first.join("metrics.csv")).unwrap();
+        assert!(csv.starts_with("# inrlab "), "{csv}");
+        assert!(csv.contains("\nstep,label,psnr_db,loss,seconds\n"), "{csv}");
+        assert_eq!(csv.lines().filter(|l| !l.starts_with('#')).count(), 7);
+        for (n, file) in ["final.png", "trajectory.png", "metrics.json", "metrics.csv"]
+            .into_iter()
+            .enumerate()
+        {
+            let again = dir.join(format!("again{n}"));
+            let (config, again_arg) = (
+                first.join(file).display().to_string(),
+                again.display().to_string(),
+            );
+            run_line(&["inrlab", "run", "--config", &config, "--out", &again_arg]).unwrap();
+            assert_eq!(psnrs(&again), reference, "from {file}");
+        }
+        // Beside the file, --steps and --seed win.
+        let other = dir.join("other");
+        let (config, other_arg) = (
+            first.join("final.png").display().to_string(),
+            other.display().to_string(),
+        );
+        run_line(&[
+            "inrlab", "run", "--config", &config, "--steps", "3", "--seed", "4", "--out",
+            &other_arg,
+        ])
+        .unwrap();
+        let changed = psnrs(&other);
+        assert_eq!(changed.len(), 3);
+        assert_ne!(changed[..], reference[..3], "another seed, other weights");
+        // The image changed since: named, with the hash the run used.
+        image::RgbImage::from_pixel(30, 20, image::Rgb([1, 2, 3]))
+            .save(&image)
+            .unwrap();
+        let error = format!(
+            "{:#}",
+            run_line(&["inrlab", "run", "--config", &config, "--out", &other_arg]).unwrap_err()
+        );
+        assert!(error.contains("has changed since"), "{error}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// `inrlab run --method wavelet --dataset <folder>`: metrics.json with the loss every

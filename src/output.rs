@@ -70,6 +70,27 @@ pub fn png_bytes(image: &RgbImage) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Encodes an image as PNG in memory with UTF-8 text chunks (keyword, text): the provenance
+/// every picture inrlab writes carries ([`crate::provenance`]).
+pub fn png_bytes_with_text(image: &RgbImage, text: &[(String, String)]) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let (width, height) = image.dimensions();
+    let mut encoder = png::Encoder::new(&mut bytes, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    for (keyword, value) in text {
+        encoder
+            .add_itxt_chunk(keyword.clone(), value.clone())
+            .context("cannot add a PNG text chunk")?;
+    }
+    let mut writer = encoder.write_header().context("cannot encode PNG")?;
+    writer
+        .write_image_data(image.as_raw())
+        .context("cannot encode PNG")?;
+    writer.finish().context("cannot encode PNG")?;
+    Ok(bytes)
+}
+
 /// Images of equal size side by side with a 2-pixel white gap.
 pub fn strip(images: &[RgbImage]) -> RgbImage {
     const GAP: u32 = 2;
