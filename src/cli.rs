@@ -54,6 +54,9 @@ pub struct WindowArgs {
     /// Steps of each selected method before the screenshot is taken.
     #[arg(long, default_value_t = 10)]
     pub after: usize,
+    /// Replace the --screenshot file if it is already there.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Methods to show, comma-separated, in place of the ones ticked last time.
     #[arg(long, value_delimiter = ',', value_name = "NAMES", value_parser = method_names())]
     pub methods: Option<Vec<String>>,

@@ -140,6 +140,20 @@ impl Provenance {
         backend: &dyn crate::compute::Backend,
         runs: &[(&MethodInfo, &ParamValues)],
     ) -> anyhow::Result<Self> {
+        let names = (backend.kind().to_string(), backend.adapter_name());
+        Self::with_backend_names(image, working_size, fit, rng, names, runs)
+    }
+
+    /// The same, with the backend named (`("cpu", adapter)`) rather than at hand: the window's
+    /// UI thread knows it only from the worker's message.
+    pub fn with_backend_names(
+        image: ImageOrigin,
+        working_size: usize,
+        fit: Fit,
+        rng: RngKind,
+        (backend, adapter): (String, String),
+        runs: &[(&MethodInfo, &ParamValues)],
+    ) -> anyhow::Result<Self> {
         let mut methods = BTreeMap::new();
         for (info, params) in runs {
             let values = params
@@ -162,8 +176,8 @@ impl Provenance {
             working_size,
             fit,
             rng,
-            backend: backend.kind().to_string(),
-            adapter: backend.adapter_name(),
+            backend,
+            adapter,
             methods,
         })
     }

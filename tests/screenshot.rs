@@ -26,6 +26,7 @@ fn screenshot_of_the_window_is_not_blank() {
         return;
     }
     let dir = std::env::temp_dir().join(format!("inrlab-screenshot-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path: PathBuf = dir.join("window.png");
     let mut child = Command::new(env!("CARGO_BIN_EXE_inrlab"))
@@ -76,5 +77,18 @@ fn screenshot_of_the_window_is_not_blank() {
         .filter(|name| name != "window.png")
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    // It says how it was made.
+    let record = inrlab::provenance::Provenance::read(&path).expect("the picture has its record");
+    assert!(record.image.is_sample() && !record.methods.is_empty());
+    // Taken again, it refuses to replace the picture (before a window opens) unless told to.
+    let again = Command::new(env!("CARGO_BIN_EXE_inrlab"))
+        .arg("--screenshot")
+        .arg(&path)
+        .args(["--after", "2", "--backend", "cpu"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already exists"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -757,3 +757,53 @@ fn a_folder_trains_the_wavelet_operator_and_the_scales_view_shows_its_samples() 
     std::fs::remove_dir_all(&folder).unwrap();
     eprintln!("pictures: {scales:?}, {curves:?}");
 }
+
+/// The Screenshot button and F12 save the whole window as PNG into the chosen output folder,
+/// under numbered names that never replace a file, each saying how it was made; a banner says
+/// where it went.
+#[test]
+fn screenshots_go_to_the_output_folder_with_their_record() {
+    let folder = std::env::temp_dir().join(format!("inrlab-window-shots-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    let mut settings = small_settings(&["trajectory"]);
+    settings.output_folder = Some(folder.clone());
+    let mut h = harness_with(settings, false);
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| steps_of(
+            app,
+            "trajectory"
+        ) >= 2),
+        "no steps"
+    );
+    h.get_by_label("Screenshot").click();
+    let first = folder.join("screenshot-001.png");
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| app.last_saved()
+            == Some(first.as_path())),
+        "the screenshot was not saved (is a wgpu adapter there to render it?)"
+    );
+    h.step();
+    assert!(h.query_by_label_contains("saved ").is_some(), "no banner");
+    let picture = image::open(&first).unwrap().to_rgb8();
+    assert!(
+        picture.width() >= 1000 && picture.height() >= 600,
+        "{:?}",
+        picture.dimensions()
+    );
+    let distinct: std::collections::BTreeSet<[u8; 3]> = picture.pixels().map(|p| p.0).collect();
+    assert!(distinct.len() > 50, "the picture looks blank");
+    let record = inrlab::provenance::Provenance::read(&first).unwrap();
+    assert_eq!(record.methods.keys().collect::<Vec<_>>(), ["trajectory"]);
+    assert_eq!(record.working_size, 32);
+    assert!(record.image.is_sample());
+    // F12 takes the next number.
+    h.key_press(egui::Key::F12);
+    let second = folder.join("screenshot-002.png");
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| app.last_saved()
+            == Some(second.as_path())),
+        "F12 did not save a second picture"
+    );
+    assert!(first.exists());
+    std::fs::remove_dir_all(&folder).unwrap();
+}

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod features;
 pub mod levels;
 pub mod protocol;
+pub mod saving;
 pub mod settings;
 pub mod state;
 pub mod worker;
@@ -17,13 +18,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use egui::{Color32, ColorImage, Key, RichText};
 
 use crate::cli::WindowArgs;
 use crate::compute::BackendChoice;
 use crate::methods::ParamValues;
-use crate::output::{Existing, png_bytes, write_atomic};
+use crate::output::{Existing, png_bytes_with_text, write_atomic};
 use crate::ui::controls::{Action, controls_ui};
 use crate::ui::status_bar::status_bar_ui;
 use crate::ui::{View, ViewContext, ViewRequest, palette};
@@ -47,6 +47,8 @@ pub struct AppOptions {
     pub working_size: Option<usize>,
     /// Save a screenshot after this many steps of each method, then close.
     pub screenshot: Option<(PathBuf, usize)>,
+    /// Whether that screenshot may replace a file already there.
+    pub overwrite_screenshot: bool,
     /// Start paused (tests that step by hand).
     pub start_paused: bool,
     /// Open on this view (its id) instead of the stored one.
@@ -76,6 +78,7 @@ struct ScreenshotPlan {
     /// Filled by egui's screenshot callback.
     image: Arc<Mutex<Option<Arc<ColorImage>>>>,
     outcome: ScreenshotOutcome,
+    existing: Existing,
 }
 
 pub struct InrlabApp {
@@ -108,6 +111,14 @@ pub struct InrlabApp {
     last_paint_ms: Option<f32>,
     /// A folder the folder dialog's thread picked, taken at the next frame.
     picked_folder: Arc<Mutex<Option<PathBuf>>>,
+    /// An output folder the dialog's thread picked, likewise.
+    picked_output: Arc<Mutex<Option<PathBuf>>>,
+    /// The window's pixels, once egui has taken the screenshot asked for.
+    shot: Arc<Mutex<Option<Arc<ColorImage>>>>,
+    /// Where the last screenshot went (or why it did not), from the thread that wrote it.
+    saved: saving::Saved,
+    /// The last file saved, for the banner that offers to open its folder.
+    last_saved: Option<PathBuf>,
 }
 
 impl InrlabApp {
@@ -143,7 +154,13 @@ impl InrlabApp {
         if let Err(error) = command_line {
             model.notify(format!("{error:#}"));
         }
+        let existing = if options.overwrite_screenshot {
+            Existing::Overwrite
+        } else {
+            Existing::Refuse
+        };
         let screenshot = options.screenshot.map(|(path, after)| ScreenshotPlan {
+            existing,
             path,
             after,
             phase: ScreenshotPhase::Waiting {
@@ -173,6 +190,10 @@ impl InrlabApp {
             last_frame_ms: None,
             last_paint_ms: None,
             picked_folder: Arc::default(),
+            picked_output: Arc::default(),
+            shot: Arc::default(),
+            saved: Arc::default(),
+            last_saved: None,
         }
     }
 
@@ -276,14 +297,14 @@ impl InrlabApp {
         self.ingest(&ctx);
         self.handle_shortcuts(&ctx);
         self.handle_dropped_files(&ctx);
-        let picked = self
-            .picked_folder
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let picked = take(&self.picked_folder);
         if picked.is_some() {
             self.train_on_folder(picked);
         }
+        if let Some(folder) = take(&self.picked_output) {
+            self.settings.output_folder = Some(folder);
+        }
+        self.save_screenshot_taken(&ctx);
 
         egui::Panel::bottom("status")
             .frame(egui::Frame::side_top_panel(ui.style()).fill(palette::BACKGROUND))
@@ -363,7 +384,56 @@ impl InrlabApp {
         }
     }
 
+    /// A screenshot egui has taken goes to a writer thread; what it wrote comes back as a
+    /// banner (or a notice saying why not).
+    fn save_screenshot_taken(&mut self, ctx: &egui::Context) {
+        if let Some(image) = take(&self.shot) {
+            let provenance = saving::window_provenance(&self.model, &self.settings);
+            saving::save_screenshot_in_background(
+                self.output_folder(),
+                image,
+                provenance,
+                Arc::clone(&self.saved),
+                ctx.clone(),
+            );
+        }
+        match take(&self.saved) {
+            Some(Ok(path)) => self.last_saved = Some(path),
+            Some(Err(why)) => self
+                .model
+                .notify(format!("The screenshot was not saved: {why}")),
+            None => {}
+        }
+    }
+
+    /// Where saved files go: the folder chosen once, or the default.
+    pub fn output_folder(&self) -> PathBuf {
+        self.settings
+            .output_folder
+            .clone()
+            .unwrap_or_else(saving::default_output_folder)
+    }
+
+    /// The last file a screenshot wrote (tests).
+    pub fn last_saved(&self) -> Option<&Path> {
+        self.last_saved.as_deref()
+    }
+
     fn notices_ui(&mut self, ui: &mut egui::Ui) {
+        if let Some(path) = self.last_saved.clone() {
+            let text = format!("saved {}", path.display());
+            match banner_buttons_ui(ui, &BANNER_SAVED, &text, &["dismiss", "open folder"]) {
+                Some(0) => self.last_saved = None,
+                Some(_) => {
+                    let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                    if let Err(error) = saving::open_folder(&folder) {
+                        self.model.notify(format!("{error:#}"));
+                    }
+                    self.last_saved = None;
+                }
+                None => {}
+            }
+        }
         if let Some(reason) = self.model.compute_stopped.clone() {
             let text = format!("compute stopped: {reason}");
             if banner_ui(ui, &BANNER_ERROR, &text, "Restart compute") {
@@ -424,6 +494,29 @@ impl InrlabApp {
                 });
             }
             Action::LeaveFolder => self.train_on_folder(None),
+            Action::Screenshot => {
+                let slot = Arc::clone(&self.shot);
+                let repaint = ctx.clone();
+                ctx.request_screenshot(move |image| {
+                    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(image);
+                    repaint.request_repaint();
+                });
+            }
+            Action::ChooseOutputFolder => {
+                let picked = Arc::clone(&self.picked_output);
+                let start = self.output_folder();
+                let ctx = ctx.clone();
+                std::thread::spawn(move || {
+                    let folder = rfd::FileDialog::new()
+                        .set_title("Save screenshots and exports in")
+                        .set_directory(start)
+                        .pick_folder();
+                    if folder.is_some() {
+                        *picked.lock().unwrap_or_else(|e| e.into_inner()) = folder;
+                        ctx.request_repaint();
+                    }
+                });
+            }
             Action::TogglePlay => self.set_playing(!self.playing),
             Action::StepOnce => {
                 self.set_playing(false);
@@ -455,14 +548,18 @@ impl InrlabApp {
         if ctx.egui_wants_keyboard_input() {
             return;
         }
-        let (space, s, r, g) = ctx.input(|i| {
+        let (space, s, r, g, f12) = ctx.input(|i| {
             (
                 i.key_pressed(Key::Space),
                 i.key_pressed(Key::S),
                 i.key_pressed(Key::R),
                 i.key_pressed(Key::G),
+                i.key_pressed(Key::F12),
             )
         });
+        if f12 {
+            self.perform(Action::Screenshot, ctx);
+        }
         if space {
             self.perform(Action::TogglePlay, ctx);
         }
@@ -580,7 +677,9 @@ impl InrlabApp {
                 let image = plan.image.lock().unwrap_or_else(|e| e.into_inner()).take();
                 match image {
                     Some(image) => {
-                        let result = save_screenshot(&plan.path, &image);
+                        let provenance = saving::window_provenance(&self.model, &self.settings);
+                        let result =
+                            save_screenshot(&plan.path, &image, provenance.as_ref(), plan.existing);
                         match &result {
                             Ok(()) => println!("screenshot saved to {}", plan.path.display()),
                             Err(error) => eprintln!("inrlab: {error:#}"),
@@ -634,6 +733,12 @@ const BANNER_ERROR: BannerStyle = BannerStyle {
     mark: "!",
 };
 
+const BANNER_SAVED: BannerStyle = BannerStyle {
+    fill: Color32::from_rgb(22, 52, 34),
+    edge: palette::GOOD,
+    mark: "»",
+};
+
 const BANNER_WARNING: BannerStyle = BannerStyle {
     fill: Color32::from_rgb(60, 50, 18),
     edge: palette::ACCENT,
@@ -644,7 +749,17 @@ const BANNER_WARNING: BannerStyle = BannerStyle {
 
 /// A one-line banner with a button at its right end; whether the button was clicked.
 fn banner_ui(ui: &mut egui::Ui, style: &BannerStyle, text: &str, button: &str) -> bool {
-    let mut clicked = false;
+    banner_buttons_ui(ui, style, text, &[button]) == Some(0)
+}
+
+/// A banner with several buttons, right to left in the order given; which one was clicked.
+fn banner_buttons_ui(
+    ui: &mut egui::Ui,
+    style: &BannerStyle,
+    text: &str,
+    buttons: &[&str],
+) -> Option<usize> {
+    let mut clicked = None;
     egui::Frame::new()
         .fill(style.fill)
         .stroke(egui::Stroke::new(1.0, style.edge))
@@ -660,12 +775,21 @@ fn banner_ui(ui: &mut egui::Ui, style: &BannerStyle, text: &str, button: &str) -
                 );
                 ui.label(RichText::new(text).color(palette::TEXT_STRONG));
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    clicked = ui.button(button).clicked();
+                    for (index, button) in buttons.iter().enumerate() {
+                        if ui.button(*button).clicked() {
+                            clicked = Some(index);
+                        }
+                    }
                 });
             });
         });
     ui.add_space(4.0);
     clicked
+}
+
+/// Takes what a background thread left in `slot`.
+fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
 fn display_name(path: &Path) -> String {
@@ -701,16 +825,15 @@ fn apply_theme(ctx: &egui::Context) {
 }
 
 /// Writes the window's pixels as a PNG, atomically (temporary file, then rename).
-fn save_screenshot(path: &Path, image: &ColorImage) -> anyhow::Result<()> {
-    let [width, height] = image.size;
-    let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
-    let rgb: Vec<u8> = rgba
-        .chunks_exact(4)
-        .flat_map(|p| [p[0], p[1], p[2]])
-        .collect();
-    let picture = image::RgbImage::from_raw(width as u32, height as u32, rgb)
-        .context("screenshot has an unexpected size")?;
-    write_atomic(path, &png_bytes(&picture)?, Existing::Overwrite)
+fn save_screenshot(
+    path: &Path,
+    image: &ColorImage,
+    provenance: Option<&crate::provenance::Provenance>,
+    existing: Existing,
+) -> anyhow::Result<()> {
+    let picture = saving::rgb_picture(image)?;
+    let text = provenance.map(|p| p.png_text()).unwrap_or_default();
+    write_atomic(path, &png_bytes_with_text(&picture, &text)?, existing)
 }
 
 /// Opens the window (`inrlab` with no subcommand).
@@ -720,6 +843,15 @@ pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
         .clone()
         .map(|path| (path, args.after.max(1)));
     let screenshot_mode = screenshot.is_some();
+    let existing = if args.overwrite {
+        Existing::Overwrite
+    } else {
+        Existing::Refuse
+    };
+    if let Some((path, _)) = &screenshot {
+        // Refused before a window opens, not after the run.
+        crate::output::check_writable(std::slice::from_ref(path), existing)?;
+    }
     // Bad method names or parameter values end here, before a window opens.
     Settings::default().apply_command_line(args.methods.as_deref(), &args.params)?;
     let options = AppOptions {
@@ -727,6 +859,7 @@ pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
         image: args.image.clone(),
         working_size: None,
         screenshot,
+        overwrite_screenshot: args.overwrite,
         start_paused: false,
         // For scripted demo pictures of a particular view: INRLAB_VIEW=curves inrlab --screenshot …
         initial_view: std::env::var("INRLAB_VIEW").ok(),

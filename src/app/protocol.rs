@@ -127,6 +127,8 @@ pub struct TargetFrame {
     pub size: usize,
     pub pixels: Arc<Vec<f32>>,
     pub image: Arc<ColorImage>,
+    /// Where it came from, with its content hash (for the provenance of what is saved).
+    pub origin: crate::provenance::ImageOrigin,
 }
 
 /// Feature maps for the inspect view.

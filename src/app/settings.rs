@@ -18,6 +18,8 @@ pub struct Settings {
     pub working_size: usize,
     pub active_view: String,
     pub show_ground_truth: bool,
+    /// Where screenshots and exports go (`None`: [`super::saving::default_output_folder`]).
+    pub output_folder: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -32,6 +34,7 @@ impl Default for Settings {
             working_size: 128,
             active_view: "trajectory".into(),
             show_ground_truth: false,
+            output_folder: None,
         }
     }
 }

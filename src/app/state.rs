@@ -28,6 +28,7 @@ pub struct TargetView {
     pub size: usize,
     pub pixels: Arc<Vec<f32>>,
     pub texture: TextureHandle,
+    pub origin: crate::provenance::ImageOrigin,
 }
 
 /// One finished step of a run.
@@ -379,6 +380,7 @@ impl Model {
                     size: target.size,
                     pixels: target.pixels,
                     texture,
+                    origin: target.origin,
                 });
                 self.features = None;
                 self.elapsed = Duration::ZERO;

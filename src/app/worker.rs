@@ -27,6 +27,7 @@ use super::protocol::{
 use crate::compute::{BackendChoice, CancelToken, create_backend};
 use crate::imaging::{color_image_from_rgb, downsample, host_mse};
 use crate::methods::{self, LevelImages, MethodCache, StepReport};
+use crate::provenance::ImageOrigin;
 use crate::rng::RngKind;
 use crate::session::{AdvanceResult, Restarted, Session};
 use crate::target::{Decoded, Fit, SAMPLE_NAME, SAMPLE_PNG, Target, decode_bytes, load_image};
@@ -242,7 +243,8 @@ struct Worker {
     repaint: egui::Context,
     /// The desired configuration last applied.
     applied: Option<Desired>,
-    decoded: Option<(String, DynamicImage)>,
+    /// The decoded image with its name and origin (content hash) for the files that record it.
+    decoded: Option<(String, DynamicImage, ImageOrigin)>,
     playing: bool,
     /// Methods still owed a step of a single-step request.
     single_steps: BTreeSet<&'static str>,
@@ -443,9 +445,15 @@ impl Worker {
             ImageSource::Path(path) => display_name(path),
             ImageSource::Bytes { name, .. } => name.clone(),
         };
-        match decoded {
-            Ok(Decoded { image, warning }) => {
-                let previous = self.decoded.replace((name, image));
+        // The hash of the bytes the image came from, for the provenance of what is saved.
+        let origin = match &source {
+            ImageSource::Sample => Ok(ImageOrigin::sample()),
+            ImageSource::Path(path) => ImageOrigin::file(path),
+            ImageSource::Bytes { name, bytes } => Ok(ImageOrigin::bytes(name, None, bytes)),
+        };
+        match decoded.and_then(|decoded| Ok((decoded, origin?))) {
+            Ok((Decoded { image, warning }, origin)) => {
+                let previous = self.decoded.replace((name, image, origin));
                 if let Err(error) = self.make_target() {
                     self.decoded = previous;
                     self.send(Message::Notice(format!("{error:#}")));
@@ -470,7 +478,7 @@ impl Worker {
 
     /// Makes the target from the decoded image at the working size and restarts everything.
     fn make_target(&mut self) -> anyhow::Result<()> {
-        let Some((name, image)) = &self.decoded else {
+        let Some((name, image, origin)) = &self.decoded else {
             return Ok(());
         };
         let size = self.current_desired().working_size;
@@ -480,6 +488,7 @@ impl Worker {
             size,
             image: Arc::new(color_image_from_rgb(&target.pixels, size)),
             pixels: Arc::new(target.pixels.clone()),
+            origin: origin.clone(),
         }));
         self.features.clear();
         let restarted = self.session.set_target(target);

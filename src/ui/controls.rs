@@ -20,6 +20,10 @@ pub enum Action {
     OpenFolderDialog,
     /// Those methods train on the image again.
     LeaveFolder,
+    /// Save the whole window as PNG into the output folder (F12).
+    Screenshot,
+    /// Pick the folder screenshots and exports go to.
+    ChooseOutputFolder,
     TogglePlay,
     StepOnce,
     Reset,
@@ -205,6 +209,33 @@ fn playback_ui(
         {
             actions.push(Action::Reset);
         }
+    });
+    let folder =
+        (settings.output_folder.clone()).unwrap_or_else(crate::app::saving::default_output_folder);
+    ui.horizontal(|ui| {
+        if ui
+            .button("Screenshot")
+            .on_hover_text(format!(
+                "Save the whole window as PNG in {} (F12), with how it was made in the file.",
+                folder.display()
+            ))
+            .clicked()
+        {
+            actions.push(Action::Screenshot);
+        }
+        if ui
+            .button("Folder…")
+            .on_hover_text("Choose where screenshots go.")
+            .clicked()
+        {
+            actions.push(Action::ChooseOutputFolder);
+        }
+        let name = folder.file_name().map_or_else(
+            || folder.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
+        ui.label(RichText::new(name).color(palette::TEXT_DIM))
+            .on_hover_text(folder.display().to_string());
     });
     ui.checkbox(&mut settings.show_ground_truth, "show ground truth (G)")
         .on_hover_text("Show the target in place of the outputs in Compare and Inspect.");

@@ -104,7 +104,7 @@ pub mod palette {
     pub const BAD: Color32 = Color32::from_rgb(240, 90, 80);
     pub const GROUND_TRUTH: Color32 = Color32::from_rgb(90, 180, 255);
 
-    const METHODS: [Color32; 8] = [
+    const METHODS: [Color32; 10] = [
         Color32::from_rgb(255, 150, 40),
         Color32::from_rgb(90, 180, 255),
         Color32::from_rgb(120, 210, 140),
@@ -113,6 +113,8 @@ pub mod palette {
         Color32::from_rgb(240, 100, 100),
         Color32::from_rgb(100, 220, 220),
         Color32::from_rgb(200, 200, 200),
+        Color32::from_rgb(170, 140, 255),
+        Color32::from_rgb(190, 230, 80),
     ];
 
     /// A stable colour for the method at `index` in the registry.
@@ -506,6 +508,7 @@ pub(crate) mod fixture {
                 size: SIZE,
                 pixels: Arc::new(target.clone()),
                 image: Arc::new(color_image_from_rgb(&target, SIZE)),
+                origin: crate::provenance::ImageOrigin::sample(),
             }),
         );
         model

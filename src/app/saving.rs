@@ -1,0 +1,157 @@
+//! What the window saves on request (screenshots now): into an output folder chosen once, under
+//! a numbered name that never replaces a file, with the window's setup as provenance, encoded
+//! and written off the UI thread so a frame never waits for the disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use egui::ColorImage;
+
+use super::settings::Settings;
+use super::state::Model;
+use crate::methods::{self, ParamValues};
+use crate::output::{Existing, png_bytes_with_text, write_atomic};
+use crate::provenance::Provenance;
+use crate::rng::RngKind;
+use crate::target::Fit;
+
+/// Where saved files go until the user picks a folder: the pictures folder when there is one.
+pub fn default_output_folder() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    match home {
+        Some(home) if home.join("Pictures").is_dir() => home.join("Pictures").join("inrlab"),
+        Some(home) => home.join("inrlab"),
+        None => PathBuf::from("inrlab-output"),
+    }
+}
+
+/// The first `<stem>-NNN.<extension>` in `folder` that does not exist yet.
+pub fn numbered_path(folder: &Path, stem: &str, extension: &str) -> PathBuf {
+    (1..)
+        .map(|n| folder.join(format!("{stem}-{n:03}.{extension}")))
+        .find(|path| !path.exists())
+        .expect("some number is free")
+}
+
+/// How the window's current picture was made: its image, working size, the selected methods
+/// with their parameters, the generator and the backend. `None` before an image is loaded.
+pub fn window_provenance(model: &Model, settings: &Settings) -> Option<Provenance> {
+    let target = model.target.as_ref()?;
+    let runs: Vec<(&methods::MethodInfo, ParamValues)> = methods::registry()
+        .iter()
+        .filter(|info| settings.selected.iter().any(|s| s == info.name))
+        .map(|info| {
+            let values = settings.params.get(info.name).cloned().unwrap_or_default();
+            (info, values)
+        })
+        .collect();
+    let borrowed: Vec<_> = runs.iter().map(|(info, values)| (*info, values)).collect();
+    let (backend, adapter) = model
+        .backend
+        .as_ref()
+        .map_or(("unknown".to_owned(), String::new()), |(kind, adapter)| {
+            (kind.to_string(), adapter.clone())
+        });
+    // The window fits stretched images with numpy's generator, as `inrlab run` does by default.
+    let mut record = Provenance::with_backend_names(
+        target.origin.clone(),
+        target.size,
+        Fit::Stretch,
+        RngKind::Numpy,
+        (backend, adapter),
+        &borrowed,
+    )
+    .ok()?;
+    record.dataset = model.folder.clone();
+    Some(record)
+}
+
+/// The outcome of a save, for the banner: the file written, or why not.
+pub type Saved = Arc<Mutex<Option<Result<PathBuf, String>>>>;
+
+/// Writes a window picture as `screenshot-NNN.png` in `folder` on a thread of its own and
+/// puts the outcome into `saved`, then asks for a repaint.
+pub fn save_screenshot_in_background(
+    folder: PathBuf,
+    image: Arc<ColorImage>,
+    provenance: Option<Provenance>,
+    saved: Saved,
+    ctx: egui::Context,
+) {
+    std::thread::spawn(move || {
+        let outcome = save_window_picture(&folder, &image, provenance.as_ref())
+            .map_err(|error| format!("{error:#}"));
+        *saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+        ctx.request_repaint();
+    });
+}
+
+/// The picture as PNG with the provenance in its text chunks, under a new numbered name.
+pub fn save_window_picture(
+    folder: &Path,
+    image: &ColorImage,
+    provenance: Option<&Provenance>,
+) -> anyhow::Result<PathBuf> {
+    let picture = rgb_picture(image)?;
+    let text = provenance.map(Provenance::png_text).unwrap_or_default();
+    let bytes = png_bytes_with_text(&picture, &text)?;
+    std::fs::create_dir_all(folder)
+        .map_err(|e| anyhow::anyhow!("cannot create the folder {}: {e}", folder.display()))?;
+    let path = numbered_path(folder, "screenshot", "png");
+    write_atomic(&path, &bytes, Existing::Refuse)?;
+    Ok(path)
+}
+
+/// egui's RGBA screenshot as an RGB image.
+pub fn rgb_picture(image: &ColorImage) -> anyhow::Result<image::RgbImage> {
+    let [width, height] = image.size;
+    let rgb: Vec<u8> = image
+        .pixels
+        .iter()
+        .flat_map(|c| {
+            let [r, g, b, _] = c.to_array();
+            [r, g, b]
+        })
+        .collect();
+    image::RgbImage::from_raw(width as u32, height as u32, rgb)
+        .ok_or_else(|| anyhow::anyhow!("the screenshot has an unexpected size"))
+}
+
+/// Shows `folder` in the desktop's file manager.
+pub fn open_folder(folder: &Path) -> anyhow::Result<()> {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(target_os = "windows") {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    std::process::Command::new(opener)
+        .arg(folder)
+        .spawn()
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("cannot open {} with {opener}: {e}", folder.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_names_never_replace_a_file_and_pictures_carry_their_record() {
+        let folder = std::env::temp_dir().join(format!("inrlab-saving-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&folder);
+        let image = ColorImage::new([4, 3], vec![egui::Color32::from_rgb(9, 80, 200); 12]);
+        let first = save_window_picture(&folder, &image, None).unwrap();
+        let second = save_window_picture(&folder, &image, None).unwrap();
+        assert_eq!(first.file_name().unwrap(), "screenshot-001.png");
+        assert_eq!(second.file_name().unwrap(), "screenshot-002.png");
+        let decoded = image::open(&second).unwrap().to_rgb8();
+        assert_eq!(decoded.dimensions(), (4, 3));
+        assert_eq!(decoded.get_pixel(0, 0).0, [9, 80, 200]);
+        // An unwritable place is an error, not a panic.
+        let blocked = folder.join("screenshot-001.png").join("inside");
+        assert!(save_window_picture(&blocked, &image, None).is_err());
+        std::fs::remove_dir_all(&folder).unwrap();
+    }
+}
