@@ -1022,6 +1022,20 @@ mod tests {
         let changed = psnrs(&other);
         assert_eq!(changed.len(), 3);
         assert_ne!(changed[..], reference[..3], "another seed, other weights");
+        // The record's command line, as the window copies it, makes the same run.
+        let record = Provenance::read(&first.join("final.png")).unwrap();
+        let line = record.command_line("fourier-mlp").unwrap();
+        assert!(
+            line.contains(" --image ") && line.contains(" --seed 3 "),
+            "{line}"
+        );
+        let copied = dir.join("copied").display().to_string();
+        let mut words: Vec<&str> = line.split(' ').collect();
+        *words.last_mut().unwrap() = &copied;
+        words.insert(0, "inrlab");
+        words.remove(1); // "inrlab" again
+        run_line(&words).unwrap();
+        assert_eq!(psnrs(&dir.join("copied")), reference, "from {line}");
         // The image changed since: named, with the hash the run used.
         image::RgbImage::from_pixel(30, 20, image::Rgb([1, 2, 3]))
             .save(&image)

@@ -222,6 +222,48 @@ impl Provenance {
         Ok(params)
     }
 
+    /// The `inrlab run` line that makes `method`'s run of this record again (into
+    /// `out-<method>`): every parameter, as the record has it.
+    pub fn command_line(&self, method: &str) -> Option<String> {
+        let values = self.methods.get(method)?;
+        let mut line = format!("inrlab run --method {method} --size {}", self.working_size);
+        match (&self.dataset, self.image.resolve()) {
+            (Some(folder), _) => line.push_str(&format!(" --dataset {}", quoted(folder))),
+            (None, Ok(Some(path))) => line.push_str(&format!(" --image {}", quoted(&path))),
+            (None, Ok(None)) => {}
+            // Gone or changed: named anyway, so the line says what it needs.
+            (None, Err(_)) => {
+                if let Some(path) = &self.image.path {
+                    line.push_str(&format!(" --image {}", quoted(path)));
+                }
+            }
+        }
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            // Whole numbers as such: --seed and the sizes take integers.
+            serde_json::Value::Number(n) => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+                _ => n.to_string(),
+            },
+            other => other.to_string(),
+        };
+        let fit = serde_json::to_value(self.fit)
+            .map(|v| text(&v))
+            .unwrap_or_default();
+        let rng = serde_json::to_value(self.rng)
+            .map(|v| text(&v))
+            .unwrap_or_default();
+        line.push_str(&format!(
+            " --fit {fit} --rng {rng} --backend {}",
+            self.backend
+        ));
+        for (name, value) in values {
+            line.push_str(&format!(" --{name} {}", text(value)));
+        }
+        line.push_str(&format!(" --out out-{method}"));
+        Some(line)
+    }
+
     /// The record as PNG text chunks: the JSON under [`PNG_KEYWORD`], "Software", and a
     /// one-line "Description" for image viewers.
     pub fn png_text(&self) -> Vec<(String, String)> {
@@ -277,6 +319,19 @@ impl Provenance {
             None => value,
         };
         serde_json::from_value(record).with_context(|| from("is not a record of an inrlab run"))
+    }
+}
+
+/// A path for a shell line, single-quoted when it needs to be.
+fn quoted(path: &Path) -> String {
+    let text = path.display().to_string();
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
+    {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
     }
 }
 

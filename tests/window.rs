@@ -807,3 +807,64 @@ fn screenshots_go_to_the_output_folder_with_their_record() {
     assert!(first.exists());
     std::fs::remove_dir_all(&folder).unwrap();
 }
+
+/// A preset keeps the whole setup: saved, then loaded over other settings, it brings back the
+/// methods, their parameters and the working size; "Copy command" gives the focused method's
+/// `inrlab run` line.
+#[test]
+fn a_preset_brings_the_setup_back_and_the_command_line_is_copied() {
+    use inrlab::app::saving;
+    let dir = std::env::temp_dir().join(format!("inrlab-window-preset-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut settings = small_settings(&["trajectory", "fourier-ridge"]);
+    let mut trajectory = ParamValues::new();
+    trajectory.set("spectral-radius", 0.55);
+    settings.params.insert("trajectory".into(), trajectory);
+    let mut h = harness_at(settings, 64, true);
+    assert!(
+        step_until(&mut h, Duration::from_secs(30), |app| app
+            .model()
+            .target
+            .is_some()
+            && app.model().backend.is_some()),
+        "the image did not load"
+    );
+    let record = saving::window_provenance(h.state().model(), h.state().settings()).unwrap();
+    assert_eq!(record.methods["trajectory"]["spectral-radius"], 0.55);
+    let preset = dir.join("preset.json");
+    saving::save_preset(&preset, &record, inrlab::output::Existing::Refuse).unwrap();
+    assert!(saving::save_preset(&preset, &record, inrlab::output::Existing::Refuse).is_err());
+    // Other settings, then the preset.
+    {
+        let settings = h.state_mut().settings_mut();
+        settings.selected = vec!["coord-mlp".into()];
+        settings.params.clear();
+        settings.working_size = 128;
+    }
+    h.step();
+    h.state_mut().load_preset(&preset).unwrap();
+    h.step();
+    let settings = h.state().settings();
+    assert_eq!(settings.selected, ["trajectory", "fourier-ridge"]);
+    assert_eq!(
+        settings.params["trajectory"].explicit("spectral-radius"),
+        Some(0.55)
+    );
+    assert_eq!(settings.working_size, 64);
+    // A file that records nothing is refused and changes nothing.
+    let stranger = dir.join("stranger.json");
+    std::fs::write(&stranger, "[1, 2]").unwrap();
+    assert!(h.state_mut().load_preset(&stranger).is_err());
+    assert_eq!(h.state().settings().working_size, 64);
+    // The focused method's command line.
+    h.get_by_label("Copy command").click();
+    h.step();
+    let line = h.state().copied_command_line().unwrap().to_owned();
+    assert!(
+        line.starts_with("inrlab run --method trajectory --size 64"),
+        "{line}"
+    );
+    assert!(line.contains("--spectral-radius 0.55"), "{line}");
+    assert!(h.query_by_label_contains("copied: inrlab run").is_some());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -119,6 +119,10 @@ pub struct InrlabApp {
     saved: saving::Saved,
     /// The last file saved, for the banner that offers to open its folder.
     last_saved: Option<PathBuf>,
+    /// A preset (or any file of inrlab's) the dialog's thread picked, loaded at the next frame.
+    picked_preset: Arc<Mutex<Option<PathBuf>>>,
+    /// The command line last put on the clipboard, shown in a banner.
+    copied: Option<String>,
 }
 
 impl InrlabApp {
@@ -194,6 +198,8 @@ impl InrlabApp {
             shot: Arc::default(),
             saved: Arc::default(),
             last_saved: None,
+            picked_preset: Arc::default(),
+            copied: None,
         }
     }
 
@@ -303,6 +309,11 @@ impl InrlabApp {
         }
         if let Some(folder) = take(&self.picked_output) {
             self.settings.output_folder = Some(folder);
+        }
+        if let Some(file) = take(&self.picked_preset)
+            && let Err(error) = self.load_preset(&file)
+        {
+            self.model.notify(format!("{error:#}"));
         }
         self.save_screenshot_taken(&ctx);
 
@@ -414,12 +425,56 @@ impl InrlabApp {
             .unwrap_or_else(saving::default_output_folder)
     }
 
+    /// Sets the window up as `file` records (a preset, or any file inrlab wrote): its methods
+    /// with their parameters, working size, image and folder. Nothing changes if it cannot be
+    /// read or names something missing.
+    pub fn load_preset(&mut self, file: &Path) -> anyhow::Result<()> {
+        let record = crate::provenance::Provenance::read(file)?;
+        let mut settings = self.settings.clone();
+        let infos = record.method_infos()?;
+        settings.selected = infos.iter().map(|info| info.name.to_owned()).collect();
+        for info in &infos {
+            settings
+                .params
+                .insert(info.name.to_owned(), record.params_of(info)?);
+        }
+        anyhow::ensure!(
+            settings::WORKING_SIZES.contains(&record.working_size),
+            "{} was made at {}², which the window does not offer ({:?}); run it with \
+             inrlab run --config",
+            file.display(),
+            record.working_size,
+            settings::WORKING_SIZES
+        );
+        settings.working_size = record.working_size;
+        let source = match record.image.resolve()? {
+            Some(path) => ImageSource::Path(path),
+            None => ImageSource::Sample,
+        };
+        self.settings = settings;
+        self.model.set_selection(&self.settings.selected_names());
+        self.load(source);
+        self.train_on_folder(record.dataset.clone());
+        Ok(())
+    }
+
+    /// The command line last copied (tests).
+    pub fn copied_command_line(&self) -> Option<&str> {
+        self.copied.as_deref()
+    }
+
     /// The last file a screenshot wrote (tests).
     pub fn last_saved(&self) -> Option<&Path> {
         self.last_saved.as_deref()
     }
 
     fn notices_ui(&mut self, ui: &mut egui::Ui) {
+        if let Some(line) = &self.copied {
+            let text = format!("copied: {line}");
+            if banner_ui(ui, &BANNER_SAVED, &text, "dismiss") {
+                self.copied = None;
+            }
+        }
         if let Some(path) = self.last_saved.clone() {
             let text = format!("saved {}", path.display());
             match banner_buttons_ui(ui, &BANNER_SAVED, &text, &["dismiss", "open folder"]) {
@@ -501,6 +556,64 @@ impl InrlabApp {
                     *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(image);
                     repaint.request_repaint();
                 });
+            }
+            Action::SavePreset => match saving::window_provenance(&self.model, &self.settings) {
+                Some(record) => {
+                    let saved = Arc::clone(&self.saved);
+                    let start = self.output_folder();
+                    let ctx = ctx.clone();
+                    std::thread::spawn(move || {
+                        let picked = rfd::FileDialog::new()
+                            .set_title("Save the setup as a preset")
+                            .set_directory(start)
+                            .set_file_name("preset.json")
+                            .add_filter("preset", &["json"])
+                            .save_file();
+                        if let Some(path) = picked {
+                            // The dialog has asked before replacing a file.
+                            let outcome = saving::save_preset(&path, &record, Existing::Overwrite)
+                                .map(|()| path)
+                                .map_err(|error| format!("{error:#}"));
+                            *saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+                            ctx.request_repaint();
+                        }
+                    });
+                }
+                None => self
+                    .model
+                    .notify("Nothing to save yet: the image is still loading."),
+            },
+            Action::LoadPreset => {
+                let picked = Arc::clone(&self.picked_preset);
+                let start = self.output_folder();
+                let ctx = ctx.clone();
+                std::thread::spawn(move || {
+                    let file = rfd::FileDialog::new()
+                        .set_title("Load a preset, or the setup a file of inrlab's records")
+                        .set_directory(start)
+                        .add_filter("inrlab files", &["json", "png", "csv"])
+                        .pick_file();
+                    if file.is_some() {
+                        *picked.lock().unwrap_or_else(|e| e.into_inner()) = file;
+                        ctx.request_repaint();
+                    }
+                });
+            }
+            Action::CopyCommandLine => {
+                let record = saving::window_provenance(&self.model, &self.settings);
+                let method = (self.focus_method.or(self.focused))
+                    .filter(|m| self.settings.selected.iter().any(|s| s == m))
+                    .or_else(|| self.settings.selected_names().first().copied());
+                match (record, method) {
+                    (Some(record), Some(method)) => match record.command_line(method) {
+                        Some(line) => {
+                            ctx.copy_text(line.clone());
+                            self.copied = Some(line);
+                        }
+                        None => self.model.notify(format!("{method} is not running")),
+                    },
+                    _ => self.model.notify("Select a method first."),
+                }
             }
             Action::ChooseOutputFolder => {
                 let picked = Arc::clone(&self.picked_output);

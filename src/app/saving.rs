@@ -66,6 +66,12 @@ pub fn window_provenance(model: &Model, settings: &Settings) -> Option<Provenanc
     Some(record)
 }
 
+/// Writes `record` as a preset (pretty JSON), atomically.
+pub fn save_preset(path: &Path, record: &Provenance, existing: Existing) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(record)?;
+    write_atomic(path, &json, existing)
+}
+
 /// The outcome of a save, for the banner: the file written, or why not.
 pub type Saved = Arc<Mutex<Option<Result<PathBuf, String>>>>;
 

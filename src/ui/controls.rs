@@ -24,6 +24,12 @@ pub enum Action {
     Screenshot,
     /// Pick the folder screenshots and exports go to.
     ChooseOutputFolder,
+    /// Save the whole setup (image, working size, methods, parameters) as a preset.
+    SavePreset,
+    /// Load a preset, or the setup any file inrlab wrote records.
+    LoadPreset,
+    /// Put the `inrlab run` line of the focused method on the clipboard.
+    CopyCommandLine,
     TogglePlay,
     StepOnce,
     Reset,
@@ -236,6 +242,38 @@ fn playback_ui(
         );
         ui.label(RichText::new(name).color(palette::TEXT_DIM))
             .on_hover_text(folder.display().to_string());
+    });
+    ui.horizontal(|ui| {
+        if ui
+            .button("Save preset…")
+            .on_hover_text(
+                "Save the whole setup (image and its hash, working size, methods, every \
+                 parameter with its seed, generator, backend) as JSON.",
+            )
+            .clicked()
+        {
+            actions.push(Action::SavePreset);
+        }
+        if ui
+            .button("Load preset…")
+            .on_hover_text(
+                "Load a preset, or the setup recorded in any file inrlab wrote (a screenshot, \
+                 a PNG, metrics.json or metrics.csv of `inrlab run`).",
+            )
+            .clicked()
+        {
+            actions.push(Action::LoadPreset);
+        }
+        if ui
+            .button("Copy command")
+            .on_hover_text(
+                "Put the `inrlab run` line that makes the focused method's run headless on the \
+                 clipboard.",
+            )
+            .clicked()
+        {
+            actions.push(Action::CopyCommandLine);
+        }
     });
     ui.checkbox(&mut settings.show_ground_truth, "show ground truth (G)")
         .on_hover_text("Show the target in place of the outputs in Compare and Inspect.");
