@@ -805,6 +805,31 @@ fn screenshots_go_to_the_output_folder_with_their_record() {
         "F12 did not save a second picture"
     );
     assert!(first.exists());
+    // The metrics of every step so far, as CSV and JSON with their record.
+    h.get_by_label("Metrics").click();
+    let csv = folder.join("metrics-001.csv");
+    assert!(
+        step_until(&mut h, Duration::from_secs(30), |app| app.last_saved()
+            == Some(csv.as_path())),
+        "the metrics were not saved"
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(rows[0], "method,step,label,psnr_db,loss,seconds");
+    assert!(
+        rows.len() > 2 && rows[1].starts_with("trajectory,1,"),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(csv.with_extension("json")).unwrap()).unwrap();
+    assert_eq!(json["steps"].as_array().unwrap().len(), rows.len() - 1);
+    assert_eq!(
+        inrlab::provenance::Provenance::read(&csv)
+            .unwrap()
+            .methods
+            .len(),
+        1
+    );
     std::fs::remove_dir_all(&folder).unwrap();
 }
 

@@ -410,9 +410,7 @@ impl InrlabApp {
         }
         match take(&self.saved) {
             Some(Ok(path)) => self.last_saved = Some(path),
-            Some(Err(why)) => self
-                .model
-                .notify(format!("The screenshot was not saved: {why}")),
+            Some(Err(why)) => self.model.notify(format!("Not saved: {why}")),
             None => {}
         }
     }
@@ -557,6 +555,22 @@ impl InrlabApp {
                     repaint.request_repaint();
                 });
             }
+            Action::ExportMetrics => match saving::window_provenance(&self.model, &self.settings) {
+                Some(record) => {
+                    let rows = saving::metrics_rows(&self.model);
+                    let (folder, saved, ctx) =
+                        (self.output_folder(), Arc::clone(&self.saved), ctx.clone());
+                    std::thread::spawn(move || {
+                        let outcome = saving::save_metrics(&folder, &rows, &record)
+                            .map_err(|error| format!("{error:#}"));
+                        *saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+                        ctx.request_repaint();
+                    });
+                }
+                None => self
+                    .model
+                    .notify("Nothing to save yet: the image is still loading."),
+            },
             Action::SavePreset => match saving::window_provenance(&self.model, &self.settings) {
                 Some(record) => {
                     let saved = Arc::clone(&self.saved);

@@ -66,6 +66,74 @@ pub fn window_provenance(model: &Model, settings: &Settings) -> Option<Provenanc
     Some(record)
 }
 
+/// One method's step as the metrics files list it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MetricsRow {
+    pub method: &'static str,
+    pub step: usize,
+    pub label: String,
+    pub psnr_db: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+    /// Compute seconds of the run up to and including this step.
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub levels: Vec<crate::methods::LevelReport>,
+}
+
+/// Every step of every run the window has, in registry order then by step.
+pub fn metrics_rows(model: &Model) -> Vec<MetricsRow> {
+    let mut rows = Vec::new();
+    for run in &model.runs {
+        let mut seconds = 0.0;
+        for cell in run.cells.values() {
+            seconds += cell.step_secs;
+            rows.push(MetricsRow {
+                method: run.info.name,
+                step: cell.report.step,
+                label: cell.report.label.clone(),
+                psnr_db: cell.report.psnr_db,
+                loss: cell.report.loss,
+                seconds,
+                levels: cell.report.levels.clone(),
+            });
+        }
+    }
+    rows
+}
+
+/// Writes `rows` as `metrics-NNN.csv` and `metrics-NNN.json` (same number) in `folder`, each
+/// with the provenance; returns the CSV's path.
+pub fn save_metrics(
+    folder: &Path,
+    rows: &[MetricsRow],
+    provenance: &Provenance,
+) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(folder)
+        .map_err(|e| anyhow::anyhow!("cannot create the folder {}: {e}", folder.display()))?;
+    let csv_path = (1..)
+        .map(|n| folder.join(format!("metrics-{n:03}.csv")))
+        .find(|path| !path.exists() && !path.with_extension("json").exists())
+        .expect("some number is free");
+    let mut csv = provenance.csv_header();
+    csv.push_str("method,step,label,psnr_db,loss,seconds\n");
+    for row in rows {
+        let label = row.label.replace('"', "\"\"");
+        let loss = row.loss.map_or(String::new(), |l| format!("{l:e}"));
+        csv.push_str(&format!(
+            "{},{},\"{label}\",{},{loss},{:.6}\n",
+            row.method, row.step, row.psnr_db, row.seconds
+        ));
+    }
+    let json = serde_json::to_vec_pretty(&serde_json::json!({
+        "provenance": provenance,
+        "steps": rows,
+    }))?;
+    write_atomic(&csv_path.with_extension("json"), &json, Existing::Refuse)?;
+    write_atomic(&csv_path, csv.as_bytes(), Existing::Refuse)?;
+    Ok(csv_path)
+}
+
 /// Writes `record` as a preset (pretty JSON), atomically.
 pub fn save_preset(path: &Path, record: &Provenance, existing: Existing) -> anyhow::Result<()> {
     let json = serde_json::to_vec_pretty(record)?;

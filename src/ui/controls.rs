@@ -30,6 +30,8 @@ pub enum Action {
     LoadPreset,
     /// Put the `inrlab run` line of the focused method on the clipboard.
     CopyCommandLine,
+    /// Write every run's PSNR, loss and time per step as CSV and JSON.
+    ExportMetrics,
     TogglePlay,
     StepOnce,
     Reset,
@@ -235,6 +237,16 @@ fn playback_ui(
             .clicked()
         {
             actions.push(Action::ChooseOutputFolder);
+        }
+        if ui
+            .button("Metrics")
+            .on_hover_text(
+                "Save every run's PSNR, loss and compute time per step as metrics-NNN.csv and \
+                 .json in the output folder, with how they were made.",
+            )
+            .clicked()
+        {
+            actions.push(Action::ExportMetrics);
         }
         let name = folder.file_name().map_or_else(
             || folder.display().to_string(),
