@@ -15,6 +15,7 @@ pub mod imaging;
 pub mod linalg;
 pub mod methods;
 pub mod output;
+pub mod recording;
 pub mod rng;
 pub mod runner;
 pub mod session;
