@@ -108,6 +108,16 @@ pub struct RunArgs {
     /// Replace files that are already in the output directory.
     #[arg(long)]
     pub overwrite: bool,
+    /// Record the method's image at every --every-th step (and the last) into this file: an
+    /// animated GIF (.gif), a lossless animated PNG (.png) or MP4 (.mp4, needs ffmpeg on PATH).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// With --record: every how many steps a frame is taken.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub every: u64,
+    /// With --record: frames per second of the recording.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub fps: u32,
     /// Train the wavelet operator on every image in this folder (working size 32, 64 or 128)
     /// and sample new images from 4×4 noise canvases: writes samples.png and metrics.json
     /// (held-out per-level PSNRs every 100th step and at the last).
@@ -534,6 +544,31 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         Some(path) => ImageOrigin::file(path)?,
         None => ImageOrigin::sample(),
     };
+    let recorder = match &args.record {
+        Some(file) => {
+            anyhow::ensure!(
+                !several,
+                "--record records one method; name one with --method"
+            );
+            let (info, own) = &plans[0];
+            let record = Provenance::new(
+                origin.clone(),
+                args.size,
+                args.fit,
+                args.rng,
+                backend.as_ref(),
+                &[(info, own)],
+            )?;
+            let options = crate::recording::RecordingOptions {
+                fps: args.fps,
+                text: record.png_text(),
+                ..Default::default()
+            };
+            Some(crate::recording::Recorder::start(file, options, existing)?)
+        }
+        None => None,
+    };
+    let every = args.every as usize;
     let names: Vec<&str> = selected.iter().map(|m| m.name).collect();
     let progress = Progress::new(&names);
     let mut failures = Vec::new();
@@ -545,7 +580,16 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         backend.as_ref(),
         args.rng,
         true,
-        |session, advance| progress.update(session, advance),
+        |session, advance| {
+            progress.update(session, advance);
+            if let (Some(recorder), AdvanceResult::Stepped(report)) = (&recorder, &advance.result)
+                && let Some(method) = session.slot(advance.index).method()
+                && (report.step.is_multiple_of(every) || method.is_done())
+            {
+                let (side, rgb) = recording_frame(&method.image(session.backend()), target.size);
+                recorder.push_waiting(side, side, std::sync::Arc::new(rgb));
+            }
+        },
         |index, outcome| {
             let (info, own) = &plans[index];
             let dir = &dirs[index];
@@ -593,6 +637,15 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         },
     );
     drop(progress);
+    if let Some(recorder) = recorder {
+        let summary = recorder.finish()?;
+        println!(
+            "recorded {} frames into {} ({} bytes)",
+            summary.frames,
+            summary.path.display(),
+            summary.bytes
+        );
+    }
     if let Some(error) = first_error {
         return Err(error);
     }
@@ -761,6 +814,21 @@ fn run_dataset(
         None => eprintln!("wavelet  {steps} steps  → {}", args.out.display()),
     }
     Ok(())
+}
+
+/// A method's image as a recording frame: RGB bytes, magnified by a whole factor (nearest) to
+/// at least 256 pixels a side so that a small working size stays legible.
+fn recording_frame(pixels: &[f32], size: usize) -> (usize, Vec<u8>) {
+    let factor = 256usize.div_ceil(size).max(1);
+    let image = rgb8_from_f32(pixels, size, size);
+    let side = size * factor;
+    let big = image::imageops::resize(
+        &image,
+        side as u32,
+        side as u32,
+        image::imageops::FilterType::Nearest,
+    );
+    (side, big.into_raw())
 }
 
 /// Images of equal width one above the other with a 2-pixel white gap.
@@ -1045,6 +1113,53 @@ mod tests {
             run_line(&["inrlab", "run", "--config", &config, "--out", &other_arg]).unwrap_err()
         );
         assert!(error.contains("has changed since"), "{error}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `--record run.png --every 3`: an animated PNG of steps 3, 6, 9 and the last (10),
+    /// magnified to 256², carrying the run's record; an existing file is refused.
+    #[test]
+    fn a_run_records_every_nth_step_into_an_animation() {
+        let dir = std::env::temp_dir().join(format!("inrlab-cli-record-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (movie, out) = (dir.join("run.png"), dir.join("out"));
+        let (movie_arg, out_arg) = (movie.display().to_string(), out.display().to_string());
+        let line = [
+            "inrlab",
+            "run",
+            "--method",
+            "trajectory",
+            "--steps",
+            "10",
+            "--hidden",
+            "64",
+            "--size",
+            "16",
+            "--backend",
+            "cpu",
+            "--record",
+            &movie_arg,
+            "--every",
+            "3",
+            "--out",
+            &out_arg,
+        ];
+        run_line(&line).unwrap();
+        let bytes = std::fs::read(&movie).unwrap();
+        let reader = png::Decoder::new(std::io::Cursor::new(&bytes))
+            .read_info()
+            .unwrap();
+        let info = reader.info();
+        assert_eq!(info.animation_control.unwrap().num_frames, 4);
+        assert_eq!((info.width, info.height), (256, 256));
+        let record = Provenance::read(&movie).unwrap();
+        assert_eq!(record.methods.keys().collect::<Vec<_>>(), ["trajectory"]);
+        // Again, into the same file: refused before anything runs.
+        let again = dir.join("again").display().to_string();
+        let mut second = line;
+        *second.last_mut().unwrap() = &again;
+        let error = format!("{:#}", run_line(&second).unwrap_err());
+        assert!(error.contains("already exists"), "{error}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -16,6 +16,7 @@ pub mod linalg;
 pub mod methods;
 pub mod output;
 pub mod provenance;
+pub mod recording;
 pub mod rng;
 pub mod runner;
 pub mod session;
