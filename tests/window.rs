@@ -893,3 +893,57 @@ fn a_preset_brings_the_setup_back_and_the_command_line_is_copied() {
     assert!(h.query_by_label_contains("copied: inrlab run").is_some());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Record: a frame of the view every step while the methods run, a red indicator with the
+/// count, and on Stop the GIF appears in the output folder with those frames.
+#[test]
+fn recording_the_view_writes_a_gif_of_its_frames() {
+    let folder = std::env::temp_dir().join(format!("inrlab-window-rec-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    let mut settings = small_settings(&["fourier-mlp"]);
+    settings.output_folder = Some(folder.clone());
+    settings.active_view = "trajectory".into();
+    let mut h = harness_with(settings, false);
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| steps_of(
+            app,
+            "fourier-mlp"
+        ) >= 1),
+        "no steps"
+    );
+    h.get_by_label("Record").click();
+    assert!(
+        step_until(&mut h, Duration::from_secs(120), |app| app
+            .recording_counts()
+            .is_some_and(|(frames, _)| frames >= 4)),
+        "the recording did not take frames"
+    );
+    assert!(h.query_by_label("REC").is_some());
+    let (frames, _) = h.state().recording_counts().unwrap();
+    h.get_by_label("Stop").click();
+    let gif = folder.join("recording-001.gif");
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| app.last_saved()
+            == Some(gif.as_path())),
+        "the recording was not finished"
+    );
+    assert!(h.state().recording_counts().is_none());
+    use image::AnimationDecoder;
+    let decoder = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
+        std::fs::File::open(&gif).unwrap(),
+    ))
+    .unwrap();
+    let decoded = decoder.into_frames().collect_frames().unwrap();
+    assert!(
+        decoded.len() >= frames,
+        "{} frames of {frames}",
+        decoded.len()
+    );
+    let first = decoded[0].buffer();
+    assert!(
+        first.width() > 300 && first.height() > 300,
+        "{:?}",
+        first.dimensions()
+    );
+    std::fs::remove_dir_all(&folder).unwrap();
+}

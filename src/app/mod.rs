@@ -123,6 +123,11 @@ pub struct InrlabApp {
     picked_preset: Arc<Mutex<Option<PathBuf>>>,
     /// The command line last put on the clipboard, shown in a banner.
     copied: Option<String>,
+    /// The recording of the view in progress.
+    recording: Option<saving::WindowRecording>,
+    /// A screenshot taken for the recording, and where the view was (points).
+    record_shot: Arc<Mutex<Option<Arc<ColorImage>>>>,
+    view_rect: egui::Rect,
 }
 
 impl InrlabApp {
@@ -200,6 +205,9 @@ impl InrlabApp {
             last_saved: None,
             picked_preset: Arc::default(),
             copied: None,
+            recording: None,
+            record_shot: Arc::default(),
+            view_rect: egui::Rect::NOTHING,
         }
     }
 
@@ -316,6 +324,7 @@ impl InrlabApp {
             self.model.notify(format!("{error:#}"));
         }
         self.save_screenshot_taken(&ctx);
+        self.record_step(&ctx);
 
         egui::Panel::bottom("status")
             .frame(egui::Frame::side_top_panel(ui.style()).fill(palette::BACKGROUND))
@@ -327,7 +336,9 @@ impl InrlabApp {
             .default_size(330.0)
             .size_range(260.0..=520.0)
             .show(ui, |ui| {
-                controls_ui(ui, &mut self.settings, &self.model, self.playing)
+                let recording =
+                    (self.recording.as_ref()).map(|r| (r.recorder.frames(), r.recorder.dropped()));
+                controls_ui(ui, &mut self.settings, &self.model, self.playing, recording)
             })
             .inner;
         for action in actions {
@@ -348,7 +359,59 @@ impl InrlabApp {
         self.model.record_frame_time(own_ms);
     }
 
+    /// The recording's frame: asked for when enough new steps have arrived, pushed (never
+    /// waiting) when egui has taken it; at the frame cap the recording ends by itself.
+    fn record_step(&mut self, ctx: &egui::Context) {
+        let Some(recording) = &mut self.recording else {
+            return;
+        };
+        if let Some(image) = take(&self.record_shot) {
+            recording.pending = false;
+            let (width, height, rgb) =
+                saving::crop_rgb(&image, self.view_rect, ctx.pixels_per_point());
+            let outcome = recording.recorder.push(width, height, Arc::new(rgb));
+            if outcome == crate::recording::PushOutcome::CapReached {
+                self.stop_recording(ctx);
+                return;
+            }
+        }
+        let frames = self.model.frames_received;
+        if recording.wants_frame(frames) {
+            recording.pending = true;
+            recording.last_frames = frames;
+            let (slot, repaint) = (Arc::clone(&self.record_shot), ctx.clone());
+            ctx.request_screenshot(move |image| {
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(image);
+                repaint.request_repaint();
+            });
+        }
+    }
+
+    /// Finishes the recording's file on a thread of its own (an APNG is encoded then); the
+    /// banner says where it went.
+    fn stop_recording(&mut self, ctx: &egui::Context) {
+        let Some(recording) = self.recording.take() else {
+            return;
+        };
+        let (saved, ctx) = (Arc::clone(&self.saved), ctx.clone());
+        std::thread::spawn(move || {
+            let outcome = recording
+                .recorder
+                .finish()
+                .map(|summary| summary.path)
+                .map_err(|error| format!("{error:#}"));
+            *saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+            ctx.request_repaint();
+        });
+    }
+
+    /// Whether a recording is in progress, and its (frames, dropped) (tests).
+    pub fn recording_counts(&self) -> Option<(usize, usize)> {
+        (self.recording.as_ref()).map(|r| (r.recorder.frames(), r.recorder.dropped()))
+    }
+
     fn central_ui(&mut self, ui: &mut egui::Ui) {
+        self.view_rect = ui.max_rect();
         // Tabs.
         ui.horizontal(|ui| {
             for view in &self.views {
@@ -554,6 +617,28 @@ impl InrlabApp {
                     *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(image);
                     repaint.request_repaint();
                 });
+            }
+            Action::ToggleRecording => {
+                if self.recording.is_some() {
+                    self.stop_recording(ctx);
+                } else {
+                    let provenance = saving::window_provenance(&self.model, &self.settings);
+                    match saving::WindowRecording::start(
+                        &self.output_folder(),
+                        &self.settings.record_format.clone(),
+                        self.settings.record_every,
+                        self.settings.record_fps,
+                        provenance.as_ref(),
+                    ) {
+                        Ok(mut recording) => {
+                            // The first frame is the view as it is now.
+                            recording.last_frames =
+                                self.model.frames_received.saturating_sub(recording.every);
+                            self.recording = Some(recording);
+                        }
+                        Err(error) => self.model.notify(format!("Not recording: {error:#}")),
+                    }
+                }
             }
             Action::ExportMetrics => match saving::window_provenance(&self.model, &self.settings) {
                 Some(record) => {

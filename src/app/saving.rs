@@ -207,6 +207,73 @@ pub fn open_folder(folder: &Path) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot open {} with {opener}: {e}", folder.display()))
 }
 
+/// A recording of the view in the window: a frame each time `every` new steps have arrived,
+/// cut out of a window screenshot (the view's rectangle), handed to a [`Recorder`] that never
+/// makes the UI wait (a full queue drops the frame and counts it).
+///
+/// [`Recorder`]: crate::recording::Recorder
+pub struct WindowRecording {
+    pub recorder: crate::recording::Recorder,
+    pub every: u64,
+    /// `Model::frames_received` when the last frame was asked for.
+    pub last_frames: u64,
+    /// Whether a screenshot for it is on its way.
+    pub pending: bool,
+}
+
+impl WindowRecording {
+    /// Starts `recording-NNN.<extension>` in `folder`.
+    pub fn start(
+        folder: &Path,
+        extension: &str,
+        every: u64,
+        fps: u32,
+        provenance: Option<&Provenance>,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(folder)
+            .map_err(|e| anyhow::anyhow!("cannot create the folder {}: {e}", folder.display()))?;
+        let path = numbered_path(folder, "recording", extension);
+        let options = crate::recording::RecordingOptions {
+            fps,
+            text: provenance.map(Provenance::png_text).unwrap_or_default(),
+            ..Default::default()
+        };
+        Ok(WindowRecording {
+            recorder: crate::recording::Recorder::start(&path, options, Existing::Refuse)?,
+            every: every.max(1),
+            last_frames: 0,
+            pending: false,
+        })
+    }
+
+    /// Whether enough new steps have arrived for another frame.
+    pub fn wants_frame(&self, frames_received: u64) -> bool {
+        !self.pending && frames_received >= self.last_frames + self.every
+    }
+}
+
+/// The part of a window screenshot inside `rect` (in points, `pixels_per_point` pixels each),
+/// as RGB bytes.
+pub fn crop_rgb(
+    image: &ColorImage,
+    rect: egui::Rect,
+    pixels_per_point: f32,
+) -> (usize, usize, Vec<u8>) {
+    let [width, height] = image.size;
+    let x0 = ((rect.min.x * pixels_per_point).round().max(0.0) as usize).min(width - 1);
+    let y0 = ((rect.min.y * pixels_per_point).round().max(0.0) as usize).min(height - 1);
+    let x1 = ((rect.max.x * pixels_per_point).round() as usize).clamp(x0 + 1, width);
+    let y1 = ((rect.max.y * pixels_per_point).round() as usize).clamp(y0 + 1, height);
+    let mut rgb = Vec::with_capacity((x1 - x0) * (y1 - y0) * 3);
+    for y in y0..y1 {
+        for pixel in &image.pixels[y * width + x0..y * width + x1] {
+            let [r, g, b, _] = pixel.to_array();
+            rgb.extend_from_slice(&[r, g, b]);
+        }
+    }
+    (x1 - x0, y1 - y0, rgb)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,11 @@ pub struct Settings {
     pub show_ground_truth: bool,
     /// Where screenshots and exports go (`None`: [`super::saving::default_output_folder`]).
     pub output_folder: Option<std::path::PathBuf>,
+    /// Recordings of the view: the file type ("gif", "png" for lossless APNG, "mp4" through
+    /// ffmpeg), a frame every this many steps, and frames per second.
+    pub record_format: String,
+    pub record_every: u64,
+    pub record_fps: u32,
 }
 
 impl Default for Settings {
@@ -35,6 +40,9 @@ impl Default for Settings {
             active_view: "trajectory".into(),
             show_ground_truth: false,
             output_folder: None,
+            record_format: "gif".into(),
+            record_every: 1,
+            record_fps: 15,
         }
     }
 }

@@ -32,6 +32,8 @@ pub enum Action {
     CopyCommandLine,
     /// Write every run's PSNR, loss and time per step as CSV and JSON.
     ExportMetrics,
+    /// Start or stop recording the view.
+    ToggleRecording,
     TogglePlay,
     StepOnce,
     Reset,
@@ -48,6 +50,7 @@ pub fn controls_ui(
     settings: &mut Settings,
     model: &Model,
     playing: bool,
+    recording: Option<(usize, usize)>,
 ) -> Vec<Action> {
     let mut actions = Vec::new();
     ui.add_space(6.0);
@@ -68,6 +71,7 @@ pub fn controls_ui(
             image_ui(ui, settings, model, &mut actions);
             section(ui, "Run");
             playback_ui(ui, settings, model, playing, &mut actions);
+            recording_ui(ui, settings, recording, &mut actions);
             section(ui, "Methods");
             methods_ui(ui, settings, model, &mut actions);
             section(ui, "Parameters");
@@ -129,6 +133,63 @@ fn image_ui(ui: &mut egui::Ui, settings: &mut Settings, model: &Model, actions: 
         );
         for size in WORKING_SIZES {
             ui.selectable_value(&mut settings.working_size, size, size.to_string());
+        }
+    });
+}
+
+/// Record: start/stop, the file type, a frame every n steps, frames per second; while
+/// recording, a red indicator with the frames taken and dropped. `recording` is (frames,
+/// dropped) of the recording in progress.
+fn recording_ui(
+    ui: &mut egui::Ui,
+    settings: &mut Settings,
+    recording: Option<(usize, usize)>,
+    actions: &mut Vec<Action>,
+) {
+    ui.horizontal(|ui| {
+        let (text, hint) = match recording {
+            Some(_) => ("Stop", "Stop recording and finish the file."),
+            None => (
+                "Record",
+                "Record the view into recording-NNN in the output folder: a frame every n \
+                 steps, taken off the compute's path (frames are dropped, and counted, rather \
+                 than slowing it).",
+            ),
+        };
+        if ui.button(text).on_hover_text(hint).clicked() {
+            actions.push(Action::ToggleRecording);
+        }
+        match recording {
+            Some((frames, dropped)) => {
+                // A painted dot: egui's fonts have no "●".
+                let (dot, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+                ui.painter().circle_filled(dot.center(), 5.0, palette::BAD);
+                ui.label(RichText::new("REC").strong().color(palette::BAD));
+                ui.label(
+                    RichText::new(format!("{frames} frames · {dropped} dropped"))
+                        .monospace()
+                        .color(palette::TEXT_STRONG),
+                );
+            }
+            None => {
+                let format = ui.label("as");
+                egui::ComboBox::from_id_salt("record-format")
+                    .width(64.0)
+                    .selected_text(settings.record_format.clone())
+                    .show_ui(ui, |ui| {
+                        for (format, name) in [("gif", "GIF"), ("png", "APNG"), ("mp4", "MP4")] {
+                            ui.selectable_value(&mut settings.record_format, format.into(), name);
+                        }
+                    })
+                    .response
+                    .labelled_by(format.id);
+                let every = ui.label("every");
+                ui.add(egui::DragValue::new(&mut settings.record_every).range(1..=1000))
+                    .labelled_by(every.id);
+                let fps = ui.label("fps");
+                ui.add(egui::DragValue::new(&mut settings.record_fps).range(1..=60))
+                    .labelled_by(fps.id);
+            }
         }
     });
 }
@@ -566,7 +627,7 @@ mod tests {
             .with_size(egui::vec2(360.0, 1600.0))
             .build_ui_state(
                 |ui, settings: &mut Settings| {
-                    controls_ui(ui, settings, &Model::default(), false);
+                    controls_ui(ui, settings, &Model::default(), false, None);
                 },
                 settings,
             )
