@@ -881,7 +881,15 @@ fn a_preset_brings_the_setup_back_and_the_command_line_is_copied() {
     std::fs::write(&stranger, "[1, 2]").unwrap();
     assert!(h.state_mut().load_preset(&stranger).is_err());
     assert_eq!(h.state().settings().working_size, 64);
-    // The focused method's command line.
+    // The focused method's command line, once the image is back at 64².
+    assert!(
+        step_until(&mut h, Duration::from_secs(30), |app| app
+            .model()
+            .target
+            .as_ref()
+            .is_some_and(|t| t.size == 64)),
+        "the image did not come back at 64²"
+    );
     h.get_by_label("Copy command").click();
     h.step();
     let line = h.state().copied_command_line().unwrap().to_owned();
