@@ -283,15 +283,12 @@ struct Metrics<'a> {
 /// metrics.csv: the provenance as `# ` lines, then one row per step.
 fn metrics_csv(provenance: &Provenance, steps: &[StepEntry]) -> String {
     let mut csv = provenance.csv_header();
-    csv.push_str("step,label,psnr_db,loss,seconds\n");
-    for step in steps {
-        // Labels may hold commas ("scale 2 (ρ 0.62, …)"): quoted, quotes doubled.
-        let label = step.label.replace('"', "\"\"");
-        let loss = step.loss.map_or(String::new(), |l| format!("{l:e}"));
-        csv.push_str(&format!(
-            "{},\"{label}\",{},{loss},{:.6}\n",
-            step.step, step.psnr, step.seconds
-        ));
+    csv.push_str(Provenance::CSV_STEP_COLUMNS);
+    csv.push('\n');
+    for s in steps {
+        let row = crate::provenance::csv_step_row(s.step, &s.label, s.psnr, s.loss, s.seconds);
+        csv.push_str(&row);
+        csv.push('\n');
     }
     csv
 }

@@ -291,6 +291,9 @@ impl Provenance {
         format!("# {}\n# provenance: {json}\n", self.made_by)
     }
 
+    /// The columns [`csv_step_row`] writes.
+    pub const CSV_STEP_COLUMNS: &'static str = "step,label,psnr_db,loss,seconds";
+
     /// The record a file carries: a preset (this record as JSON), a metrics.json (its
     /// `provenance` field), a CSV (its header line) or a PNG inrlab wrote (its text chunk).
     pub fn read(path: &Path) -> anyhow::Result<Self> {
@@ -320,6 +323,20 @@ impl Provenance {
         };
         serde_json::from_value(record).with_context(|| from("is not a record of an inrlab run"))
     }
+}
+
+/// One step as a CSV row of [`Provenance::CSV_STEP_COLUMNS`], without the line end. Labels
+/// may hold commas ("scale 2 (ρ 0.62, …)"), so they are quoted, quotes doubled.
+pub fn csv_step_row(
+    step: usize,
+    label: &str,
+    psnr_db: f64,
+    loss: Option<f64>,
+    seconds: f64,
+) -> String {
+    let label = label.replace('"', "\"\"");
+    let loss = loss.map_or(String::new(), |l| format!("{l:e}"));
+    format!("{step},\"{label}\",{psnr_db},{loss},{seconds:.6}")
 }
 
 /// A path for a shell line, single-quoted when it needs to be.

@@ -116,14 +116,16 @@ pub fn save_metrics(
         .find(|path| !path.exists() && !path.with_extension("json").exists())
         .expect("some number is free");
     let mut csv = provenance.csv_header();
-    csv.push_str("method,step,label,psnr_db,loss,seconds\n");
+    csv.push_str(&format!("method,{}\n", Provenance::CSV_STEP_COLUMNS));
     for row in rows {
-        let label = row.label.replace('"', "\"\"");
-        let loss = row.loss.map_or(String::new(), |l| format!("{l:e}"));
-        csv.push_str(&format!(
-            "{},{},\"{label}\",{},{loss},{:.6}\n",
-            row.method, row.step, row.psnr_db, row.seconds
-        ));
+        let step = crate::provenance::csv_step_row(
+            row.step,
+            &row.label,
+            row.psnr_db,
+            row.loss,
+            row.seconds,
+        );
+        csv.push_str(&format!("{},{step}\n", row.method));
     }
     let json = serde_json::to_vec_pretty(&serde_json::json!({
         "provenance": provenance,

@@ -70,8 +70,7 @@ pub fn controls_ui(
             section(ui, "Image");
             image_ui(ui, settings, model, &mut actions);
             section(ui, "Run");
-            playback_ui(ui, settings, model, playing, &mut actions);
-            recording_ui(ui, settings, recording, &mut actions);
+            playback_ui(ui, settings, model, playing, recording, &mut actions);
             section(ui, "Methods");
             methods_ui(ui, settings, model, &mut actions);
             section(ui, "Parameters");
@@ -246,6 +245,7 @@ fn playback_ui(
     settings: &mut Settings,
     model: &Model,
     playing: bool,
+    recording: Option<(usize, usize)>,
     actions: &mut Vec<Action>,
 ) {
     ui.horizontal(|ui| {
@@ -348,6 +348,7 @@ fn playback_ui(
             actions.push(Action::CopyCommandLine);
         }
     });
+    recording_ui(ui, settings, recording, actions);
     ui.checkbox(&mut settings.show_ground_truth, "show ground truth (G)")
         .on_hover_text("Show the target in place of the outputs in Compare and Inspect.");
     egui::Grid::new("run-stats")
