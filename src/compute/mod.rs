@@ -362,6 +362,31 @@ pub trait Backend: Send + Sync {
     );
 }
 
+/// The shapes every per-level loss operation (`l1_grad`, `image_gradient_l1_grad`, `ssim_grad`)
+/// takes, on either backend: `pred` laid out as `grids`, `target` and `grad` like it, one scale
+/// per level. Panics naming `operation` otherwise (a caller's bug).
+pub(crate) fn check_level_loss(
+    operation: &str,
+    pred: &Tensor,
+    target: &Tensor,
+    grids: Grids,
+    level_scales: &[f32],
+    grad: &Tensor,
+) {
+    assert_eq!(
+        pred.rows(),
+        grids.rows(),
+        "{operation}: pred must be laid out as grids"
+    );
+    assert_eq!(target.shape(), pred.shape(), "{operation}: target shape");
+    assert_eq!(grad.shape(), pred.shape(), "{operation}: grad shape");
+    assert_eq!(
+        level_scales.len(),
+        grids.levels,
+        "{operation}: one scale per level"
+    );
+}
+
 /// Square images stacked as tensor rows: `count` images, each a pyramid of `levels` grids of
 /// sides `first_side`, 2·`first_side`, 4·`first_side`, …; rows go image by image, level by level
 /// within an image, row-major pixels within a grid. One grid is `Grids::single(side)`.

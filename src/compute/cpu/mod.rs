@@ -18,6 +18,7 @@ use super::{
     Activation, AdamStep, Backend, BackendKind, CancelToken, Cancelled, Grids, LevelSums,
     MemoryBudget, Storage, Tensor, Upsample,
 };
+use crate::compute::check_level_loss;
 
 /// Rows per cache-resident chunk of a fused product: 128 rows of a 256-wide f32 output are
 /// 128 KiB, which stays in L2 while the epilogue runs.
@@ -1062,18 +1063,7 @@ impl Backend for CpuBackend {
         level_scales: &[f32],
         grad: &mut Tensor,
     ) -> Vec<LevelSums> {
-        assert_eq!(
-            pred.rows(),
-            grids.rows(),
-            "l1_grad: pred must be laid out as grids"
-        );
-        assert_eq!(target.shape(), pred.shape());
-        assert_eq!(grad.shape(), pred.shape());
-        assert_eq!(
-            level_scales.len(),
-            grids.levels,
-            "l1_grad: one scale per level"
-        );
+        check_level_loss("l1_grad", pred, target, grids, level_scales, grad);
         grids::l1_grad(
             data(pred),
             data(target),
@@ -1092,17 +1082,13 @@ impl Backend for CpuBackend {
         level_scales: &[f32],
         grad: &mut Tensor,
     ) -> Vec<f64> {
-        assert_eq!(
-            pred.rows(),
-            grids.rows(),
-            "image_gradient_l1_grad: pred must be laid out as grids"
-        );
-        assert_eq!(target.shape(), pred.shape());
-        assert_eq!(grad.shape(), pred.shape());
-        assert_eq!(
-            level_scales.len(),
-            grids.levels,
-            "image_gradient_l1_grad: one scale per level"
+        check_level_loss(
+            "image_gradient_l1_grad",
+            pred,
+            target,
+            grids,
+            level_scales,
+            grad,
         );
         grids::image_gradient_l1_grad(
             data(pred),
@@ -1122,18 +1108,7 @@ impl Backend for CpuBackend {
         level_scales: &[f32],
         grad: &mut Tensor,
     ) -> Vec<f64> {
-        assert_eq!(
-            pred.rows(),
-            grids.rows(),
-            "ssim_grad: pred must be laid out as grids"
-        );
-        assert_eq!(target.shape(), pred.shape());
-        assert_eq!(grad.shape(), pred.shape());
-        assert_eq!(
-            level_scales.len(),
-            grids.levels,
-            "ssim_grad: one scale per level"
-        );
+        check_level_loss("ssim_grad", pred, target, grids, level_scales, grad);
         grids::ssim_grad(
             data(pred),
             data(target),

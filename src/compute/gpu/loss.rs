@@ -6,9 +6,9 @@ use super::grids::Level;
 use super::{
     Access, GpuBackend, Grids, Kernel, LINEAR_WORKGROUP, LevelSums, OPAQUE_ZERO, Tensor, buffer,
 };
+use crate::compute::check_level_loss;
 
-pub(super) const SOURCE: &str =
-    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/loss.wgsl"));
+pub(super) const SOURCE: &str = with_float_float!("loss.wgsl");
 
 /// Most workgroups (and partials read back) per level.
 const MAX_PARTIALS_PER_LEVEL: usize = 256;
@@ -45,28 +45,6 @@ impl Kernels {
             ),
         }
     }
-}
-
-fn check(
-    pred: &Tensor,
-    target: &Tensor,
-    grids: Grids,
-    level_scales: &[f32],
-    grad: &Tensor,
-    operation: &str,
-) {
-    assert_eq!(
-        pred.rows(),
-        grids.rows(),
-        "{operation}: pred must be laid out as grids"
-    );
-    assert_eq!(target.shape(), pred.shape(), "{operation}: target shape");
-    assert_eq!(grad.shape(), pred.shape(), "{operation}: grad shape");
-    assert_eq!(
-        level_scales.len(),
-        grids.levels,
-        "{operation}: one scale per level"
-    );
 }
 
 /// Dispatches `kernel` once per level of `grids` over its elements and returns, per level,
@@ -124,7 +102,7 @@ pub(super) fn l1_grad(
     level_scales: &[f32],
     grad: &mut Tensor,
 ) -> Vec<LevelSums> {
-    check(pred, target, grids, level_scales, grad, "l1_grad");
+    check_level_loss("l1_grad", pred, target, grids, level_scales, grad);
     let (partials, ranges) = per_level(
         gpu,
         &gpu.kernels.loss.l1_grad,
@@ -157,13 +135,13 @@ pub(super) fn image_gradient_l1_grad(
     level_scales: &[f32],
     grad: &mut Tensor,
 ) -> Vec<f64> {
-    check(
+    check_level_loss(
+        "image_gradient_l1_grad",
         pred,
         target,
         grids,
         level_scales,
         grad,
-        "image_gradient_l1_grad",
     );
     let (partials, ranges) = per_level(
         gpu,

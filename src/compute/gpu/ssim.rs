@@ -5,9 +5,9 @@
 
 use super::grids::Level;
 use super::{Access, GpuBackend, Grids, Kernel, LINEAR_WORKGROUP, OPAQUE_ZERO, Tensor, buffer};
+use crate::compute::check_level_loss;
 
-pub(super) const SOURCE: &str =
-    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/ssim.wgsl"));
+pub(super) const SOURCE: &str = with_float_float!("ssim.wgsl");
 
 /// Most workgroups (and partials read back) per level of the SSIM pass.
 const MAX_PARTIALS_PER_LEVEL: usize = 256;
@@ -71,18 +71,7 @@ pub(super) fn ssim_grad(
     grad: &mut Tensor,
 ) -> Vec<f64> {
     let channels = pred.cols();
-    assert_eq!(
-        pred.rows(),
-        grids.rows(),
-        "ssim_grad: pred must be laid out as grids"
-    );
-    assert_eq!(target.shape(), pred.shape(), "ssim_grad: target shape");
-    assert_eq!(grad.shape(), pred.shape(), "ssim_grad: grad shape");
-    assert_eq!(
-        level_scales.len(),
-        grids.levels,
-        "ssim_grad: one scale per level"
-    );
+    check_level_loss("ssim_grad", pred, target, grids, level_scales, grad);
     let elements = grids.rows() * channels;
     let row_blurred = gpu.scratch_buffer("ssim row blurred", (elements * MOMENTS * 4) as u64);
     let partials = gpu.scratch_buffer("ssim partials", (elements * PARTIALS * 4) as u64);
