@@ -48,24 +48,7 @@ const PARTIALS: u32 = 3u;
 
 var<workgroup> shared_sums: array<vec2<f32>, 256>;
 
-// The value with its bits ORed with a zero the compiler cannot see, so that float-float
-// arithmetic is not simplified away (as in loss.wgsl).
-fn opaque(value: f32) -> f32 {
-    return bitcast<f32>(bitcast<u32>(value) | params.opaque_zero);
-}
-
-fn two_sum(a: f32, b: f32) -> vec2<f32> {
-    let sum = opaque(a + b);
-    let virtual_b = opaque(sum - a);
-    return vec2<f32>(sum, (a - (sum - virtual_b)) + (b - virtual_b));
-}
-
-fn add_float_float(x: vec2<f32>, y: vec2<f32>) -> vec2<f32> {
-    let sum = two_sum(x.x, y.x);
-    let lo = sum.y + (x.y + y.y);
-    let hi = opaque(sum.x + lo);
-    return vec2<f32>(hi, lo - (hi - sum.x));
-}
+// opaque, two_sum and add_float_float come from float_float.wgsl.
 
 fn flat_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * 256u;

@@ -11,6 +11,20 @@
 //! pipelines ([`Kernel`]), a ring of per-pass uniform parameters addressed by dynamic offsets,
 //! and dispatch grids that respect the per-dimension workgroup limit.
 
+/// The source of a shader that does float-float arithmetic: shaders/float_float.wgsl (written
+/// once) in front of the shader file itself.
+macro_rules! with_float_float {
+    ($file:literal) => {
+        concat!(
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/shaders/float_float.wgsl"
+            )),
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file))
+        )
+    };
+}
+
 mod elementwise;
 mod fourier;
 mod gelu;

@@ -3,8 +3,7 @@
 
 use super::{Access, GpuBackend, Kernel, LINEAR_WORKGROUP, OPAQUE_ZERO, Tensor, buffer};
 
-pub(super) const SOURCE: &str =
-    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/reduce.wgsl"));
+pub(super) const SOURCE: &str = with_float_float!("reduce.wgsl");
 
 /// Most workgroups (and partials read back) of one reduction.
 const MAX_PARTIALS: usize = 1024;
