@@ -1177,7 +1177,7 @@ mod tests {
         }
         std::fs::write(folder.join("notes.txt"), "not an image").unwrap();
         let (folder_arg, out_arg) = (folder.display().to_string(), out.display().to_string());
-        let (cli, matches) = parse_from(&[
+        let line = [
             "inrlab",
             "run",
             "--method",
@@ -1194,12 +1194,8 @@ mod tests {
             "cpu",
             "--out",
             &out_arg,
-        ]);
-        let run_matches = matches.subcommand_matches("run").unwrap();
-        let Some(Command::Run(args)) = &cli.command else {
-            panic!("run was parsed")
-        };
-        run(args, &cli.window, run_matches).unwrap();
+        ];
+        run_line(&line).unwrap();
         let metrics: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
         assert_eq!(metrics["training_images"], 3);
@@ -1223,7 +1219,7 @@ mod tests {
         // Six rows of four cells (4×4 to 32×32, each magnified to 32²) with 2-pixel gaps.
         assert_eq!(samples.dimensions(), (4 * 32 + 3 * 2, 6 * 32 + 5 * 2));
         // Written files are never silently overwritten.
-        assert!(run(args, &cli.window, run_matches).is_err());
+        assert!(run_line(&line).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
