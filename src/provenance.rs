@@ -26,7 +26,18 @@ pub fn made_by() -> String {
 
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lowercase hex SHA-256 of the file at `path`, read in pieces: a photograph of hundreds of
+/// megabytes is never held whole just to be hashed.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -52,9 +63,13 @@ impl ImageOrigin {
 
     /// The file at `path`, hashed as it is now.
     pub fn file(path: &Path) -> anyhow::Result<Self> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        Ok(Self::bytes(&path.display().to_string(), Some(path), &bytes))
+        let sha256 =
+            sha256_file(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(ImageOrigin {
+            name: path.display().to_string(),
+            path: Some(path.to_path_buf()),
+            sha256,
+        })
     }
 
     pub fn bytes(name: &str, path: Option<&Path>, bytes: &[u8]) -> Self {
@@ -94,14 +109,13 @@ impl ImageOrigin {
                 self.sha256
             );
         };
-        let bytes = std::fs::read(path).with_context(|| {
+        let found = sha256_file(path).with_context(|| {
             format!(
                 "the image {} (sha256 {}) is not there any more; pass it with --image",
                 path.display(),
                 self.sha256
             )
         })?;
-        let found = sha256_hex(&bytes);
         anyhow::ensure!(
             found == self.sha256,
             "{} has changed since (sha256 {found}, the run used {}); pass the image with --image",
