@@ -393,15 +393,8 @@ impl InrlabApp {
         let Some(recording) = self.recording.take() else {
             return;
         };
-        let (saved, ctx) = (Arc::clone(&self.saved), ctx.clone());
-        std::thread::spawn(move || {
-            let outcome = recording
-                .recorder
-                .finish()
-                .map(|summary| summary.path)
-                .map_err(|error| format!("{error:#}"));
-            *saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
-            ctx.request_repaint();
+        in_background(&self.saved, ctx, move || {
+            outcome(recording.recorder.finish().map(|summary| summary.path))
         });
     }
 
@@ -463,13 +456,14 @@ impl InrlabApp {
     fn save_screenshot_taken(&mut self, ctx: &egui::Context) {
         if let Some(image) = take(&self.shot) {
             let provenance = saving::window_provenance(&self.model, &self.settings);
-            saving::save_screenshot_in_background(
-                self.output_folder(),
-                image,
-                provenance,
-                Arc::clone(&self.saved),
-                ctx.clone(),
-            );
+            let folder = self.output_folder();
+            in_background(&self.saved, ctx, move || {
+                outcome(saving::save_window_picture(
+                    &folder,
+                    &image,
+                    provenance.as_ref(),
+                ))
+            });
         }
         match take(&self.saved) {
             Some(Ok(path)) => self.last_saved = Some(path),
@@ -595,18 +589,12 @@ impl InrlabApp {
             }
             Action::LoadSample => self.load(ImageSource::Sample),
             Action::OpenFolderDialog => {
-                // The dialog blocks, so it runs on its own thread; the next frame takes what
-                // it picked (choosing a folder may also select a method, which is the UI's).
-                let picked = Arc::clone(&self.picked_folder);
-                let ctx = ctx.clone();
-                std::thread::spawn(move || {
-                    let folder = rfd::FileDialog::new()
+                // The next frame takes what it picked (choosing a folder may also select a
+                // method, which is the UI's).
+                in_background(&self.picked_folder, ctx, || {
+                    rfd::FileDialog::new()
                         .set_title("Train on a folder of images")
-                        .pick_folder();
-                    if folder.is_some() {
-                        *picked.lock().unwrap_or_else(|e| e.into_inner()) = folder;
-                        ctx.request_repaint();
-                    }
+                        .pick_folder()
                 });
             }
             Action::LeaveFolder => self.train_on_folder(None),
@@ -642,14 +630,9 @@ impl InrlabApp {
             }
             Action::ExportMetrics => match saving::window_provenance(&self.model, &self.settings) {
                 Some(record) => {
-                    let rows = saving::metrics_rows(&self.model);
-                    let (folder, saved, ctx) =
-                        (self.output_folder(), Arc::clone(&self.saved), ctx.clone());
-                    std::thread::spawn(move || {
-                        let outcome = saving::save_metrics(&folder, &rows, &record)
-                            .map_err(|error| format!("{error:#}"));
-                        *saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
-                        ctx.request_repaint();
+                    let (rows, folder) = (saving::metrics_rows(&self.model), self.output_folder());
+                    in_background(&self.saved, ctx, move || {
+                        outcome(saving::save_metrics(&folder, &rows, &record))
                     });
                 }
                 None => self
@@ -658,24 +641,18 @@ impl InrlabApp {
             },
             Action::SavePreset => match saving::window_provenance(&self.model, &self.settings) {
                 Some(record) => {
-                    let saved = Arc::clone(&self.saved);
                     let start = self.output_folder();
-                    let ctx = ctx.clone();
-                    std::thread::spawn(move || {
-                        let picked = rfd::FileDialog::new()
+                    in_background(&self.saved, ctx, move || {
+                        let path = rfd::FileDialog::new()
                             .set_title("Save the setup as a preset")
                             .set_directory(start)
                             .set_file_name("preset.json")
                             .add_filter("preset", &["json"])
-                            .save_file();
-                        if let Some(path) = picked {
-                            // The dialog has asked before replacing a file.
-                            let outcome = saving::save_preset(&path, &record, Existing::Overwrite)
-                                .map(|()| path)
-                                .map_err(|error| format!("{error:#}"));
-                            *saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
-                            ctx.request_repaint();
-                        }
+                            .save_file()?;
+                        // The dialog has asked before replacing a file.
+                        outcome(
+                            saving::save_preset(&path, &record, Existing::Overwrite).map(|()| path),
+                        )
                     });
                 }
                 None => self
@@ -683,19 +660,13 @@ impl InrlabApp {
                     .notify("Nothing to save yet: the image is still loading."),
             },
             Action::LoadPreset => {
-                let picked = Arc::clone(&self.picked_preset);
                 let start = self.output_folder();
-                let ctx = ctx.clone();
-                std::thread::spawn(move || {
-                    let file = rfd::FileDialog::new()
+                in_background(&self.picked_preset, ctx, move || {
+                    rfd::FileDialog::new()
                         .set_title("Load a preset, or the setup a file of inrlab's records")
                         .set_directory(start)
                         .add_filter("inrlab files", &["json", "png", "csv"])
-                        .pick_file();
-                    if file.is_some() {
-                        *picked.lock().unwrap_or_else(|e| e.into_inner()) = file;
-                        ctx.request_repaint();
-                    }
+                        .pick_file()
                 });
             }
             Action::CopyCommandLine => {
@@ -715,18 +686,12 @@ impl InrlabApp {
                 }
             }
             Action::ChooseOutputFolder => {
-                let picked = Arc::clone(&self.picked_output);
                 let start = self.output_folder();
-                let ctx = ctx.clone();
-                std::thread::spawn(move || {
-                    let folder = rfd::FileDialog::new()
+                in_background(&self.picked_output, ctx, move || {
+                    rfd::FileDialog::new()
                         .set_title("Save screenshots and exports in")
                         .set_directory(start)
-                        .pick_folder();
-                    if folder.is_some() {
-                        *picked.lock().unwrap_or_else(|e| e.into_inner()) = folder;
-                        ctx.request_repaint();
-                    }
+                        .pick_folder()
                 });
             }
             Action::TogglePlay => self.set_playing(!self.playing),
@@ -997,6 +962,28 @@ fn banner_buttons_ui(
         });
     ui.add_space(4.0);
     clicked
+}
+
+/// Runs `work` (a blocking file dialog, a file to write) on a thread of its own and leaves what
+/// it returns in `slot` for a later frame, which it asks for; `None` (a dialog cancelled) leaves
+/// the slot alone.
+fn in_background<T: Send + 'static>(
+    slot: &Arc<Mutex<Option<T>>>,
+    ctx: &egui::Context,
+    work: impl FnOnce() -> Option<T> + Send + 'static,
+) {
+    let (slot, ctx) = (Arc::clone(slot), ctx.clone());
+    std::thread::spawn(move || {
+        if let Some(value) = work() {
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+            ctx.request_repaint();
+        }
+    });
+}
+
+/// What a save returns to the banner: the file written, or why not in one line.
+fn outcome(result: anyhow::Result<PathBuf>) -> Option<Result<PathBuf, String>> {
+    Some(result.map_err(|error| format!("{error:#}")))
 }
 
 /// Takes what a background thread left in `slot`.

@@ -145,23 +145,6 @@ pub fn save_preset(path: &Path, record: &Provenance, existing: Existing) -> anyh
 /// The outcome of a save, for the banner: the file written, or why not.
 pub type Saved = Arc<Mutex<Option<Result<PathBuf, String>>>>;
 
-/// Writes a window picture as `screenshot-NNN.png` in `folder` on a thread of its own and
-/// puts the outcome into `saved`, then asks for a repaint.
-pub fn save_screenshot_in_background(
-    folder: PathBuf,
-    image: Arc<ColorImage>,
-    provenance: Option<Provenance>,
-    saved: Saved,
-    ctx: egui::Context,
-) {
-    std::thread::spawn(move || {
-        let outcome = save_window_picture(&folder, &image, provenance.as_ref())
-            .map_err(|error| format!("{error:#}"));
-        *saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
-        ctx.request_repaint();
-    });
-}
-
 /// The picture as PNG with the provenance in its text chunks, under a new numbered name.
 pub fn save_window_picture(
     folder: &Path,
