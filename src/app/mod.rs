@@ -379,11 +379,7 @@ impl InrlabApp {
         if recording.wants_frame(frames) {
             recording.pending = true;
             recording.last_frames = frames;
-            let (slot, repaint) = (Arc::clone(&self.record_shot), ctx.clone());
-            ctx.request_screenshot(move |image| {
-                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(image);
-                repaint.request_repaint();
-            });
+            screenshot_into(&self.record_shot, ctx);
         }
     }
 
@@ -599,12 +595,7 @@ impl InrlabApp {
             }
             Action::LeaveFolder => self.train_on_folder(None),
             Action::Screenshot => {
-                let slot = Arc::clone(&self.shot);
-                let repaint = ctx.clone();
-                ctx.request_screenshot(move |image| {
-                    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(image);
-                    repaint.request_repaint();
-                });
+                screenshot_into(&self.shot, ctx);
             }
             Action::ToggleRecording => {
                 if self.recording.is_some() {
@@ -839,12 +830,7 @@ impl InrlabApp {
                     );
                 }
                 if self.model.all_reached(plan.after) || timed_out {
-                    let slot = Arc::clone(&plan.image);
-                    let repaint = ctx.clone();
-                    ctx.request_screenshot(move |image| {
-                        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(image);
-                        repaint.request_repaint();
-                    });
+                    screenshot_into(&plan.image, ctx);
                     plan.phase = ScreenshotPhase::Requested;
                 }
                 // Keep frames coming while waiting (the worker also repaints on every frame).
@@ -978,6 +964,16 @@ fn in_background<T: Send + 'static>(
             *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
             ctx.request_repaint();
         }
+    });
+}
+
+/// Asks egui for a screenshot of the window; it lands in `slot` at a later frame, which it asks
+/// for.
+fn screenshot_into(slot: &Arc<Mutex<Option<Arc<ColorImage>>>>, ctx: &egui::Context) {
+    let (slot, repaint) = (Arc::clone(slot), ctx.clone());
+    ctx.request_screenshot(move |image| {
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(image);
+        repaint.request_repaint();
     });
 }
 
