@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use std::io::IsTerminal;
 
@@ -12,14 +13,19 @@ use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcom
 use serde::Serialize;
 
 use crate::compute::{Backend, BackendChoice, create_backend};
+use crate::figures;
+use crate::imaging::{color_image_from_rgb, host_mse};
 use crate::methods::params::Resolved;
 use crate::methods::wavelet_dataset::logs_levels;
-use crate::methods::{self, LevelImages, LevelReport, Method, MethodInfo, ParamValues};
-use crate::output::{Existing, check_writable, png_bytes_with_text, strip, write_atomic};
+use crate::methods::{
+    self, LevelImages, LevelReport, Method, MethodInfo, ParamValues, StepReport, psnr_from_mse,
+};
+use crate::output::{Existing, check_writable, png_bytes_with_text, write_atomic};
 use crate::provenance::{ImageOrigin, Provenance};
 use crate::rng::RngKind;
 use crate::runner::{StepRecord, run_methods};
 use crate::session::{AdvanceResult, Session};
+use crate::sheet::SheetCell;
 use crate::target::{Fit, Target, load_image, rgb8_from_f32};
 
 #[derive(Parser, Debug)]
@@ -507,11 +513,16 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         } else {
             args.out.clone()
         };
-        let mut files: Vec<PathBuf> =
-            ["metrics.json", "metrics.csv", "final.png", "trajectory.png"]
-                .iter()
-                .map(|f| dir.join(f))
-                .collect();
+        let mut files: Vec<PathBuf> = [
+            "metrics.json",
+            "metrics.csv",
+            "final.png",
+            "trajectory.png",
+            "curves.png",
+        ]
+        .iter()
+        .map(|f| dir.join(f))
+        .collect();
         if info.has_levels {
             files.push(dir.join("scales.png"));
         }
@@ -519,6 +530,11 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         plans.push((*info, own));
         dirs.push(dir);
     }
+    let mut summary_files = vec![args.out.join("compare.png")];
+    if several {
+        summary_files.push(args.out.join("curves.png"));
+    }
+    check_writable(&summary_files, existing)?;
     if several {
         let unused: Vec<&str> = params
             .iter()
@@ -541,6 +557,16 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         Some(path) => ImageOrigin::file(path)?,
         None => ImageOrigin::sample(),
     };
+    let record_of = |runs: &[(&MethodInfo, &ParamValues)]| {
+        Provenance::new(
+            origin.clone(),
+            args.size,
+            args.fit,
+            args.rng,
+            backend.as_ref(),
+            runs,
+        )
+    };
     let recorder = match &args.record {
         Some(file) => {
             anyhow::ensure!(
@@ -548,14 +574,7 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
                 "--record records one method; name one with --method"
             );
             let (info, own) = &plans[0];
-            let record = Provenance::new(
-                origin.clone(),
-                args.size,
-                args.fit,
-                args.rng,
-                backend.as_ref(),
-                &[(info, own)],
-            )?;
+            let record = record_of(&[(info, own)])?;
             let options = crate::recording::RecordingOptions {
                 fps: args.fps,
                 text: record.png_text(),
@@ -570,6 +589,7 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
     let progress = Progress::new(&names);
     let mut failures = Vec::new();
     let mut first_error = None;
+    let mut finished = Vec::new();
     // Each method's files are written as soon as it settles, while the others go on.
     run_methods(
         &plans,
@@ -592,14 +612,7 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
             let dir = &dirs[index];
             let written = outcome.and_then(|outcome| {
                 let records = outcome.records;
-                let provenance = Provenance::new(
-                    origin.clone(),
-                    args.size,
-                    args.fit,
-                    args.rng,
-                    backend.as_ref(),
-                    &[(info, own)],
-                )?;
+                let provenance = record_of(&[(info, own)])?;
                 write_run(
                     dir,
                     info,
@@ -613,6 +626,12 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
                     existing,
                 )?;
                 let last = records.last().expect("a run has at least one step");
+                let image = records.iter().rev().find_map(|r| r.image.clone());
+                finished.push((
+                    *info,
+                    records.iter().map(|r| r.report.clone()).collect::<Vec<_>>(),
+                    image.unwrap_or_else(|| target.pixels.clone()),
+                ));
                 progress.println(format!(
                     "{:<14} {:>3} steps  {:>7.3} s  final PSNR {:.2} dB  → {}",
                     info.name,
@@ -634,6 +653,18 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         },
     );
     drop(progress);
+    if !finished.is_empty() {
+        let runs: Vec<_> = plans
+            .iter()
+            .filter(|(info, _)| finished.iter().any(|(f, _, _)| f.name == info.name))
+            .map(|(info, own)| (*info, own))
+            .collect();
+        let provenance = record_of(&runs)?;
+        let summary = write_summary(&args.out, &target, &finished, &provenance, existing);
+        if let Err(error) = summary {
+            first_error.get_or_insert(error);
+        }
+    }
     if let Some(recorder) = recorder {
         let summary = recorder.finish()?;
         println!(
@@ -693,6 +724,7 @@ fn run_dataset(
         &[(info, params)],
     )?;
     provenance.dataset = Some(folder.to_path_buf());
+    provenance.dataset_files = dataset.files.clone();
     let steps = run.total_steps();
     let bar = indicatif::ProgressBar::new(steps as u64);
     bar.set_style(
@@ -765,24 +797,8 @@ fn run_dataset(
         steps: entries,
     };
     let samples = run.samples(backend.as_ref(), 6)?;
+    let sheet = figures::samples_sheet(info, &provenance, steps, &samples);
     let size = dataset.size;
-    let rows: Vec<image::RgbImage> = samples
-        .iter()
-        .map(|levels| {
-            let cells: Vec<_> = levels
-                .iter()
-                .map(|(side, pixels)| {
-                    image::imageops::resize(
-                        &rgb8_from_f32(pixels, *side, *side),
-                        size as u32,
-                        size as u32,
-                        image::imageops::FilterType::Nearest,
-                    )
-                })
-                .collect();
-            strip(&cells)
-        })
-        .collect();
     write_atomic(
         &args.out.join("metrics.json"),
         &serde_json::to_vec_pretty(&metrics)?,
@@ -790,7 +806,7 @@ fn run_dataset(
     )?;
     write_atomic(
         &args.out.join("samples.png"),
-        &png_bytes_with_text(&stack_rows(&rows), &provenance.png_text())?,
+        &png_bytes_with_text(&sheet.render(), &provenance.png_text())?,
         existing,
     )?;
     let last = metrics
@@ -826,19 +842,6 @@ fn recording_frame(pixels: &[f32], size: usize) -> (usize, Vec<u8>) {
         image::imageops::FilterType::Nearest,
     );
     (side, big.into_raw())
-}
-
-/// Images of equal width one above the other with a 2-pixel white gap.
-fn stack_rows(rows: &[image::RgbImage]) -> image::RgbImage {
-    const GAP: u32 = 2;
-    let (width, height) = rows.first().map_or((1, 1), |r| r.dimensions());
-    let count = rows.len() as u32;
-    let total = (count * height + count.saturating_sub(1) * GAP).max(1);
-    let mut sheet = image::RgbImage::from_pixel(width, total, image::Rgb([255, 255, 255]));
-    for (i, image) in rows.iter().enumerate() {
-        image::imageops::replace(&mut sheet, image, 0, (i as u32 * (height + GAP)) as i64);
-    }
-    sheet
 }
 
 fn write_run(
@@ -877,68 +880,106 @@ fn write_run(
             .collect(),
     };
     let size = target.size;
-    let to_image = |pixels: &[f32]| rgb8_from_f32(pixels, size, size);
-    let mut cells = vec![to_image(&target.pixels)];
-    cells.extend(
-        records
+    let picture = |pixels: &[f32]| Arc::new(color_image_from_rgb(pixels, size));
+    let kept: Vec<SheetCell> = records
+        .iter()
+        .filter_map(|r| Some(figures::step_cell(&r.report, picture(r.image.as_deref()?))))
+        .collect();
+    let last = records
+        .iter()
+        .rev()
+        .find_map(|r| r.image.as_deref())
+        .unwrap_or(&target.pixels);
+    // A method that refines internally: its trajectory is the final network's iterations.
+    let iterates = iterates.map(|images| {
+        let cells = images
             .iter()
-            .filter_map(|r| r.image.as_deref())
-            .map(to_image),
+            .map(|image| {
+                (
+                    picture(image),
+                    psnr_from_mse(host_mse(image, &target.pixels)),
+                )
+            })
+            .collect();
+        (last_step, cells)
+    });
+    let trajectory = figures::trajectory_sheet(
+        info,
+        provenance,
+        picture(&target.pixels),
+        if iterates.is_some() { Vec::new() } else { kept },
+        iterates,
     );
-    let last = cells.last().expect("target is there").clone();
-    if let Some(iterates) = iterates {
-        // A method that refines internally: its trajectory is the final network's iterations.
-        cells.truncate(1);
-        cells.extend(iterates.iter().map(|image| to_image(image)));
-    }
+    let reports: Vec<&StepReport> = records.iter().map(|r| &r.report).collect();
+    let curves = figures::curves_figure(provenance, &[(info, reports)]).render(CURVES_WIDTH_PX)?;
     let json = serde_json::to_vec_pretty(&metrics)?;
     let text = provenance.png_text();
     let png = |image: &image::RgbImage| png_bytes_with_text(image, &text);
     write_atomic(&dir.join("metrics.json"), &json, existing)?;
     let csv = metrics_csv(provenance, &metrics.steps);
     write_atomic(&dir.join("metrics.csv"), csv.as_bytes(), existing)?;
-    write_atomic(&dir.join("final.png"), &png(&last)?, existing)?;
-    write_atomic(&dir.join("trajectory.png"), &png(&strip(&cells))?, existing)?;
+    write_atomic(
+        &dir.join("final.png"),
+        &png(&rgb8_from_f32(last, size, size))?,
+        existing,
+    )?;
+    write_atomic(
+        &dir.join("trajectory.png"),
+        &png(&trajectory.render())?,
+        existing,
+    )?;
+    write_atomic(&dir.join("curves.png"), &png(&curves)?, existing)?;
     if let Some(levels) = levels {
-        write_atomic(
-            &dir.join("scales.png"),
-            &png(&scales_sheet(levels, size))?,
-            existing,
-        )?;
+        let pictures: Vec<_> = levels
+            .iter()
+            .map(figures::LevelPictures::from_levels)
+            .collect();
+        let sheet = figures::scales_sheet(info, provenance, last_step, &pictures);
+        write_atomic(&dir.join("scales.png"), &png(&sheet.render())?, existing)?;
     }
     Ok(())
 }
 
-/// The level-by-level strip of a multi-resolution method, each level magnified (nearest
-/// neighbour) to the working size: the rollout (one row per rollout), then the teacher-forced
-/// prediction and the truth.
-fn scales_sheet(levels: &[LevelImages], size: usize) -> image::RgbImage {
-    let magnified = |pixels: &[f32], side: usize| {
-        let image = rgb8_from_f32(pixels, side, side);
-        image::imageops::resize(
-            &image,
-            size as u32,
-            size as u32,
-            image::imageops::FilterType::Nearest,
-        )
-    };
-    let row = |pick: &dyn Fn(&LevelImages) -> Option<&[f32]>| {
-        let cells: Vec<_> = levels
-            .iter()
-            .map(|level| match pick(level).filter(|p| !p.is_empty()) {
-                Some(pixels) => magnified(pixels, level.side),
-                None => magnified(&level.truth, level.side),
-            })
-            .collect();
-        strip(&cells)
-    };
-    let rollouts = levels.last().map_or(0, |l| l.rollouts.len());
-    let mut rows: Vec<image::RgbImage> = (0..rollouts)
-        .map(|r| row(&|l: &LevelImages| l.rollouts.get(r).map(|(_, p)| p.as_slice())))
+/// Width of curves.png.
+const CURVES_WIDTH_PX: u32 = 1200;
+
+/// compare.png (the target and every method's last image) and, for several methods, curves.png
+/// of them all, in the run's output folder.
+fn write_summary(
+    out: &Path,
+    target: &Target,
+    finished: &[(&MethodInfo, Vec<StepReport>, Vec<f32>)],
+    provenance: &Provenance,
+    existing: Existing,
+) -> anyhow::Result<()> {
+    let size = target.size;
+    let picture = |pixels: &[f32]| Arc::new(color_image_from_rgb(pixels, size));
+    let outputs = finished
+        .iter()
+        .filter_map(|(info, reports, image)| {
+            Some((*info, figures::step_cell(reports.last()?, picture(image))))
+        })
         .collect();
-    rows.push(row(&|l: &LevelImages| Some(l.teacher_forced.as_slice())));
-    rows.push(row(&|l: &LevelImages| Some(l.truth.as_slice())));
-    stack_rows(&rows)
+    let sheet = figures::compare_sheet(provenance, picture(&target.pixels), outputs);
+    let text = provenance.png_text();
+    write_atomic(
+        &out.join("compare.png"),
+        &png_bytes_with_text(&sheet.render(), &text)?,
+        existing,
+    )?;
+    if finished.len() > 1 {
+        let runs: Vec<_> = finished
+            .iter()
+            .map(|(info, reports, _)| (*info, reports.iter().collect()))
+            .collect();
+        let curves = figures::curves_figure(provenance, &runs).render(CURVES_WIDTH_PX)?;
+        write_atomic(
+            &out.join("curves.png"),
+            &png_bytes_with_text(&curves, &text)?,
+            existing,
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1061,10 +1102,15 @@ mod tests {
         assert!(csv.starts_with("# inrlab "), "{csv}");
         assert!(csv.contains("\nstep,label,psnr_db,loss,seconds\n"), "{csv}");
         assert_eq!(csv.lines().filter(|l| !l.starts_with('#')).count(), 7);
-        for (n, file) in ["final.png", "trajectory.png", "metrics.json", "metrics.csv"]
-            .into_iter()
-            .enumerate()
-        {
+        let files = [
+            "final.png",
+            "trajectory.png",
+            "curves.png",
+            "compare.png",
+            "metrics.json",
+            "metrics.csv",
+        ];
+        for (n, file) in files.into_iter().enumerate() {
             let again = dir.join(format!("again{n}"));
             let (config, again_arg) = (
                 first.join(file).display().to_string(),
@@ -1111,6 +1157,81 @@ mod tests {
         );
         assert!(error.contains("has changed since"), "{error}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Several methods: each folder gets its captioned trajectory sheet and curves plot (the
+    /// wavelet operator its level sheet), and the run's folder the comparison and the curves of
+    /// them all; every one decodes at the size its cells need and carries the run's record.
+    #[test]
+    fn a_run_writes_captioned_sheets_and_plots() {
+        let dir = std::env::temp_dir().join(format!("inrlab-cli-sheets-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = dir.display().to_string();
+        run_line(&[
+            "inrlab",
+            "run",
+            "--method",
+            "multiscale,fourier-mlp,wavelet",
+            "--steps",
+            "5",
+            "--size",
+            "16",
+            "--backend",
+            "cpu",
+            "--out",
+            &out,
+        ])
+        .unwrap();
+        let open = |path: PathBuf| {
+            let picture = image::open(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .to_rgb8();
+            let distinct: std::collections::BTreeSet<[u8; 3]> =
+                picture.pixels().map(|p| p.0).collect();
+            assert!(distinct.len() > 20, "{} looks blank", path.display());
+            let record = Provenance::read(&path).unwrap();
+            assert_eq!(record.working_size, 16);
+            (picture, record)
+        };
+        let cell = crate::sheet::MIN_CELL_PX as u32;
+        // Target and three methods, each cell magnified to at least 128 pixels.
+        let (compare, record) = open(dir.join("compare.png"));
+        assert!(compare.width() >= 4 * cell, "{:?}", compare.dimensions());
+        assert_eq!(record.methods.len(), 3);
+        let (curves, _) = open(dir.join("curves.png"));
+        assert!(curves.width() >= 1000 && curves.height() > curves.width() / 2);
+        // multiscale's trajectory: the target and its scales in one row.
+        let (trajectory, record) = open(dir.join("multiscale").join("trajectory.png"));
+        let scales = open_scales_count(&dir.join("multiscale").join("metrics.json"));
+        assert!(trajectory.width() >= (scales as u32 + 1).min(8) * cell);
+        assert_eq!(record.methods.keys().collect::<Vec<_>>(), ["multiscale"]);
+        for method in ["fourier-mlp", "wavelet"] {
+            open(dir.join(method).join("trajectory.png"));
+            open(dir.join(method).join("curves.png"));
+        }
+        // Levels 4², 8², 16² side by side, rows of rollout, prediction and truth.
+        let (levels, _) = open(dir.join("wavelet").join("scales.png"));
+        assert!(levels.width() >= 3 * cell && levels.height() >= 3 * cell);
+        // A second run into the same folder is refused before anything is computed.
+        let error = run_line(&[
+            "inrlab",
+            "run",
+            "--method",
+            "multiscale",
+            "--size",
+            "16",
+            "--out",
+            &out,
+        ])
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("already exists"), "{error:#}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn open_scales_count(metrics: &Path) -> usize {
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(metrics).unwrap()).unwrap();
+        json["steps"].as_array().unwrap().len()
     }
 
     /// `--record run.png --every 3`: an animated PNG of steps 3, 6, 9 and the last (10),
@@ -1216,8 +1337,19 @@ mod tests {
             .collect();
         assert_eq!(sizes, [8, 16, 32]);
         let samples = image::open(out.join("samples.png")).unwrap().to_rgb8();
-        // Six rows of four cells (4×4 to 32×32, each magnified to 32²) with 2-pixel gaps.
-        assert_eq!(samples.dimensions(), (4 * 32 + 3 * 2, 6 * 32 + 5 * 2));
+        // Six captioned rows of four cells (4×4 to 32×32, each magnified to 128²).
+        let cell = crate::sheet::MIN_CELL_PX as u32;
+        let (width, height) = samples.dimensions();
+        assert!(width >= 4 * cell, "{width}");
+        assert!(height >= 6 * cell && height < 11 * cell, "{height}");
+        let record = Provenance::read(&out.join("samples.png")).unwrap();
+        let names: Vec<&str> = record
+            .dataset_files
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(names, ["0.png", "1.png", "2.png", "3.png"]);
+        assert!(record.dataset_files.iter().all(|f| f.sha256.len() == 64));
         // Written files are never silently overwritten.
         assert!(run_line(&line).is_err());
         let _ = std::fs::remove_dir_all(&dir);

@@ -11,15 +11,18 @@ pub mod bench_training;
 pub mod bench_wavelet;
 pub mod cli;
 pub mod compute;
+pub mod figures;
 pub mod imaging;
 pub mod linalg;
 pub mod methods;
 pub mod output;
+pub mod plot;
 pub mod provenance;
 pub mod recording;
 pub mod rng;
 pub mod runner;
 pub mod session;
+pub mod sheet;
 pub mod target;
 pub mod ui;
 

@@ -91,19 +91,6 @@ pub fn png_bytes_with_text(image: &RgbImage, text: &[(String, String)]) -> anyho
     Ok(bytes)
 }
 
-/// Images of equal size side by side with a 2-pixel white gap.
-pub fn strip(images: &[RgbImage]) -> RgbImage {
-    const GAP: u32 = 2;
-    let (width, height) = images.first().map_or((0, 0), |i| i.dimensions());
-    let count = images.len() as u32;
-    let total_width = (count * width + count.saturating_sub(1) * GAP).max(1);
-    let mut out = RgbImage::from_pixel(total_width, height.max(1), image::Rgb([255, 255, 255]));
-    for (i, image) in images.iter().enumerate() {
-        image::imageops::replace(&mut out, image, (i as u32 * (width + GAP)) as i64, 0);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

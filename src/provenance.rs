@@ -135,6 +135,9 @@ pub struct Provenance {
     /// The folder a method trained on instead of the image (the wavelet operator's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<PathBuf>,
+    /// The folder's images the run used, each with its SHA-256.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dataset_files: Vec<DatasetFile>,
     pub working_size: usize,
     pub fit: Fit,
     pub rng: RngKind,
@@ -143,6 +146,13 @@ pub struct Provenance {
     pub adapter: String,
     /// Every method run, with every parameter (a categorical one by its option's name).
     pub methods: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+}
+
+/// One image of a folder a run trained on.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DatasetFile {
+    pub name: String,
+    pub sha256: String,
 }
 
 impl Provenance {
@@ -187,6 +197,7 @@ impl Provenance {
             made_by: made_by(),
             image,
             dataset: None,
+            dataset_files: Vec::new(),
             working_size,
             fit,
             rng,

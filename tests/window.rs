@@ -955,3 +955,64 @@ fn recording_the_view_writes_a_gif_of_its_frames() {
     );
     std::fs::remove_dir_all(&folder).unwrap();
 }
+
+/// *Export view* on every tab writes that view as a figure composed from the pictures (not a
+/// screen grab): the grid, compare, inspect and scales sheets and the curves plot with its CSV,
+/// each numbered, decodable, not blank, and carrying the window's record.
+#[test]
+fn every_view_exports_a_figure_of_its_own_pictures() {
+    let folder = std::env::temp_dir().join(format!("inrlab-window-export-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    let mut settings = small_settings(&["trajectory", "multiscale", "fourier-mlp"]);
+    settings.output_folder = Some(folder.clone());
+    let mut h = harness_with(settings, false);
+    assert!(
+        step_until(&mut h, Duration::from_secs(90), |app| {
+            steps_of(app, "trajectory") >= 3
+                && steps_of(app, "multiscale") >= 2
+                && steps_of(app, "fourier-mlp") >= 20
+        }),
+        "no steps"
+    );
+    std::fs::create_dir_all("target/tmp/screenshots").unwrap();
+    let views = ["trajectory", "compare", "inspect", "scales", "curves"];
+    for view in views {
+        h.state_mut().settings_mut().active_view = view.into();
+        h.step();
+        h.step();
+        h.get_by_label("Export view").click();
+        let path = folder.join(format!("{view}-001.png"));
+        assert!(
+            step_until(&mut h, Duration::from_secs(60), |app| app.last_saved()
+                == Some(path.as_path())),
+            "{view} was not exported"
+        );
+        let picture = image::open(&path).unwrap().to_rgb8();
+        let distinct: std::collections::BTreeSet<[u8; 3]> = picture.pixels().map(|p| p.0).collect();
+        assert!(distinct.len() > 30, "{view}'s figure looks blank");
+        // 32² pictures are drawn at 128² at least, with room for a caption under each.
+        assert!(
+            picture.width() >= 2 * 128 && picture.height() >= 128 + 40,
+            "{view}: {:?}",
+            picture.dimensions()
+        );
+        let record = inrlab::provenance::Provenance::read(&path).unwrap();
+        assert_eq!(record.working_size, 32);
+        assert_eq!(record.methods.len(), 3);
+        std::fs::copy(&path, format!("target/tmp/screenshots/export-{view}.png")).ok();
+    }
+    let csv = std::fs::read_to_string(folder.join("curves-001.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(rows[0], "method,step,label,psnr_db,loss,seconds");
+    assert!(
+        rows.iter().any(|r| r.starts_with("fourier-mlp,20,")),
+        "{csv}"
+    );
+    // A second export takes the next number.
+    h.get_by_label("Export view").click();
+    let second = folder.join("curves-002.png");
+    assert!(step_until(&mut h, Duration::from_secs(60), |app| app
+        .last_saved()
+        == Some(second.as_path())));
+    std::fs::remove_dir_all(&folder).unwrap();
+}

@@ -619,6 +619,7 @@ impl InrlabApp {
                     }
                 }
             }
+            Action::ExportView => self.export_view(ctx),
             Action::ExportMetrics => match saving::window_provenance(&self.model, &self.settings) {
                 Some(record) => {
                     let (rows, folder) = (saving::metrics_rows(&self.model), self.output_folder());
@@ -699,6 +700,45 @@ impl InrlabApp {
         }
     }
 
+    /// Composes the active view's figure from what the window has (cheap: shared pictures) and
+    /// renders and writes it off the UI thread.
+    fn export_view(&mut self, ctx: &egui::Context) {
+        let Some(provenance) = saving::window_provenance(&self.model, &self.settings) else {
+            self.model
+                .notify("Nothing to export yet: the image is still loading.");
+            return;
+        };
+        let Some(view) = (self.views.iter()).find(|v| v.id() == self.settings.active_view) else {
+            return;
+        };
+        let source = crate::ui::ExportSource {
+            model: &self.model,
+            focus_method: self.focus_method,
+            provenance: &provenance,
+        };
+        let Some(export) = view.export(&source) else {
+            let title = view.title();
+            self.model.notify(format!(
+                "Nothing to export in {title} yet: no step has arrived."
+            ));
+            return;
+        };
+        let (id, rows, folder) = (
+            view.id(),
+            saving::metrics_rows(&self.model),
+            self.output_folder(),
+        );
+        in_background(&self.saved, ctx, move || {
+            outcome(saving::save_view_export(
+                &folder,
+                id,
+                export,
+                &rows,
+                &provenance,
+            ))
+        });
+    }
+
     fn set_playing(&mut self, playing: bool) {
         if self.playing != playing {
             self.playing = playing;
@@ -716,17 +756,30 @@ impl InrlabApp {
         if ctx.egui_wants_keyboard_input() {
             return;
         }
-        let (space, s, r, g, f12) = ctx.input(|i| {
+        let (space, s, r, g, f12, export, record, metrics) = ctx.input(|i| {
+            let command = i.modifiers.command;
             (
                 i.key_pressed(Key::Space),
-                i.key_pressed(Key::S),
-                i.key_pressed(Key::R),
-                i.key_pressed(Key::G),
+                i.key_pressed(Key::S) && !command,
+                i.key_pressed(Key::R) && !command,
+                i.key_pressed(Key::G) && !command,
                 i.key_pressed(Key::F12),
+                i.key_pressed(Key::E) && command,
+                i.key_pressed(Key::R) && command,
+                i.key_pressed(Key::M) && command,
             )
         });
         if f12 {
             self.perform(Action::Screenshot, ctx);
+        }
+        if export {
+            self.perform(Action::ExportView, ctx);
+        }
+        if record {
+            self.perform(Action::ToggleRecording, ctx);
+        }
+        if metrics {
+            self.perform(Action::ExportMetrics, ctx);
         }
         if space {
             self.perform(Action::TogglePlay, ctx);

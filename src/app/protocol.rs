@@ -158,6 +158,8 @@ pub enum Message {
         total_steps: usize,
         /// What it trains on when that is not the image ([`crate::methods::Method::trains_on`]).
         trains_on: Option<String>,
+        /// Those files with their hashes ([`crate::methods::Method::data_files`]).
+        data_files: Vec<crate::provenance::DatasetFile>,
     },
     /// The folder the methods that can train on one now train on (`None`: the image).
     Folder(Option<PathBuf>),

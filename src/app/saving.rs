@@ -14,6 +14,7 @@ use crate::output::{Existing, png_bytes_with_text, write_atomic};
 use crate::provenance::Provenance;
 use crate::rng::RngKind;
 use crate::target::Fit;
+use crate::ui::ViewExport;
 
 /// Where saved files go until the user picks a folder: the pictures folder when there is one.
 pub fn default_output_folder() -> PathBuf {
@@ -25,12 +26,16 @@ pub fn default_output_folder() -> PathBuf {
     }
 }
 
-/// The first `<stem>-NNN.<extension>` in `folder` that does not exist yet.
-pub fn numbered_path(folder: &Path, stem: &str, extension: &str) -> PathBuf {
-    (1..)
-        .map(|n| folder.join(format!("{stem}-{n:03}.{extension}")))
-        .find(|path| !path.exists())
-        .expect("some number is free")
+/// The first `<stem>-NNN.<extensions[0]>` in `folder` such that no `<stem>-NNN` with any of
+/// `extensions` exists yet (files saved together share their number), after making the folder.
+pub fn numbered_path(folder: &Path, stem: &str, extensions: &[&str]) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(folder)
+        .map_err(|e| anyhow::anyhow!("cannot create the folder {}: {e}", folder.display()))?;
+    let path = (1..)
+        .map(|n| folder.join(format!("{stem}-{n:03}.{}", extensions[0])))
+        .find(|path| extensions.iter().all(|e| !path.with_extension(e).exists()))
+        .expect("some number is free");
+    Ok(path)
 }
 
 /// How the window's current picture was made: its image, working size, the selected methods
@@ -63,6 +68,11 @@ pub fn window_provenance(model: &Model, settings: &Settings) -> Option<Provenanc
     )
     .ok()?;
     record.dataset = model.folder.clone();
+    if record.dataset.is_some() {
+        record.dataset_files = (model.runs.iter())
+            .flat_map(|run| run.data_files.iter().cloned())
+            .collect();
+    }
     Some(record)
 }
 
@@ -109,12 +119,19 @@ pub fn save_metrics(
     rows: &[MetricsRow],
     provenance: &Provenance,
 ) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(folder)
-        .map_err(|e| anyhow::anyhow!("cannot create the folder {}: {e}", folder.display()))?;
-    let csv_path = (1..)
-        .map(|n| folder.join(format!("metrics-{n:03}.csv")))
-        .find(|path| !path.exists() && !path.with_extension("json").exists())
-        .expect("some number is free");
+    let csv_path = numbered_path(folder, "metrics", &["csv", "json"])?;
+    let csv = metrics_csv(rows, provenance);
+    let json = serde_json::to_vec_pretty(&serde_json::json!({
+        "provenance": provenance,
+        "steps": rows,
+    }))?;
+    write_atomic(&csv_path.with_extension("json"), &json, Existing::Refuse)?;
+    write_atomic(&csv_path, csv.as_bytes(), Existing::Refuse)?;
+    Ok(csv_path)
+}
+
+/// The metrics as CSV: the provenance as `# ` lines, then a row per method and step.
+fn metrics_csv(rows: &[MetricsRow], provenance: &Provenance) -> String {
     let mut csv = provenance.csv_header();
     csv.push_str(&format!("method,{}\n", Provenance::CSV_STEP_COLUMNS));
     for row in rows {
@@ -127,13 +144,39 @@ pub fn save_metrics(
         );
         csv.push_str(&format!("{},{step}\n", row.method));
     }
-    let json = serde_json::to_vec_pretty(&serde_json::json!({
-        "provenance": provenance,
-        "steps": rows,
-    }))?;
-    write_atomic(&csv_path.with_extension("json"), &json, Existing::Refuse)?;
-    write_atomic(&csv_path, csv.as_bytes(), Existing::Refuse)?;
-    Ok(csv_path)
+    csv
+}
+
+/// Width of an exported curves plot.
+const CURVES_WIDTH_PX: u32 = 1400;
+
+/// Writes a view's export into `folder` under a new number: `<view>-NNN.png` for a sheet, or
+/// `curves-NNN.png` with the numbers behind it as `curves-NNN.csv` (`rows`). Returns the PNG.
+pub fn save_view_export(
+    folder: &Path,
+    view: &str,
+    export: ViewExport,
+    rows: &[MetricsRow],
+    provenance: &Provenance,
+) -> anyhow::Result<PathBuf> {
+    let (picture, csv) = match export {
+        ViewExport::Sheet(sheet) => (sheet.render(), None),
+        ViewExport::Curves(figure) => (
+            figure.render(CURVES_WIDTH_PX)?,
+            Some(metrics_csv(rows, provenance)),
+        ),
+    };
+    let bytes = png_bytes_with_text(&picture, &provenance.png_text())?;
+    let path = numbered_path(folder, view, &["png", "csv"])?;
+    if let Some(csv) = csv {
+        write_atomic(
+            &path.with_extension("csv"),
+            csv.as_bytes(),
+            Existing::Refuse,
+        )?;
+    }
+    write_atomic(&path, &bytes, Existing::Refuse)?;
+    Ok(path)
 }
 
 /// Writes `record` as a preset (pretty JSON), atomically.
@@ -154,9 +197,7 @@ pub fn save_window_picture(
     let picture = rgb_picture(image)?;
     let text = provenance.map(Provenance::png_text).unwrap_or_default();
     let bytes = png_bytes_with_text(&picture, &text)?;
-    std::fs::create_dir_all(folder)
-        .map_err(|e| anyhow::anyhow!("cannot create the folder {}: {e}", folder.display()))?;
-    let path = numbered_path(folder, "screenshot", "png");
+    let path = numbered_path(folder, "screenshot", &["png"])?;
     write_atomic(&path, &bytes, Existing::Refuse)?;
     Ok(path)
 }
@@ -215,9 +256,7 @@ impl WindowRecording {
         fps: u32,
         provenance: Option<&Provenance>,
     ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(folder)
-            .map_err(|e| anyhow::anyhow!("cannot create the folder {}: {e}", folder.display()))?;
-        let path = numbered_path(folder, "recording", extension);
+        let path = numbered_path(folder, "recording", &[extension])?;
         let options = crate::recording::RecordingOptions {
             fps,
             text: provenance.map(Provenance::png_text).unwrap_or_default(),

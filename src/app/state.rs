@@ -28,6 +28,8 @@ pub struct TargetView {
     pub size: usize,
     pub pixels: Arc<Vec<f32>>,
     pub texture: TextureHandle,
+    /// The picture the texture shows, kept for exports (an `Arc` of what was uploaded).
+    pub image: Arc<ColorImage>,
     pub origin: crate::provenance::ImageOrigin,
 }
 
@@ -45,12 +47,14 @@ pub struct StepCell {
 pub struct LatestOutput {
     pub step: usize,
     pub texture: TextureHandle,
+    pub image: Arc<ColorImage>,
     pub pixels: Arc<Vec<f32>>,
 }
 
 /// One iteration's image of a method that refines internally.
 pub struct IterateCell {
     pub texture: TextureHandle,
+    pub image: Arc<ColorImage>,
     pub psnr_db: f64,
 }
 
@@ -65,6 +69,7 @@ pub struct IteratesView {
 pub struct LevelCell {
     pub caption: String,
     pub texture: TextureHandle,
+    pub image: Arc<ColorImage>,
     pub psnr_db: Option<f64>,
 }
 
@@ -79,6 +84,7 @@ pub struct BandCells {
 pub struct LevelView {
     pub side: usize,
     pub truth: TextureHandle,
+    pub truth_image: Arc<ColorImage>,
     pub rollouts: Vec<LevelCell>,
     pub teacher_forced: Option<LevelCell>,
     pub nearest: Option<LevelCell>,
@@ -122,7 +128,8 @@ impl TextureReuse<'_> {
 
     fn cell(&mut self, name: String, picture: LevelPicture) -> LevelCell {
         LevelCell {
-            texture: self.texture(name, picture.image),
+            texture: self.texture(name, Arc::clone(&picture.image)),
+            image: picture.image,
             caption: picture.caption,
             psnr_db: picture.psnr_db,
         }
@@ -179,6 +186,8 @@ pub struct MethodRun {
     pub levels: Option<LevelsView>,
     /// What the run trains on when that is not the image (a folder), once it is built.
     pub trains_on: Option<String>,
+    /// The files it trains on, with their hashes, for provenance.
+    pub data_files: Vec<crate::provenance::DatasetFile>,
     /// When recent steps arrived, for the steps-per-second figure.
     arrivals: VecDeque<Instant>,
 }
@@ -196,6 +205,7 @@ impl MethodRun {
             iterates: None,
             levels: None,
             trains_on: None,
+            data_files: Vec::new(),
             arrivals: VecDeque::new(),
         }
     }
@@ -258,7 +268,8 @@ pub struct Notice {
 pub struct FeatureView {
     pub request: FeatureRequest,
     pub total_channels: usize,
-    pub maps: Vec<(String, TextureHandle)>,
+    /// (caption, texture, the picture it shows) per channel.
+    pub maps: Vec<(String, TextureHandle, Arc<ColorImage>)>,
 }
 
 #[derive(Default)]
@@ -374,12 +385,14 @@ impl Model {
         match message {
             Message::Backend { kind, adapter } => self.backend = Some((kind, adapter)),
             Message::TargetLoaded(target) => {
-                let texture = ctx.load_texture("target", target.image, TextureOptions::NEAREST);
+                let texture =
+                    ctx.load_texture("target", Arc::clone(&target.image), TextureOptions::NEAREST);
                 self.target = Some(TargetView {
                     name: target.name,
                     size: target.size,
                     pixels: target.pixels,
                     texture,
+                    image: target.image,
                     origin: target.origin,
                 });
                 self.features = None;
@@ -402,10 +415,12 @@ impl Model {
                 run_id,
                 total_steps,
                 trains_on,
+                data_files,
             } => {
                 if let Some(run) = self.current_run(method, run_id) {
                     run.total_steps = Some(total_steps);
                     run.trains_on = trains_on;
+                    run.data_files = data_files;
                     if matches!(run.status, RunStatus::Starting | RunStatus::Waiting(_)) {
                         run.status = RunStatus::Running;
                     }
@@ -481,13 +496,14 @@ impl Model {
                 (Some(texture), Some(small)) if Arc::ptr_eq(small, &image) => texture.clone(),
                 _ => ctx.load_texture(
                     format!("{}/{}/latest", frame.method, frame.run_id),
-                    image,
+                    Arc::clone(&image),
                     TextureOptions::NEAREST,
                 ),
             };
             run.latest = Some(LatestOutput {
                 step,
                 texture,
+                image,
                 pixels,
             });
         }
@@ -543,7 +559,9 @@ impl Model {
         match &mut run.iterates {
             Some(view) if view.cells.len() == count => {
                 for (cell, (image, psnr_db)) in view.cells.iter_mut().zip(iterates.images) {
-                    cell.texture.set(image, TextureOptions::NEAREST);
+                    cell.texture
+                        .set(Arc::clone(&image), TextureOptions::NEAREST);
+                    cell.image = image;
                     cell.psnr_db = psnr_db;
                 }
                 view.step = iterates.step;
@@ -556,9 +574,10 @@ impl Model {
                     .map(|(k, (image, psnr_db))| IterateCell {
                         texture: ctx.load_texture(
                             format!("{}/{}/iterate/{k}", iterates.method, iterates.run_id),
-                            image,
+                            Arc::clone(&image),
                             TextureOptions::NEAREST,
                         ),
+                        image,
                         psnr_db,
                     })
                     .collect();
@@ -600,7 +619,8 @@ impl Model {
                 let side = level.side;
                 LevelView {
                     side,
-                    truth: reuse.texture(format!("{side}/truth"), level.truth),
+                    truth: reuse.texture(format!("{side}/truth"), Arc::clone(&level.truth)),
+                    truth_image: level.truth,
                     rollouts: level
                         .rollouts
                         .into_iter()
@@ -645,9 +665,12 @@ impl Model {
             .into_iter()
             .enumerate()
             .map(|(i, (label, image))| {
-                let texture =
-                    ctx.load_texture(format!("feature/{i}"), image, TextureOptions::NEAREST);
-                (label, texture)
+                let texture = ctx.load_texture(
+                    format!("feature/{i}"),
+                    Arc::clone(&image),
+                    TextureOptions::NEAREST,
+                );
+                (label, texture, image)
             })
             .collect();
         self.features = Some(FeatureView {

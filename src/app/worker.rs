@@ -587,12 +587,14 @@ impl Worker {
         if let Some(total_steps) = advance.built {
             let method = self.session.slot(index).method();
             let trains_on = method.and_then(|m| m.trains_on());
+            let data_files = method.map(|m| m.data_files()).unwrap_or_default();
             let warnings = method.map(|m| m.warnings()).unwrap_or_default();
             self.send(Message::Built {
                 method: name,
                 run_id,
                 total_steps,
                 trains_on,
+                data_files,
             });
             for warning in warnings {
                 self.send(Message::Warning(warning));

@@ -143,6 +143,11 @@ pub trait Method: Send {
     fn trains_on(&self) -> Option<String> {
         None
     }
+    /// The files the run trains on when they are not the image (a folder's images), each with
+    /// its hash, for the provenance of what is saved; read once after the build.
+    fn data_files(&self) -> Vec<crate::provenance::DatasetFile> {
+        Vec::new()
+    }
     /// What the user should know about the run's data (files of a folder that were skipped,
     /// each with why); read once after the build.
     fn warnings(&self) -> Vec<String> {

@@ -6,6 +6,7 @@
 //! pyramid per image). [`FolderRun`] is that training as a [`Method`], which the window runs
 //! when the user picks a folder and `inrlab run --dataset` runs on the command line.
 
+use crate::provenance::{DatasetFile, sha256_file};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -56,6 +57,9 @@ pub struct Dataset {
     pub not_used: usize,
     /// The folder's name, for captions.
     pub name: String,
+    /// Every image used (training and held out), by file name, with its SHA-256, for the
+    /// provenance of what the run writes.
+    pub files: Vec<DatasetFile>,
 }
 
 impl Dataset {
@@ -79,9 +83,11 @@ impl Dataset {
                     Target::from_image(&path.display().to_string(), &decoded.image, size, fit)
                 })
                 .map(|target| pyramid(&target.pixels, size))
+                .and_then(|levels| Ok((levels, sha256_file(path)?)))
                 .map_err(|error| format!("{error:#}"))
         };
         let mut images = Vec::new();
+        let mut files = Vec::new();
         let mut skipped = Vec::new();
         let mut not_used = 0;
         // In chunks, so that a folder of many photographs stops decoding once it has enough.
@@ -94,7 +100,16 @@ impl Dataset {
             for (path, result) in chunk.iter().zip(decoded) {
                 match result {
                     Ok(_) if images.len() >= MAX_IMAGES => not_used += 1,
-                    Ok(levels) => images.push(levels),
+                    Ok((levels, sha256)) => {
+                        images.push(levels);
+                        files.push(DatasetFile {
+                            name: path.file_name().map_or_else(
+                                || path.display().to_string(),
+                                |n| n.to_string_lossy().into_owned(),
+                            ),
+                            sha256,
+                        });
+                    }
                     Err(why) => skipped.push((path.clone(), why)),
                 }
             }
@@ -123,6 +138,7 @@ impl Dataset {
             skipped,
             not_used,
             name,
+            files,
         })
     }
 
@@ -590,6 +606,10 @@ impl Method for FolderRun {
 
     fn trains_on(&self) -> Option<String> {
         Some(self.dataset.describe())
+    }
+
+    fn data_files(&self) -> Vec<DatasetFile> {
+        self.dataset.files.clone()
     }
 
     fn warnings(&self) -> Vec<String> {

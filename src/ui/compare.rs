@@ -1,11 +1,15 @@
 //! Compare: the target and the current output of every running method side by side, with
 //! their PSNRs.
 
+use std::sync::Arc;
+
 use crate::app::state::RunStatus;
+use crate::figures;
+use crate::sheet::SheetCell;
 
 use super::{
-    CAPTION_PX, Caption, View, ViewContext, empty_hint_ui, image_cell_ui, method_color, palette,
-    psnr_text, run_summary, tile,
+    CAPTION_PX, Caption, ExportSource, View, ViewContext, ViewExport, empty_hint_ui, image_cell_ui,
+    method_color, palette, psnr_text, run_summary, tile,
 };
 
 #[derive(Default)]
@@ -22,6 +26,27 @@ impl View for Compare {
     }
     fn hint(&self) -> &'static str {
         "The target and every method's latest output side by side (G shows the ground truth)."
+    }
+
+    fn export(&self, source: &ExportSource) -> Option<ViewExport> {
+        let target = source.model.target.as_ref()?;
+        let outputs: Vec<_> = (source.model.runs.iter())
+            .filter_map(|run| {
+                let latest = run.latest.as_ref()?;
+                let cell = match run.cells.get(&latest.step) {
+                    Some(cell) => figures::step_cell(&cell.report, Arc::clone(&latest.image)),
+                    None => SheetCell::new(Arc::clone(&latest.image), run_summary(run), ""),
+                };
+                Some((run.info, cell))
+            })
+            .collect();
+        (!outputs.is_empty()).then(|| {
+            ViewExport::Sheet(figures::compare_sheet(
+                source.provenance,
+                Arc::clone(&target.image),
+                outputs,
+            ))
+        })
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, context: &mut ViewContext) {

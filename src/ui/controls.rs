@@ -22,6 +22,9 @@ pub enum Action {
     LeaveFolder,
     /// Save the whole window as PNG into the output folder (F12).
     Screenshot,
+    /// Save the current view as a figure (its pictures at their own resolution with captions,
+    /// or the curves as a plot and CSV) into the output folder (Ctrl+E).
+    ExportView,
     /// Pick the folder screenshots and exports go to.
     ChooseOutputFolder,
     /// Save the whole setup (image, working size, methods, parameters) as a preset.
@@ -147,12 +150,12 @@ fn recording_ui(
 ) {
     ui.horizontal(|ui| {
         let (text, hint) = match recording {
-            Some(_) => ("Stop", "Stop recording and finish the file."),
+            Some(_) => ("Stop", "Stop recording and finish the file (Ctrl+R)."),
             None => (
                 "Record",
-                "Record the view into recording-NNN in the output folder: a frame every n \
-                 steps, taken off the compute's path (frames are dropped, and counted, rather \
-                 than slowing it).",
+                "Record the view into recording-NNN in the output folder (Ctrl+R): a frame \
+                 every n steps, taken off the compute's path (frames are dropped, and counted, \
+                 rather than slowing it).",
             ),
         };
         if ui.button(text).on_hover_text(hint).clicked() {
@@ -293,6 +296,17 @@ fn playback_ui(
             actions.push(Action::Screenshot);
         }
         if ui
+            .button("Export view")
+            .on_hover_text(
+                "Save the current view as a figure in the output folder (Ctrl+E): its pictures \
+                 at their own resolution with their step and PSNR captions, or the curves as a \
+                 plot with their numbers as CSV. The file records how it was made.",
+            )
+            .clicked()
+        {
+            actions.push(Action::ExportView);
+        }
+        if ui
             .button("Folder…")
             .on_hover_text("Choose where screenshots go.")
             .clicked()
@@ -303,7 +317,7 @@ fn playback_ui(
             .button("Metrics")
             .on_hover_text(
                 "Save every run's PSNR, loss and compute time per step as metrics-NNN.csv and \
-                 .json in the output folder, with how they were made.",
+                 .json in the output folder, with how they were made (Ctrl+M).",
             )
             .clicked()
         {

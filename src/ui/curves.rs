@@ -13,7 +13,10 @@ use egui_plot::{
 
 use crate::app::state::{MethodRun, Model};
 
-use super::{View, ViewContext, empty_hint_ui, method_color, palette, psnr_text, swatch_ui};
+use super::{
+    ExportSource, View, ViewContext, ViewExport, empty_hint_ui, method_color, palette, psnr_text,
+    swatch_ui,
+};
 
 pub struct Curves {
     /// Whether the per-level plot draws the rollout curves (dashed) and the upsampling
@@ -63,6 +66,15 @@ impl View for Curves {
     fn hint(&self) -> &'static str {
         "PSNR against step for every running method; one-step methods are horizontal baselines. \
          Trained methods add their loss (log scale)."
+    }
+
+    fn export(&self, source: &ExportSource) -> Option<ViewExport> {
+        let runs: Vec<_> = (source.model.runs.iter())
+            .filter(|run| !run.cells.is_empty())
+            .map(|run| (run.info, run.cells.values().map(|c| &c.report).collect()))
+            .collect();
+        let figure = crate::figures::curves_figure(source.provenance, &runs);
+        (!figure.is_empty()).then_some(ViewExport::Curves(figure))
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, context: &mut ViewContext) {
@@ -375,7 +387,7 @@ fn side_text(side: usize) -> String {
 }
 
 /// The colour of level `index` of `count`, coarse to fine.
-fn level_color(index: usize, count: usize) -> Color32 {
+pub fn level_color(index: usize, count: usize) -> Color32 {
     let last = LEVEL_COLORS.len() - 1;
     let position = if count <= 1 {
         last

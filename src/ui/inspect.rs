@@ -2,10 +2,14 @@
 //! truth), and what the model sees: its feature channels (Fourier sin/cos maps, reservoir
 //! units) at a chosen step. Features are downloaded only while this view is open and asks.
 
+use std::sync::Arc;
+
 use egui::{RichText, TextureHandle, TextureOptions};
 
 use crate::app::protocol::FeatureRequest;
-use crate::ui::ViewRequest;
+use crate::figures;
+use crate::sheet::{Sheet, SheetCell};
+use crate::ui::{ExportSource, ViewExport, ViewRequest};
 
 use super::{
     CAPTION_PX, Caption, View, ViewContext, empty_hint_ui, error_heat_map, image_cell_ui,
@@ -15,6 +19,16 @@ use super::{
 /// Errors at or above this (mean over channels, images in [0, 1]) are drawn at full heat.
 const ERROR_SCALE: f32 = 0.25;
 const GAP_PX: f32 = 8.0;
+
+/// The heat map of the per-pixel error and the mean absolute error.
+fn error_map(output: &[f32], target: &[f32], size: usize) -> (egui::ColorImage, f32) {
+    let image = error_heat_map(output, target, size, ERROR_SCALE);
+    let mean_abs_error = (output.iter().zip(target))
+        .map(|(o, t)| (o - t).abs())
+        .sum::<f32>()
+        / output.len().max(1) as f32;
+    (image, mean_abs_error)
+}
 
 /// The error map of one (method, run, step), made once.
 struct ErrorMap {
@@ -59,6 +73,47 @@ impl View for Inspect {
         true
     }
 
+    fn export(&self, source: &ExportSource) -> Option<ViewExport> {
+        let model = source.model;
+        let (target, run) = (model.target.as_ref()?, model.run(source.focus_method?)?);
+        let latest = run.latest.as_ref()?;
+        let report = run.cells.get(&latest.step).map(|cell| &cell.report);
+        let (heat, mean_abs_error) = error_map(&latest.pixels, &target.pixels, target.size);
+        let output = match report {
+            Some(report) => figures::step_cell(report, Arc::clone(&latest.image)),
+            None => SheetCell::new(Arc::clone(&latest.image), "output", ""),
+        };
+        let images = vec![
+            SheetCell::new(Arc::clone(&target.image), "target", "ground truth"),
+            output,
+            SheetCell::new(
+                Arc::new(heat),
+                format!("|error| (≥{ERROR_SCALE} hot)"),
+                format!("mean {mean_abs_error:.4}"),
+            ),
+        ];
+        let mut sheet = Sheet::new(
+            format!("{} — inspect", run.info.title),
+            figures::subtitle(source.provenance),
+        )
+        .row(None, images);
+        if let Some(features) = (model.features.as_ref())
+            .filter(|f| f.request.method == run.info.name && f.request.run_id == run.run_id)
+        {
+            let maps = (features.maps.iter())
+                .map(|(label, _, image)| SheetCell::new(Arc::clone(image), label.clone(), ""))
+                .collect();
+            sheet = sheet.row(
+                Some(format!(
+                    "what the model sees at step {} (blue negative, orange positive)",
+                    features.request.step
+                )),
+                maps,
+            );
+        }
+        Some(ViewExport::Sheet(sheet))
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, context: &mut ViewContext) {
         let model = context.model;
         ui.horizontal(|ui| {
@@ -80,14 +135,7 @@ impl View for Inspect {
         };
         let key = (run.info.name, run.run_id, latest.step);
         if self.error_map.as_ref().is_none_or(|e| e.key != key) {
-            let image = error_heat_map(&latest.pixels, &target.pixels, target.size, ERROR_SCALE);
-            let mean_abs_error = latest
-                .pixels
-                .iter()
-                .zip(target.pixels.iter())
-                .map(|(o, t)| (o - t).abs())
-                .sum::<f32>()
-                / latest.pixels.len().max(1) as f32;
+            let (image, mean_abs_error) = error_map(&latest.pixels, &target.pixels, target.size);
             self.error_map = Some(ErrorMap {
                 key,
                 texture: ui
@@ -282,7 +330,7 @@ impl Inspect {
                 ui.spacing_mut().item_spacing = egui::vec2(4.0, 4.0);
                 for chunk in features.maps.chunks(columns.max(1)) {
                     ui.horizontal(|ui| {
-                        for (label, texture) in chunk {
+                        for (label, texture, _) in chunk {
                             image_cell_ui(
                                 ui,
                                 Some(texture.id()),

@@ -77,6 +77,27 @@ pub trait View {
         false
     }
     fn ui(&mut self, ui: &mut egui::Ui, context: &mut ViewContext);
+    /// What *Export view* saves of it: its pictures composed at their own resolution with
+    /// captions, or its curves as a plot; `None` while it has nothing to show.
+    fn export(&self, _source: &ExportSource) -> Option<ViewExport> {
+        None
+    }
+}
+
+/// What a view exports from.
+pub struct ExportSource<'a> {
+    pub model: &'a Model,
+    /// The method the single-method views show.
+    pub focus_method: Option<&'static str>,
+    /// How the window's picture was made, for the figure's subtitle and its file.
+    pub provenance: &'a crate::provenance::Provenance,
+}
+
+/// A view's export: a sheet of pictures (`<view>-NNN.png`) or the curves (`curves-NNN.png`
+/// and the numbers behind them as `curves-NNN.csv`).
+pub enum ViewExport {
+    Sheet(crate::sheet::Sheet),
+    Curves(crate::plot::CurvesFigure),
 }
 
 /// Every view, in tab order.

@@ -17,15 +17,18 @@
 //! [`MethodInfo::steps_are_scales`]: crate::methods::MethodInfo::steps_are_scales
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use egui::{Align, Color32, ColorImage, Layout, RichText, TextureHandle, TextureOptions, vec2};
 
 use crate::app::state::{BandCells, LevelCell, LevelView, LevelsView, MethodRun};
+use crate::figures::{self, LevelPictures};
 use crate::imaging::diverging_color;
+use crate::sheet::{Sheet, SheetCell};
 
 use super::{
-    CAPTION_PX, Caption, View, ViewContext, empty_hint_ui, image_cell_ui, method_picker_ui,
-    palette, psnr_text,
+    CAPTION_PX, Caption, ExportSource, View, ViewContext, ViewExport, empty_hint_ui, image_cell_ui,
+    method_picker_ui, palette, psnr_text,
 };
 
 /// Detail maps are amplified so that a change of a quarter of the range saturates.
@@ -94,6 +97,10 @@ impl View for Scales {
         true
     }
 
+    fn export(&self, source: &ExportSource) -> Option<ViewExport> {
+        self.sheet(source)
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, context: &mut ViewContext) {
         let model = context.model;
         if !self.chosen_by_user {
@@ -157,6 +164,66 @@ impl View for Scales {
 }
 
 impl Scales {
+    /// The levels of a multi-resolution method's latest step, or a scales method's estimates
+    /// over the detail each scale added.
+    fn sheet(&self, source: &ExportSource) -> Option<ViewExport> {
+        let run = source.model.run(self.focus.or(source.focus_method)?)?;
+        if let Some(view) = run.levels.as_ref().filter(|view| !view.levels.is_empty()) {
+            let levels: Vec<LevelPictures> = (view.levels.iter())
+                .map(|level| {
+                    let (rollouts, samples): (Vec<&LevelCell>, Vec<&LevelCell>) = level
+                        .rollouts
+                        .iter()
+                        .partition(|cell| cell.psnr_db.is_some());
+                    LevelPictures {
+                        side: level.side,
+                        rollouts: (rollouts.into_iter())
+                            .map(|c| (c.caption.clone(), Arc::clone(&c.image), c.psnr_db))
+                            .collect(),
+                        samples: (samples.into_iter())
+                            .map(|c| (c.caption.clone(), Arc::clone(&c.image)))
+                            .collect(),
+                        teacher_forced: (level.teacher_forced.as_ref())
+                            .map(|c| (Arc::clone(&c.image), c.psnr_db)),
+                        truth: Arc::clone(&level.truth_image),
+                    }
+                })
+                .collect();
+            let sheet = figures::scales_sheet(run.info, source.provenance, view.step, &levels);
+            return Some(ViewExport::Sheet(sheet));
+        }
+        let mut estimates = Vec::new();
+        let mut details = Vec::new();
+        let mut previous: Option<(&ColorImage, f64)> = None;
+        for cell in run.cells.values() {
+            let Some(image) = &cell.thumbnail_image else {
+                continue;
+            };
+            estimates.push(figures::step_cell(&cell.report, Arc::clone(image)));
+            let gain = previous.map_or(String::new(), |(_, psnr)| {
+                format!("{:+.2} dB", cell.report.psnr_db - psnr)
+            });
+            let detail = detail_map(image, previous.map(|(image, _)| image));
+            details.push(SheetCell::new(Arc::new(detail), "detail", gain));
+            previous = Some((image, cell.report.psnr_db));
+        }
+        if estimates.is_empty() {
+            return None;
+        }
+        let mut sheet = Sheet::new(
+            format!("{} — scale by scale", run.info.title),
+            figures::subtitle(source.provenance),
+        );
+        sheet.columns = estimates.len();
+        let sheet = sheet
+            .row(Some("estimate after each scale".into()), estimates)
+            .row(
+                Some("detail each scale added (blue darker, orange brighter)".into()),
+                details,
+            );
+        Some(ViewExport::Sheet(sheet))
+    }
+
     /// The steps of `run` as scales: estimates over the detail each added.
     fn scales_ui(&mut self, ui: &mut egui::Ui, run: &MethodRun) {
         // Forget maps of older runs.

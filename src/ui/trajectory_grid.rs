@@ -6,13 +6,16 @@
 //! trains. The view asks the worker for them ([`ViewContext::iterates_for`]) only while it
 //! shows them.
 
+use std::sync::Arc;
+
 use egui::{Key, RichText};
 
 use crate::app::state::{IteratesView, MethodRun, TargetView};
+use crate::figures;
 
 use super::{
-    CAPTION_PX, Caption, View, ViewContext, empty_hint_ui, image_cell_ui, method_picker_ui,
-    palette, psnr_text, run_summary, tile,
+    CAPTION_PX, Caption, ExportSource, View, ViewContext, ViewExport, empty_hint_ui, image_cell_ui,
+    method_picker_ui, palette, psnr_text, run_summary, tile,
 };
 
 /// Which cell is enlarged.
@@ -49,6 +52,10 @@ impl View for TrajectoryGrid {
 
     fn shows_one_method(&self) -> bool {
         true
+    }
+
+    fn export(&self, source: &ExportSource) -> Option<ViewExport> {
+        TrajectoryGrid::sheet(source)
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, context: &mut ViewContext) {
@@ -161,6 +168,34 @@ impl View for TrajectoryGrid {
 }
 
 impl TrajectoryGrid {
+    /// The target and every kept step of the focused method (and a refiner's iterations).
+    fn sheet(source: &ExportSource) -> Option<ViewExport> {
+        let model = source.model;
+        let (target, run) = (model.target.as_ref()?, model.run(source.focus_method?)?);
+        let steps: Vec<_> = (run.cells.values())
+            .filter_map(|cell| {
+                let image = cell.thumbnail_image.as_ref()?;
+                Some(figures::step_cell(&cell.report, Arc::clone(image)))
+            })
+            .collect();
+        let iterates = (run.iterates.as_ref()).map(|view| {
+            let cells = (view.cells.iter())
+                .map(|cell| (Arc::clone(&cell.image), cell.psnr_db))
+                .collect();
+            (view.step, cells)
+        });
+        if steps.is_empty() && iterates.is_none() {
+            return None;
+        }
+        Some(ViewExport::Sheet(figures::trajectory_sheet(
+            run.info,
+            source.provenance,
+            Arc::clone(&target.image),
+            steps,
+            iterates,
+        )))
+    }
+
     /// One cell filling the view; arrows move through its row or grid, Esc goes back.
     fn enlarged_ui(
         &mut self,
