@@ -2,7 +2,7 @@
 # How much recording slows the compute, in the real window: the Fourier MLP alone on the sample
 # image, steps per second over a measured interval without recording, then while recording the
 # trajectory grid every step (GIF). The window runs under its own Xvfb and is driven with
-# xdotool (Ctrl+M saves the metrics at both ends of the interval, Ctrl+R starts and stops the
+# xdotool (Ctrl+S saves the metrics at both ends of the interval, Ctrl+R starts and stops the
 # recording); steps per second come from the two metrics files.
 # Usage: scripts/recording_overhead.sh [seconds=60]   (after cargo build --release)
 # Needs: Xvfb, xdotool (Debian: xvfb xdotool), and Pillow to count the recorded frames.
@@ -16,6 +16,9 @@ xvfb=$!
 trap 'kill $xvfb 2>/dev/null || true' EXIT
 export DISPLAY=$display
 sleep 1
+
+# Ctrl+<key>, with the modifier held across a frame (egui reads modifiers per frame).
+ctrl() { xdotool keydown ctrl; sleep 0.2; xdotool key "$1"; sleep 0.2; xdotool keyup ctrl; }
 
 # Steps of fourier-mlp listed in a metrics CSV.
 steps_in() { grep -c '^fourier-mlp,' "$1" || true; }
@@ -31,22 +34,22 @@ measure() {
   window=$(xdotool search --sync --onlyvisible --name inrlab | head -1)
   sleep 20 # the first steps and the window settle
   local folder=$home/Pictures/inrlab
-  xdotool windowactivate --sync "$window" 2>/dev/null || true
+  xdotool mousemove --window "$window" 5 5 # the only window: it has the keyboard
   if [ "$record" = yes ]; then
-    xdotool key --window "$window" ctrl+r
+    ctrl r
     sleep 2
   fi
-  xdotool key --window "$window" ctrl+m
+  ctrl s
   local start
   start=$(date +%s.%N)
   while [ ! -f "$folder/metrics-001.csv" ]; do sleep 0.1; done
   sleep "$seconds"
-  xdotool key --window "$window" ctrl+m
+  ctrl s
   while [ ! -f "$folder/metrics-002.csv" ]; do sleep 0.1; done
   local end
   end=$(date +%s.%N)
   if [ "$record" = yes ]; then
-    xdotool key --window "$window" ctrl+r
+    ctrl r
     sleep 3
   fi
   local first last

@@ -766,7 +766,8 @@ impl InrlabApp {
                 i.key_pressed(Key::F12),
                 i.key_pressed(Key::E) && command,
                 i.key_pressed(Key::R) && command,
-                i.key_pressed(Key::M) && command,
+                // Not Ctrl+M: X11 reports it as Enter (a carriage return).
+                i.key_pressed(Key::S) && command,
             )
         });
         if f12 {

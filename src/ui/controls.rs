@@ -317,7 +317,7 @@ fn playback_ui(
             .button("Metrics")
             .on_hover_text(
                 "Save every run's PSNR, loss and compute time per step as metrics-NNN.csv and \
-                 .json in the output folder, with how they were made (Ctrl+M).",
+                 .json in the output folder, with how they were made (Ctrl+S).",
             )
             .clicked()
         {
