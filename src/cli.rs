@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::Serialize;
 
+use crate::checkpoint::{Checkpoint, CheckpointSchedule};
 use crate::compute::{Backend, BackendChoice, create_backend};
 use crate::figures;
 use crate::imaging::{color_image_from_rgb, host_mse};
@@ -88,7 +89,7 @@ pub struct RunArgs {
     /// Method name, a comma-separated list of them, or `all`; several methods write into
     /// <out>/<method>/ and run side by side, sharing what they can. With --config, the file's
     /// methods unless given.
-    #[arg(long, required_unless_present = "config")]
+    #[arg(long, required_unless_present_any = ["config", "resume"])]
     pub method: Option<String>,
     /// Make a run again from a file inrlab wrote: a preset, a metrics.json or metrics.csv, or
     /// a PNG (its embedded record). Image, working size, fit, generator, backend, methods and
@@ -129,6 +130,16 @@ pub struct RunArgs {
     /// (held-out per-level PSNRs every 100th step and at the last).
     #[arg(long)]
     pub dataset: Option<PathBuf>,
+    /// Go on from a checkpoint (.safetensors) of a trained method: the method, image, working
+    /// size, generator, backend and every parameter come from the file, the weights, optimizer
+    /// and random streams too; options beside it override (--steps 400 to train longer).
+    /// metrics.json and metrics.csv list every step, the checkpoint's included.
+    #[arg(long, value_name = "CHECKPOINT", conflicts_with = "config")]
+    pub resume: Option<PathBuf>,
+    /// Save a checkpoint of the (one, trained) method every N steps and at the last, as
+    /// checkpoint-step-NNNNNN.safetensors in --out.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub checkpoint_every: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -414,15 +425,15 @@ fn given(matches: &ArgMatches, id: &str) -> bool {
         && matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
 }
 
-/// `--config <file>`: the run the file records, with whatever the command line gives beside it
-/// in its place; per method, the recorded parameters.
+/// `--config <file>` (or `--resume`): the run `record` (read from `config`) records, with
+/// whatever the command line gives beside it in its place; per method, the recorded parameters.
 fn apply_config(
+    record: Provenance,
     config: &Path,
     args: &RunArgs,
     window: &WindowArgs,
     matches: &ArgMatches,
 ) -> anyhow::Result<(RunArgs, WindowArgs, BTreeMap<&'static str, ParamValues>)> {
-    let record = Provenance::read(config)?;
     let (mut args, mut window) = (args.clone(), window.clone());
     let infos = record.method_infos()?;
     if args.method.is_none() {
@@ -462,9 +473,19 @@ fn apply_config(
 
 /// `inrlab run`.
 pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> anyhow::Result<()> {
-    let (args, window, recorded) = match &args.config {
-        Some(config) => apply_config(config, args, window, run_matches)?,
-        None => (args.clone(), window.clone(), BTreeMap::new()),
+    let resumed = args.resume.as_deref().map(Checkpoint::read).transpose()?;
+    let (args, window, recorded) = match (&args.config, &resumed, &args.resume) {
+        (Some(config), _, _) => {
+            apply_config(Provenance::read(config)?, config, args, window, run_matches)?
+        }
+        (None, Some(checkpoint), Some(path)) => apply_config(
+            checkpoint.provenance.clone(),
+            path,
+            args,
+            window,
+            run_matches,
+        )?,
+        _ => (args.clone(), window.clone(), BTreeMap::new()),
     };
     let (args, window) = (&args, &window);
     let mut params = parameter_values(run_matches)?;
@@ -478,6 +499,7 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
     } else {
         Existing::Refuse
     };
+    check_checkpointed(args, &selected, resumed.as_ref())?;
     if let Some(folder) = &args.dataset {
         anyhow::ensure!(
             selected.len() == 1 && selected[0].name == methods::wavelet::INFO.name,
@@ -488,7 +510,7 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
             own.set(name, value);
         }
         own.validate(selected[0].name, selected[0].params)?;
-        return run_dataset(folder, args, window, &own, existing);
+        return run_dataset(folder, args, window, &own, existing, resumed.as_ref());
     }
     // Validate everything before any computing: parameters, then files.
     let mut plans = Vec::new();
@@ -551,6 +573,9 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
             unused.join(", --")
         );
     }
+    if let Some(checkpoint) = &resumed {
+        check_steps_left(checkpoint, plans[0].0, &plans[0].1)?;
+    }
     let target = load_target(window.image.as_deref(), args.size, args.fit)?;
     let backend = create_backend(window.backend)?;
     let origin = match &window.image {
@@ -567,6 +592,27 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
             runs,
         )
     };
+    let mut schedule = match args.checkpoint_every {
+        Some(every) => {
+            let (info, own) = &plans[0];
+            let record = record_of(&[(info, own)])?;
+            let schedule = CheckpointSchedule::new(
+                every as usize,
+                total_steps(info, own),
+                &args.out,
+                existing,
+                record,
+                resumed
+                    .as_ref()
+                    .map(|c| c.history.clone())
+                    .unwrap_or_default(),
+            );
+            check_writable(&schedule.paths(), existing)?;
+            Some(schedule)
+        }
+        None => None,
+    };
+    let mut unsaved_checkpoints = 0;
     let recorder = match &args.record {
         Some(file) => {
             anyhow::ensure!(
@@ -597,8 +643,21 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         backend.as_ref(),
         args.rng,
         true,
+        resumed.as_ref(),
         |session, advance| {
             progress.update(session, advance);
+            if let (Some(schedule), AdvanceResult::Stepped(report)) =
+                (schedule.as_mut(), &advance.result)
+            {
+                let slot = session.slot(advance.index);
+                let method = slot.method().expect("a stepped method is in its slot");
+                let saved =
+                    schedule.after_step(method, session.backend(), report, slot.compute_secs);
+                if let Some(Err(error)) = saved {
+                    progress.eprintln(format!("inrlab: checkpoint not saved: {error:#}"));
+                    unsaved_checkpoints += 1;
+                }
+            }
             if let (Some(recorder), AdvanceResult::Stepped(report)) = (&recorder, &advance.result)
                 && let Some(method) = session.slot(advance.index).method()
                 && (report.step.is_multiple_of(every) || method.is_done())
@@ -677,10 +736,77 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
     if let Some(error) = first_error {
         return Err(error);
     }
+    anyhow::ensure!(
+        unsaved_checkpoints == 0,
+        "{unsaved_checkpoints} checkpoints were not saved (see above)"
+    );
     match failures.as_slice() {
         [] => Ok(()),
         many => anyhow::bail!("{} did not finish (see above)", many.join(", ")),
     }
+}
+
+/// `--resume` and `--checkpoint-every` are for one trained method; `--resume` for the
+/// checkpoint's own.
+fn check_checkpointed(
+    args: &RunArgs,
+    selected: &[&'static MethodInfo],
+    resumed: Option<&Checkpoint>,
+) -> anyhow::Result<()> {
+    if args.checkpoint_every.is_none() && resumed.is_none() {
+        return Ok(());
+    }
+    let what = if resumed.is_some() {
+        "--resume"
+    } else {
+        "--checkpoint-every"
+    };
+    let trained: Vec<&str> = (methods::registry().iter())
+        .filter(|info| info.resumable)
+        .map(|info| info.name)
+        .collect();
+    let [info] = selected else {
+        anyhow::bail!(
+            "{what} is for one method; name one of the trained ones ({}) with --method",
+            trained.join(", ")
+        );
+    };
+    anyhow::ensure!(
+        info.resumable,
+        "{} is not trained step by step, so it has no checkpoints ({what} is for {})",
+        info.name,
+        trained.join(", ")
+    );
+    if let Some(checkpoint) = resumed {
+        anyhow::ensure!(
+            checkpoint.method() == info.name,
+            "the checkpoint is of {}, not {}",
+            checkpoint.method(),
+            info.name
+        );
+    }
+    Ok(())
+}
+
+/// How many steps a run of a trained method with `params` takes (its `steps`).
+fn total_steps(info: &MethodInfo, params: &ParamValues) -> usize {
+    (info.params.iter())
+        .find(|spec| spec.name == "steps")
+        .map_or(0, |spec| params.get(spec) as usize)
+}
+
+/// A checkpoint at its run's last step has nothing left to resume.
+fn check_steps_left(
+    checkpoint: &Checkpoint,
+    info: &MethodInfo,
+    params: &ParamValues,
+) -> anyhow::Result<()> {
+    let (step, total) = (checkpoint.state.step, total_steps(info, params));
+    anyhow::ensure!(
+        step < total,
+        "the checkpoint is at step {step} and the run has {total}: nothing is left to do          (give --steps to train longer)"
+    );
+    Ok(())
 }
 
 /// `inrlab run --method wavelet --dataset <folder>`: trains on the folder, writes metrics.json
@@ -691,11 +817,15 @@ fn run_dataset(
     window: &WindowArgs,
     params: &ParamValues,
     existing: Existing,
+    resumed: Option<&Checkpoint>,
 ) -> anyhow::Result<()> {
     use crate::methods::wavelet_dataset::{Dataset, FolderRun};
     let info = &methods::wavelet::INFO;
     let files = ["metrics.json", "samples.png"].map(|f| args.out.join(f));
     check_writable(&files, existing)?;
+    if let Some(checkpoint) = resumed {
+        check_steps_left(checkpoint, info, params)?;
+    }
     let dataset = std::sync::Arc::new(Dataset::load(folder, args.size, args.fit)?);
     let backend = create_backend(window.backend)?;
     let mut run = FolderRun::new(
@@ -725,15 +855,48 @@ fn run_dataset(
     )?;
     provenance.dataset = Some(folder.to_path_buf());
     provenance.dataset_files = dataset.files.clone();
+    let history = resumed.map(|c| c.history.clone()).unwrap_or_default();
+    let mut schedule = args.checkpoint_every.map(|every| {
+        CheckpointSchedule::new(
+            every as usize,
+            run.total_steps(),
+            &args.out,
+            existing,
+            provenance.clone(),
+            history.clone(),
+        )
+    });
+    if let Some(schedule) = &schedule {
+        check_writable(&schedule.paths(), existing)?;
+    }
+    if let Some(checkpoint) = resumed {
+        checkpoint.restore(&mut run, backend.as_ref())?;
+    }
     let steps = run.total_steps();
     let bar = indicatif::ProgressBar::new(steps as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("wavelet {bar:30} {pos}/{len} steps  {msg}")
             .expect("a valid template"),
     );
+    bar.set_position(run.steps_done() as u64);
+    // A resumed run's time goes on from the checkpoint's.
+    let earlier_secs = history.last().map_or(0.0, |h| h.seconds);
     let started = std::time::Instant::now();
-    let mut entries = Vec::new();
     let mut monitor = crate::runner::DivergenceMonitor::default();
+    let mut entries: Vec<StepEntry> = (history.into_iter())
+        .map(|h| {
+            monitor.observe(&h.report);
+            StepEntry {
+                step: h.report.step,
+                label: h.report.label,
+                psnr: h.report.psnr_db,
+                seconds: h.seconds,
+                loss: h.report.loss,
+                levels: (!h.report.levels.is_empty()).then_some(h.report.levels),
+            }
+        })
+        .collect();
+    let mut unsaved_checkpoints = 0;
     while !run.is_done() {
         let report = run.step(backend.as_ref())?;
         if let Some(why) = monitor.observe(&report) {
@@ -741,6 +904,13 @@ fn run_dataset(
                 "wavelet diverged at step {} ({why}); lower --lr",
                 report.step
             );
+        }
+        let seconds = earlier_secs + started.elapsed().as_secs_f64();
+        if let Some(schedule) = schedule.as_mut()
+            && let Some(Err(error)) = schedule.after_step(&run, backend.as_ref(), &report, seconds)
+        {
+            bar.suspend(|| eprintln!("inrlab: checkpoint not saved: {error:#}"));
+            unsaved_checkpoints += 1;
         }
         if let Some(level) = report.levels.last() {
             bar.set_message(format!(
@@ -753,7 +923,7 @@ fn run_dataset(
             step: report.step,
             label: report.label,
             psnr: report.psnr_db,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds,
             loss: report.loss,
             levels: (!report.levels.is_empty()).then_some(report.levels),
         });
@@ -826,6 +996,10 @@ fn run_dataset(
         ),
         None => eprintln!("wavelet  {steps} steps  → {}", args.out.display()),
     }
+    anyhow::ensure!(
+        unsaved_checkpoints == 0,
+        "{unsaved_checkpoints} checkpoints were not saved (see above)"
+    );
     Ok(())
 }
 

@@ -9,6 +9,7 @@ pub mod app;
 pub mod bench;
 pub mod bench_training;
 pub mod bench_wavelet;
+pub mod checkpoint;
 pub mod cli;
 pub mod compute;
 pub mod figures;

@@ -320,13 +320,17 @@ impl Provenance {
     pub const CSV_STEP_COLUMNS: &'static str = "step,label,psnr_db,loss,seconds";
 
     /// The record a file carries: a preset (this record as JSON), a metrics.json (its
-    /// `provenance` field), a CSV (its header line) or a PNG inrlab wrote (its text chunk).
+    /// `provenance` field), a CSV (its header line), a PNG inrlab wrote (its text chunk) or a
+    /// checkpoint (its metadata).
     pub fn read(path: &Path) -> anyhow::Result<Self> {
         let mut bytes = Vec::new();
         std::fs::File::open(path)
             .and_then(|file| file.take(256 << 20).read_to_end(&mut bytes))
             .with_context(|| format!("cannot read {}", path.display()))?;
         let from = |what: &str| format!("{} {what}", path.display());
+        if let Some(record) = crate::checkpoint::provenance_from_header(&bytes) {
+            return record.with_context(|| path.display().to_string());
+        }
         if bytes.starts_with(b"\x89PNG") {
             let json = png_text(&bytes, PNG_KEYWORD)
                 .with_context(|| from("is a PNG inrlab did not write (no inrlab text chunk)"))?;

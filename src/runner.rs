@@ -2,6 +2,7 @@
 //! methods run together in one [`Session`], as the window runs them, so they share what they
 //! can (trajectory and cumulative one unrolled reservoir) and take turns by time.
 
+use crate::checkpoint::Checkpoint;
 use crate::compute::Backend;
 use crate::methods::{LevelImages, MethodCache, MethodInfo, ParamValues, StepReport};
 use crate::rng::RngKind;
@@ -54,22 +55,25 @@ pub fn run_method(
         backend,
         rng,
         keep_images,
+        None,
         |_, _| {},
         |_, result| outcome = Some(result),
     );
     outcome.expect("one outcome per method")
 }
 
-/// Runs every method of `plans` together until each has finished or stopped. `on_advance`
-/// sees every turn (the command line's progress bars); `on_outcome` gets each method's outcome
-/// (by its index in `plans`) as soon as that method has finished or stopped, so its files can
-/// be written while the others go on.
+/// Runs every method of `plans` together until each has finished or stopped. With `resume`,
+/// the plan of the checkpoint's method starts from it (its records from the checkpoint's
+/// history). `on_advance` sees every turn (the command line's progress bars); `on_outcome`
+/// gets each method's outcome (by its index in `plans`) as soon as that method has finished or
+/// stopped, so its files can be written while the others go on.
 pub fn run_methods(
     plans: &[(&'static MethodInfo, ParamValues)],
     target: &Target,
     backend: &dyn Backend,
     rng: RngKind,
     keep_images: bool,
+    resume: Option<&Checkpoint>,
     mut on_advance: impl FnMut(&Session, &Advance),
     mut on_outcome: impl FnMut(usize, anyhow::Result<RunOutcome>),
 ) {
@@ -79,6 +83,26 @@ pub fn run_methods(
     session.set_selection(plans);
     let mut records: Vec<Option<Vec<StepRecord>>> =
         plans.iter().map(|_| Some(Vec::new())).collect();
+    if let Some(checkpoint) = resume {
+        let Some(index) = plans
+            .iter()
+            .position(|(i, _)| i.name == checkpoint.method())
+        else {
+            return on_outcome(0, Err(anyhow::anyhow!("no run of {}", checkpoint.method())));
+        };
+        if let Err(error) = session.resume(index, plans[index].1.clone(), checkpoint) {
+            return on_outcome(index, Err(error));
+        }
+        records[index] = Some(
+            (checkpoint.history.iter())
+                .map(|step| StepRecord {
+                    report: step.report.clone(),
+                    seconds: step.seconds,
+                    image: None,
+                })
+                .collect(),
+        );
+    }
     session.run_until_settled(|session, advance| {
         let index = advance.index;
         let slot = session.slot(index);

@@ -1,6 +1,7 @@
 //! Every registered method is a tested method: each entry of `methods::registry()` is built on
 //! both backends at 32², stepped twice, and must report a finite PSNR, with the GPU agreeing
-//! with the CPU. A new method gets this test by its registry line alone.
+//! with the CPU, and a training state exactly when its entry says it is resumable. A new method
+//! gets this test by its registry line alone.
 
 use inrlab::compute::cancel::is_cancelled_error;
 use inrlab::compute::cpu::CpuBackend;
@@ -28,6 +29,10 @@ fn two_steps(info: &'static MethodInfo, backend: &dyn Backend) -> (Vec<f64>, Vec
     }
     let method = session.slot(0).method().expect("built");
     assert_eq!(method.steps_done(), psnrs.len());
+    // The registry says which methods have a state to checkpoint.
+    let state = method.training_state(backend);
+    assert_eq!(state.is_some(), info.resumable, "{}", info.name);
+    assert!(state.is_none_or(|s| s.step == psnrs.len()), "{}", info.name);
     (psnrs, method.image(backend))
 }
 

@@ -1016,3 +1016,160 @@ fn every_view_exports_a_figure_of_its_own_pictures() {
         == Some(second.as_path())));
     std::fs::remove_dir_all(&folder).unwrap();
 }
+
+fn notices(app: &InrlabApp) -> Vec<&str> {
+    app.model()
+        .notices
+        .iter()
+        .map(|n| n.text.as_str())
+        .collect()
+}
+
+/// Steps the harness until `method` has taken at least `steps` steps (a minute at most).
+fn reaches_steps(h: &mut Harness<'static, InrlabApp>, method: &str, steps: usize) -> bool {
+    step_until(h, Duration::from_secs(60), |app| {
+        steps_of(app, method) >= steps
+    })
+}
+
+/// Save checkpoint is off (saying why) until the focused trained method has stepped, then
+/// writes its checkpoint into the output folder, numbered beside an existing one. Loading it
+/// restarts that method at the saved step with the file's parameters in the settings, while the
+/// other method goes on; a checkpoint of another working size is refused with a notice and
+/// changes nothing.
+#[test]
+fn a_checkpoint_saved_in_the_window_resumes_there() {
+    use inrlab::checkpoint::Checkpoint;
+    let folder = std::env::temp_dir().join(format!("inrlab-window-ckpt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    // fourier-mlp first in the registry's order, so the one Save checkpoint is about.
+    let mut settings = small_settings(&["fourier-mlp", "coord-mlp"]);
+    settings.output_folder = Some(folder.clone());
+    let mut small = ParamValues::new();
+    for (name, value) in [("frequencies", 16.0), ("width-1", 16.0), ("width-2", 16.0)] {
+        small.set(name, value);
+    }
+    small.set("steps", 5000.0);
+    settings.params.insert("fourier-mlp".into(), small.clone());
+    let mut h = harness_with(settings, true);
+    assert!(
+        step_until(&mut h, Duration::from_secs(30), |app| app
+            .model()
+            .run("fourier-mlp")
+            .is_some_and(|r| r.run_id > 0)),
+        "the runs did not start"
+    );
+    let save_is_off = |h: &Harness<'static, InrlabApp>| {
+        h.get_by_label("Save checkpoint")
+            .accesskit_node()
+            .is_disabled()
+    };
+    assert!(save_is_off(&h), "no step yet");
+    h.key_press(egui::Key::Space);
+    assert!(reaches_steps(&mut h, "fourier-mlp", 3), "no steps");
+    h.key_press(egui::Key::Space);
+    assert!(
+        step_until(&mut h, Duration::from_secs(30), |app| !app.model().playing),
+        "the worker did not pause"
+    );
+    assert!(worker_caught_up(&mut h, "paused"), "no answer");
+    let step = steps_of(h.state(), "fourier-mlp");
+    assert!(!save_is_off(&h));
+    h.get_by_label("Save checkpoint").click();
+    let first = folder.join(format!("checkpoint-fourier-mlp-step-{step:06}.safetensors"));
+    assert!(
+        step_until(&mut h, Duration::from_secs(30), |app| app.last_saved()
+            == Some(first.as_path())),
+        "the checkpoint was not saved: {:?}",
+        notices(h.state())
+    );
+    h.get_by_label("Save checkpoint").click();
+    let second = folder.join(format!(
+        "checkpoint-fourier-mlp-step-{step:06}-2.safetensors"
+    ));
+    assert!(
+        step_until(&mut h, Duration::from_secs(30), |app| app.last_saved()
+            == Some(second.as_path())),
+        "a second save did not take the next name"
+    );
+    let checkpoint = Checkpoint::read(&first).unwrap();
+    assert_eq!(checkpoint.state.step, step);
+    assert_eq!(checkpoint.history.len(), step);
+    assert_eq!(checkpoint.provenance.working_size, 32);
+    assert!(checkpoint.provenance.image.is_sample());
+    assert_eq!(checkpoint.params().unwrap().explicit("width-1"), Some(16.0));
+
+    // Other parameters in the window; the checkpoint brings its own back, at its step.
+    let (fourier_run, coord_run) = (
+        run_id_of(h.state(), "fourier-mlp"),
+        run_id_of(h.state(), "coord-mlp"),
+    );
+    h.state_mut()
+        .settings_mut()
+        .params
+        .get_mut("fourier-mlp")
+        .unwrap()
+        .set("lr", 0.02);
+    assert!(
+        step_until(&mut h, Duration::from_secs(30), |app| run_id_of(
+            app,
+            "fourier-mlp"
+        ) > fourier_run),
+        "the changed parameter did not restart fourier-mlp"
+    );
+    let restarted = run_id_of(h.state(), "fourier-mlp");
+    h.state_mut().load_checkpoint(&first).unwrap();
+    assert!(
+        step_until(&mut h, Duration::from_secs(30), |app| run_id_of(
+            app,
+            "fourier-mlp"
+        ) > restarted
+            && steps_of(app, "fourier-mlp") == step),
+        "the checkpoint did not resume: {:?}",
+        notices(h.state())
+    );
+    h.step();
+    assert_eq!(
+        h.state().settings().params["fourier-mlp"].explicit("steps"),
+        Some(5000.0)
+    );
+    assert_eq!(
+        h.state().settings().params["fourier-mlp"].explicit("lr"),
+        Some(1e-3)
+    );
+    assert_eq!(
+        run_id_of(h.state(), "coord-mlp"),
+        coord_run,
+        "the other method restarted"
+    );
+    let resumed = run_id_of(h.state(), "fourier-mlp");
+    assert!(worker_caught_up(&mut h, "resumed"), "no answer");
+    let still = run_id_of(h.state(), "fourier-mlp") == resumed;
+    assert!(still, "publishing its parameters restarted it");
+    // It goes on from there, one step at a time.
+    h.key_press(egui::Key::S);
+    assert!(reaches_steps(&mut h, "fourier-mlp", step + 1), "no step");
+    assert!(worker_caught_up(&mut h, "stepped"), "no answer");
+    assert_eq!(steps_of(h.state(), "fourier-mlp"), step + 1);
+
+    // Made at another working size: refused, nothing restarts.
+    let mut other = checkpoint.clone();
+    other.provenance.working_size = 64;
+    let elsewhere = folder.join("other-size.safetensors");
+    other
+        .write(&elsewhere, inrlab::output::Existing::Refuse)
+        .unwrap();
+    h.state_mut().load_checkpoint(&elsewhere).unwrap();
+    assert!(
+        step_until(&mut h, Duration::from_secs(30), |app| app
+            .model()
+            .notices
+            .iter()
+            .any(|n| n
+                .text
+                .starts_with("Checkpoint refused: it trained at 64²"))),
+        "no refusal"
+    );
+    assert_eq!(run_id_of(h.state(), "fourier-mlp"), resumed);
+    let _ = std::fs::remove_dir_all(&folder);
+}

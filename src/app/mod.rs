@@ -6,6 +6,7 @@
 //! worker's desired configuration. It never waits on the worker.
 
 pub mod bench;
+pub mod checkpoints;
 pub mod features;
 pub mod levels;
 pub mod protocol;
@@ -121,6 +122,8 @@ pub struct InrlabApp {
     last_saved: Option<PathBuf>,
     /// A preset (or any file of inrlab's) the dialog's thread picked, loaded at the next frame.
     picked_preset: Arc<Mutex<Option<PathBuf>>>,
+    /// A checkpoint the dialog's thread picked and read (or why not), resumed at the next frame.
+    picked_checkpoint: Arc<Mutex<Option<Result<crate::checkpoint::Checkpoint, String>>>>,
     /// The command line last put on the clipboard, shown in a banner.
     copied: Option<String>,
     /// The recording of the view in progress.
@@ -204,6 +207,7 @@ impl InrlabApp {
             saved: Arc::default(),
             last_saved: None,
             picked_preset: Arc::default(),
+            picked_checkpoint: Arc::default(),
             copied: None,
             recording: None,
             record_shot: Arc::default(),
@@ -323,6 +327,14 @@ impl InrlabApp {
         {
             self.model.notify(format!("{error:#}"));
         }
+        match take(&self.picked_checkpoint) {
+            Some(Ok(checkpoint)) => self.resume_from(checkpoint),
+            Some(Err(why)) => self.model.notify(format!("Checkpoint refused: {why}")),
+            None => {}
+        }
+        if let Some((method, params)) = self.model.resumed.take() {
+            self.settings.params.insert(method.to_owned(), params);
+        }
         self.save_screenshot_taken(&ctx);
         self.record_step(&ctx);
 
@@ -338,7 +350,9 @@ impl InrlabApp {
             .show(ui, |ui| {
                 let recording =
                     (self.recording.as_ref()).map(|r| (r.recorder.frames(), r.recorder.dropped()));
-                controls_ui(ui, &mut self.settings, &self.model, self.playing, recording)
+                let saveable = checkpoints::saveable(&self.model, self.focused_method());
+                let (settings, model) = (&mut self.settings, &self.model);
+                controls_ui(ui, settings, model, self.playing, recording, saveable)
             })
             .inner;
         for action in actions {
@@ -461,6 +475,9 @@ impl InrlabApp {
                 ))
             });
         }
+        if let Some(path) = self.model.saved_by_worker.take() {
+            self.last_saved = Some(path);
+        }
         match take(&self.saved) {
             Some(Ok(path)) => self.last_saved = Some(path),
             Some(Err(why)) => self.model.notify(format!("Not saved: {why}")),
@@ -507,6 +524,35 @@ impl InrlabApp {
         self.load(source);
         self.train_on_folder(record.dataset.clone());
         Ok(())
+    }
+
+    /// Restarts the checkpoint's method from it, in the worker, which refuses it with a notice
+    /// if it does not fit (what Load checkpoint… does with the file it read). The method is
+    /// selected if it was not; its parameters come into the settings once it has resumed.
+    pub fn resume_from(&mut self, checkpoint: crate::checkpoint::Checkpoint) {
+        let method = checkpoint.method().to_owned();
+        if !self.settings.selected.contains(&method) {
+            self.settings.selected.push(method);
+        }
+        // The worker must see the selection before the command.
+        self.publish_settings();
+        self.send(Command::ResumeFrom(Box::new(checkpoint)));
+    }
+
+    /// Reads `file` and resumes from it ([`Self::resume_from`]; tests call this in place of
+    /// the dialog).
+    pub fn load_checkpoint(&mut self, file: &Path) -> anyhow::Result<()> {
+        let checkpoint = crate::checkpoint::Checkpoint::read(file)?;
+        self.resume_from(checkpoint);
+        Ok(())
+    }
+
+    /// The method a single-method action (Copy command, Save checkpoint) is about: the one
+    /// clicked or the active view's, else the first selected.
+    fn focused_method(&self) -> Option<&'static str> {
+        (self.focus_method.or(self.focused))
+            .filter(|m| self.settings.selected.iter().any(|s| s == m))
+            .or_else(|| self.settings.selected_names().first().copied())
     }
 
     /// The command line last copied (tests).
@@ -657,16 +703,13 @@ impl InrlabApp {
                     rfd::FileDialog::new()
                         .set_title("Load a preset, or the setup a file of inrlab's records")
                         .set_directory(start)
-                        .add_filter("inrlab files", &["json", "png", "csv"])
+                        .add_filter("inrlab files", &["json", "png", "csv", "safetensors"])
                         .pick_file()
                 });
             }
             Action::CopyCommandLine => {
                 let record = saving::window_provenance(&self.model, &self.settings);
-                let method = (self.focus_method.or(self.focused))
-                    .filter(|m| self.settings.selected.iter().any(|s| s == m))
-                    .or_else(|| self.settings.selected_names().first().copied());
-                match (record, method) {
+                match (record, self.focused_method()) {
                     (Some(record), Some(method)) => match record.command_line(method) {
                         Some(line) => {
                             ctx.copy_text(line.clone());
@@ -676,6 +719,19 @@ impl InrlabApp {
                     },
                     _ => self.model.notify("Select a method first."),
                 }
+            }
+            Action::SaveCheckpoint => {
+                let (focused, folder) = (self.focused_method(), self.output_folder());
+                match checkpoints::save_command(&self.model, focused, folder) {
+                    Ok(command) => self.send(command),
+                    Err(why) => self.model.notify(format!("Checkpoint not saved: {why}")),
+                }
+            }
+            Action::LoadCheckpoint => {
+                let start = self.output_folder();
+                in_background(&self.picked_checkpoint, ctx, move || {
+                    checkpoints::pick(start)
+                });
             }
             Action::ChooseOutputFolder => {
                 let start = self.output_folder();

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use egui::ColorImage;
 
+use crate::checkpoint::{Checkpoint, HistoryStep};
 use crate::compute::{BackendKind, CancelToken};
 use crate::methods::{ParamValues, StepReport};
 pub use crate::session::StopReason;
@@ -86,6 +87,12 @@ pub enum Command {
     /// Read the desired configuration now (sent after [`Desired`] changes, so a paused worker wakes).
     Sync,
     RequestFeatures(FeatureRequest),
+    /// Save a trained method's checkpoint; answered by [`Message::CheckpointSaved`] or a
+    /// notice saying why not.
+    SaveCheckpoint(Box<CheckpointRequest>),
+    /// Restart the checkpoint's method from it (its parameters and state), leaving the others
+    /// alone; answered by [`Message::Resumed`] or a notice saying why it was refused.
+    ResumeFrom(Box<Checkpoint>),
     /// Ends the compute thread as a bug would, so tests can check that the window says so.
     #[cfg(feature = "testing")]
     CrashForTest,
@@ -106,9 +113,24 @@ impl Command {
             | Command::StepOnce
             | Command::Sync
             | Command::RequestFeatures(_)
+            | Command::SaveCheckpoint(_)
+            | Command::ResumeFrom(_)
             | Command::TrainOnFolder(_) => false,
         }
     }
+}
+
+/// What the worker needs beside what it holds (the method's state and parameters, the image,
+/// the backend) to save a checkpoint.
+#[derive(Debug)]
+pub struct CheckpointRequest {
+    pub method: &'static str,
+    /// The run the user saw; a run restarted since is not saved.
+    pub run_id: u64,
+    /// Where it goes, under a name that never replaces a file.
+    pub folder: PathBuf,
+    /// The run's steps as the UI has them.
+    pub history: Vec<HistoryStep>,
 }
 
 /// "Show me channels `first_channel..first_channel+count` of what `method` sees at `step`."
@@ -181,6 +203,16 @@ pub enum Message {
     /// and the CPU taking over).
     Warning(String),
     Features(FeatureMaps),
+    /// A checkpoint was written there.
+    CheckpointSaved(PathBuf),
+    /// `method` goes on from a checkpoint as run `run_id` (its `Started` and `Built` came
+    /// first): the checkpoint's parameters, for the settings, and its steps so far.
+    Resumed {
+        method: &'static str,
+        run_id: u64,
+        params: ParamValues,
+        history: Vec<HistoryStep>,
+    },
 }
 
 /// One step of one method, with its image.

@@ -223,6 +223,25 @@ impl MethodRun {
             })
     }
 
+    /// The steps a resumed run took before its checkpoint, as cells without pictures.
+    fn fill_history(&mut self, history: &[crate::checkpoint::HistoryStep]) {
+        let mut previous = 0.0;
+        for step in history {
+            let step_secs = step.seconds - previous;
+            previous = step.seconds;
+            self.cells.insert(
+                step.report.step,
+                StepCell {
+                    report: step.report.clone(),
+                    step_secs,
+                    thumbnail: None,
+                    thumbnail_image: None,
+                },
+            );
+        }
+        self.compute_secs += previous;
+    }
+
     /// Whether it trains (its steps carry a loss): those get an ETA.
     pub fn is_trained(&self) -> bool {
         self.cells
@@ -301,6 +320,11 @@ pub struct Model {
     pub warnings: Vec<Notice>,
     /// The folder the methods that can train on one train on, as the worker last said.
     pub folder: Option<std::path::PathBuf>,
+    /// A file the worker wrote on request (a checkpoint), for the app's "saved" banner.
+    pub saved_by_worker: Option<std::path::PathBuf>,
+    /// A method the worker resumed from a checkpoint, with the checkpoint's parameters, for
+    /// the app to put into its settings (so that publishing them restarts nothing).
+    pub resumed: Option<(&'static str, crate::methods::ParamValues)>,
 }
 
 impl Model {
@@ -461,6 +485,18 @@ impl Model {
             Message::Folder(folder) => self.folder = folder,
             Message::Notice(text) => self.notify(text),
             Message::Features(maps) => self.apply_features(ctx, maps),
+            Message::CheckpointSaved(path) => self.saved_by_worker = Some(path),
+            Message::Resumed {
+                method,
+                run_id,
+                params,
+                history,
+            } => {
+                if let Some(run) = self.current_run(method, run_id) {
+                    run.fill_history(&history);
+                }
+                self.resumed = Some((method, params));
+            }
         }
     }
 

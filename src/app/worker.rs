@@ -10,24 +10,28 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError, bounded};
 use image::DynamicImage;
 
+use super::checkpoints::data_mismatch;
 use super::features::FeatureWork;
 use super::levels::level_frames;
 use super::protocol::{
-    Command, Desired, Frame, FrameSlot, ImageSource, InFlight, InFlightCell, Iterates,
-    IteratesSlot, LIVE_IMAGE_INTERVAL, Levels, LevelsSlot, Message, THUMBNAIL_MAX_SIDE,
+    CheckpointRequest, Command, Desired, Frame, FrameSlot, ImageSource, InFlight, InFlightCell,
+    Iterates, IteratesSlot, LIVE_IMAGE_INTERVAL, Levels, LevelsSlot, Message, THUMBNAIL_MAX_SIDE,
     TargetFrame,
 };
+use crate::checkpoint::{self, Checkpoint};
 use crate::compute::{BackendChoice, CancelToken, create_backend};
 use crate::imaging::{color_image_from_rgb, downsample, host_mse};
-use crate::methods::{self, LevelImages, MethodCache, StepReport};
-use crate::provenance::ImageOrigin;
+use crate::methods::{self, LevelImages, MethodCache, ParamValues, StepReport};
+use crate::output::Existing;
+use crate::provenance::{ImageOrigin, Provenance};
 use crate::rng::RngKind;
 use crate::session::{AdvanceResult, Restarted, Session};
 use crate::target::{Decoded, Fit, SAMPLE_NAME, SAMPLE_PNG, Target, decode_bytes, load_image};
@@ -224,6 +228,9 @@ fn relay_commands(
         } else if matches!(command, Command::TrainOnFolder(_)) {
             // Only the runs that train on a folder restart.
             cancel_if(&|step| methods::find(step.method).is_ok_and(|info| info.trains_on_folder));
+        } else if let Command::ResumeFrom(checkpoint) = &command {
+            // Its run is about to be replaced, if the checkpoint fits.
+            cancel_if(&|step| step.method == checkpoint.method());
         }
         if worker.send(command).is_err() {
             return;
@@ -422,11 +429,110 @@ impl Worker {
                     self.send(message);
                 }
             }
+            Command::SaveCheckpoint(request) => {
+                let message = match self.save_checkpoint(&request) {
+                    Ok(path) => Message::CheckpointSaved(path),
+                    Err(error) => Message::Notice(format!("Checkpoint not saved: {error:#}")),
+                };
+                self.send(message);
+            }
+            Command::ResumeFrom(checkpoint) => self.resume_from(&checkpoint),
             #[cfg(feature = "testing")]
             Command::CrashForTest => panic!("crash requested by a test"),
             #[cfg(feature = "testing")]
             Command::LoseDeviceForTest => self.session.backend().lose_device_for_test(),
         }
+    }
+
+    /// Writes the requested method's checkpoint under a name no file has yet.
+    fn save_checkpoint(&self, request: &CheckpointRequest) -> anyhow::Result<PathBuf> {
+        let name = request.method;
+        let index =
+            (self.session.position(name)).with_context(|| format!("{name} is not running"))?;
+        let slot = self.session.slot(index);
+        anyhow::ensure!(
+            slot.run_id == request.run_id,
+            "{name} has restarted since; try again"
+        );
+        let method = slot
+            .method()
+            .with_context(|| format!("{name} has not started yet"))?;
+        let state = method
+            .training_state(self.session.backend())
+            .with_context(|| format!("{name} is not trained step by step"))?;
+        anyhow::ensure!(state.step > 0, "{name} has not taken a step yet");
+        let step = state.step;
+        let history = (request.history.iter())
+            .filter(|h| h.report.step <= step)
+            .cloned()
+            .collect();
+        let Some((_, _, origin)) = &self.decoded else {
+            anyhow::bail!("no image is loaded yet");
+        };
+        // How this run was made, from what the worker holds (the UI's settings may be ahead).
+        let mut provenance = Provenance::new(
+            origin.clone(),
+            self.session.target().map_or(0, |t| t.size),
+            Fit::Stretch,
+            self.session.rng(),
+            self.session.backend(),
+            &[(slot.info, &slot.params)],
+        )?;
+        if slot.info.trains_on_folder {
+            provenance.dataset = self.session.folder().map(Path::to_path_buf);
+        }
+        let checkpoint = Checkpoint::new(provenance, state, history)?;
+        let file = checkpoint::file_name(Some(name), step);
+        let path = checkpoint::free_path(&request.folder, &file);
+        checkpoint.write(&path, Existing::Refuse)?;
+        Ok(path)
+    }
+
+    /// Restarts the checkpoint's method from it if it fits the image or folder and working
+    /// size trained on here; otherwise says why and leaves every run as it is.
+    fn resume_from(&mut self, checkpoint: &Checkpoint) {
+        self.sync_desired();
+        let resumed = (|| -> anyhow::Result<(usize, Restarted, ParamValues)> {
+            let name = checkpoint.method();
+            let index =
+                (self.session.position(name)).with_context(|| format!("{name} is not selected"))?;
+            let (target, decoded) = (self.session.target(), self.decoded.as_ref());
+            let (Some(target), Some((_, _, origin))) = (target, decoded) else {
+                anyhow::bail!("no image is loaded yet");
+            };
+            let folder = self.session.folder();
+            if let Some(why) = data_mismatch(checkpoint, origin, target.size, folder) {
+                anyhow::bail!("{why}");
+            }
+            let params = checkpoint.params()?;
+            let restarted = self.session.resume(index, params.clone(), checkpoint)?;
+            Ok((index, restarted, params))
+        })();
+        let (index, restarted, params) = match resumed {
+            Ok(resumed) => resumed,
+            Err(error) => {
+                self.send(Message::Notice(format!("Checkpoint refused: {error:#}")));
+                return;
+            }
+        };
+        self.announce(&[restarted]);
+        let method = self.session.slot(index).method();
+        let (total_steps, trains_on) =
+            method.map_or((0, None), |m| (m.total_steps(), m.trains_on()));
+        let data_files = method.map(|m| m.data_files()).unwrap_or_default();
+        self.send(Message::Built {
+            method: restarted.method,
+            run_id: restarted.run_id,
+            total_steps,
+            trains_on,
+            data_files,
+        });
+        self.send(Message::Resumed {
+            method: restarted.method,
+            run_id: restarted.run_id,
+            params,
+            history: checkpoint.history.clone(),
+        });
     }
 
     fn load_image(&mut self, source: ImageSource) {

@@ -29,6 +29,7 @@ pub const INFO: MethodInfo = MethodInfo {
     steps_are_scales: false,
     has_levels: false,
     trains_on_folder: false,
+    resumable: true,
     create: |setup| {
         Ok(Box::new(CoordinateMlp::new(
             setup,

@@ -14,7 +14,10 @@ use super::training::{
     Mlp, MlpBuffers, OPTIMIZER, Optimizer, OptimizerKind, SEED, TRAINING_STEPS, is_milestone_step,
     learning_rate, mlp_widths,
 };
-use super::{MemoryEstimate, Method, ParamSpec, ParamValues, Setup, StepReport, psnr_from_mse};
+use super::training_state::StateLayout;
+use super::{
+    MemoryEstimate, Method, ParamSpec, ParamValues, Setup, StepReport, TrainingState, psnr_from_mse,
+};
 use crate::compute::{Backend, CancelToken, Tensor};
 use crate::rng::{NumpyRandomState, normal_source};
 
@@ -91,6 +94,9 @@ struct Sampler {
     batch: Option<usize>,
     jitter: bool,
     rng: NumpyRandomState,
+    /// The stream as the step in progress found it: a checkpoint taken after this step's draw
+    /// (the step was cancelled) records this, so the resumed step draws the same batch.
+    step_start: NumpyRandomState,
     grid_coords: Vec<f32>,
     grid_target: Vec<f32>,
     size: usize,
@@ -105,6 +111,7 @@ struct Sampler {
 impl Sampler {
     /// Draws this step's pixels and offsets and puts them on the backend.
     fn draw(&mut self, backend: &dyn Backend, frequencies: Option<&Tensor>) {
+        self.step_start = self.rng.clone();
         let rows = self.coords.rows();
         let pixels = self.grid_coords.len() / 2;
         for row in 0..rows {
@@ -133,6 +140,10 @@ impl Sampler {
         }
     }
 }
+
+/// Checkpoint names: the network's parameters, and the stream mini-batches and jitter draw from.
+const NETWORK: &str = "network";
+const MINI_BATCH_STREAM: &str = "mini-batch";
 
 /// The trained coordinate network behind `fourier-mlp` and `coord-mlp`.
 pub struct CoordinateMlp {
@@ -200,10 +211,12 @@ impl CoordinateMlp {
         let sampler = (batch > 0 || jitter)
             .then(|| -> anyhow::Result<Sampler> {
                 let rows = if batch > 0 { batch } else { n };
+                let rng = NumpyRandomState::new(seed.wrapping_add(2) as u32);
                 Ok(Sampler {
                     batch: (batch > 0).then_some(batch),
                     jitter,
-                    rng: NumpyRandomState::new(seed.wrapping_add(2) as u32),
+                    step_start: rng.clone(),
+                    rng,
                     grid_coords: grid_coords.clone(),
                     grid_target: target.pixels.clone(),
                     size: target.size,
@@ -403,6 +416,55 @@ impl Method for CoordinateMlp {
 
     fn features(&self) -> Option<&Tensor> {
         self.frequencies.as_ref().map(|_| &self.grid_input)
+    }
+
+    fn training_state(&self, backend: &dyn Backend) -> Option<TrainingState> {
+        let streams = (self.sampler.iter())
+            .map(|sampler| {
+                let stream = if self.batch_drawn {
+                    &sampler.step_start
+                } else {
+                    &sampler.rng
+                };
+                (MINI_BATCH_STREAM.to_owned(), stream.state())
+            })
+            .collect();
+        let parameters = self.network.named_parameters(NETWORK);
+        Some(TrainingState {
+            step: self.done,
+            optimizer_updates: self.optimizer.updates,
+            tensors: self.optimizer.state_tensors(backend, &parameters),
+            streams,
+            pending_step: self.updated.map(|loss| loss.into_iter().collect()),
+        })
+    }
+
+    fn restore(&mut self, backend: &dyn Backend, state: &TrainingState) -> anyhow::Result<()> {
+        let sampled = self.sampler.is_some();
+        let streams: &[&str] = if sampled { &[MINI_BATCH_STREAM] } else { &[] };
+        state.check(&StateLayout {
+            method: self.name,
+            total_steps: self.steps,
+            tensors: (self.optimizer).state_layout(&self.network.named_parameters(NETWORK)),
+            streams,
+            // A mini-batch step's report carries the batch loss measured before its update.
+            pending_len: Some(sampled as usize),
+        })?;
+        let stream = sampled
+            .then(|| state.stream(MINI_BATCH_STREAM))
+            .transpose()?;
+        // Everything is checked: from here nothing fails.
+        let parameters = self.network.named_parameters_mut(NETWORK);
+        self.optimizer.restore(backend, parameters, state);
+        if let (Some(sampler), Some(stream)) = (&mut self.sampler, stream) {
+            sampler.step_start = stream.clone();
+            sampler.rng = stream;
+        }
+        self.done = state.step;
+        self.updated = (state.pending_step.as_ref()).map(|values| values.first().copied());
+        self.batch_drawn = false;
+        self.grid_is_current = false;
+        Ok(())
     }
 
     fn feature_label(&self, index: usize) -> String {

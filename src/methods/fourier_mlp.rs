@@ -40,6 +40,7 @@ pub const INFO: MethodInfo = MethodInfo {
     steps_are_scales: false,
     has_levels: false,
     trains_on_folder: false,
+    resumable: true,
     create: |setup| {
         let encoding = Encoding::Fourier {
             frequencies: setup.params.get_usize(&FREQUENCIES),

@@ -32,6 +32,7 @@ pub const INFO: MethodInfo = MethodInfo {
     steps_are_scales: false,
     has_levels: false,
     trains_on_folder: false,
+    resumable: false,
     create: |setup| Ok(Box::new(FourierRidge::new(setup)?)),
 };
 

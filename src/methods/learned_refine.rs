@@ -14,8 +14,10 @@ use super::training::{
     Dense, LEARNING_RATE, OPTIMIZER, Optimizer, OptimizerKind, Parameter, SEED, TRAINING_STEPS,
     is_milestone_step, learning_rate, torch_uniform,
 };
+use super::training_state::StateLayout;
 use super::{
-    MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, psnr_from_mse,
+    MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, TrainingState,
+    psnr_from_mse,
 };
 use crate::compute::{Activation, Backend, CancelToken, Cancelled, Tensor};
 use crate::rng::NumpyRandomState;
@@ -57,6 +59,7 @@ pub const INFO: MethodInfo = MethodInfo {
     steps_are_scales: false,
     has_levels: false,
     trains_on_folder: false,
+    resumable: true,
     create: |setup| Ok(Box::new(LearnedRefine::new(setup)?)),
 };
 
@@ -364,6 +367,39 @@ impl LearnedRefine {
         Ok(())
     }
 
+    /// Every parameter, in the order of [`PARAMETER_NAMES`].
+    fn parameters(&self) -> [&Parameter; 7] {
+        [
+            &self.w_in,
+            &self.b_in,
+            &self.w_hh,
+            &self.refine1.weights,
+            &self.refine1.bias,
+            &self.refine2.weights,
+            &self.refine2.bias,
+        ]
+    }
+
+    fn parameters_mut(&mut self) -> [&mut Parameter; 7] {
+        [
+            &mut self.w_in,
+            &mut self.b_in,
+            &mut self.w_hh,
+            &mut self.refine1.weights,
+            &mut self.refine1.bias,
+            &mut self.refine2.weights,
+            &mut self.refine2.bias,
+        ]
+    }
+
+    fn named_parameters(&self) -> Vec<(String, &Parameter)> {
+        PARAMETER_NAMES
+            .iter()
+            .map(|name| name.to_string())
+            .zip(self.parameters())
+            .collect()
+    }
+
     fn update(&mut self, backend: &dyn Backend) {
         self.optimizer.begin_step();
         let optimizer = self.optimizer;
@@ -374,6 +410,9 @@ impl LearnedRefine {
         self.refine2.update(backend, &optimizer);
     }
 }
+
+/// The parameters' names, in the notebook's spelling (checkpoints, gradient checks).
+const PARAMETER_NAMES: [&str; 7] = ["w_in", "b_in", "w_hh", "w1", "b1", "w2", "b2"];
 
 /// Sums one iteration's gradient into a parameter's (the first one replaces it).
 fn accumulate(backend: &dyn Backend, first: bool, part: &Tensor, total: &mut Tensor) {
@@ -448,6 +487,34 @@ impl Method for LearnedRefine {
     fn features(&self) -> Option<&Tensor> {
         self.iterates.last().map(|iterate| &iterate.hidden)
     }
+
+    fn training_state(&self, backend: &dyn Backend) -> Option<TrainingState> {
+        Some(TrainingState {
+            step: self.done,
+            optimizer_updates: self.optimizer.updates,
+            tensors: (self.optimizer).state_tensors(backend, &self.named_parameters()),
+            streams: Vec::new(),
+            pending_step: self.updated.then(Vec::new),
+        })
+    }
+
+    fn restore(&mut self, backend: &dyn Backend, state: &TrainingState) -> anyhow::Result<()> {
+        state.check(&StateLayout {
+            method: INFO.name,
+            total_steps: self.steps,
+            tensors: self.optimizer.state_layout(&self.named_parameters()),
+            streams: &[],
+            pending_len: Some(0),
+        })?;
+        let mut optimizer = self.optimizer;
+        let names = PARAMETER_NAMES.iter().map(|name| name.to_string());
+        optimizer.restore(backend, names.zip(self.parameters_mut()).collect(), state);
+        self.optimizer = optimizer;
+        self.done = state.step;
+        self.updated = state.pending_step.is_some();
+        self.forward_is_current = false;
+        Ok(())
+    }
 }
 
 /// Hooks for the gradient checks in tests (the `testing` feature).
@@ -461,15 +528,11 @@ impl LearnedRefine {
         let (loss, _) = self.loss(backend);
         self.backward(backend)
             .expect("nothing cancels a gradient check");
-        let grads = vec![
-            ("w_in", backend.download(&self.w_in.grad)),
-            ("b_in", backend.download(&self.b_in.grad)),
-            ("w_hh", backend.download(&self.w_hh.grad)),
-            ("w1", backend.download(&self.refine1.weights.grad)),
-            ("b1", backend.download(&self.refine1.bias.grad)),
-            ("w2", backend.download(&self.refine2.weights.grad)),
-            ("b2", backend.download(&self.refine2.bias.grad)),
-        ];
+        let grads = PARAMETER_NAMES
+            .into_iter()
+            .zip(self.parameters())
+            .map(|(name, parameter)| (name, backend.download(&parameter.grad)))
+            .collect();
         (loss, grads)
     }
 
@@ -481,16 +544,13 @@ impl LearnedRefine {
         index: usize,
         delta: f32,
     ) -> f64 {
-        let tensor = match name {
-            "w_in" => &mut self.w_in.value,
-            "b_in" => &mut self.b_in.value,
-            "w_hh" => &mut self.w_hh.value,
-            "w1" => &mut self.refine1.weights.value,
-            "b1" => &mut self.refine1.bias.value,
-            "w2" => &mut self.refine2.weights.value,
-            "b2" => &mut self.refine2.bias.value,
-            other => panic!("no parameter {other}"),
+        let index_of = PARAMETER_NAMES.iter().position(|n| *n == name);
+        let Some(parameter) = index_of else {
+            panic!("no parameter {name}")
         };
+        let tensor = &mut (self.parameters_mut().into_iter().nth(parameter))
+            .expect("a parameter")
+            .value;
         let original = backend.download(tensor);
         let mut nudged = original.clone();
         nudged[index] += delta;
@@ -498,15 +558,9 @@ impl LearnedRefine {
         self.forward(backend)
             .expect("nothing cancels a gradient check");
         let (loss, _) = self.loss(backend);
-        let tensor = match name {
-            "w_in" => &mut self.w_in.value,
-            "b_in" => &mut self.b_in.value,
-            "w_hh" => &mut self.w_hh.value,
-            "w1" => &mut self.refine1.weights.value,
-            "b1" => &mut self.refine1.bias.value,
-            "w2" => &mut self.refine2.weights.value,
-            _ => &mut self.refine2.bias.value,
-        };
+        let tensor = &mut (self.parameters_mut().into_iter().nth(parameter))
+            .expect("a parameter")
+            .value;
         backend.write(tensor, &original);
         self.forward_is_current = false;
         loss

@@ -20,6 +20,7 @@ pub mod refine;
 pub mod reservoir;
 pub mod shared_trajectory;
 pub mod training;
+pub mod training_state;
 pub mod trajectory;
 pub mod wavelet;
 pub mod wavelet_dataset;
@@ -33,9 +34,10 @@ use crate::target::Target;
 pub use cache::{MethodCache, NotReady};
 pub use memory::MemoryEstimate;
 pub use params::{MethodParams, ParamSpec, ParamValues, Scale};
+pub use training_state::TrainingState;
 
 /// What one step produced, small enough to send every step.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepReport {
     /// The step, k, iteration or scale index this image belongs to (1-based).
     pub step: usize,
@@ -50,7 +52,7 @@ pub struct StepReport {
     pub saturation: Option<f64>,
     /// Per level of a multi-resolution method (the wavelet operator), coarse to fine; empty
     /// for the others.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub levels: Vec<LevelReport>,
 }
 
@@ -153,6 +155,20 @@ pub trait Method: Send {
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Everything its next step depends on (weights, optimizer moments and count, the exact
+    /// position of every random stream it still draws from), downloaded, for a checkpoint.
+    /// `None` for methods that are not trained ([`MethodInfo::resumable`]).
+    fn training_state(&self, _backend: &dyn Backend) -> Option<TrainingState> {
+        None
+    }
+    /// Puts `state` (a run's [`Method::training_state`] with the same parameters) into this
+    /// freshly built method, so that its next step is the one the saved run would have taken,
+    /// bit for bit on the same backend. Everything is checked first: a state that does not
+    /// fit is refused with a message and the method is left as it was built. Its image is that
+    /// of the build until the next step.
+    fn restore(&mut self, _backend: &dyn Backend, _state: &TrainingState) -> anyhow::Result<()> {
+        bail!("{} is not trained: it has no state to restore", self.name())
+    }
 }
 
 /// Everything a method is built from.
@@ -193,6 +209,9 @@ pub struct MethodInfo {
     /// Whether it can train on a folder of images ([`Setup::folder`]; the window's folder
     /// picker, `inrlab run --dataset`).
     pub trains_on_folder: bool,
+    /// Whether it is trained step by step and can save and resume its state (checkpoints:
+    /// [`Method::training_state`], [`Method::restore`]).
+    pub resumable: bool,
     pub create: fn(&Setup) -> anyhow::Result<Box<dyn Method>>,
 }
 

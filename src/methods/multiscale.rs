@@ -74,6 +74,7 @@ pub const INFO: MethodInfo = MethodInfo {
     steps_are_scales: true,
     has_levels: false,
     trains_on_folder: false,
+    resumable: false,
     create: |setup| Ok(Box::new(Multiscale::new(setup)?)),
 };
 

@@ -7,6 +7,7 @@
 
 use super::ParamSpec;
 use super::params::ChoiceOption;
+use super::training_state::{NamedTensor, TrainingState};
 use crate::compute::{Activation, AdamStep, Backend, Tensor};
 use crate::rng::NumpyRandomState;
 
@@ -119,6 +120,85 @@ impl Optimizer {
                 },
             ),
         }
+    }
+}
+
+/// The tensors a checkpoint keeps of `parameters` (name, parameter) under this optimizer, each
+/// with its name: the value, then the moments the optimizer uses (Adam's two, SGD's velocity).
+/// Gradients are not kept: every step computes them afresh.
+fn checkpoint_tensors<'p>(
+    kind: OptimizerKind,
+    name: &str,
+    parameter: &'p Parameter,
+) -> Vec<(String, &'p Tensor)> {
+    let mut tensors = vec![(name.to_owned(), &parameter.value)];
+    match kind {
+        OptimizerKind::Adam => {
+            tensors.push((format!("adam.first_moment.{name}"), &parameter.first_moment));
+            tensors.push((
+                format!("adam.second_moment.{name}"),
+                &parameter.second_moment,
+            ));
+        }
+        OptimizerKind::Sgd => {
+            tensors.push((format!("sgd.velocity.{name}"), &parameter.first_moment))
+        }
+    }
+    tensors
+}
+
+impl Optimizer {
+    /// The checkpoint's tensors of `parameters`, downloaded.
+    pub fn state_tensors(
+        &self,
+        backend: &dyn Backend,
+        parameters: &[(String, &Parameter)],
+    ) -> Vec<NamedTensor> {
+        parameters
+            .iter()
+            .flat_map(|(name, parameter)| checkpoint_tensors(self.kind, name, parameter))
+            .map(|(name, tensor)| NamedTensor {
+                name,
+                rows: tensor.rows(),
+                cols: tensor.cols(),
+                values: backend.download(tensor),
+            })
+            .collect()
+    }
+
+    /// The names and shapes [`Self::state_tensors`] gives, for checking a state.
+    pub fn state_layout(&self, parameters: &[(String, &Parameter)]) -> Vec<(String, usize, usize)> {
+        parameters
+            .iter()
+            .flat_map(|(name, parameter)| checkpoint_tensors(self.kind, name, parameter))
+            .map(|(name, tensor)| (name, tensor.rows(), tensor.cols()))
+            .collect()
+    }
+
+    /// Writes `state`'s values and moments into `parameters` and takes its update count; call
+    /// only after [`TrainingState::check`] against [`Self::state_layout`] has passed.
+    pub fn restore(
+        &mut self,
+        backend: &dyn Backend,
+        parameters: Vec<(String, &mut Parameter)>,
+        state: &TrainingState,
+    ) {
+        for (name, parameter) in parameters {
+            backend.write(&mut parameter.value, state.tensor(&name));
+            match self.kind {
+                OptimizerKind::Adam => {
+                    let first = state.tensor(&format!("adam.first_moment.{name}"));
+                    backend.write(&mut parameter.first_moment, first);
+                    let second = state.tensor(&format!("adam.second_moment.{name}"));
+                    backend.write(&mut parameter.second_moment, second);
+                }
+                OptimizerKind::Sgd => {
+                    let velocity = state.tensor(&format!("sgd.velocity.{name}"));
+                    backend.write(&mut parameter.first_moment, velocity);
+                }
+            }
+        }
+        self.updates = state.optimizer_updates;
     }
 }
 
@@ -299,6 +379,30 @@ impl Mlp {
         for layer in &mut self.layers {
             layer.update(backend, optimizer);
         }
+    }
+
+    /// Every parameter by name (`{prefix}.0.weight`, `{prefix}.0.bias`, …), for checkpoints.
+    pub fn named_parameters(&self, prefix: &str) -> Vec<(String, &Parameter)> {
+        (self.layers.iter().enumerate())
+            .flat_map(|(i, layer)| {
+                [
+                    (format!("{prefix}.{i}.weight"), &layer.weights),
+                    (format!("{prefix}.{i}.bias"), &layer.bias),
+                ]
+            })
+            .collect()
+    }
+
+    /// [`Self::named_parameters`], mutable.
+    pub fn named_parameters_mut(&mut self, prefix: &str) -> Vec<(String, &mut Parameter)> {
+        (self.layers.iter_mut().enumerate())
+            .flat_map(|(i, layer)| {
+                [
+                    (format!("{prefix}.{i}.weight"), &mut layer.weights),
+                    (format!("{prefix}.{i}.bias"), &mut layer.bias),
+                ]
+            })
+            .collect()
     }
 }
 

@@ -15,11 +15,12 @@ use super::params::ChoiceOption;
 use super::training::{
     LEARNING_RATE, OPTIMIZER, Optimizer, OptimizerKind, SEED, is_milestone_step, learning_rate,
 };
+use super::training_state::StateLayout;
 use super::wavelet_dataset::FolderRun;
 use super::wavelet_operator::{Operator, Shape, Workspace};
 use super::{
     LevelImages, LevelReport, MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup,
-    StepReport, psnr_from_mse,
+    StepReport, TrainingState, psnr_from_mse,
 };
 use crate::compute::{Backend, CancelToken, Cancelled, Grids, Tensor, Upsample};
 use crate::rng::{NormalSource, NumpyRandomState, RngKind, normal_source};
@@ -193,6 +194,7 @@ pub const INFO: MethodInfo = MethodInfo {
     steps_are_scales: false,
     has_levels: true,
     trains_on_folder: true,
+    resumable: true,
     create: |setup| match setup.folder {
         Some(folder) => Ok(Box::new(FolderRun::from_setup(setup, folder)?)),
         None => Ok(Box::new(Wavelet::new(setup)?)),
@@ -656,6 +658,9 @@ impl Chain {
     }
 }
 
+/// The checkpoint's name of the training noise stream (image and folder runs).
+pub const NOISE_STREAM: &str = "noise";
+
 /// A step whose weights are updated but whose rollout and report are not made yet.
 #[derive(Clone, Debug)]
 struct Pending {
@@ -692,6 +697,9 @@ pub struct Wavelet {
     chain: Option<Chain>,
     /// The training noise stream; drawn once per step.
     noise: NumpyRandomState,
+    /// The noise stream as the step in progress found it (what a checkpoint records while
+    /// that step's noise is drawn but its update is not made).
+    noise_at_step_start: NumpyRandomState,
     noise_drawn: bool,
     pending: Option<Pending>,
     /// The latest rollout's images, 8 … size.
@@ -781,6 +789,7 @@ impl Wavelet {
             grids,
             loss,
             noise: NumpyRandomState::new(seed.wrapping_add(3) as u32),
+            noise_at_step_start: NumpyRandomState::new(seed.wrapping_add(3) as u32),
             noise_drawn: false,
             pending: None,
             rollout: Vec::new(),
@@ -944,6 +953,7 @@ impl Wavelet {
     fn draw_noise(&mut self, backend: &dyn Backend) -> anyhow::Result<()> {
         let rows = self.grids.rows();
         let sigma = self.config.noise_sigma;
+        self.noise_at_step_start = self.noise.clone();
         let noise: Vec<f32> = (0..rows)
             .map(|_| self.noise.standard_normal() as f32 * sigma)
             .collect();
@@ -1062,6 +1072,48 @@ impl Method for Wavelet {
 
     fn keep_image(&self, step: usize) -> bool {
         is_milestone_step(step, self.steps)
+    }
+
+    fn training_state(&self, backend: &dyn Backend) -> Option<TrainingState> {
+        let noise = if self.noise_drawn {
+            &self.noise_at_step_start
+        } else {
+            &self.noise
+        };
+        Some(TrainingState {
+            step: self.done,
+            optimizer_updates: self.optimizer.updates,
+            tensors: self.operator.state_tensors(backend, &self.optimizer),
+            streams: vec![(NOISE_STREAM.to_owned(), noise.state())],
+            pending_step: self.pending.as_ref().map(|pending| {
+                std::iter::once(pending.loss)
+                    .chain(pending.teacher_forced_db.iter().copied())
+                    .collect()
+            }),
+        })
+    }
+
+    fn restore(&mut self, backend: &dyn Backend, state: &TrainingState) -> anyhow::Result<()> {
+        state.check(&StateLayout {
+            method: INFO.name,
+            total_steps: self.steps,
+            tensors: self.operator.state_layout(&self.optimizer),
+            streams: &[NOISE_STREAM],
+            // The loss and each predicted level's teacher-forced PSNR.
+            pending_len: Some(1 + predicted_sides(self.size).len()),
+        })?;
+        let noise = state.stream(NOISE_STREAM)?;
+        // Everything is checked: from here nothing fails.
+        self.operator.restore(backend, &mut self.optimizer, state);
+        self.noise_at_step_start = noise.clone();
+        self.noise = noise;
+        self.noise_drawn = false;
+        self.pending = state.pending_step.as_ref().map(|values| Pending {
+            loss: values[0],
+            teacher_forced_db: values[1..].to_vec(),
+        });
+        self.done = state.step;
+        Ok(())
     }
 
     fn levels(&self, backend: &dyn Backend) -> Option<Vec<LevelImages>> {

@@ -14,9 +14,10 @@ use rayon::prelude::*;
 
 use super::training::is_milestone_step;
 use super::training::{OPTIMIZER, Optimizer, OptimizerKind, SEED, learning_rate};
+use super::training_state::{StateLayout, TrainingState};
 use super::wavelet::{
-    BASE_SIDE, Config, Coordinates, Grower, LossTerms, bicubic_up, host_psnr, nearest_up,
-    predicted_sides, pyramid,
+    BASE_SIDE, Config, Coordinates, Grower, LossTerms, NOISE_STREAM, bicubic_up, host_psnr,
+    nearest_up, predicted_sides, pyramid,
 };
 use super::wavelet_operator::{Operator, Workspace};
 use super::{LevelImages, LevelReport, Method, ParamValues, Setup, StepReport, psnr_from_mse};
@@ -182,6 +183,9 @@ fn mean_levels(rows: &[Vec<LevelReport>]) -> Vec<LevelReport> {
     out
 }
 
+/// The checkpoint's name of the stream that picks each mini-batch's images.
+const ORDER_STREAM: &str = "order";
+
 /// One level of a sample: its side and RGB pixels.
 pub type LevelImage = (usize, Vec<f32>);
 
@@ -340,6 +344,43 @@ impl DatasetTrainer {
         let finest = self.size * self.size * 3 * self.batch;
         let batch_db = psnr_from_mse(sums.last().map_or(f64::NAN, |s| s.squared) / finest as f64);
         Ok((loss, batch_db))
+    }
+
+    /// T, its optimizer and both streams after `steps_done` steps, for a checkpoint.
+    fn training_state(&self, backend: &dyn Backend) -> TrainingState {
+        TrainingState {
+            step: self.steps_done,
+            optimizer_updates: self.optimizer.updates,
+            tensors: self.operator.state_tensors(backend, &self.optimizer),
+            streams: vec![
+                (ORDER_STREAM.to_owned(), self.order.state()),
+                (NOISE_STREAM.to_owned(), self.noise.state()),
+            ],
+            pending_step: None,
+        }
+    }
+
+    /// Checks `state` against this trainer (T's shapes, the streams, at most `total_steps`),
+    /// then takes it.
+    fn restore(
+        &mut self,
+        backend: &dyn Backend,
+        state: &TrainingState,
+        total_steps: usize,
+    ) -> anyhow::Result<()> {
+        state.check(&StateLayout {
+            method: super::wavelet::INFO.name,
+            total_steps,
+            tensors: self.operator.state_layout(&self.optimizer),
+            streams: &[ORDER_STREAM, NOISE_STREAM],
+            pending_len: None,
+        })?;
+        let (order, noise) = (state.stream(ORDER_STREAM)?, state.stream(NOISE_STREAM)?);
+        // Everything is checked: from here nothing fails.
+        self.operator.restore(backend, &mut self.optimizer, state);
+        (self.order, self.noise) = (order, noise);
+        self.steps_done = state.step;
+        Ok(())
     }
 
     /// One image's teacher-forced predictions of every level (8 … size, concatenated), without
@@ -610,6 +651,14 @@ impl Method for FolderRun {
 
     fn data_files(&self) -> Vec<DatasetFile> {
         self.dataset.files.clone()
+    }
+
+    fn training_state(&self, backend: &dyn Backend) -> Option<TrainingState> {
+        Some(self.trainer.training_state(backend))
+    }
+
+    fn restore(&mut self, backend: &dyn Backend, state: &TrainingState) -> anyhow::Result<()> {
+        self.trainer.restore(backend, state, self.steps)
     }
 
     fn warnings(&self) -> Vec<String> {

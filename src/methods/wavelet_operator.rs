@@ -19,6 +19,7 @@
 //! rows, the Haar transforms and the stencil stay inside each grid.
 
 use super::training::{Dense, Optimizer, Parameter, torch_uniform};
+use super::training_state::{NamedTensor, TrainingState};
 use crate::compute::{Activation, Backend, CancelToken, Cancelled, Grids, Tensor};
 use crate::rng::NumpyRandomState;
 
@@ -220,6 +221,63 @@ impl Operator {
         list.push(&mut self.projection.weights);
         list.push(&mut self.projection.bias);
         list
+    }
+
+    /// The names of [`Operator::parameters`], in its order (checkpoints): `lift.weight`,
+    /// `lift.bias`, per block `block.{b}.low`, `block.{b}.high.{j}`, `block.{b}.skip.weight`,
+    /// `block.{b}.skip.bias` and `block.{b}.depthwise`, then `projection.weight`,
+    /// `projection.bias`.
+    pub fn parameter_names(&self) -> Vec<String> {
+        let mut names = vec!["lift.weight".to_owned(), "lift.bias".to_owned()];
+        for (b, block) in self.blocks.iter().enumerate() {
+            names.push(format!("block.{b}.low"));
+            names.extend((0..block.highs.len()).map(|j| format!("block.{b}.high.{j}")));
+            names.push(format!("block.{b}.skip.weight"));
+            names.push(format!("block.{b}.skip.bias"));
+            names.extend(
+                block
+                    .depthwise
+                    .iter()
+                    .map(|_| format!("block.{b}.depthwise")),
+            );
+        }
+        names.push("projection.weight".to_owned());
+        names.push("projection.bias".to_owned());
+        names
+    }
+
+    fn named_parameters(&self) -> Vec<(String, &Parameter)> {
+        self.parameter_names()
+            .into_iter()
+            .zip(self.parameters())
+            .collect()
+    }
+
+    /// T's weights and `optimizer`'s moments of them, downloaded, for a checkpoint.
+    pub fn state_tensors(&self, backend: &dyn Backend, optimizer: &Optimizer) -> Vec<NamedTensor> {
+        optimizer.state_tensors(backend, &self.named_parameters())
+    }
+
+    /// The names and shapes [`Operator::state_tensors`] gives, for checking a state.
+    pub fn state_layout(&self, optimizer: &Optimizer) -> Vec<(String, usize, usize)> {
+        optimizer.state_layout(&self.named_parameters())
+    }
+
+    /// Writes a state checked against [`Operator::state_layout`] into T and `optimizer`, and
+    /// rebuilds the composed weights from it.
+    pub fn restore(
+        &mut self,
+        backend: &dyn Backend,
+        optimizer: &mut Optimizer,
+        state: &TrainingState,
+    ) {
+        let names = self.parameter_names();
+        optimizer.restore(
+            backend,
+            names.into_iter().zip(self.parameters_mut()).collect(),
+            state,
+        );
+        self.compose(backend);
     }
 
     /// Rebuilds the composed weights after parameter values were written directly.

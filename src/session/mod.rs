@@ -14,6 +14,7 @@ pub mod scheduler;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
+use crate::checkpoint::Checkpoint;
 use crate::compute::cancel::is_cancelled_error;
 use crate::compute::{Backend, CancelToken};
 use crate::methods::cache::not_ready;
@@ -369,27 +370,77 @@ impl<'b> Session<'b> {
         self.scheduler.charge(slot.info.name, secs, false);
     }
 
+    /// Builds `info` with `params` on the session's target (or folder), under `catch_unwind`.
+    fn build(
+        &self,
+        info: &'static MethodInfo,
+        params: &ParamValues,
+        cancel: &CancelToken,
+    ) -> std::thread::Result<anyhow::Result<Box<dyn Method>>> {
+        let Some(target) = &self.target else {
+            return Ok(Err(anyhow::anyhow!("no image is loaded yet")));
+        };
+        let setup = Setup {
+            target,
+            backend: self.backend.get(),
+            rng: self.rng,
+            params,
+            cache: &self.cache,
+            cancel,
+            folder: self.folder.as_deref().filter(|_| info.trains_on_folder),
+        };
+        catch_unwind(AssertUnwindSafe(|| info.build(&setup)))
+    }
+
+    /// Replaces the slot's run by the checkpoint's: a fresh build with `params` (the
+    /// checkpoint's, with any changes that keep the shapes), the checkpoint's state restored
+    /// into it, its history counted as this run's (compute time, divergence watch). The slot
+    /// is left as it was when the build or the restore fails.
+    pub fn resume(
+        &mut self,
+        index: usize,
+        params: ParamValues,
+        checkpoint: &Checkpoint,
+    ) -> anyhow::Result<Restarted> {
+        let info = self.slots[index].info;
+        let cancel = CancelToken::new();
+        let method = loop {
+            match self.build(info, &params, &cancel) {
+                Ok(Err(error)) if not_ready(&error).is_some() && self.cache.has_pending() => {
+                    // A folder still being decoded, a large eigen-solve: wait for it here.
+                    self.cache.wait_for_pending(Duration::from_secs(1));
+                }
+                Ok(built) => break built,
+                Err(panic) => anyhow::bail!("{}", one_line(&crate::panic_message(panic.as_ref()))),
+            }
+        };
+        let mut method = method?;
+        checkpoint.restore(method.as_mut(), self.backend.get())?;
+        let restarted = self.restart(index);
+        let slot = &mut self.slots[index];
+        slot.params = params;
+        slot.cancel = cancel;
+        slot.compute_secs = checkpoint.history.last().map_or(0.0, |h| h.seconds);
+        for step in &checkpoint.history {
+            slot.divergence.observe(&step.report);
+        }
+        slot.state = if method.is_done() {
+            SlotState::Finished(method)
+        } else {
+            SlotState::Running(method)
+        };
+        Ok(restarted)
+    }
+
     fn build_and_step(&mut self, index: usize) -> (Option<usize>, AdvanceResult) {
         let mut built = None;
         if matches!(self.slots[index].state, SlotState::NeedsBuild) {
-            let Some(target) = &self.target else {
+            if self.target.is_none() {
                 return (None, AdvanceResult::Waiting("an image".into()));
-            };
+            }
             let slot = &self.slots[index];
-            let setup = Setup {
-                target,
-                backend: self.backend.get(),
-                rng: self.rng,
-                params: &slot.params,
-                cache: &self.cache,
-                cancel: &slot.cancel,
-                folder: self
-                    .folder
-                    .as_deref()
-                    .filter(|_| slot.info.trains_on_folder),
-            };
             let info = slot.info;
-            let outcome = catch_unwind(AssertUnwindSafe(|| info.build(&setup)));
+            let outcome = self.build(info, &slot.params, &slot.cancel);
             let slot = &mut self.slots[index];
             match outcome {
                 Ok(Ok(method)) => {

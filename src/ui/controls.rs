@@ -33,6 +33,10 @@ pub enum Action {
     LoadPreset,
     /// Put the `inrlab run` line of the focused method on the clipboard.
     CopyCommandLine,
+    /// Save the focused trained method's checkpoint into the output folder.
+    SaveCheckpoint,
+    /// Restart a trained method from a checkpoint file.
+    LoadCheckpoint,
     /// Write every run's PSNR, loss and time per step as CSV and JSON.
     ExportMetrics,
     /// Start or stop recording the view.
@@ -47,13 +51,15 @@ pub enum Action {
 }
 
 /// Shows the panel's contents. Edits `settings` in place (the app compares and forwards the
-/// changes) and returns the actions to perform.
+/// changes) and returns the actions to perform. `saveable`: the method Save checkpoint saves,
+/// or why it is off.
 pub fn controls_ui(
     ui: &mut egui::Ui,
     settings: &mut Settings,
     model: &Model,
     playing: bool,
     recording: Option<(usize, usize)>,
+    saveable: Result<&'static str, String>,
 ) -> Vec<Action> {
     let mut actions = Vec::new();
     ui.add_space(6.0);
@@ -73,7 +79,15 @@ pub fn controls_ui(
             section(ui, "Image");
             image_ui(ui, settings, model, &mut actions);
             section(ui, "Run");
-            playback_ui(ui, settings, model, playing, recording, &mut actions);
+            playback_ui(
+                ui,
+                settings,
+                model,
+                playing,
+                recording,
+                saveable,
+                &mut actions,
+            );
             section(ui, "Methods");
             methods_ui(ui, settings, model, &mut actions);
             section(ui, "Parameters");
@@ -243,12 +257,45 @@ fn folder_ui(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>) {
     }
 }
 
+/// Save checkpoint (off, saying why, unless the focused method is trained and has stepped) and
+/// Load checkpoint….
+fn checkpoints_ui(
+    ui: &mut egui::Ui,
+    saveable: Result<&'static str, String>,
+    actions: &mut Vec<Action>,
+) {
+    ui.horizontal(|ui| {
+        let save = ui.add_enabled(saveable.is_ok(), Button::new("Save checkpoint"));
+        let save = match &saveable {
+            Ok(method) => save.on_hover_text(format!(
+                "Save {method}'s weights, optimizer state and random streams with how it was                  made as checkpoint-{method}-step-NNNNNN.safetensors in the output folder, to                  go on exactly from here later."
+            )),
+            Err(why) => save.on_disabled_hover_text(format!(
+                "{why} (the focused method: click a trained one in the list)"
+            )),
+        };
+        if save.clicked() {
+            actions.push(Action::SaveCheckpoint);
+        }
+        if ui
+            .button("Load checkpoint…")
+            .on_hover_text(
+                "Restart a trained method from a checkpoint, with its parameters, where it                  stopped; the other methods go on.",
+            )
+            .clicked()
+        {
+            actions.push(Action::LoadCheckpoint);
+        }
+    });
+}
+
 fn playback_ui(
     ui: &mut egui::Ui,
     settings: &mut Settings,
     model: &Model,
     playing: bool,
     recording: Option<(usize, usize)>,
+    saveable: Result<&'static str, String>,
     actions: &mut Vec<Action>,
 ) {
     ui.horizontal(|ui| {
@@ -362,6 +409,7 @@ fn playback_ui(
             actions.push(Action::CopyCommandLine);
         }
     });
+    checkpoints_ui(ui, saveable, actions);
     recording_ui(ui, settings, recording, actions);
     ui.checkbox(&mut settings.show_ground_truth, "show ground truth (G)")
         .on_hover_text("Show the target in place of the outputs in Compare and Inspect.");
@@ -642,7 +690,14 @@ mod tests {
             .with_size(egui::vec2(360.0, 1600.0))
             .build_ui_state(
                 |ui, settings: &mut Settings| {
-                    controls_ui(ui, settings, &Model::default(), false, None);
+                    controls_ui(
+                        ui,
+                        settings,
+                        &Model::default(),
+                        false,
+                        None,
+                        Err(String::new()),
+                    );
                 },
                 settings,
             )
