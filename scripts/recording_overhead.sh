@@ -34,7 +34,10 @@ measure() {
   window=$(xdotool search --sync --onlyvisible --name inrlab | head -1)
   sleep 20 # the first steps and the window settle
   local folder=$home/Pictures/inrlab
-  xdotool mousemove --window "$window" 5 5 # the only window: it has the keyboard
+  # Keyboard focus (there is no window manager): a click on the status bar, which does nothing.
+  xdotool windowfocus "$window" 2>/dev/null || true
+  xdotool mousemove --window "$window" 740 894 click 1
+  sleep 0.5
   if [ "$record" = yes ]; then
     ctrl r
     sleep 2
