@@ -1014,6 +1014,22 @@ fn every_view_exports_a_figure_of_its_own_pictures() {
     assert!(step_until(&mut h, Duration::from_secs(60), |app| app
         .last_saved()
         == Some(second.as_path())));
+    // A folder that cannot be made (under a regular file): a notice saying why, the window and
+    // its compute go on, and nothing already saved is touched.
+    let blocker = folder.join("file.txt");
+    std::fs::write(&blocker, "a file, not a folder").unwrap();
+    h.state_mut().settings_mut().output_folder = Some(blocker.join("figures"));
+    h.get_by_label("Export view").click();
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| notices(app)
+            .iter()
+            .any(|n| n.starts_with("Not saved: cannot create the folder"))),
+        "{:?}",
+        notices(h.state())
+    );
+    h.step();
+    assert!(h.state().model().compute_stopped.is_none());
+    assert!(second.exists());
     std::fs::remove_dir_all(&folder).unwrap();
 }
 
