@@ -280,6 +280,20 @@ struct StepEntry {
     levels: Option<Vec<LevelReport>>,
 }
 
+impl StepEntry {
+    /// One step as metrics.json lists it, its levels when it has any.
+    fn new(report: StepReport, seconds: f64) -> Self {
+        StepEntry {
+            step: report.step,
+            label: report.label,
+            psnr: report.psnr_db,
+            seconds,
+            loss: report.loss,
+            levels: (!report.levels.is_empty()).then_some(report.levels),
+        }
+    }
+}
+
 /// Steps whose per-level figures go into metrics.json: every 100th and the last.
 
 #[derive(Serialize)]
@@ -804,7 +818,8 @@ fn check_steps_left(
     let (step, total) = (checkpoint.state.step, total_steps(info, params));
     anyhow::ensure!(
         step < total,
-        "the checkpoint is at step {step} and the run has {total}: nothing is left to do          (give --steps to train longer)"
+        "the checkpoint is at step {step} and the run has {total}: nothing is left to do \
+         (give --steps to train longer)"
     );
     Ok(())
 }
@@ -886,14 +901,7 @@ fn run_dataset(
     let mut entries: Vec<StepEntry> = (history.into_iter())
         .map(|h| {
             monitor.observe(&h.report);
-            StepEntry {
-                step: h.report.step,
-                label: h.report.label,
-                psnr: h.report.psnr_db,
-                seconds: h.seconds,
-                loss: h.report.loss,
-                levels: (!h.report.levels.is_empty()).then_some(h.report.levels),
-            }
+            StepEntry::new(h.report, h.seconds)
         })
         .collect();
     let mut unsaved_checkpoints = 0;
@@ -919,14 +927,7 @@ fn run_dataset(
             ));
         }
         bar.inc(1);
-        entries.push(StepEntry {
-            step: report.step,
-            label: report.label,
-            psnr: report.psnr_db,
-            seconds,
-            loss: report.loss,
-            levels: (!report.levels.is_empty()).then_some(report.levels),
-        });
+        entries.push(StepEntry::new(report, seconds));
     }
     bar.finish_and_clear();
     #[derive(Serialize)]
@@ -1042,14 +1043,13 @@ fn write_run(
         provenance,
         steps: records
             .iter()
-            .map(|r| StepEntry {
-                step: r.report.step,
-                label: r.report.label.clone(),
-                psnr: r.report.psnr_db,
-                seconds: r.seconds,
-                loss: r.report.loss,
-                levels: (!r.report.levels.is_empty() && logs_levels(r.report.step, last_step))
-                    .then(|| r.report.levels.clone()),
+            .map(|r| {
+                let mut entry = StepEntry::new(r.report.clone(), r.seconds);
+                // Levels every 100th step and at the last, not every step.
+                if !logs_levels(r.report.step, last_step) {
+                    entry.levels = None;
+                }
+                entry
             })
             .collect(),
     };

@@ -30,12 +30,13 @@ pub fn subtitle(provenance: &Provenance) -> String {
     } else {
         format!(": {}", provenance.adapter)
     };
+    // The generator by its command-line name (`--rng numpy`).
+    let rng = clap::ValueEnum::to_possible_value(&provenance.rng)
+        .map_or_else(String::new, |v| v.get_name().to_owned());
     format!(
-        "{data} · {}² · {}{adapter} · {:?} rng · {}",
-        provenance.working_size, provenance.backend, provenance.rng, provenance.made_by
+        "{data} · {}² · {}{adapter} · {rng} rng · {}",
+        provenance.working_size, provenance.backend, provenance.made_by
     )
-    .replace("Numpy rng", "numpy rng")
-    .replace("Default rng", "default rng")
 }
 
 /// "27.41 dB", or "diverged" for a value that is not finite.

@@ -27,7 +27,7 @@ use crate::methods::ParamValues;
 use crate::output::{Existing, png_bytes_with_text, write_atomic};
 use crate::ui::controls::{Action, controls_ui};
 use crate::ui::status_bar::status_bar_ui;
-use crate::ui::{View, ViewContext, ViewRequest, palette};
+use crate::ui::{View, ViewContext, ViewExport, ViewRequest, palette};
 use protocol::{Command, ImageSource};
 pub use settings::{Settings, WORKING_SIZES};
 use state::Model;
@@ -779,11 +779,12 @@ impl InrlabApp {
             ));
             return;
         };
-        let (id, rows, folder) = (
-            view.id(),
-            saving::metrics_rows(&self.model),
-            self.output_folder(),
-        );
+        // The numbers behind a plot go beside it; a sheet needs none.
+        let rows = match &export {
+            ViewExport::Curves(_) => saving::metrics_rows(&self.model),
+            ViewExport::Sheet(_) => Vec::new(),
+        };
+        let (id, folder) = (view.id(), self.output_folder());
         in_background(&self.saved, ctx, move || {
             outcome(saving::save_view_export(
                 &folder,
