@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::io::IsTerminal;
 
 use anyhow::Context as _;
+use clap::builder::TypedValueParser as _;
 use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::Serialize;
 
@@ -27,6 +28,7 @@ use crate::rng::RngKind;
 use crate::runner::{StepRecord, run_methods};
 use crate::session::{AdvanceResult, Session};
 use crate::sheet::SheetCell;
+use crate::sparse::{BestStep, MaskSpec, ObservationSpec, SetScores, superres};
 use crate::target::{Fit, Target, load_image, rgb8_from_f32};
 
 #[derive(Parser, Debug)]
@@ -79,7 +81,7 @@ fn method_names() -> clap::builder::PossibleValuesParser {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run one method (or all) headless and write metrics.json, final.png and trajectory.png.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Measure the backends' throughput and the method suite's time.
     Bench(BenchArgs),
 }
@@ -140,6 +142,34 @@ pub struct RunArgs {
     /// checkpoint-step-NNNNNN.safetensors in --out.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub checkpoint_every: Option<u64>,
+    /// Reconstruct from a fraction of the pixels: the methods fit on the observed ones only and
+    /// every step is scored on the unobserved ones, beside Delaunay-linear and nearest-neighbour
+    /// interpolation. `random:P` (each pixel with probability P), `grid:S` (every S-th row and
+    /// column) or `center:P` (denser towards the centre, P on average).
+    #[arg(long, value_name = "SPEC", conflicts_with_all = ["holdout", "dataset"])]
+    pub mask: Option<String>,
+    /// Seed of --mask's draw and of the validation share's.
+    #[arg(long, default_value_t = 0)]
+    pub mask_seed: u32,
+    /// With --mask: the share of the observed pixels kept out of the fit and scored every step,
+    /// so the best step can be told without looking at the unobserved pixels (0: off).
+    #[arg(long, default_value_t = ObservationSpec::DEFAULT_VALIDATION_SHARE)]
+    pub validation: f64,
+    /// With --mask and validation: stop a trained run once its validation PSNR has not
+    /// improved for N steps (0: run every step; the best step is reported either way).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub patience: usize,
+    /// Tancik et al.'s held-out protocol: train on the even pixels [::2, ::2], report PSNR on
+    /// the odd ones [1::2, 1::2] (`heldout_db`). Unless given, the protocol's network: 3
+    /// hidden layers of 256, 256 frequencies at σ = 10, Adam at 1e-3 (1e-2 for coord-mlp),
+    /// 2000 steps.
+    #[arg(long, conflicts_with_all = ["mask", "dataset", "superres"])]
+    pub holdout: bool,
+    /// "Fit at S/k, score at S": fit on the working image downsampled by K (Lanczos-3), render
+    /// the model at S and score it against the true S image beside bicubic and Lanczos
+    /// upsampling; writes superres.png and superres.json.
+    #[arg(long, value_name = "K", value_parser = clap::builder::PossibleValuesParser::new(["2", "4", "8"]).map(|k| k.parse::<usize>().expect("listed")))]
+    pub superres: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -278,6 +308,10 @@ struct StepEntry {
     /// Per level, for multi-resolution methods: every 100th step and the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     levels: Option<Vec<LevelReport>>,
+    /// Seen through a mask: `unobserved_db`, `observed_db`, `validation_db`,
+    /// `unobserved_ssim`, `observed_ssim` (and `heldout_db` for the holdout protocol).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    sparse: Option<SetScores>,
 }
 
 impl StepEntry {
@@ -290,6 +324,7 @@ impl StepEntry {
             seconds,
             loss: report.loss,
             levels: (!report.levels.is_empty()).then_some(report.levels),
+            sparse: report.sparse,
         }
     }
 }
@@ -308,7 +343,120 @@ struct Metrics<'a> {
     params: BTreeMap<String, Resolved>,
     /// How to make these files again (`inrlab run --config metrics.json`).
     provenance: &'a Provenance,
+    /// Seen through a mask: which pixels, how many of each set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    observation: Option<ObservationSummary>,
+    /// The interpolation baselines, scored on the unobserved pixels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baselines: Option<BaselineScores>,
+    /// The step with the best validation PSNR, and its scores: what a user without the
+    /// unobserved pixels would pick.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    best_validation: Option<BestSummary>,
     steps: Vec<StepEntry>,
+}
+
+#[derive(Serialize)]
+struct ObservationSummary {
+    #[serde(flatten)]
+    spec: ObservationSpec,
+    observed: usize,
+    training: usize,
+    validation: usize,
+    unobserved: usize,
+}
+
+#[derive(Serialize)]
+struct BaselineScores {
+    delaunay_linear_db: f64,
+    nearest_db: f64,
+    delaunay_linear_ssim: f64,
+    nearest_ssim: f64,
+}
+
+#[derive(Serialize)]
+struct BestSummary {
+    step: usize,
+    #[serde(flatten)]
+    scores: SetScores,
+}
+
+/// What `--mask`, `--holdout` and their options ask for.
+fn observation_spec(args: &RunArgs) -> anyhow::Result<Option<ObservationSpec>> {
+    if args.holdout {
+        return Ok(Some(ObservationSpec {
+            mask: ObservationSpec::HOLDOUT.into(),
+            seed: args.mask_seed,
+            validation_share: 0.0,
+            patience: 0,
+        }));
+    }
+    let Some(mask) = &args.mask else {
+        return Ok(None);
+    };
+    mask.parse::<MaskSpec>()?;
+    anyhow::ensure!(
+        (0.0..1.0).contains(&args.validation),
+        "--validation is a share of the observed pixels: at least 0 and below 1"
+    );
+    Ok(Some(ObservationSpec {
+        mask: mask.clone(),
+        seed: args.mask_seed,
+        validation_share: args.validation,
+        patience: args.patience,
+    }))
+}
+
+/// Tancik et al.'s network and optimizer for the holdout protocol: 3 hidden ReLU layers of
+/// 256, 256 Gaussian frequencies at σ = 10, Adam at 1e-3 (1e-2 without a mapping), 2000
+/// full-batch steps.
+fn holdout_defaults(info: &MethodInfo) -> ParamValues {
+    use crate::methods::coordinate_mlp::{WIDTH_1, WIDTH_2, WIDTH_3};
+    use crate::methods::params::common::FOURIER_SCALE;
+    use crate::methods::training::{LEARNING_RATE, TRAINING_STEPS};
+    let mut values = ParamValues::new();
+    if !info.resumable || !info.fits_observed_pixels {
+        return values;
+    }
+    for spec in [WIDTH_1, WIDTH_2, WIDTH_3] {
+        values.set(spec.name, 256.0);
+    }
+    values.set(TRAINING_STEPS.name, 2000.0);
+    let raw = info.name == methods::coord_mlp::INFO.name;
+    values.set(LEARNING_RATE.name, if raw { 1e-2 } else { 1e-3 });
+    if !raw {
+        values.set(methods::fourier_mlp::FREQUENCIES.name, 256.0);
+        values.set(FOURIER_SCALE.name, 10.0);
+    }
+    values
+}
+
+/// "fourier-mlp    best validation at step 250: unobserved 24.61 dB (final 24.02 dB)".
+fn sparse_summary(
+    info: &MethodInfo,
+    records: &[StepRecord],
+    best: Option<&BestStep>,
+) -> Option<String> {
+    let last = records.last()?.report.sparse?;
+    let mut line = format!(
+        "{:<14} unobserved pixels {:.2} dB (SSIM {:.3}), observed {:.2} dB",
+        info.name, last.unobserved_db, last.unobserved_ssim, last.observed_db
+    );
+    if let Some(heldout) = last.heldout_db {
+        line = format!(
+            "{:<14} held-out odd pixels {heldout:.2} dB, training pixels {:.2} dB",
+            info.name, last.observed_db
+        );
+    }
+    if let Some(best) = best {
+        line.push_str(&format!(
+            "; best validation ({:.2} dB) at step {}: unobserved {:.2} dB",
+            best.scores.validation_db.unwrap_or(f64::NAN),
+            best.step,
+            best.scores.unobserved_db
+        ));
+    }
+    Some(line)
 }
 
 /// metrics.csv: the provenance as `# ` lines, then one row per step.
@@ -466,6 +614,28 @@ fn apply_config(
     if args.dataset.is_none() {
         args.dataset = record.dataset.clone();
     }
+    if let Some(spec) = &record.observation
+        && args.mask.is_none()
+        && !args.holdout
+    {
+        if spec.is_holdout() {
+            args.holdout = true;
+        } else {
+            args.mask = Some(spec.mask.clone());
+            if !given(matches, "validation") {
+                args.validation = spec.validation_share;
+            }
+            if !given(matches, "patience") {
+                args.patience = spec.patience;
+            }
+        }
+        if !given(matches, "mask_seed") {
+            args.mask_seed = spec.seed;
+        }
+    }
+    if args.superres.is_none() {
+        args.superres = record.superres;
+    }
     if !given(matches, "backend") {
         window.backend = match record.backend.as_str() {
             "gpu" => BackendChoice::Gpu,
@@ -508,6 +678,19 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
     }
     let selected = selected_methods(args.method.as_deref().unwrap_or_default())?;
     let several = selected.len() > 1;
+    let observation = observation_spec(args)?;
+    if observation.is_some() || args.superres.is_some() {
+        let unable: Vec<&str> = (selected.iter())
+            .filter(|info| !info.fits_observed_pixels)
+            .map(|info| info.name)
+            .collect();
+        anyhow::ensure!(
+            unable.is_empty(),
+            "{} cannot fit from a fraction of the pixels or render off its grid; \
+             trajectory, fourier-ridge, fourier-mlp and coord-mlp can",
+            unable.join(", ")
+        );
+    }
     let existing = if args.overwrite {
         Existing::Overwrite
     } else {
@@ -530,8 +713,16 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
     let mut plans = Vec::new();
     let mut dirs = Vec::new();
     for info in &selected {
-        // The file's values (with --config), then those given here.
-        let mut own = recorded.get(info.name).cloned().unwrap_or_default();
+        // The protocol's network (--holdout), the file's values (with --config), then those
+        // given here.
+        let mut own = if args.holdout {
+            holdout_defaults(info)
+        } else {
+            ParamValues::new()
+        };
+        for (name, value) in recorded.get(info.name).into_iter().flat_map(|r| r.iter()) {
+            own.set(name, value);
+        }
         for spec in info.params {
             if let Some(v) = params.explicit(spec.name) {
                 own.set(spec.name, v);
@@ -562,6 +753,12 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         if info.has_levels {
             files.push(dir.join("scales.png"));
         }
+        if observation.is_some() {
+            files.push(dir.join("sparse.png"));
+        }
+        if args.superres.is_some() {
+            files.extend(["superres.png", "superres.json"].map(|f| dir.join(f)));
+        }
         check_writable(&files, existing)?;
         plans.push((*info, own));
         dirs.push(dir);
@@ -590,21 +787,58 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
     if let Some(checkpoint) = &resumed {
         check_steps_left(checkpoint, plans[0].0, &plans[0].1)?;
     }
-    let target = load_target(window.image.as_deref(), args.size, args.fit)?;
+    let truth = load_target(window.image.as_deref(), args.size, args.fit)?;
+    let target = match args.superres {
+        Some(factor) => {
+            anyhow::ensure!(
+                args.size.is_multiple_of(factor) && args.size / factor >= 4,
+                "--superres {factor} needs a working size that is a multiple of {factor} and \
+                 at least {}",
+                4 * factor
+            );
+            Target {
+                name: truth.name.clone(),
+                size: args.size / factor,
+                pixels: superres::downsample(&truth.pixels, args.size, factor)?,
+                observation: None,
+            }
+        }
+        None => truth.clone(),
+    };
+    let target = match &observation {
+        Some(spec) => target.observed_through(spec.clone())?,
+        None => target,
+    };
+    if let Some(observation) = &target.observation {
+        let baselines: Vec<String> = (observation.baselines.iter())
+            .map(|b| format!("{} {:.2} dB", b.name, b.scores.unobserved_db))
+            .collect();
+        println!(
+            "mask {}; on the unobserved pixels: {}",
+            observation.describe(),
+            baselines.join(", ")
+        );
+    }
+    let render_coords = args
+        .superres
+        .map(|factor| crate::target::rendering_grid(args.size / factor, args.size));
     let backend = create_backend(window.backend)?;
     let origin = match &window.image {
         Some(path) => ImageOrigin::file(path)?,
         None => ImageOrigin::sample(),
     };
     let record_of = |runs: &[(&MethodInfo, &ParamValues)]| {
-        Provenance::new(
+        let mut record = Provenance::new(
             origin.clone(),
             args.size,
             args.fit,
             args.rng,
             backend.as_ref(),
             runs,
-        )
+        )?;
+        record.observation = observation.clone();
+        record.superres = args.superres;
+        anyhow::Ok(record)
     };
     let mut schedule = match args.checkpoint_every {
         Some(every) => {
@@ -658,6 +892,7 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
         args.rng,
         true,
         resumed.as_ref(),
+        render_coords.as_deref(),
         |session, advance| {
             progress.update(session, advance);
             if let (Some(schedule), AdvanceResult::Stepped(report)) =
@@ -686,6 +921,20 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
             let written = outcome.and_then(|outcome| {
                 let records = outcome.records;
                 let provenance = record_of(&[(info, own)])?;
+                let superres = match (args.superres, outcome.rendering) {
+                    (Some(factor), Some(rendering)) => {
+                        let rendering = rendering?;
+                        let (report, renderings) = superres::evaluate(
+                            &truth.pixels,
+                            truth.size,
+                            factor,
+                            &target.pixels,
+                            &rendering,
+                        )?;
+                        Some((report, rendering, renderings))
+                    }
+                    _ => None,
+                };
                 write_run(
                     dir,
                     info,
@@ -693,11 +942,40 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
                     &records,
                     outcome.iterates.as_deref(),
                     outcome.levels.as_deref(),
+                    outcome.best.as_ref(),
                     &target,
                     backend.as_ref(),
                     &provenance,
                     existing,
                 )?;
+                if let Some((report, rendering, renderings)) = &superres {
+                    write_superres(
+                        dir,
+                        info,
+                        &truth,
+                        report,
+                        rendering,
+                        renderings,
+                        &provenance,
+                        existing,
+                    )?;
+                    progress.println(format!(
+                        "{:<14} {}× super-resolution: {:.2} dB (bicubic {:.2}, Lanczos {:.2}); \
+                         power above the {}² Nyquist: {:.1}% (truth {:.1}%, bicubic {:.1}%)",
+                        info.name,
+                        report.factor,
+                        report.model_db,
+                        report.bicubic_db,
+                        report.lanczos_db,
+                        target.size,
+                        100.0 * report.spectrum.hf_share.model,
+                        100.0 * report.spectrum.hf_share.truth,
+                        100.0 * report.spectrum.hf_share.bicubic,
+                    ));
+                }
+                if let Some(line) = sparse_summary(info, &records, outcome.best.as_ref()) {
+                    progress.println(line);
+                }
                 let last = records.last().expect("a run has at least one step");
                 let image = records.iter().rev().find_map(|r| r.image.clone());
                 finished.push((
@@ -1026,12 +1304,15 @@ fn write_run(
     records: &[StepRecord],
     iterates: Option<&[Vec<f32>]>,
     levels: Option<&[LevelImages]>,
+    best: Option<&BestStep>,
     target: &Target,
     backend: &dyn Backend,
     provenance: &Provenance,
     existing: Existing,
 ) -> anyhow::Result<()> {
     let last_step = records.last().map_or(0, |r| r.report.step);
+    let observation = target.observation.as_deref();
+    let holdout = observation.is_some_and(|o| o.spec.is_holdout());
     let metrics = Metrics {
         method: info.name,
         backend: backend.kind().to_string(),
@@ -1041,6 +1322,25 @@ fn write_run(
         rng: provenance.rng,
         params: params.resolved(info.params)?,
         provenance,
+        observation: observation.map(|o| ObservationSummary {
+            spec: o.spec.clone(),
+            observed: o.split.train.len() + o.split.validation.len(),
+            training: o.split.train.len(),
+            validation: o.split.validation.len(),
+            unobserved: o.split.unobserved.len(),
+        }),
+        baselines: observation
+            .filter(|o| o.baselines.len() == 2)
+            .map(|o| BaselineScores {
+                delaunay_linear_db: o.baselines[0].scores.unobserved_db,
+                nearest_db: o.baselines[1].scores.unobserved_db,
+                delaunay_linear_ssim: o.baselines[0].scores.unobserved_ssim,
+                nearest_ssim: o.baselines[1].scores.unobserved_ssim,
+            }),
+        best_validation: best.map(|b| BestSummary {
+            step: b.step,
+            scores: b.scores,
+        }),
         steps: records
             .iter()
             .map(|r| {
@@ -1048,6 +1348,10 @@ fn write_run(
                 // Levels every 100th step and at the last, not every step.
                 if !logs_levels(r.report.step, last_step) {
                     entry.levels = None;
+                }
+                // The protocol's "psnr" is that of the training (even) pixels.
+                if let (true, Some(sparse)) = (holdout, &entry.sparse) {
+                    entry.psnr = sparse.observed_db;
                 }
                 entry
             })
@@ -1085,7 +1389,12 @@ fn write_run(
         iterates,
     );
     let reports: Vec<&StepReport> = records.iter().map(|r| &r.report).collect();
-    let curves = figures::curves_figure(provenance, &[(info, reports)]).render(CURVES_WIDTH_PX)?;
+    let runs = [(info, reports)];
+    let mut figure = figures::curves_figure(provenance, &runs);
+    if let Some(observation) = observation {
+        figures::add_sparse_curves(&mut figure, &runs, observation);
+    }
+    let curves = figure.render(CURVES_WIDTH_PX)?;
     let json = serde_json::to_vec_pretty(&metrics)?;
     let text = provenance.png_text();
     let png = |image: &image::RgbImage| png_bytes_with_text(image, &text);
@@ -1111,7 +1420,43 @@ fn write_run(
         let sheet = figures::scales_sheet(info, provenance, last_step, &pictures);
         write_atomic(&dir.join("scales.png"), &png(&sheet.render())?, existing)?;
     }
+    if let (Some(observation), Some(last_record)) = (observation, records.last()) {
+        let sheet = figures::sparse_sheet(
+            info,
+            provenance,
+            observation,
+            &target.pixels,
+            (last, last_record.report.sparse),
+            best,
+        );
+        write_atomic(&dir.join("sparse.png"), &png(&sheet.render())?, existing)?;
+    }
     Ok(())
+}
+
+/// superres.png (truth, model, bicubic, Lanczos at S, and their spectra) and superres.json.
+fn write_superres(
+    dir: &Path,
+    info: &MethodInfo,
+    truth: &Target,
+    report: &superres::SuperresReport,
+    rendering: &[f32],
+    renderings: &superres::Renderings,
+    provenance: &Provenance,
+    existing: Existing,
+) -> anyhow::Result<()> {
+    let sheet = figures::superres_sheet(info, provenance, truth, report, rendering, renderings);
+    let text = provenance.png_text();
+    let spectra = figures::spectrum_figure(provenance, report).render(CURVES_WIDTH_PX)?;
+    let mut picture = sheet.render();
+    picture = figures::stack_vertically(&picture, &spectra);
+    write_atomic(
+        &dir.join("superres.png"),
+        &png_bytes_with_text(&picture, &text)?,
+        existing,
+    )?;
+    let json = serde_json::to_vec_pretty(report)?;
+    write_atomic(&dir.join("superres.json"), &json, existing)
 }
 
 /// Width of curves.png.
@@ -1336,6 +1681,188 @@ mod tests {
     /// Several methods: each folder gets its captioned trajectory sheet and curves plot (the
     /// wavelet operator its level sheet), and the run's folder the comparison and the curves of
     /// them all; every one decodes at the size its cells need and carries the run's record.
+    #[test]
+    fn a_masked_run_scores_its_sets_and_is_made_again_from_its_metrics() {
+        let dir = std::env::temp_dir().join(format!("inrlab-cli-mask-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = dir.display().to_string();
+        let line = [
+            "inrlab",
+            "run",
+            "--method",
+            "fourier-ridge,fourier-mlp",
+            "--steps",
+            "12",
+            "--size",
+            "32",
+            "--backend",
+            "cpu",
+            "--mask",
+            "random:0.2",
+            "--validation",
+            "0.2",
+            "--out",
+            &out,
+        ];
+        run_line(&line).unwrap();
+        let metrics: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.join("fourier-mlp").join("metrics.json")).unwrap(),
+        )
+        .unwrap();
+        let baselines = &metrics["baselines"];
+        let delaunay = baselines["delaunay_linear_db"].as_f64().unwrap();
+        assert!(
+            delaunay > baselines["nearest_db"].as_f64().unwrap(),
+            "{baselines}"
+        );
+        let observation = &metrics["observation"];
+        assert_eq!(observation["mask"], "random:0.2");
+        assert_eq!(
+            observation["observed"].as_u64().unwrap() + observation["unobserved"].as_u64().unwrap(),
+            32 * 32
+        );
+        let steps = metrics["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 12);
+        for key in [
+            "psnr",
+            "unobserved_db",
+            "observed_db",
+            "validation_db",
+            "unobserved_ssim",
+        ] {
+            assert!(steps[11][key].as_f64().is_some(), "step 12 lacks {key}");
+        }
+        assert!(metrics["best_validation"]["step"].as_u64().is_some());
+        let sheet = image::open(dir.join("fourier-mlp").join("sparse.png"))
+            .unwrap()
+            .to_rgb8();
+        let distinct: std::collections::BTreeSet<[u8; 3]> = sheet.pixels().map(|p| p.0).collect();
+        assert!(distinct.len() > 50 && sheet.width() >= 4 * crate::sheet::MIN_CELL_PX as u32);
+        // The mask is part of the record: the run is made again from its metrics.
+        let record = Provenance::read(&dir.join("fourier-mlp").join("metrics.json")).unwrap();
+        assert_eq!(record.observation.as_ref().unwrap().mask, "random:0.2");
+        let again = dir.join("again");
+        let metrics_path = dir.join("fourier-ridge").join("metrics.json");
+        run_line(&[
+            "inrlab",
+            "run",
+            "--config",
+            &metrics_path.display().to_string(),
+            "--out",
+            &again.display().to_string(),
+        ])
+        .unwrap();
+        let unobserved = |path: &Path| {
+            let metrics: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+            metrics["steps"][0]["unobserved_db"].as_f64().unwrap()
+        };
+        assert_eq!(
+            unobserved(&metrics_path),
+            unobserved(&again.join("metrics.json"))
+        );
+        // A method that cannot fit from a mask is refused before anything runs.
+        let refused = run_line(&[
+            "inrlab",
+            "run",
+            "--method",
+            "cumulative",
+            "--mask",
+            "grid:2",
+            "--size",
+            "16",
+            "--out",
+            &dir.join("refused").display().to_string(),
+        ]);
+        assert!(format!("{:#}", refused.unwrap_err()).contains("cannot fit"));
+        let bad = run_line(&[
+            "inrlab",
+            "run",
+            "--method",
+            "fourier-ridge",
+            "--mask",
+            "random:7",
+            "--out",
+            &dir.join("bad").display().to_string(),
+        ]);
+        assert!(bad.is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn superres_and_holdout_write_their_numbers() {
+        let dir = std::env::temp_dir().join(format!("inrlab-cli-superres-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        run_line(&[
+            "inrlab",
+            "run",
+            "--method",
+            "fourier-mlp",
+            "--steps",
+            "20",
+            "--size",
+            "32",
+            "--backend",
+            "cpu",
+            "--superres",
+            "2",
+            "--out",
+            &dir.join("superres").display().to_string(),
+        ])
+        .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.join("superres").join("superres.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(report["factor"], 2);
+        for key in ["model_db", "bicubic_db", "lanczos_db"] {
+            assert!(report[key].as_f64().unwrap() > 10.0, "{key}: {report}");
+        }
+        for key in ["model", "bicubic", "lanczos", "truth"] {
+            assert!(report["gradient"][key].as_f64().unwrap() > 0.0);
+            assert!(report["spectrum"]["hf_share"][key].as_f64().unwrap() >= 0.0);
+            assert!(!report["spectrum"][key].as_array().unwrap().is_empty());
+        }
+        let sheet = image::open(dir.join("superres").join("superres.png"))
+            .unwrap()
+            .to_rgb8();
+        assert!(sheet.width() >= 4 * crate::sheet::MIN_CELL_PX as u32);
+        run_line(&[
+            "inrlab",
+            "run",
+            "--method",
+            "fourier-mlp",
+            "--steps",
+            "5",
+            "--size",
+            "16",
+            "--backend",
+            "cpu",
+            "--holdout",
+            "--width-1",
+            "32",
+            "--width-2",
+            "32",
+            "--width-3",
+            "32",
+            "--frequencies",
+            "16",
+            "--out",
+            &dir.join("holdout").display().to_string(),
+        ])
+        .unwrap();
+        let metrics: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.join("holdout").join("metrics.json")).unwrap(),
+        )
+        .unwrap();
+        let step = &metrics["steps"][4];
+        assert!(step["heldout_db"].as_f64().is_some() && step["psnr"].as_f64().is_some());
+        // The protocol's σ = 10 unless given; the widths as given.
+        assert_eq!(metrics["params"]["sigma"], 10.0);
+        assert_eq!(metrics["params"]["width-1"], 32.0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_run_writes_captioned_sheets_and_plots() {
         let dir = std::env::temp_dir().join(format!("inrlab-cli-sheets-{}", std::process::id()));

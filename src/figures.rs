@@ -9,9 +9,11 @@ use std::sync::Arc;
 use egui::ColorImage;
 
 use crate::methods::{LevelImages, MethodInfo, StepReport};
-use crate::plot::{Curve, CurvesFigure};
+use crate::plot::{Curve, CurvesFigure, SpectrumFigure};
 use crate::provenance::Provenance;
 use crate::sheet::{Sheet, SheetCell};
+use crate::sparse::superres::{Renderings, SuperresReport};
+use crate::sparse::{BestStep, Observation, SetScores};
 
 /// "chelsea.png (sha256 1a2b3c4d…) · 64² · cpu (faer + rayon) · numpy · inrlab 0.1.0": the
 /// line under every figure's title.
@@ -314,4 +316,227 @@ pub fn curves_figure(
         }
     }
     figure
+}
+
+/// A reconstruction from a fraction of the pixels: the sparse input (unobserved pixels grey),
+/// the method's latest image and its best-validation step, the interpolation baselines, the
+/// truth and the error map, each scored on the unobserved pixels.
+pub fn sparse_sheet(
+    info: &MethodInfo,
+    provenance: &Provenance,
+    observation: &Observation,
+    truth: &[f32],
+    (latest, latest_scores): (&[f32], Option<SetScores>),
+    best: Option<&BestStep>,
+) -> Sheet {
+    let side = observation.side;
+    let picture = |pixels: &[f32]| Arc::new(crate::imaging::color_image_from_rgb(pixels, side));
+    let scored = |scores: Option<&SetScores>| {
+        scores.map_or(String::new(), |s| {
+            format!(
+                "{} · SSIM {:.3}",
+                psnr_caption(s.unobserved_db),
+                s.unobserved_ssim
+            )
+        })
+    };
+    let mut cells = vec![SheetCell::new(
+        picture(&observation.sparse_input(truth)),
+        "sparse input",
+        observation.describe(),
+    )];
+    cells.push(SheetCell::new(
+        picture(latest),
+        format!("{} (latest)", info.name),
+        scored(latest_scores.as_ref()),
+    ));
+    if let Some(best) = best {
+        cells.push(SheetCell::new(
+            picture(&best.image),
+            format!("best validation: step {}", best.step),
+            scored(Some(&best.scores)),
+        ));
+    }
+    for baseline in &observation.baselines {
+        cells.push(SheetCell::new(
+            picture(&baseline.image),
+            baseline.name,
+            scored(Some(&baseline.scores)),
+        ));
+    }
+    cells.push(SheetCell::new(picture(truth), "ground truth", ""));
+    let best_image = best.map_or(latest, |b| b.image.as_slice());
+    cells.push(SheetCell::new(
+        Arc::new(crate::ui::error_heat_map(
+            best_image,
+            truth,
+            side,
+            crate::ui::inspect::ERROR_SCALE,
+        )),
+        "|error| of the reconstruction",
+        "PSNR and SSIM on the unobserved pixels",
+    ));
+    let mut sheet = Sheet::new(
+        format!("{} — reconstruction from {}", info.title, observation.spec),
+        subtitle(provenance),
+    )
+    .row(None, cells);
+    sheet.columns = 4;
+    sheet.min_cell_px = 256;
+    sheet
+}
+
+/// "Fit at S/k, score at S": the truth, the model rendered at S, bicubic and Lanczos upsampling
+/// of the training image, with PSNRs and mean gradient magnitudes.
+pub fn superres_sheet(
+    info: &MethodInfo,
+    provenance: &Provenance,
+    truth: &crate::target::Target,
+    report: &SuperresReport,
+    model: &[f32],
+    renderings: &Renderings,
+) -> Sheet {
+    let side = truth.size;
+    let picture = |pixels: &[f32]| Arc::new(crate::imaging::color_image_from_rgb(pixels, side));
+    let caption = |db: Option<f64>, gradient: f64| match db {
+        Some(db) => format!("{} · grad {gradient:.4}", psnr_caption(db)),
+        None => format!("grad {gradient:.4}"),
+    };
+    let g = &report.gradient;
+    let cells = vec![
+        SheetCell::new(picture(&truth.pixels), "truth", caption(None, g.truth)),
+        SheetCell::new(
+            picture(model),
+            info.name,
+            caption(Some(report.model_db), g.model),
+        ),
+        SheetCell::new(
+            picture(&renderings.bicubic),
+            "bicubic",
+            caption(Some(report.bicubic_db), g.bicubic),
+        ),
+        SheetCell::new(
+            picture(&renderings.lanczos),
+            "Lanczos-3",
+            caption(Some(report.lanczos_db), g.lanczos),
+        ),
+    ];
+    let mut sheet = Sheet::new(
+        format!(
+            "{} — fit at {}², rendered at {side}² ({}×)",
+            info.title,
+            side / report.factor,
+            report.factor
+        ),
+        subtitle(provenance),
+    )
+    .row(None, cells);
+    sheet.min_cell_px = 256;
+    sheet
+}
+
+/// The radially averaged power spectra of a super-resolution comparison.
+pub fn spectrum_figure(provenance: &Provenance, report: &SuperresReport) -> SpectrumFigure {
+    let spectrum = &report.spectrum;
+    let share = &spectrum.hf_share;
+    let curve = |name: &str, share: f64, color: [u8; 3], values: &[f64], dashed: bool| Curve {
+        name: format!("{name} ({:.1}% above Nyquist)", 100.0 * share),
+        color,
+        points: (spectrum.radius.iter().copied())
+            .zip(values.iter().copied())
+            .collect(),
+        dashed,
+    };
+    SpectrumFigure {
+        title: format!("Power spectra at {}× ", report.factor),
+        subtitle: subtitle(provenance),
+        curves: vec![
+            curve("truth", share.truth, [20, 20, 20], &spectrum.truth, false),
+            curve("model", share.model, [214, 39, 40], &spectrum.model, false),
+            curve(
+                "bicubic",
+                share.bicubic,
+                [31, 119, 180],
+                &spectrum.bicubic,
+                true,
+            ),
+            curve(
+                "Lanczos-3",
+                share.lanczos,
+                [44, 160, 44],
+                &spectrum.lanczos,
+                true,
+            ),
+        ],
+        nyquist: spectrum.nyquist_radius,
+    }
+}
+
+/// `top` above `bottom` on white, as wide as the wider.
+pub fn stack_vertically(top: &image::RgbImage, bottom: &image::RgbImage) -> image::RgbImage {
+    let width = top.width().max(bottom.width());
+    let mut out = image::RgbImage::from_pixel(
+        width,
+        top.height() + bottom.height(),
+        image::Rgb([255, 255, 255]),
+    );
+    image::imageops::overlay(&mut out, top, 0, 0);
+    image::imageops::overlay(&mut out, bottom, 0, i64::from(top.height()));
+    out
+}
+
+/// Adds the reconstruction panel to a run's curves when it was seen through a mask: PSNR on the
+/// unobserved pixels (solid) and on the validation share (dashed) of each method, and the
+/// baselines as flat dashed lines.
+pub fn add_sparse_curves(
+    figure: &mut CurvesFigure,
+    runs: &[(&MethodInfo, Vec<&StepReport>)],
+    observation: &Observation,
+) {
+    let mut curves = Vec::new();
+    for (info, reports) in runs {
+        let color = rgb(crate::ui::method_color(info.name));
+        let points = |pick: fn(&SetScores) -> Option<f64>| -> Vec<(f64, f64)> {
+            (reports.iter())
+                .filter_map(|r| Some((r.step as f64, pick(r.sparse.as_ref()?)?)))
+                .collect()
+        };
+        curves.push(Curve {
+            name: format!("{} unobserved", info.name),
+            color,
+            points: points(|s| Some(s.unobserved_db)),
+            dashed: false,
+        });
+        curves.push(Curve {
+            name: format!("{} validation", info.name),
+            color,
+            points: points(|s| s.validation_db),
+            dashed: true,
+        });
+    }
+    let steps = (runs.iter())
+        .flat_map(|(_, reports)| reports.iter().map(|r| r.step as f64))
+        .fold(2.0, f64::max);
+    for (baseline, color) in observation
+        .baselines
+        .iter()
+        .zip([[90, 90, 90], [170, 170, 170]])
+    {
+        curves.push(Curve {
+            name: baseline.name.to_owned(),
+            color,
+            points: vec![
+                (1.0, baseline.scores.unobserved_db),
+                (steps, baseline.scores.unobserved_db),
+            ],
+            dashed: true,
+        });
+    }
+    curves.retain(|c| !c.points.is_empty());
+    if curves.iter().any(|c| c.name.ends_with("unobserved")) {
+        figure.levels = Some((
+            format!("PSNR on the unobserved pixels ({})", observation.spec.mask),
+            curves,
+        ));
+    }
 }

@@ -24,6 +24,7 @@ pub mod rng;
 pub mod runner;
 pub mod session;
 pub mod sheet;
+pub mod sparse;
 pub mod target;
 pub mod ui;
 

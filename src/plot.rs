@@ -56,25 +56,8 @@ impl CurvesFigure {
             + usize::from(self.loss.iter().any(|c| !c.points.is_empty()))
             + usize::from(self.levels.is_some());
         let panel_height = (width as f64 * 0.42) as u32;
-        let header = 56;
-        let height = header + panel_height * panels as u32;
-        let mut buffer = vec![255u8; width as usize * height as usize * 3];
-        {
-            let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
-            root.fill(&WHITE).map_err(plot_error)?;
-            let (top, body) = root.split_vertically(header);
-            top.draw_text(
-                &self.title,
-                &(FAMILY, 22).into_font().color(&BLACK),
-                (16, 8),
-            )
-            .map_err(plot_error)?;
-            top.draw_text(
-                &self.subtitle,
-                &(FAMILY, 14).into_font().color(&RGBColor(95, 100, 110)),
-                (16, 34),
-            )
-            .map_err(plot_error)?;
+        let height = HEADER_PX + panel_height * panels as u32;
+        page(width, height, &self.title, &self.subtitle, |body| {
             let areas = body.split_evenly((panels, 1));
             let mut areas = areas.iter();
             let x_max = self.x_max();
@@ -101,9 +84,8 @@ impl CurvesFigure {
                 let area = areas.next().expect("counted");
                 panel(area, heading, "PSNR (dB)", curves, x_max, false)?;
             }
-            root.present().map_err(plot_error)?;
-        }
-        RgbImage::from_raw(width, height, buffer).context("plot buffer has the wrong size")
+            Ok(())
+        })
     }
 
     fn x_max(&self) -> f64 {
@@ -113,6 +95,78 @@ impl CurvesFigure {
             .flat_map(|c| c.points.iter().map(|p| p.0))
             .fold(1.0, f64::max)
     }
+}
+
+/// Radially averaged power spectra (log power against radius) with the training grid's Nyquist
+/// radius marked: seed 004's check of whether a finer rendering created detail.
+#[derive(Clone, Debug, Default)]
+pub struct SpectrumFigure {
+    pub title: String,
+    pub subtitle: String,
+    pub curves: Vec<Curve>,
+    /// Radius of the training grid's Nyquist frequency, drawn as a vertical line.
+    pub nyquist: f64,
+}
+
+impl SpectrumFigure {
+    pub fn render(&self, width: u32) -> anyhow::Result<RgbImage> {
+        register_font()?;
+        let height = HEADER_PX + (width as f64 * 0.45) as u32;
+        page(width, height, &self.title, &self.subtitle, |body| {
+            let x_max = (self.curves.iter())
+                .flat_map(|c| c.points.iter().map(|p| p.0))
+                .fold(2.0, f64::max);
+            let (low, high) = (self.curves.iter())
+                .flat_map(|c| c.points.iter().map(|p| p.1))
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+            let mut curves = self.curves.clone();
+            if low < high {
+                curves.push(Curve {
+                    name: format!("training Nyquist (r = {})", self.nyquist),
+                    color: [120, 120, 120],
+                    points: vec![(self.nyquist, low), (self.nyquist, high)],
+                    dashed: true,
+                });
+            }
+            panel_over(
+                body,
+                "radially averaged power of the grey image",
+                Some("radius (cycles per image)"),
+                "power",
+                &curves,
+                x_max,
+                true,
+            )
+        })
+    }
+}
+
+/// Height of a figure's title and subtitle.
+const HEADER_PX: u32 = 56;
+
+/// A white `width`×`height` figure with its title and subtitle, the rest drawn by `body`.
+fn page(
+    width: u32,
+    height: u32,
+    title: &str,
+    subtitle: &str,
+    body: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> anyhow::Result<()>,
+) -> anyhow::Result<RgbImage> {
+    let mut buffer = vec![255u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let (top, rest) = root.split_vertically(HEADER_PX);
+        top.draw_text(title, &(FAMILY, 22).into_font().color(&BLACK), (16, 8))
+            .map_err(plot_error)?;
+        let dim = RGBColor(95, 100, 110);
+        top.draw_text(subtitle, &(FAMILY, 14).into_font().color(&dim), (16, 34))
+            .map_err(plot_error)?;
+        body(&rest)?;
+        root.present().map_err(plot_error)?;
+    }
+    RgbImage::from_raw(width, height, buffer).context("plot buffer has the wrong size")
 }
 
 fn plot_error<E: std::fmt::Debug>(error: E) -> anyhow::Error {
@@ -125,6 +179,19 @@ fn plot_error<E: std::fmt::Debug>(error: E) -> anyhow::Error {
 fn panel(
     area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
     caption: &str,
+    y_label: &str,
+    curves: &[Curve],
+    x_max: f64,
+    log_y: bool,
+) -> anyhow::Result<()> {
+    panel_over(area, caption, None, y_label, curves, x_max, log_y)
+}
+
+/// [`panel`] over another x axis than steps (`x_desc`, linear from 1) when given.
+fn panel_over(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    caption: &str,
+    x_desc: Option<&str>,
     y_label: &str,
     curves: &[Curve],
     x_max: f64,
@@ -149,7 +216,7 @@ fn panel(
         low -= pad;
         high += pad;
     }
-    let log_x = x_max > LOG_STEPS_FROM;
+    let log_x = x_desc.is_none() && x_max > LOG_STEPS_FROM;
     let x_range = 1.0..x_max.max(2.0);
     let mut builder = ChartBuilder::on(area);
     builder
@@ -157,7 +224,11 @@ fn panel(
         .margin(12)
         .x_label_area_size(34)
         .y_label_area_size(64);
-    let x_desc = if log_x { "step (log scale)" } else { "step" };
+    let x_desc = match x_desc {
+        Some(desc) => desc,
+        None if log_x => "step (log scale)",
+        None => "step",
+    };
     // Four coordinate systems (x and y each linear or log), one drawing routine.
     match (log_x, log_y) {
         (false, false) => {

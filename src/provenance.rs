@@ -146,6 +146,13 @@ pub struct Provenance {
     pub adapter: String,
     /// Every method run, with every parameter (a categorical one by its option's name).
     pub methods: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// The mask the methods saw the image through (sparse reconstruction, the holdout
+    /// protocol); `None`: every pixel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation: Option<crate::sparse::ObservationSpec>,
+    /// "Fit at S/k, score at S": the factor k the working image was downsampled by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superres: Option<usize>,
 }
 
 /// One image of a folder a run trained on.
@@ -204,6 +211,8 @@ impl Provenance {
             backend,
             adapter,
             methods,
+            observation: None,
+            superres: None,
         })
     }
 

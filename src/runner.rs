@@ -7,6 +7,7 @@ use crate::compute::Backend;
 use crate::methods::{LevelImages, MethodCache, MethodInfo, ParamValues, StepReport};
 use crate::rng::RngKind;
 use crate::session::{Advance, AdvanceResult, Session, SlotState};
+use crate::sparse::BestStep;
 use crate::target::Target;
 
 /// One finished step: its report, the cumulative compute time, and (when kept) its image.
@@ -23,6 +24,10 @@ pub struct RunOutcome {
     pub records: Vec<StepRecord>,
     pub iterates: Option<Vec<Vec<f32>>>,
     pub levels: Option<Vec<LevelImages>>,
+    /// Seen through a mask with validation: the step with the best validation PSNR.
+    pub best: Option<BestStep>,
+    /// The final model evaluated at the coordinates [`run_methods`] was given to render.
+    pub rendering: Option<anyhow::Result<Vec<f32>>>,
 }
 
 /// Runs `info` on `target` for all its steps. `keep_images` downloads the images of the steps
@@ -56,6 +61,7 @@ pub fn run_method(
         rng,
         keep_images,
         None,
+        None,
         |_, _| {},
         |_, result| outcome = Some(result),
     );
@@ -66,7 +72,9 @@ pub fn run_method(
 /// the plan of the checkpoint's method starts from it (its records from the checkpoint's
 /// history). `on_advance` sees every turn (the command line's progress bars); `on_outcome`
 /// gets each method's outcome (by its index in `plans`) as soon as that method has finished or
-/// stopped, so its files can be written while the others go on.
+/// stopped, so its files can be written while the others go on. With `render` (model
+/// coordinates, see [`crate::target::rendering_grid`]), each outcome carries the final model
+/// evaluated there.
 pub fn run_methods(
     plans: &[(&'static MethodInfo, ParamValues)],
     target: &Target,
@@ -74,6 +82,7 @@ pub fn run_methods(
     rng: RngKind,
     keep_images: bool,
     resume: Option<&Checkpoint>,
+    render: Option<&[f32]>,
     mut on_advance: impl FnMut(&Session, &Advance),
     mut on_outcome: impl FnMut(usize, anyhow::Result<RunOutcome>),
 ) {
@@ -121,7 +130,7 @@ pub fn run_methods(
         on_advance(session, advance);
         let settled = matches!(slot.state, SlotState::Finished(_) | SlotState::Stopped(_));
         if settled && let Some(records) = records[index].take() {
-            on_outcome(index, outcome(session, index, records));
+            on_outcome(index, outcome(session, index, records, render));
         }
     });
 }
@@ -131,6 +140,7 @@ fn outcome(
     session: &Session,
     index: usize,
     mut records: Vec<StepRecord>,
+    render: Option<&[f32]>,
 ) -> anyhow::Result<RunOutcome> {
     let slot = session.slot(index);
     if let SlotState::Stopped(reason) = &slot.state {
@@ -142,10 +152,19 @@ fn outcome(
     if let Some(last) = records.last_mut().filter(|r| r.image.is_none()) {
         last.image = Some(method.image(session.backend()));
     }
+    let rendering = render.map(|coords| {
+        method
+            .render(session.backend(), coords, &slot.cancel)
+            .unwrap_or_else(|| {
+                anyhow::bail!("{} cannot be evaluated off its pixel grid", slot.info.name)
+            })
+    });
     Ok(RunOutcome {
         records,
         iterates: method.iterates(session.backend()),
         levels: method.levels(session.backend()),
+        best: slot.best.best.clone(),
+        rendering,
     })
 }
 

@@ -49,6 +49,9 @@ pub struct Sheet {
     pub rows: Vec<SheetRow>,
     /// Cells per line before a row wraps (a 40-step trajectory is 8 wide, 5 high).
     pub columns: usize,
+    /// Cells are at least this side (and [`MIN_CELL_PX`]): sheets of a few pictures with long
+    /// captions (sparse, super-resolution) magnify a 128² image twice.
+    pub min_cell_px: usize,
 }
 
 impl SheetCell {
@@ -75,6 +78,7 @@ impl Sheet {
             subtitle: subtitle.into(),
             rows: Vec::new(),
             columns: 8,
+            min_cell_px: MIN_CELL_PX,
         }
     }
 
@@ -98,7 +102,7 @@ impl Sheet {
             .map(|cell| cell.image.size[0].max(cell.image.size[1]))
             .max()
             .unwrap_or(0);
-        largest.max(MIN_CELL_PX)
+        largest.max(MIN_CELL_PX).max(self.min_cell_px)
     }
 
     /// Room for the cells' headings of `row`: a line if any cell has one.

@@ -43,6 +43,8 @@ pub struct Target {
     pub size: usize,
     /// `size·size` rows of RGB, row-major pixels.
     pub pixels: Vec<f32>,
+    /// The pixels a run may see when it reconstructs from a fraction of them; `None`: all.
+    pub observation: Option<std::sync::Arc<crate::sparse::Observation>>,
 }
 
 impl Target {
@@ -81,6 +83,7 @@ impl Target {
             name: name.to_owned(),
             size,
             pixels,
+            observation: None,
         })
     }
 
@@ -99,6 +102,60 @@ impl Target {
     pub fn coords(&self) -> Vec<f32> {
         coordinate_grid(self.size)
     }
+
+    /// The same image seen only through `spec`'s mask (its baselines interpolated now).
+    pub fn observed_through(
+        mut self,
+        spec: crate::sparse::ObservationSpec,
+    ) -> anyhow::Result<Self> {
+        let observation = crate::sparse::Observation::new(spec, &self.pixels, self.size)?;
+        self.observation = Some(std::sync::Arc::new(observation));
+        Ok(self)
+    }
+
+    /// The pixels methods fit on, ascending: the training share of the observed ones, or
+    /// `None` for every pixel.
+    pub fn training_pixels(&self) -> Option<&[u32]> {
+        self.observation.as_ref().map(|o| o.split.train.as_slice())
+    }
+
+    /// The coordinates and RGB values of the pixels methods fit on (every pixel, or the
+    /// training share of the observed ones).
+    pub fn training_set(&self) -> (Vec<f32>, Vec<f32>) {
+        let coords = self.coords();
+        match self.training_pixels() {
+            None => (coords, self.pixels.clone()),
+            Some(pixels) => {
+                let mut set_coords = Vec::with_capacity(2 * pixels.len());
+                let mut values = Vec::with_capacity(3 * pixels.len());
+                for &pixel in pixels {
+                    let at = pixel as usize;
+                    set_coords.extend_from_slice(&coords[2 * at..2 * at + 2]);
+                    values.extend_from_slice(&self.pixels[3 * at..3 * at + 3]);
+                }
+                (set_coords, values)
+            }
+        }
+    }
+}
+
+/// Model coordinates of the centres of a `fine`-sided grid's pixels, for a model trained on a
+/// `coarse`-sided one. Training coordinates put pixel i at its left edge, i/coarse (the seed
+/// notebooks'), so a model coordinate u stands for the physical point u + 1/(2·coarse); the
+/// fine pixel j's centre (j + ½)/fine is therefore u = (j + ½)/fine − 1/(2·coarse). With
+/// fine = coarse this is the training grid itself.
+pub fn rendering_grid(coarse: usize, fine: usize) -> Vec<f32> {
+    let axis: Vec<f32> = (0..fine)
+        .map(|j| ((j as f64 + 0.5) / fine as f64 - 0.5 / coarse as f64) as f32)
+        .collect();
+    let mut coords = Vec::with_capacity(fine * fine * 2);
+    for &y in &axis {
+        for &x in &axis {
+            coords.push(x);
+            coords.push(y);
+        }
+    }
+    coords
 }
 
 /// `(column/size, row/size)` for every pixel, row-major.

@@ -158,6 +158,7 @@ impl Bench {
                     loss: Some(0.5),
                     saturation: None,
                     levels: Vec::new(),
+                    sparse: None,
                 },
                 seconds: step as f64,
             })

@@ -11,8 +11,8 @@ use inrlab::methods::{self, MethodCache, MethodInfo, ParamValues, Setup};
 use inrlab::rng::RngKind;
 use inrlab::target::{Fit, Target};
 
-/// The working sizes the window offers.
-const SIZES: [usize; 4] = [64, 128, 256, 512];
+/// The working sizes the window offers, and 32² (the command line and the tests use it).
+const SIZES: [usize; 5] = [32, 64, 128, 256, 512];
 /// Configurations estimated to take more floating-point work than this to build and step once
 /// are only estimated: on two cores this is a few tenths of a second.
 const QUICK_FLOPS: f64 = 3e9;
@@ -136,6 +136,11 @@ fn learned_refine_at_its_limits() {
 #[test]
 fn wavelet_at_its_limits() {
     check_at_limits("wavelet");
+}
+
+#[test]
+fn steered_kernel_at_its_limits() {
+    check_at_limits("steered-kernel");
 }
 
 /// Every method is covered above.

@@ -159,6 +159,7 @@ fn other_images_and_sizes_give_sane_fits() {
         name: "pattern".into(),
         size: 40,
         pixels: pattern,
+        observation: None,
     };
     for target in [Target::sample(48, Fit::CenterCrop).unwrap(), synthetic] {
         let mean = target.pixels.iter().sum::<f32>() / target.pixels.len() as f32;

@@ -274,6 +274,7 @@ fn report(step: usize, psnr_db: f64, loss: Option<f64>, saturation: Option<f64>)
         loss,
         saturation,
         levels: Vec::new(),
+        sparse: None,
     }
 }
 

@@ -866,7 +866,15 @@ fn a_preset_brings_the_setup_back_and_the_command_line_is_copied() {
         settings.params.clear();
         settings.working_size = 128;
     }
-    h.step();
+    // The other size first takes effect, so the preset's 64² below is not the first image's.
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| app
+            .model()
+            .target
+            .as_ref()
+            .is_some_and(|t| t.size == 128)),
+        "the image did not go to 128²"
+    );
     h.state_mut().load_preset(&preset).unwrap();
     h.step();
     let settings = h.state().settings();
@@ -1188,4 +1196,109 @@ fn a_checkpoint_saved_in_the_window_resumes_there() {
     );
     assert_eq!(run_id_of(h.state(), "fourier-mlp"), resumed);
     let _ = std::fs::remove_dir_all(&folder);
+}
+
+#[test]
+fn the_sparse_view_reconstructs_from_a_mask_beside_the_baselines() {
+    let mut settings = small_settings(&["refine", "trajectory", "fourier-ridge"]);
+    inrlab::ui::controls::apply_sparse_preset(&mut settings);
+    assert_eq!(settings.active_view, "sparse");
+    settings.sparse.density = 0.2;
+    settings.sparse.validation_share = 0.1;
+    settings
+        .params
+        .get_mut("fourier-mlp")
+        .unwrap()
+        .set("steps", 40.0);
+    let mut h = harness_at(settings, 64, false);
+    assert!(step_until(&mut h, Duration::from_secs(120), |app| {
+        steps_of(app, "fourier-mlp") >= 40
+            && steps_of(app, "fourier-ridge") >= 1
+            && steps_of(app, "trajectory") >= 2
+            && steps_of(app, "steered-kernel") >= 6
+    }));
+    let model = h.state().model();
+    let observation = model.target.as_ref().unwrap().observation.as_ref().unwrap();
+    assert_eq!(observation.observation.spec.mask, "random:0.2");
+    // The reservoir refiner cannot fit from a mask: it does not run meanwhile.
+    assert!(model.run("refine").is_none_or(|r| r.cells.is_empty()));
+    let report = &model
+        .run("fourier-mlp")
+        .unwrap()
+        .cells
+        .get(&40)
+        .unwrap()
+        .report;
+    let scores = report.sparse.unwrap();
+    assert!(
+        scores.unobserved_db > 12.0 && scores.validation_db.is_some(),
+        "{scores:?}"
+    );
+    h.state_mut().settings_mut().active_view = "sparse".into();
+    for _ in 0..3 {
+        h.step();
+    }
+    for label in [
+        "sparse input",
+        "Delaunay linear",
+        "nearest neighbour",
+        "ground truth",
+    ] {
+        assert!(
+            h.query_all_by_label_contains(label).next().is_some(),
+            "the sparse view does not show {label:?}"
+        );
+    }
+    assert!(
+        h.query_all_by_label_contains("best validation")
+            .next()
+            .is_some()
+    );
+    if let Some(path) = save_screenshot(&mut h, "sparse.png") {
+        let picture = image::open(path).unwrap().to_rgb8();
+        let distinct: std::collections::HashSet<_> = picture.pixels().map(|p| p.0).collect();
+        assert!(distinct.len() > 200, "{} colours", distinct.len());
+    }
+    // Turning the mask off brings every selected method back on every pixel.
+    h.state_mut().settings_mut().sparse.enabled = false;
+    assert!(step_until(&mut h, Duration::from_secs(60), |app| {
+        app.model()
+            .target
+            .as_ref()
+            .is_some_and(|t| t.observation.is_none())
+            && steps_of(app, "refine") >= 1
+    }));
+}
+
+#[test]
+fn the_zoom_view_evaluates_the_field_at_the_zoomed_regions_resolution() {
+    let mut settings = small_settings(&["fourier-mlp"]);
+    settings.active_view = "zoom".into();
+    let mut values = ParamValues::new();
+    values.set("steps", 30.0);
+    settings.params.insert("fourier-mlp".into(), values);
+    let mut h = harness_at(settings, 32, false);
+    assert!(step_until(&mut h, Duration::from_secs(90), |app| {
+        steps_of(app, "fourier-mlp") >= 30
+            && app.model().zoom.as_ref().is_some_and(|z| z.step == 30)
+    }));
+    let zoom = h.state().model().zoom.as_ref().unwrap();
+    assert_eq!(zoom.request.method, "fourier-mlp");
+    let first = zoom.request.region;
+    assert!(first.pixels >= 32);
+    // 8×: an eighth of the image's width at the same display resolution, evaluated again.
+    h.get_by_label("8×").click();
+    assert!(step_until(&mut h, Duration::from_secs(30), |app| {
+        app.model()
+            .zoom
+            .as_ref()
+            .is_some_and(|z| z.request.region.span < first.span / 2.0)
+    }));
+    let zoomed = h.state().model().zoom.as_ref().unwrap().request.region;
+    assert!((zoomed.zoom() - 8.0).abs() < 1e-6, "{zoomed:?}");
+    assert_eq!(zoomed.pixels, first.pixels);
+    for label in ["bicubic", "Lanczos-3"] {
+        assert!(h.query_by_label_contains(label).is_some(), "{label}");
+    }
+    save_screenshot(&mut h, "zoom.png");
 }

@@ -104,6 +104,9 @@ pub struct InrlabApp {
     /// Likewise for the method whose levels the active view showed.
     levels_for: Option<&'static str>,
     published_levels_for: Option<&'static str>,
+    /// The region the zoom view asks the worker to evaluate.
+    zoom: Option<protocol::ZoomRequest>,
+    published_zoom: Option<protocol::ZoomRequest>,
     published_focused: Option<&'static str>,
     playing: bool,
     step_limit: Option<usize>,
@@ -195,6 +198,8 @@ impl InrlabApp {
             published_iterates_for: None,
             levels_for: None,
             published_levels_for: None,
+            zoom: None,
+            published_zoom: None,
             published_focused: None,
             playing,
             step_limit,
@@ -278,6 +283,7 @@ impl InrlabApp {
         desired.iterates_for = self.iterates_for;
         desired.levels_for = self.levels_for;
         desired.focused = self.focused;
+        desired.zoom = self.zoom;
         self.worker = worker::spawn(self.backend, desired, ctx.clone());
         let folder = self.model.folder.clone();
         self.model = Model::default();
@@ -449,6 +455,7 @@ impl InrlabApp {
         self.views[active].ui(ui, &mut context);
         self.iterates_for = context.iterates_for;
         self.levels_for = context.levels_for;
+        self.zoom = context.zoom;
         let requests = std::mem::take(&mut context.requests);
         // A single-method view focuses its method; views of every method focus none.
         self.focused = self
@@ -908,6 +915,7 @@ impl InrlabApp {
         if !settings_changed
             && self.published_iterates_for == self.iterates_for
             && self.published_levels_for == self.levels_for
+            && self.published_zoom == self.zoom
             && self.published_focused == self.focused
         {
             return;
@@ -920,9 +928,11 @@ impl InrlabApp {
         desired.iterates_for = self.iterates_for;
         desired.levels_for = self.levels_for;
         desired.focused = self.focused;
+        desired.zoom = self.zoom;
         self.worker.set_desired(desired);
         self.published_iterates_for = self.iterates_for;
         self.published_levels_for = self.levels_for;
+        self.published_zoom = self.zoom;
         self.published_focused = self.focused;
     }
 

@@ -55,7 +55,36 @@ pub struct Desired {
     /// The method a single-method view shows or that was last clicked: it gets twice the
     /// compute share of any other. Changing it restarts nothing.
     pub focused: Option<&'static str>,
+    /// Reconstruct from a fraction of the pixels: the mask the methods see the image through
+    /// (`None`: every pixel). Changing it restarts every method.
+    pub observation: Option<crate::sparse::ObservationSpec>,
+    /// The region the zoom view shows of a method's field; the worker evaluates the model
+    /// there, between steps, under the same time sharing. Changing it restarts nothing.
+    pub zoom: Option<ZoomRequest>,
 }
+
+/// What the zoom view wants evaluated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ZoomRequest {
+    pub method: &'static str,
+    pub region: crate::sparse::zoom::ZoomRegion,
+}
+
+/// A zoomed region of one method's field at one step, with bicubic and Lanczos-3
+/// interpolation of the image it was fitted on at the same points.
+pub struct ZoomFrame {
+    pub request: ZoomRequest,
+    pub run_id: u64,
+    pub step: usize,
+    pub model: Arc<ColorImage>,
+    pub bicubic: Arc<ColorImage>,
+    pub lanczos: Arc<ColorImage>,
+    /// Milliseconds the model's evaluation took.
+    pub model_ms: f64,
+}
+
+/// Latest-value slot for [`ZoomFrame`]s.
+pub type ZoomSlot = LatestSlot<ZoomFrame>;
 
 impl Desired {
     /// Nothing selected, nothing asked: what a worker starts from before the UI says more.
@@ -68,6 +97,8 @@ impl Desired {
             iterates_for: None,
             levels_for: None,
             focused: None,
+            observation: None,
+            zoom: None,
         }
     }
 }
@@ -151,6 +182,8 @@ pub struct TargetFrame {
     pub image: Arc<ColorImage>,
     /// Where it came from, with its content hash (for the provenance of what is saved).
     pub origin: crate::provenance::ImageOrigin,
+    /// The mask the methods see it through, with its baselines.
+    pub observation: Option<Arc<crate::sparse::Observation>>,
 }
 
 /// Feature maps for the inspect view.
@@ -378,6 +411,8 @@ pub struct InFlight {
     /// [`Desired`] leaves it standing.
     pub params: ParamValues,
     pub working_size: usize,
+    /// The mask the run sees the image through.
+    pub observation: Option<crate::sparse::ObservationSpec>,
     pub cancel: CancelToken,
 }
 
@@ -387,6 +422,7 @@ impl InFlight {
     pub fn is_abandoned_by(&self, desired: &Desired) -> bool {
         !desired.selected.contains(&self.method)
             || desired.working_size != self.working_size
+            || desired.observation != self.observation
             || desired.params.get(self.method).cloned().unwrap_or_default() != self.params
     }
 }
@@ -412,6 +448,7 @@ mod tests {
                 loss: None,
                 saturation: None,
                 levels: Vec::new(),
+                sparse: None,
             },
             step_secs: 0.0,
             kept: true,
@@ -449,6 +486,7 @@ mod tests {
             started: Instant::now(),
             params: ParamValues::new(),
             working_size: 64,
+            observation: None,
             cancel: CancelToken::new(),
         };
         assert!(!in_flight.is_abandoned_by(&desired));

@@ -25,6 +25,57 @@ pub struct Settings {
     pub record_format: String,
     pub record_every: u64,
     pub record_fps: u32,
+    /// Reconstruction from a fraction of the pixels (kept while it is off, so turning it on
+    /// again restores it).
+    pub sparse: SparseSettings,
+}
+
+/// The window's mask controls.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SparseSettings {
+    pub enabled: bool,
+    /// "random", "grid" or "center".
+    pub pattern: String,
+    /// Observed share for the random and centre-weighted patterns.
+    pub density: f64,
+    /// Every this many rows and columns, for the grid.
+    pub stride: usize,
+    pub seed: u32,
+    pub validation_share: f64,
+    /// Stop after this many steps without a better validation PSNR (0: never).
+    pub patience: usize,
+}
+
+impl Default for SparseSettings {
+    fn default() -> Self {
+        SparseSettings {
+            enabled: false,
+            pattern: "random".into(),
+            density: 0.1,
+            stride: 3,
+            seed: 0,
+            validation_share: crate::sparse::ObservationSpec::DEFAULT_VALIDATION_SHARE,
+            patience: 0,
+        }
+    }
+}
+
+impl SparseSettings {
+    pub const PATTERNS: [&'static str; 3] = ["random", "grid", "center"];
+
+    /// What the worker sees the image through; `None` while it is off.
+    pub fn spec(&self) -> Option<crate::sparse::ObservationSpec> {
+        self.enabled.then(|| crate::sparse::ObservationSpec {
+            mask: match self.pattern.as_str() {
+                "grid" => format!("grid:{}", self.stride.max(1)),
+                pattern => format!("{pattern}:{}", self.density.clamp(0.001, 1.0)),
+            },
+            seed: self.seed,
+            validation_share: self.validation_share.clamp(0.0, 0.5),
+            patience: self.patience,
+        })
+    }
 }
 
 impl Default for Settings {
@@ -43,6 +94,7 @@ impl Default for Settings {
             record_format: "gif".into(),
             record_every: 1,
             record_fps: 15,
+            sparse: SparseSettings::default(),
         }
     }
 }
@@ -58,6 +110,14 @@ impl Settings {
         if !WORKING_SIZES.contains(&self.working_size) {
             self.working_size = Settings::default().working_size;
         }
+        if !SparseSettings::PATTERNS.contains(&self.sparse.pattern.as_str())
+            || self
+                .sparse
+                .spec()
+                .is_some_and(|spec| spec.mask.parse::<crate::sparse::MaskSpec>().is_err())
+        {
+            self.sparse = SparseSettings::default();
+        }
         self
     }
 
@@ -68,6 +128,8 @@ impl Settings {
             selected: registry
                 .iter()
                 .filter(|info| self.selected.iter().any(|s| s == info.name))
+                // Seen through a mask, only the methods that can fit on part of the pixels run.
+                .filter(|info| !self.sparse.enabled || info.fits_observed_pixels)
                 .map(|info| info.name)
                 .collect(),
             params: registry
@@ -79,6 +141,8 @@ impl Settings {
             iterates_for: None,
             levels_for: None,
             focused: None,
+            observation: self.sparse.spec(),
+            zoom: None,
         }
     }
 

@@ -11,10 +11,11 @@ use egui::{ColorImage, TextureHandle, TextureOptions};
 
 use super::protocol::{
     FeatureMaps, FeatureRequest, Frame, HaarBandPictures, InFlight, Iterates, LevelPicture, Levels,
-    Message, StopReason,
+    Message, StopReason, ZoomFrame, ZoomRequest,
 };
 use super::worker::WorkerHandle;
 use crate::compute::BackendKind;
+use crate::imaging::color_image_from_rgb;
 use crate::methods::{self, MethodInfo, StepReport};
 
 /// How long one UI frame may spend draining messages before it draws what it has.
@@ -31,6 +32,50 @@ pub struct TargetView {
     /// The picture the texture shows, kept for exports (an `Arc` of what was uploaded).
     pub image: Arc<ColorImage>,
     pub origin: crate::provenance::ImageOrigin,
+    /// The mask the methods see it through, with its pictures.
+    pub observation: Option<ObservationView>,
+}
+
+/// The zoom view's latest region: the model's rendering and the two interpolations.
+pub struct ZoomView {
+    pub request: ZoomRequest,
+    pub run_id: u64,
+    pub step: usize,
+    pub model_ms: f64,
+    /// Model, bicubic, Lanczos-3; overwritten in place on the next arrival.
+    pub textures: [TextureHandle; 3],
+}
+
+/// A mask's pictures as the sparse view shows them: the sparse input and each baseline.
+pub struct ObservationView {
+    pub observation: Arc<crate::sparse::Observation>,
+    pub sparse_input: (TextureHandle, Arc<ColorImage>),
+    /// Per baseline (in the observation's order): its picture.
+    pub baselines: Vec<(TextureHandle, Arc<ColorImage>)>,
+}
+
+impl ObservationView {
+    fn new(
+        ctx: &egui::Context,
+        observation: Arc<crate::sparse::Observation>,
+        truth: &[f32],
+    ) -> Self {
+        let side = observation.side;
+        let upload = |name: &str, pixels: &[f32]| {
+            let image = Arc::new(color_image_from_rgb(pixels, side));
+            let texture = ctx.load_texture(name, Arc::clone(&image), TextureOptions::NEAREST);
+            (texture, image)
+        };
+        let sparse_input = upload("sparse input", &observation.sparse_input(truth));
+        let baselines = (observation.baselines.iter())
+            .map(|b| upload(b.name, &b.image))
+            .collect();
+        ObservationView {
+            observation,
+            sparse_input,
+            baselines,
+        }
+    }
 }
 
 /// One finished step of a run.
@@ -320,6 +365,8 @@ pub struct Model {
     pub warnings: Vec<Notice>,
     /// The folder the methods that can train on one train on, as the worker last said.
     pub folder: Option<std::path::PathBuf>,
+    /// The zoom view's latest region, once one arrived.
+    pub zoom: Option<ZoomView>,
     /// A file the worker wrote on request (a checkpoint), for the app's "saved" banner.
     pub saved_by_worker: Option<std::path::PathBuf>,
     /// A method the worker resumed from a checkpoint, with the checkpoint's parameters, for
@@ -368,6 +415,37 @@ impl Model {
         self.warnings.retain(|n| n.id != id);
     }
 
+    pub(crate) fn apply_zoom(&mut self, ctx: &egui::Context, frame: ZoomFrame) {
+        let images = [frame.model, frame.bicubic, frame.lanczos];
+        match &mut self.zoom {
+            Some(view) => {
+                for (texture, image) in view.textures.iter_mut().zip(images) {
+                    texture.set(image, TextureOptions::NEAREST);
+                }
+                view.request = frame.request;
+                view.run_id = frame.run_id;
+                view.step = frame.step;
+                view.model_ms = frame.model_ms;
+            }
+            None => {
+                let [model, bicubic, lanczos] = images;
+                let load =
+                    |name: &str, image| ctx.load_texture(name, image, TextureOptions::NEAREST);
+                self.zoom = Some(ZoomView {
+                    request: frame.request,
+                    run_id: frame.run_id,
+                    step: frame.step,
+                    model_ms: frame.model_ms,
+                    textures: [
+                        load("zoom/model", model),
+                        load("zoom/bicubic", bicubic),
+                        load("zoom/lanczos", lanczos),
+                    ],
+                });
+            }
+        }
+    }
+
     /// Takes what the worker has sent: messages for at most [`DRAIN_BUDGET`], then every waiting
     /// frame. Frames of runs older than the one a method is known to be on are dropped.
     pub fn ingest(&mut self, ctx: &egui::Context, worker: &WorkerHandle) {
@@ -386,6 +464,9 @@ impl Model {
         }
         if let Some(levels) = worker.take_levels() {
             self.apply_levels(ctx, levels);
+        }
+        if let Some(zoom) = worker.take_zoom() {
+            self.apply_zoom(ctx, zoom);
         }
         self.in_flight = worker.in_flight();
         self.compute_stopped = worker.stopped();
@@ -411,6 +492,8 @@ impl Model {
             Message::TargetLoaded(target) => {
                 let texture =
                     ctx.load_texture("target", Arc::clone(&target.image), TextureOptions::NEAREST);
+                let observation = (target.observation)
+                    .map(|observation| ObservationView::new(ctx, observation, &target.pixels));
                 self.target = Some(TargetView {
                     name: target.name,
                     size: target.size,
@@ -418,6 +501,7 @@ impl Model {
                     texture,
                     image: target.image,
                     origin: target.origin,
+                    observation,
                 });
                 self.features = None;
                 self.elapsed = Duration::ZERO;

@@ -24,7 +24,7 @@ use super::levels::level_frames;
 use super::protocol::{
     CheckpointRequest, Command, Desired, Frame, FrameSlot, ImageSource, InFlight, InFlightCell,
     Iterates, IteratesSlot, LIVE_IMAGE_INTERVAL, Levels, LevelsSlot, Message, THUMBNAIL_MAX_SIDE,
-    TargetFrame,
+    TargetFrame, ZoomFrame, ZoomRequest, ZoomSlot,
 };
 use crate::checkpoint::{self, Checkpoint};
 use crate::compute::{BackendChoice, CancelToken, create_backend};
@@ -34,6 +34,7 @@ use crate::output::Existing;
 use crate::provenance::{ImageOrigin, Provenance};
 use crate::rng::RngKind;
 use crate::session::{AdvanceResult, Restarted, Session};
+use crate::sparse::zoom::Kernel;
 use crate::target::{Decoded, Fit, SAMPLE_NAME, SAMPLE_PNG, Target, decode_bytes, load_image};
 
 /// Room for discrete commands; the UI only sends on user actions.
@@ -42,6 +43,8 @@ const COMMAND_CAPACITY: usize = 256;
 const MESSAGE_CAPACITY: usize = 1024;
 /// How often the worker looks again while a build waits for a background computation.
 const WAITING_POLL: Duration = Duration::from_millis(50);
+/// While its method trains, the zoom view's region is evaluated again at most this often.
+const ZOOM_REFRESH: Duration = Duration::from_millis(250);
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every value behind these locks is replaced whole; a panic elsewhere leaves it usable.
@@ -64,6 +67,7 @@ pub struct WorkerHandle {
     frames: Arc<FrameSlot>,
     iterates: Arc<IteratesSlot>,
     levels: Arc<LevelsSlot>,
+    zoom: Arc<ZoomSlot>,
     desired: Arc<Mutex<Desired>>,
     in_flight: InFlightCell,
     /// Set when the compute thread ends on its own (a bug): why.
@@ -125,6 +129,10 @@ impl WorkerHandle {
         self.levels.take()
     }
 
+    pub fn take_zoom(&self) -> Option<ZoomFrame> {
+        self.zoom.take()
+    }
+
     /// The step being computed now, if any.
     pub fn in_flight(&self) -> Option<InFlight> {
         lock(&self.in_flight).clone()
@@ -151,6 +159,7 @@ pub fn spawn(
         frames: Arc::new(FrameSlot::default()),
         iterates: Arc::new(IteratesSlot::default()),
         levels: Arc::new(LevelsSlot::default()),
+        zoom: Arc::new(ZoomSlot::default()),
         desired: Arc::new(Mutex::new(desired)),
         in_flight: Arc::default(),
         exit: Arc::default(),
@@ -164,6 +173,7 @@ pub fn spawn(
     let frames = Arc::clone(&handle.frames);
     let iterates = Arc::clone(&handle.iterates);
     let levels = Arc::clone(&handle.levels);
+    let zoom = Arc::clone(&handle.zoom);
     let desired = Arc::clone(&handle.desired);
     let in_flight = Arc::clone(&handle.in_flight);
     let worker_exit = Arc::clone(&handle.exit);
@@ -178,6 +188,7 @@ pub fn spawn(
                     frames,
                     iterates,
                     levels,
+                    zoom,
                     desired,
                     in_flight,
                     repaint.clone(),
@@ -259,6 +270,9 @@ struct Worker {
     /// the steps whose iterates and levels were last sent.
     readbacks: BTreeMap<&'static str, ReadbackState>,
     features: FeatureWork,
+    zoom: Arc<ZoomSlot>,
+    /// What the zoom view was last sent: the request, the run and step it showed, and when.
+    zoom_rendered: Option<(ZoomRequest, u64, usize, Instant)>,
     /// The UI has gone: stop as soon as the loop looks.
     closing: bool,
 }
@@ -280,6 +294,7 @@ impl Worker {
         frames: Arc<FrameSlot>,
         iterates: Arc<IteratesSlot>,
         levels: Arc<LevelsSlot>,
+        zoom: Arc<ZoomSlot>,
         desired: Arc<Mutex<Desired>>,
         in_flight: InFlightCell,
         repaint: egui::Context,
@@ -301,6 +316,8 @@ impl Worker {
             frames,
             iterates,
             levels,
+            zoom,
+            zoom_rendered: None,
             desired,
             in_flight,
             repaint,
@@ -326,6 +343,7 @@ impl Worker {
                 // sleeping, send what a view shows of a method that is not stepping.
                 self.send_iterates_if_idle();
                 self.send_levels_if_idle();
+                self.render_zoom_if_due();
                 // Nothing to compute: sleep until the UI says something (or, while a build
                 // waits for the background, look again shortly).
                 let waiting = self.session.has_waiting() || self.features.is_busy();
@@ -355,6 +373,7 @@ impl Worker {
             self.session.refresh_waiting();
             self.send_iterates_if_idle();
             self.send_levels_if_idle();
+            self.render_zoom_if_due();
             if self.features.is_busy() {
                 self.advance_features();
             }
@@ -587,14 +606,20 @@ impl Worker {
         let Some((name, image, origin)) = &self.decoded else {
             return Ok(());
         };
-        let size = self.current_desired().working_size;
-        let target = Target::from_image(name, image, size, Fit::Stretch)?;
+        let desired = self.current_desired();
+        let size = desired.working_size;
+        let mut target = Target::from_image(name, image, size, Fit::Stretch)?;
+        if let Some(spec) = desired.observation {
+            // The baselines are interpolated here, once per mask (well under a second at 512²).
+            target = target.observed_through(spec)?;
+        }
         self.send(Message::TargetLoaded(TargetFrame {
             name: target.name.clone(),
             size,
             image: Arc::new(color_image_from_rgb(&target.pixels, size)),
             pixels: Arc::new(target.pixels.clone()),
             origin: origin.clone(),
+            observation: target.observation.clone(),
         }));
         self.features.clear();
         let restarted = self.session.set_target(target);
@@ -623,15 +648,16 @@ impl Worker {
         if self.applied.as_ref() == Some(&desired) {
             return;
         }
-        let size_changed = self
-            .applied
-            .as_ref()
-            .is_some_and(|a| a.working_size != desired.working_size);
+        let size_changed = self.applied.as_ref().is_some_and(|a| {
+            a.working_size != desired.working_size || a.observation != desired.observation
+        });
         self.applied = Some(desired.clone());
         let wanted: Vec<_> = desired
             .selected
             .iter()
             .filter_map(|&name| methods::find(name).ok())
+            // Seen through a mask, only the methods that can fit on part of the pixels run.
+            .filter(|info| desired.observation.is_none() || info.fits_observed_pixels)
             .map(|info| {
                 let values = desired.params.get(info.name).cloned().unwrap_or_default();
                 (info, values)
@@ -668,6 +694,9 @@ impl Worker {
             started: Instant::now(),
             params: slot.params.clone(),
             working_size: self.session.target().map_or(0, |t| t.size),
+            observation: (self.session.target())
+                .and_then(|t| t.observation.as_ref())
+                .map(|o| o.spec.clone()),
             cancel,
         });
     }
@@ -930,6 +959,71 @@ impl Worker {
             step,
             levels: level_frames(levels),
         });
+    }
+
+    /// Evaluates the zoom view's region when it moved, or when its method has stepped since
+    /// (at most a few times a second while it trains), and charges the time to that method.
+    fn render_zoom_if_due(&mut self) {
+        let Some(request) = self.applied.as_ref().and_then(|d| d.zoom) else {
+            return;
+        };
+        let Some(index) = self.session.position(request.method) else {
+            return;
+        };
+        let slot = self.session.slot(index);
+        let Some(method) = slot.method() else {
+            return;
+        };
+        let Some(target) = self.session.target() else {
+            return;
+        };
+        let (run_id, step) = (slot.run_id, method.steps_done());
+        if step == 0 {
+            return;
+        }
+        // Rate-limited only while the method trains: once it stops, its last step is shown.
+        let training = self.playing && slot.is_runnable(self.step_limit());
+        if let Some((last, last_run, last_step, at)) = &self.zoom_rendered {
+            let unchanged = *last == request && *last_run == run_id;
+            let recent = training && at.elapsed() < ZOOM_REFRESH;
+            if unchanged && (*last_step == step || recent) {
+                return;
+            }
+        }
+        let started = Instant::now();
+        let region = request.region;
+        let coords = region.model_coords(target.size);
+        let rendered = method.render(self.session.backend(), &coords, &slot.cancel);
+        let model_ms = started.elapsed().as_secs_f64() * 1e3;
+        let side = region.pixels;
+        let picture = |pixels: &[f32]| Arc::new(color_image_from_rgb(pixels, side));
+        let frame = match rendered {
+            Some(Ok(pixels)) => ZoomFrame {
+                request,
+                run_id,
+                step,
+                model: picture(&pixels),
+                bicubic: picture(&region.resample(&target.pixels, target.size, Kernel::Bicubic)),
+                lanczos: picture(&region.resample(&target.pixels, target.size, Kernel::Lanczos3)),
+                model_ms,
+            },
+            Some(Err(error)) => {
+                if !crate::compute::cancel::is_cancelled_error(&error) {
+                    self.send(Message::Notice(format!("zoom: {error:#}")));
+                }
+                self.zoom_rendered = Some((request, run_id, step, Instant::now()));
+                return;
+            }
+            None => {
+                self.zoom_rendered = Some((request, run_id, step, Instant::now()));
+                return;
+            }
+        };
+        let secs = started.elapsed().as_secs_f64();
+        self.session.charge(index, secs);
+        self.zoom.put(frame);
+        self.zoom_rendered = Some((request, run_id, step, Instant::now()));
+        self.repaint.request_repaint();
     }
 
     /// One piece of the feature maps being prepared (a scratch build or step), published as

@@ -30,6 +30,7 @@ pub const INFO: MethodInfo = MethodInfo {
     has_levels: false,
     trains_on_folder: false,
     resumable: true,
+    fits_observed_pixels: true,
     create: |setup| {
         Ok(Box::new(CoordinateMlp::new(
             setup,

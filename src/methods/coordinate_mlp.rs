@@ -16,7 +16,8 @@ use super::training::{
 };
 use super::training_state::StateLayout;
 use super::{
-    MemoryEstimate, Method, ParamSpec, ParamValues, Setup, StepReport, TrainingState, psnr_from_mse,
+    MemoryEstimate, Method, ParamSpec, ParamValues, Setup, StepReport, TrainingState,
+    psnr_from_mse, render_in_blocks,
 };
 use crate::compute::{Backend, CancelToken, Tensor};
 use crate::rng::{NumpyRandomState, normal_source};
@@ -67,6 +68,8 @@ pub const JITTER: ParamSpec = ParamSpec::choice(
 pub enum Encoding {
     /// γ(x) with `frequencies` random frequencies of standard deviation `scale`.
     Fourier { frequencies: usize, scale: f64 },
+    /// Tancik et al.'s "basic" mapping [sin 2πx, sin 2πy, cos 2πx, cos 2πy]: B = I.
+    Basic,
     /// (x, y) as they are.
     Raw,
 }
@@ -122,7 +125,9 @@ impl Sampler {
             for axis in 0..2 {
                 let mut value = self.grid_coords[2 * pixel + axis];
                 if self.jitter {
-                    // Uniform within the pixel's footprint, centred on its grid coordinate.
+                    // Uniform within the pixel's footprint, centred on its grid coordinate:
+                    // coordinate u stands for the physical point u + 1/(2S) (see
+                    // `target::rendering_grid`), so ±½ pixel around u is the pixel itself.
                     value += ((self.rng.uniform() - 0.5) / self.size as f64) as f32;
                 }
                 self.host_coords[2 * row + axis] = value;
@@ -198,6 +203,12 @@ impl CoordinateMlp {
                 backend.fourier_encode(&coords, &frequencies, &mut features);
                 (Some(frequencies), features)
             }
+            Encoding::Basic => {
+                let frequencies = backend.upload(2, 2, &[1.0, 0.0, 0.0, 1.0])?;
+                let mut features = backend.zeros(n, 4)?;
+                backend.fourier_encode(&coords, &frequencies, &mut features);
+                (Some(frequencies), features)
+            }
             Encoding::Raw => (None, coords),
         };
         let inputs = grid_input.cols();
@@ -208,17 +219,25 @@ impl CoordinateMlp {
         let optimizer = Optimizer::new(kind, learning_rate(p));
         let batch = p.get_usize(&BATCH);
         let jitter = p.get_option::<Jitter>(&JITTER)? == Jitter::On;
-        let sampler = (batch > 0 || jitter)
+        // Seen through a mask, it trains on the training share of the observed pixels only
+        // (the sampler's pool) and renders the whole grid.
+        let masked = target.training_pixels().is_some();
+        let sampler = (batch > 0 || jitter || masked)
             .then(|| -> anyhow::Result<Sampler> {
-                let rows = if batch > 0 { batch } else { n };
+                let (pool_coords, pool_target) = target.training_set();
+                let rows = if batch > 0 {
+                    batch
+                } else {
+                    pool_coords.len() / 2
+                };
                 let rng = NumpyRandomState::new(seed.wrapping_add(2) as u32);
                 Ok(Sampler {
                     batch: (batch > 0).then_some(batch),
                     jitter,
                     step_start: rng.clone(),
                     rng,
-                    grid_coords: grid_coords.clone(),
-                    grid_target: target.pixels.clone(),
+                    grid_coords: pool_coords,
+                    grid_target: pool_target,
                     size: target.size,
                     host_coords: vec![0.0; 2 * rows],
                     host_target: vec![0.0; 3 * rows],
@@ -403,6 +422,7 @@ impl Method for CoordinateMlp {
             loss: Some(loss.unwrap_or(mse)),
             saturation: Some(saturation),
             levels: Vec::new(),
+            sparse: None,
         })
     }
 
@@ -416,6 +436,28 @@ impl Method for CoordinateMlp {
 
     fn features(&self) -> Option<&Tensor> {
         self.frequencies.as_ref().map(|_| &self.grid_input)
+    }
+
+    fn render(
+        &self,
+        backend: &dyn Backend,
+        coords: &[f32],
+        cancel: &CancelToken,
+    ) -> Option<anyhow::Result<Vec<f32>>> {
+        Some(render_in_blocks(coords, cancel, |block, rows| {
+            let coords = backend.upload(rows, 2, block)?;
+            let input = match &self.frequencies {
+                Some(frequencies) => {
+                    let mut features = backend.zeros(rows, frequencies.cols() * 2)?;
+                    backend.fourier_encode(&coords, frequencies, &mut features);
+                    features
+                }
+                None => coords,
+            };
+            let mut buffers = self.network.buffers(backend, rows, false)?;
+            self.network.forward(backend, &input, &mut buffers);
+            Ok(backend.download(buffers.prediction()))
+        }))
     }
 
     fn training_state(&self, backend: &dyn Backend) -> Option<TrainingState> {

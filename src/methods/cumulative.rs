@@ -60,6 +60,7 @@ pub const INFO: MethodInfo = MethodInfo {
     has_levels: false,
     trains_on_folder: false,
     resumable: false,
+    fits_observed_pixels: false,
     create: |setup| Ok(Box::new(Cumulative::new(setup)?)),
 };
 
@@ -246,6 +247,7 @@ impl Method for Cumulative {
             loss: None,
             saturation: None,
             levels: Vec::new(),
+            sparse: None,
         })
     }
 

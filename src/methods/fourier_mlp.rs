@@ -15,6 +15,14 @@ pub const FREQUENCIES: ParamSpec = ParamSpec::integer(
     1.0,
     2048.0,
 );
+pub const ENCODING: ParamSpec = ParamSpec::choice(
+    "encoding",
+    "encoding",
+    "gaussian: m random frequencies of scale σ; basic: [sin 2πv, cos 2πv] of the coordinates \
+     themselves (Tancik et al.'s basic mapping; m and σ are then unused).",
+    &["gaussian", "basic"],
+    0,
+);
 const PARAMS: &[ParamSpec] = &[
     FREQUENCIES,
     FOURIER_SCALE,
@@ -26,6 +34,7 @@ const PARAMS: &[ParamSpec] = &[
     TRAINING_STEPS,
     BATCH,
     JITTER,
+    ENCODING,
     SEED,
 ];
 
@@ -41,10 +50,14 @@ pub const INFO: MethodInfo = MethodInfo {
     has_levels: false,
     trains_on_folder: false,
     resumable: true,
+    fits_observed_pixels: true,
     create: |setup| {
-        let encoding = Encoding::Fourier {
-            frequencies: setup.params.get_usize(&FREQUENCIES),
-            scale: setup.params.get(&FOURIER_SCALE),
+        let encoding = match setup.params.get_usize(&ENCODING) {
+            1 => Encoding::Basic,
+            _ => Encoding::Fourier {
+                frequencies: setup.params.get_usize(&FREQUENCIES),
+                scale: setup.params.get(&FOURIER_SCALE),
+            },
         };
         Ok(Box::new(CoordinateMlp::new(setup, INFO.name, encoding)?))
     },

@@ -8,8 +8,10 @@ use super::params::common::{FOURIER_SCALE, LAMBDA, SEED};
 use super::readout::fit_ridge;
 use super::{
     MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, clipped_psnr,
+    render_in_blocks,
 };
 use crate::compute::{Backend, CancelToken, Tensor};
+use crate::linalg::ridge_solve;
 use crate::rng::normal_source;
 
 pub const FREQUENCIES: ParamSpec = ParamSpec::integer(
@@ -33,6 +35,7 @@ pub const INFO: MethodInfo = MethodInfo {
     has_levels: false,
     trains_on_folder: false,
     resumable: false,
+    fits_observed_pixels: true,
     create: |setup| Ok(Box::new(FourierRidge::new(setup)?)),
 };
 
@@ -60,7 +63,12 @@ pub struct FourierRidge {
     target: Tensor,
     frequencies: Tensor,
     features: Tensor,
+    /// The encoding and values of the pixels it fits on, when they are not every pixel (a
+    /// mask): the readout is solved on them and applied to `features`.
+    training: Option<(Tensor, Tensor)>,
     prediction: Tensor,
+    /// The readout (2m × 3, row-major f64), once fitted: renderings at other coordinates use it.
+    weights: Vec<f64>,
     lambda: f64,
     done: usize,
     cancel: CancelToken,
@@ -80,12 +88,25 @@ impl FourierRidge {
             frequencies[j] = (draws[2 * j] * sigma) as f32;
             frequencies[m + j] = (draws[2 * j + 1] * sigma) as f32;
         }
+        let training = match setup.target.training_pixels() {
+            None => None,
+            Some(pixels) => {
+                let rows = pixels.len();
+                let (coords, values) = setup.target.training_set();
+                Some((
+                    backend.upload(rows, 2, &coords)?,
+                    backend.upload(rows, 3, &values)?,
+                ))
+            }
+        };
         Ok(FourierRidge {
             coords: backend.upload(n, 2, &setup.target.coords())?,
             target: backend.upload(n, 3, &setup.target.pixels)?,
             frequencies: backend.upload(2, m, &frequencies)?,
             features: backend.zeros(n, 2 * m)?,
+            training,
             prediction: backend.zeros(n, 3)?,
+            weights: Vec::new(),
             lambda: p.get(&LAMBDA),
             done: 0,
             cancel: setup.cancel.clone(),
@@ -107,14 +128,26 @@ impl Method for FourierRidge {
     fn step(&mut self, backend: &dyn Backend) -> anyhow::Result<StepReport> {
         anyhow::ensure!(!self.is_done(), "fourier-ridge has finished");
         backend.fourier_encode(&self.coords, &self.frequencies, &mut self.features);
-        fit_ridge(
-            backend,
-            &self.features,
-            &self.target,
-            self.lambda,
-            &mut self.prediction,
-            &self.cancel,
-        )?;
+        self.weights = match &self.training {
+            None => fit_ridge(
+                backend,
+                &self.features,
+                &self.target,
+                self.lambda,
+                &mut self.prediction,
+                &self.cancel,
+            )?,
+            Some((coords, values)) => {
+                let m = self.frequencies.cols();
+                let mut features = backend.zeros(coords.rows(), 2 * m)?;
+                backend.fourier_encode(coords, &self.frequencies, &mut features);
+                let gram = backend.gram_until(&[&features], &features, &self.cancel)?;
+                let rhs = backend.gram_until(&[&features], values, &self.cancel)?;
+                let weights = ridge_solve(&gram, &rhs, 2 * m, 3, self.lambda);
+                backend.readout(&[&self.features], &weights, &mut self.prediction);
+                weights
+            }
+        };
         self.done = 1;
         Ok(StepReport {
             step: 1,
@@ -123,6 +156,7 @@ impl Method for FourierRidge {
             loss: None,
             saturation: None,
             levels: Vec::new(),
+            sparse: None,
         })
     }
 
@@ -132,6 +166,26 @@ impl Method for FourierRidge {
 
     fn features(&self) -> Option<&Tensor> {
         (self.done > 0).then_some(&self.features)
+    }
+
+    fn render(
+        &self,
+        backend: &dyn Backend,
+        coords: &[f32],
+        cancel: &CancelToken,
+    ) -> Option<anyhow::Result<Vec<f32>>> {
+        (self.done > 0).then(|| {
+            let m = self.frequencies.cols();
+            render_in_blocks(coords, cancel, |block, rows| {
+                let coords = backend.upload(rows, 2, block)?;
+                let mut features = backend.zeros(rows, 2 * m)?;
+                let mut out = backend.zeros(rows, 3)?;
+                backend.fourier_encode(&coords, &self.frequencies, &mut features);
+                backend.readout(&[&features], &self.weights, &mut out);
+                backend.clip(&mut out, 0.0, 1.0);
+                Ok(backend.download(&out))
+            })
+        })
     }
 
     fn feature_label(&self, index: usize) -> String {

@@ -60,6 +60,7 @@ pub const INFO: MethodInfo = MethodInfo {
     has_levels: false,
     trains_on_folder: false,
     resumable: true,
+    fits_observed_pixels: false,
     create: |setup| Ok(Box::new(LearnedRefine::new(setup)?)),
 };
 
@@ -463,6 +464,7 @@ impl Method for LearnedRefine {
             loss: Some(loss),
             saturation: Some(saturation),
             levels: Vec::new(),
+            sparse: None,
         })
     }
 

@@ -19,6 +19,7 @@ pub mod readout;
 pub mod refine;
 pub mod reservoir;
 pub mod shared_trajectory;
+pub mod steered_kernel;
 pub mod training;
 pub mod training_state;
 pub mod trajectory;
@@ -54,6 +55,10 @@ pub struct StepReport {
     /// for the others.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub levels: Vec<LevelReport>,
+    /// Seen through a mask: the step's scores on the unobserved, observed and validation
+    /// pixels (filled in by the session, which holds the truth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse: Option<crate::sparse::SetScores>,
 }
 
 /// One level of a multi-resolution method's step: PSNRs in dB against the true image at that
@@ -169,6 +174,37 @@ pub trait Method: Send {
     fn restore(&mut self, _backend: &dyn Backend, _state: &TrainingState) -> anyhow::Result<()> {
         bail!("{} is not trained: it has no state to restore", self.name())
     }
+    /// The latest step's model evaluated at any model coordinates (`coords`: (x, y) pairs in
+    /// the training frame, see [`crate::target::rendering_grid`]), RGB f32 per coordinate in
+    /// [0, 1], evaluated in row blocks so a large rendering never needs one huge tensor.
+    /// `None` for methods whose output is not a function of the coordinate alone. Cancelled,
+    /// it gives up between blocks.
+    fn render(
+        &self,
+        _backend: &dyn Backend,
+        _coords: &[f32],
+        _cancel: &CancelToken,
+    ) -> Option<anyhow::Result<Vec<f32>>> {
+        None
+    }
+}
+
+/// Rows of a rendering evaluated at once by [`Method::render`].
+pub const RENDER_BLOCK_ROWS: usize = 16_384;
+
+/// Runs `evaluate(block, rows)` over `coords` ((x, y) pairs) in blocks of
+/// [`RENDER_BLOCK_ROWS`] and joins the RGB results; gives up between blocks once `cancel` is set.
+pub fn render_in_blocks(
+    coords: &[f32],
+    cancel: &CancelToken,
+    mut evaluate: impl FnMut(&[f32], usize) -> anyhow::Result<Vec<f32>>,
+) -> anyhow::Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(coords.len() / 2 * 3);
+    for block in coords.chunks(2 * RENDER_BLOCK_ROWS) {
+        cancel.check()?;
+        out.extend(evaluate(block, block.len() / 2)?);
+    }
+    Ok(out)
 }
 
 /// Everything a method is built from.
@@ -212,6 +248,9 @@ pub struct MethodInfo {
     /// Whether it is trained step by step and can save and resume its state (checkpoints:
     /// [`Method::training_state`], [`Method::restore`]).
     pub resumable: bool,
+    /// Whether it fits on [`Target::training_pixels`] when the target is seen through a mask
+    /// (sparse reconstruction, the holdout protocol) and renders every pixel.
+    pub fits_observed_pixels: bool,
     pub create: fn(&Setup) -> anyhow::Result<Box<dyn Method>>,
 }
 
@@ -227,6 +266,7 @@ pub fn registry() -> &'static [MethodInfo] {
         coord_mlp::INFO,
         learned_refine::INFO,
         wavelet::INFO,
+        steered_kernel::INFO,
     ]
 }
 
@@ -253,6 +293,16 @@ impl MethodInfo {
     /// memory estimate against what the backend can give.
     pub fn build(&self, setup: &Setup) -> anyhow::Result<Box<dyn Method>> {
         setup.params.validate(self.name, self.params)?;
+        if let Some(observation) = &setup.target.observation
+            && !self.fits_observed_pixels
+        {
+            bail!(
+                "{} cannot fit from a fraction of the pixels ({}); trajectory, fourier-ridge, \
+                 fourier-mlp and coord-mlp can",
+                self.name,
+                observation.spec.mask
+            );
+        }
         let budget = setup.backend.memory_budget();
         let size = match setup.folder {
             Some(_) if self.trains_on_folder => {

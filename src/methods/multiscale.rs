@@ -75,6 +75,7 @@ pub const INFO: MethodInfo = MethodInfo {
     has_levels: false,
     trains_on_folder: false,
     resumable: false,
+    fits_observed_pixels: false,
     create: |setup| Ok(Box::new(Multiscale::new(setup)?)),
 };
 
@@ -242,6 +243,7 @@ impl Method for Multiscale {
             loss: None,
             saturation: None,
             levels: Vec::new(),
+            sparse: None,
         })
     }
 

@@ -46,6 +46,7 @@ pub const INFO: MethodInfo = MethodInfo {
     has_levels: false,
     trains_on_folder: false,
     resumable: false,
+    fits_observed_pixels: false,
     create: |setup| Ok(Box::new(Refine::new(setup)?)),
 };
 
@@ -153,6 +154,7 @@ impl Method for Refine {
             loss: None,
             saturation: None,
             levels: Vec::new(),
+            sparse: None,
         })
     }
 

@@ -31,6 +31,9 @@ pub struct SharedTrajectory {
     reservoir: Reservoir,
     coords: Tensor,
     target: Tensor,
+    /// Seen through a mask: the reservoir unrolled again on the training pixels alone, whose
+    /// products the readouts are solved from (the states above, on every pixel, render them).
+    training: Option<TrainingRows>,
     steps: Vec<Step>,
     /// How many leading states each attached history reader reads.
     history_depths: Vec<usize>,
@@ -44,6 +47,13 @@ pub struct TrajectoryKey {
     target: u64,
 }
 
+/// The training pixels' coordinates and values, and their latest state.
+struct TrainingRows {
+    coords: Tensor,
+    target: Tensor,
+    state: Option<Tensor>,
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves consistent data (steps are pushed whole).
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -55,6 +65,8 @@ fn fingerprint(target: &Target) -> u64 {
     for value in &target.pixels {
         value.to_bits().hash(&mut hasher);
     }
+    // Another mask is another trajectory: its products are over other rows.
+    target.training_pixels().hash(&mut hasher);
     hasher.finish()
 }
 
@@ -101,6 +113,17 @@ impl TrajectoryHandle {
                 reservoir: Reservoir::new(setup.cache, backend, spec)?,
                 coords: backend.upload(n, 2, &setup.target.coords())?,
                 target: backend.upload(n, 3, &setup.target.pixels)?,
+                training: match setup.target.training_pixels() {
+                    None => None,
+                    Some(pixels) => {
+                        let (coords, values) = setup.target.training_set();
+                        Some(TrainingRows {
+                            coords: backend.upload(pixels.len(), 2, &coords)?,
+                            target: backend.upload(pixels.len(), 3, &values)?,
+                            state: None,
+                        })
+                    }
+                },
                 steps: Vec::new(),
                 history_depths: Vec::new(),
             })
@@ -122,6 +145,10 @@ impl TrajectoryHandle {
 impl SharedTrajectory {
     pub fn target(&self) -> &Tensor {
         &self.target
+    }
+
+    pub fn reservoir(&self) -> &Reservoir {
+        &self.reservoir
     }
 
     fn history_depth(&self) -> usize {
@@ -152,8 +179,33 @@ impl SharedTrajectory {
             let mut next = backend.zeros(self.coords.rows(), self.reservoir.hidden)?;
             self.reservoir
                 .step(backend, &self.coords, previous, &mut next, cancel)?;
-            let gram = backend.gram_until(&[&next], &next, cancel)?;
-            let target_product = backend.gram_until(&[&next], &self.target, cancel)?;
+            let (gram, target_product, training_state) = match &self.training {
+                None => (
+                    backend.gram_until(&[&next], &next, cancel)?,
+                    backend.gram_until(&[&next], &self.target, cancel)?,
+                    None,
+                ),
+                Some(training) => {
+                    let mut state = backend.zeros(training.coords.rows(), self.reservoir.hidden)?;
+                    let previous = training.state.as_ref();
+                    (self.reservoir).step(
+                        backend,
+                        &training.coords,
+                        previous,
+                        &mut state,
+                        cancel,
+                    )?;
+                    (
+                        backend.gram_until(&[&state], &state, cancel)?,
+                        backend.gram_until(&[&state], &training.target, cancel)?,
+                        Some(state),
+                    )
+                }
+            };
+            // Nothing below fails: the step is committed whole.
+            if let (Some(training), Some(state)) = (&mut self.training, training_state) {
+                training.state = Some(state);
+            }
             // The state before the new one is dropped unless a reader needs that deep.
             let previous_index = self.steps.len();
             if previous_index > depth

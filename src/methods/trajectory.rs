@@ -12,6 +12,7 @@ use super::reservoir::ReservoirSpec;
 use super::shared_trajectory::TrajectoryHandle;
 use super::{
     MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, clipped_psnr,
+    render_in_blocks,
 };
 use crate::compute::{Backend, CancelToken, Tensor};
 
@@ -45,6 +46,7 @@ pub const INFO: MethodInfo = MethodInfo {
     has_levels: false,
     trains_on_folder: false,
     resumable: false,
+    fits_observed_pixels: true,
     create: |setup| Ok(Box::new(Trajectory::new(setup)?)),
 };
 
@@ -75,6 +77,8 @@ pub struct Trajectory {
     /// The latest state (also held by the shared trajectory while a reader needs it).
     state: Option<Arc<Tensor>>,
     prediction: Tensor,
+    /// The latest step's readout (hidden × 3, row-major f64), for renderings elsewhere.
+    weights: Vec<f64>,
     lambda: f64,
     steps: usize,
     done: usize,
@@ -90,6 +94,7 @@ impl Trajectory {
             trajectory: TrajectoryHandle::attach(setup, &spec, 0)?,
             state: None,
             prediction: setup.backend.zeros(n, 3)?,
+            weights: Vec::new(),
             lambda: p.get(&LAMBDA),
             steps: p.get_usize(&STEPS),
             done: 0,
@@ -120,7 +125,7 @@ impl Method for Trajectory {
         trajectory.extend_to(backend, k, &self.cancel)?;
         let state = trajectory.state(k);
         let (gram, target_product) = (trajectory.gram(k), trajectory.target_product(k));
-        predict_from_gram(
+        let weights = predict_from_gram(
             backend,
             &[&state],
             &gram,
@@ -131,6 +136,7 @@ impl Method for Trajectory {
         let psnr_db = clipped_psnr(backend, &mut self.prediction, trajectory.target());
         drop(trajectory);
         self.state = Some(state);
+        self.weights = weights;
         self.done += 1;
         Ok(StepReport {
             step: self.done,
@@ -139,6 +145,7 @@ impl Method for Trajectory {
             loss: None,
             saturation: None,
             levels: Vec::new(),
+            sparse: None,
         })
     }
 
@@ -148,5 +155,33 @@ impl Method for Trajectory {
 
     fn features(&self) -> Option<&Tensor> {
         self.state.as_deref()
+    }
+
+    /// The reservoir unrolled `done` steps at the given coordinates, read out with the latest
+    /// step's weights: its state is a function of the coordinate alone.
+    fn render(
+        &self,
+        backend: &dyn Backend,
+        coords: &[f32],
+        cancel: &CancelToken,
+    ) -> Option<anyhow::Result<Vec<f32>>> {
+        (self.done > 0).then(|| {
+            let trajectory = self.trajectory.lock();
+            let reservoir = trajectory.reservoir();
+            render_in_blocks(coords, cancel, |block, rows| {
+                let coords = backend.upload(rows, 2, block)?;
+                let mut state: Option<Tensor> = None;
+                for _ in 0..self.done {
+                    let mut next = backend.zeros(rows, reservoir.hidden)?;
+                    reservoir.step(backend, &coords, state.as_ref(), &mut next, cancel)?;
+                    state = Some(next);
+                }
+                let state = state.expect("at least one step");
+                let mut out = backend.zeros(rows, 3)?;
+                backend.readout(&[&state], &self.weights, &mut out);
+                backend.clip(&mut out, 0.0, 1.0);
+                Ok(backend.download(&out))
+            })
+        })
     }
 }

@@ -195,6 +195,7 @@ pub const INFO: MethodInfo = MethodInfo {
     has_levels: true,
     trains_on_folder: true,
     resumable: true,
+    fits_observed_pixels: false,
     create: |setup| match setup.folder {
         Some(folder) => Ok(Box::new(FolderRun::from_setup(setup, folder)?)),
         None => Ok(Box::new(Wavelet::new(setup)?)),
@@ -1060,6 +1061,7 @@ impl Method for Wavelet {
             loss: Some(pending.loss),
             saturation: None,
             levels,
+            sparse: None,
         })
     }
 

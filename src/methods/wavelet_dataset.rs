@@ -621,6 +621,7 @@ impl Method for FolderRun {
             loss: Some(loss),
             saturation: None,
             levels,
+            sparse: None,
         })
     }
 

@@ -21,6 +21,7 @@ use crate::methods::cache::not_ready;
 use crate::methods::{Method, MethodCache, MethodInfo, ParamValues, Setup, StepReport};
 use crate::rng::RngKind;
 use crate::runner::DivergenceMonitor;
+use crate::sparse::BestTracker;
 use crate::target::Target;
 pub use scheduler::Scheduler;
 
@@ -70,6 +71,8 @@ pub struct Slot {
     divergence: DivergenceMonitor,
     /// Compute seconds of this run so far (cancelled work included).
     pub compute_secs: f64,
+    /// Seen through a mask with validation: the step with the best validation PSNR so far.
+    pub best: BestTracker,
 }
 
 impl Slot {
@@ -271,6 +274,7 @@ impl<'b> Session<'b> {
                         cancel: CancelToken::new(),
                         divergence: DivergenceMonitor::default(),
                         compute_secs: 0.0,
+                        best: BestTracker::default(),
                     });
                     restarted.push(slots.len() - 1);
                 }
@@ -298,6 +302,7 @@ impl<'b> Session<'b> {
         slot.state = SlotState::NeedsBuild;
         slot.divergence = DivergenceMonitor::default();
         slot.compute_secs = 0.0;
+        slot.best = BestTracker::default();
         self.scheduler.restart(slot.info.name);
         Restarted {
             method: slot.info.name,
@@ -470,7 +475,7 @@ impl<'b> Session<'b> {
             return (built, AdvanceResult::Cancelled);
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| method.step(backend)));
-        let report = match outcome {
+        let mut report = match outcome {
             Ok(Ok(report)) => report,
             Ok(Err(error)) if is_cancelled_error(&error) => {
                 return (built, AdvanceResult::Cancelled);
@@ -488,7 +493,22 @@ impl<'b> Session<'b> {
             let step = report.step;
             return (built, self.stop(index, StopReason::Diverged { step, why }));
         }
-        if method.is_done() {
+        let mut stop_early = false;
+        if let Some(target) = &self.target
+            && let Some(observation) = &target.observation
+        {
+            // The truth stays here: methods never see the pixels they may not fit on.
+            let image = method.image(backend);
+            let scores = observation.score(&image, &target.pixels);
+            report.sparse = Some(scores);
+            let better = slot.best.is_better(&scores);
+            slot.best
+                .observe(report.step, scores, better.then_some(image));
+            let patience = observation.spec.patience;
+            stop_early =
+                patience > 0 && slot.best.best.is_some() && slot.best.since_best >= patience;
+        }
+        if method.is_done() || stop_early {
             let SlotState::Running(method) =
                 std::mem::replace(&mut slot.state, SlotState::NeedsBuild)
             else {

@@ -17,7 +17,7 @@ use super::{
 };
 
 /// Errors at or above this (mean over channels, images in [0, 1]) are drawn at full heat.
-const ERROR_SCALE: f32 = 0.25;
+pub const ERROR_SCALE: f32 = 0.25;
 const GAP_PX: f32 = 8.0;
 
 /// The heat map of the per-pixel error and the mean absolute error.

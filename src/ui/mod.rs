@@ -11,8 +11,10 @@ pub mod controls;
 pub mod curves;
 pub mod inspect;
 pub mod scales;
+pub mod sparse;
 pub mod status_bar;
 pub mod trajectory_grid;
+pub mod zoom;
 
 use egui::{
     Align2, Color32, FontId, Rect, Response, Sense, Stroke, StrokeKind, TextureId, Vec2, pos2, vec2,
@@ -37,6 +39,8 @@ pub struct ViewContext<'a> {
     /// Likewise for a multi-resolution method's levels ([`MethodRun::levels`]), which only the
     /// scales view shows.
     pub levels_for: Option<&'static str>,
+    /// Likewise for the zoom view's region of a method's field, which the worker evaluates.
+    pub zoom: Option<crate::app::protocol::ZoomRequest>,
 }
 
 impl<'a> ViewContext<'a> {
@@ -52,6 +56,7 @@ impl<'a> ViewContext<'a> {
             requests: Vec::new(),
             iterates_for: None,
             levels_for: None,
+            zoom: None,
         }
     }
 }
@@ -108,6 +113,8 @@ pub fn registry() -> Vec<Box<dyn View>> {
         Box::new(compare::Compare),
         Box::new(inspect::Inspect::default()),
         Box::new(scales::Scales::default()),
+        Box::new(sparse::Sparse::default()),
+        Box::new(zoom::Zoom::default()),
     ]
 }
 
@@ -434,7 +441,11 @@ mod tests {
     fn every_view_draws_its_content_over_a_populated_model() {
         for view in registry() {
             let id = view.id();
-            let mut harness = fixture::view_harness(view, 5);
+            let mut harness = if ["sparse", "zoom"].contains(&id) {
+                fixture::view_harness_with(view, Box::new(fixture::sparse_model))
+            } else {
+                fixture::view_harness(view, 5)
+            };
             harness.run_steps(4);
             let shapes: Vec<egui::Shape> = harness
                 .output()
@@ -519,6 +530,14 @@ pub(crate) mod fixture {
     }
 
     fn model_with_target(ctx: &egui::Context, selected: &[&'static str]) -> Model {
+        model_seen_through(ctx, selected, None)
+    }
+
+    fn model_seen_through(
+        ctx: &egui::Context,
+        selected: &[&'static str],
+        observation: Option<Arc<crate::sparse::Observation>>,
+    ) -> Model {
         let target = target_pixels();
         let mut model = Model::default();
         model.set_selection(selected);
@@ -530,7 +549,71 @@ pub(crate) mod fixture {
                 pixels: Arc::new(target.clone()),
                 image: Arc::new(color_image_from_rgb(&target, SIZE)),
                 origin: crate::provenance::ImageOrigin::sample(),
+                observation,
             }),
+        );
+        model
+    }
+
+    /// The 16² target seen through a random 30% mask (a fifth of it for validation), with
+    /// fourier-mlp at step 10 of 100 scored on the sets, and a zoomed region of its field.
+    pub fn sparse_model(ctx: &egui::Context) -> Model {
+        let spec = crate::sparse::ObservationSpec {
+            mask: "random:0.3".into(),
+            seed: 0,
+            validation_share: 0.2,
+            patience: 0,
+        };
+        let observation =
+            crate::sparse::Observation::new(spec, &target_pixels(), SIZE).expect("a 16² mask");
+        let observation = Arc::new(observation);
+        let method = "fourier-mlp";
+        let mut model = model_seen_through(ctx, &[method], Some(Arc::clone(&observation)));
+        model.apply_message(ctx, Message::Started { method, run_id: 1 });
+        for step in 1..=10 {
+            let (pixels, image) = faded(step as f32 / 10.0);
+            let sparse = observation.score(&pixels, &target_pixels());
+            model.apply_frame(
+                ctx,
+                Frame {
+                    method,
+                    run_id: 1,
+                    total_steps: 100,
+                    report: StepReport {
+                        step,
+                        label: format!("step {step}"),
+                        psnr_db: 10.0 + step as f64,
+                        loss: Some(0.1),
+                        saturation: None,
+                        levels: Vec::new(),
+                        sparse: Some(sparse),
+                    },
+                    step_secs: 0.01,
+                    kept: true,
+                    thumbnail: Some(Arc::clone(&image)),
+                    image: Some(image),
+                    pixels: Some(Arc::new(pixels)),
+                },
+            );
+        }
+        let region = crate::sparse::zoom::ZoomRegion::whole(32);
+        let picture = |fraction: f32| {
+            let pixels: Vec<f32> = (0..32 * 32 * 3)
+                .map(|i| (i % 5) as f32 * fraction / 5.0)
+                .collect();
+            Arc::new(color_image_from_rgb(&pixels, 32))
+        };
+        model.apply_zoom(
+            ctx,
+            crate::app::protocol::ZoomFrame {
+                request: crate::app::protocol::ZoomRequest { method, region },
+                run_id: 1,
+                step: 10,
+                model: picture(1.0),
+                bicubic: picture(0.8),
+                lanczos: picture(0.6),
+                model_ms: 1.0,
+            },
         );
         model
     }
@@ -567,6 +650,7 @@ pub(crate) mod fixture {
                             loss: None,
                             saturation: None,
                             levels: Vec::new(),
+                            sparse: None,
                         },
                         step_secs: 0.01,
                         kept: true,
@@ -613,6 +697,7 @@ pub(crate) mod fixture {
                             loss: loss(step),
                             saturation: None,
                             levels: Vec::new(),
+                            sparse: None,
                         },
                         step_secs: 0.01,
                         kept,
@@ -685,6 +770,7 @@ pub(crate) mod fixture {
                     loss: None,
                     saturation: None,
                     levels: Vec::new(),
+                    sparse: None,
                 },
                 step_secs: 0.01,
                 kept: true,
@@ -722,6 +808,7 @@ pub(crate) mod fixture {
                         loss: Some(0.1 * 0.9f64.powi(step as i32)),
                         saturation: None,
                         levels,
+                        sparse: None,
                     },
                     step_secs: 0.01,
                     kept,
