@@ -343,11 +343,15 @@ pub fn sparse_sheet(
     let mut cells = vec![SheetCell::new(
         picture(&observation.sparse_input(truth)),
         "sparse input",
-        observation.describe(),
+        format!(
+            "{} of {} pixels",
+            observation.split.train.len() + observation.split.validation.len(),
+            observation.observed.len()
+        ),
     )];
     cells.push(SheetCell::new(
         picture(latest),
-        format!("{} (latest)", info.name),
+        info.name,
         scored(latest_scores.as_ref()),
     ));
     if let Some(best) = best {
@@ -373,8 +377,12 @@ pub fn sparse_sheet(
             side,
             crate::ui::inspect::ERROR_SCALE,
         )),
-        "|error| of the reconstruction",
-        "PSNR and SSIM on the unobserved pixels",
+        format!("|error| (0 … {}+)", crate::ui::inspect::ERROR_SCALE),
+        if best.is_some() {
+            "best validation step"
+        } else {
+            "latest step"
+        },
     ));
     let mut sheet = Sheet::new(
         format!("{} — reconstruction from {}", info.title, observation.spec),
