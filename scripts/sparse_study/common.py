@@ -6,7 +6,9 @@ from scipy.interpolate import griddata
 N=128
 def load(name):
     if name=='chelsea_ref':
-        im=np.asarray(Image.open('/work/shared/reference/chelsea_128.png').convert('RGB'))
+        here=os.path.dirname(os.path.abspath(__file__))
+        path=os.path.join(here,'..','..','..','shared','reference','chelsea_128.png')
+        im=np.asarray(Image.open(path).convert('RGB'))
     else:
         import skimage.data as d
         a=getattr(d,name)()[...,:3]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sparse (10%) reconstruction study: baselines + winner (anisotropic / steered nonstationary GP) + runner-up (Fourier MLP + stochastic TV).
 usage: OMP_NUM_THREADS=1 nice -n 10 python3 sparse.py IMAGE [--mlp] [--json out.jsonl]
-IMAGE: chelsea_ref (=/work/shared/reference/chelsea_128.png) or a skimage.data name (centre square crop, PIL LANCZOS to 128x128).
+IMAGE: chelsea_ref (=../shared/reference/chelsea_128.png beside the repository) or a skimage.data name (centre square crop, PIL LANCZOS to 128x128).
 Protocol: obs = RandomState(0).rand(128*128)<0.1 (row-major); val = RandomState(1).rand(n_obs)<0.1 over observed idx (ascending);
 fit on obs\\val, select by val PSNR, report PSNR on unobserved pixels (clip [0,1]); then refit on all observed with the selected settings (labelled)."""
 import os, sys, json, time
