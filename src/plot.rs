@@ -217,6 +217,8 @@ fn panel_over(
         high += pad;
     }
     let log_x = x_desc.is_none() && x_max > LOG_STEPS_FROM;
+    // A range of a few dB gets a decimal, so its ticks do not repeat one label.
+    let y_decimals = if high - low < 6.0 { 1 } else { 0 };
     let x_range = 1.0..x_max.max(2.0);
     let mut builder = ChartBuilder::on(area);
     builder
@@ -233,23 +235,27 @@ fn panel_over(
     match (log_x, log_y) {
         (false, false) => {
             let mut chart = (builder.build_cartesian_2d(x_range, low..high)).map_err(plot_error)?;
-            draw(&mut chart, curves, x_desc, y_label, false, x_max)
+            draw(
+                &mut chart, curves, x_desc, y_label, false, x_max, y_decimals,
+            )
         }
         (true, false) => {
             let mut chart =
                 (builder.build_cartesian_2d(x_range.log_scale(), low..high)).map_err(plot_error)?;
-            draw(&mut chart, curves, x_desc, y_label, false, x_max)
+            draw(
+                &mut chart, curves, x_desc, y_label, false, x_max, y_decimals,
+            )
         }
         (false, true) => {
             let mut chart = (builder.build_cartesian_2d(x_range, (low..high).log_scale()))
                 .map_err(plot_error)?;
-            draw(&mut chart, curves, x_desc, y_label, true, x_max)
+            draw(&mut chart, curves, x_desc, y_label, true, x_max, y_decimals)
         }
         (true, true) => {
             let mut chart = (builder
                 .build_cartesian_2d(x_range.log_scale(), (low..high).log_scale()))
             .map_err(plot_error)?;
-            draw(&mut chart, curves, x_desc, y_label, true, x_max)
+            draw(&mut chart, curves, x_desc, y_label, true, x_max, y_decimals)
         }
     }
 }
@@ -265,6 +271,7 @@ fn draw<'a, X, Y>(
     y_label: &str,
     log_y: bool,
     x_max: f64,
+    y_decimals: usize,
 ) -> anyhow::Result<()>
 where
     X: Ranged<ValueType = f64> + ValueFormatter<f64>,
@@ -274,7 +281,15 @@ where
         if log_y {
             format!("{v:.0e}")
         } else {
+            format!("{v:.y_decimals$}")
+        }
+    };
+    // Steps are whole, but a short axis puts ticks between them.
+    let x_format = |v: &f64| {
+        if (v - v.round()).abs() < 1e-6 {
             format!("{v:.0}")
+        } else {
+            format!("{v:.1}")
         }
     };
     chart
@@ -282,7 +297,7 @@ where
         .x_desc(x_desc)
         .y_desc(y_label)
         .label_style((FAMILY, 13))
-        .x_label_formatter(&|v| format!("{v:.0}"))
+        .x_label_formatter(&x_format)
         .y_label_formatter(&y_format)
         .bold_line_style(RGBColor(210, 210, 210))
         .light_line_style(RGBColor(242, 242, 242))
