@@ -438,16 +438,16 @@ fn sparse_summary(
     best: Option<&BestStep>,
 ) -> Option<String> {
     let last = records.last()?.report.sparse?;
-    let mut line = format!(
-        "{:<14} unobserved pixels {:.2} dB (SSIM {:.3}), observed {:.2} dB",
-        info.name, last.unobserved_db, last.unobserved_ssim, last.observed_db
-    );
-    if let Some(heldout) = last.heldout_db {
-        line = format!(
+    let mut line = match last.heldout_db {
+        Some(heldout) => format!(
             "{:<14} held-out odd pixels {heldout:.2} dB, training pixels {:.2} dB",
             info.name, last.observed_db
-        );
-    }
+        ),
+        None => format!(
+            "{:<14} unobserved pixels {:.2} dB (SSIM {:.3}), observed {:.2} dB",
+            info.name, last.unobserved_db, last.unobserved_ssim, last.observed_db
+        ),
+    };
     if let Some(best) = best {
         line.push_str(&format!(
             "; best validation ({:.2} dB) at step {}: unobserved {:.2} dB",
@@ -686,9 +686,9 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
             .collect();
         anyhow::ensure!(
             unable.is_empty(),
-            "{} cannot fit from a fraction of the pixels or render off its grid; \
-             trajectory, fourier-ridge, fourier-mlp and coord-mlp can",
-            unable.join(", ")
+            "{} cannot fit from a fraction of the pixels or render off its grid; {} can",
+            unable.join(", "),
+            methods::fitting_observed_pixels(|info| info.name)
         );
     }
     let existing = if args.overwrite {
@@ -1324,7 +1324,7 @@ fn write_run(
         provenance,
         observation: observation.map(|o| ObservationSummary {
             spec: o.spec.clone(),
-            observed: o.split.train.len() + o.split.validation.len(),
+            observed: o.observed_pixels.len(),
             training: o.split.train.len(),
             validation: o.split.validation.len(),
             unobserved: o.split.unobserved.len(),
@@ -1678,9 +1678,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// Several methods: each folder gets its captioned trajectory sheet and curves plot (the
-    /// wavelet operator its level sheet), and the run's folder the comparison and the curves of
-    /// them all; every one decodes at the size its cells need and carries the run's record.
+    /// A masked run: metrics.json carries the set scores, the baselines, the mask and the best
+    /// validation step; sparse.png is drawn; `--config` remakes the run; methods that cannot fit
+    /// from a mask and malformed masks are refused.
     #[test]
     fn a_masked_run_scores_its_sets_and_is_made_again_from_its_metrics() {
         let dir = std::env::temp_dir().join(format!("inrlab-cli-mask-{}", std::process::id()));
@@ -1863,6 +1863,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// Several methods: each folder gets its captioned trajectory sheet and curves plot (the
+    /// wavelet operator its level sheet), and the run's folder the comparison and the curves of
+    /// them all; every one decodes at the size its cells need and carries the run's record.
     #[test]
     fn a_run_writes_captioned_sheets_and_plots() {
         let dir = std::env::temp_dir().join(format!("inrlab-cli-sheets-{}", std::process::id()));

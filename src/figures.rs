@@ -345,7 +345,7 @@ pub fn sparse_sheet(
         "sparse input",
         format!(
             "{} of {} pixels",
-            observation.split.train.len() + observation.split.validation.len(),
+            observation.observed_pixels.len(),
             observation.observed.len()
         ),
     )];

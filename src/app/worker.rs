@@ -34,7 +34,7 @@ use crate::output::Existing;
 use crate::provenance::{ImageOrigin, Provenance};
 use crate::rng::RngKind;
 use crate::session::{AdvanceResult, Restarted, Session};
-use crate::sparse::zoom::Kernel;
+use crate::sparse::zoom::{Kernel, ZoomRegion};
 use crate::target::{Decoded, Fit, SAMPLE_NAME, SAMPLE_PNG, Target, decode_bytes, load_image};
 
 /// Room for discrete commands; the UI only sends on user actions.
@@ -273,6 +273,9 @@ struct Worker {
     zoom: Arc<ZoomSlot>,
     /// What the zoom view was last sent: the request, the run and step it showed, and when.
     zoom_rendered: Option<(ZoomRequest, u64, usize, Instant)>,
+    /// The bicubic and Lanczos pictures of the last zoomed region and the run it was for: they
+    /// depend on the region and the fitted image only, so a new step of the same run reuses them.
+    zoom_interpolated: Option<(ZoomRegion, u64, [Arc<egui::ColorImage>; 2])>,
     /// The UI has gone: stop as soon as the loop looks.
     closing: bool,
 }
@@ -318,6 +321,7 @@ impl Worker {
             levels,
             zoom,
             zoom_rendered: None,
+            zoom_interpolated: None,
             desired,
             in_flight,
             repaint,
@@ -656,8 +660,6 @@ impl Worker {
             .selected
             .iter()
             .filter_map(|&name| methods::find(name).ok())
-            // Seen through a mask, only the methods that can fit on part of the pixels run.
-            .filter(|info| desired.observation.is_none() || info.fits_observed_pixels)
             .map(|info| {
                 let values = desired.params.get(info.name).cloned().unwrap_or_default();
                 (info, values)
@@ -995,34 +997,36 @@ impl Worker {
         let coords = region.model_coords(target.size);
         let rendered = method.render(self.session.backend(), &coords, &slot.cancel);
         let model_ms = started.elapsed().as_secs_f64() * 1e3;
-        let side = region.pixels;
-        let picture = |pixels: &[f32]| Arc::new(color_image_from_rgb(pixels, side));
-        let frame = match rendered {
-            Some(Ok(pixels)) => ZoomFrame {
-                request,
-                run_id,
-                step,
-                model: picture(&pixels),
-                bicubic: picture(&region.resample(&target.pixels, target.size, Kernel::Bicubic)),
-                lanczos: picture(&region.resample(&target.pixels, target.size, Kernel::Lanczos3)),
-                model_ms,
-            },
+        self.zoom_rendered = Some((request, run_id, step, Instant::now()));
+        let pixels = match rendered {
+            Some(Ok(pixels)) => pixels,
             Some(Err(error)) => {
                 if !crate::compute::cancel::is_cancelled_error(&error) {
                     self.send(Message::Notice(format!("zoom: {error:#}")));
                 }
-                self.zoom_rendered = Some((request, run_id, step, Instant::now()));
                 return;
             }
-            None => {
-                self.zoom_rendered = Some((request, run_id, step, Instant::now()));
-                return;
-            }
+            None => return,
         };
-        let secs = started.elapsed().as_secs_f64();
-        self.session.charge(index, secs);
-        self.zoom.put(frame);
-        self.zoom_rendered = Some((request, run_id, step, Instant::now()));
+        let picture = |pixels: &[f32]| Arc::new(color_image_from_rgb(pixels, region.pixels));
+        let [bicubic, lanczos] = match &self.zoom_interpolated {
+            Some((shown, shown_run, pictures)) if *shown == region && *shown_run == run_id => {
+                pictures.clone()
+            }
+            _ => [Kernel::Bicubic, Kernel::Lanczos3]
+                .map(|kernel| picture(&region.resample(&target.pixels, target.size, kernel))),
+        };
+        self.zoom_interpolated = Some((region, run_id, [bicubic.clone(), lanczos.clone()]));
+        self.zoom.put(ZoomFrame {
+            request,
+            run_id,
+            step,
+            model: picture(&pixels),
+            bicubic,
+            lanczos,
+            model_ms,
+        });
+        self.session.charge(index, started.elapsed().as_secs_f64());
         self.repaint.request_repaint();
     }
 

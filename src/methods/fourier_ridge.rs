@@ -5,13 +5,12 @@
 
 use super::memory::{Tally, ridge_fit};
 use super::params::common::{FOURIER_SCALE, LAMBDA, SEED};
-use super::readout::fit_ridge;
+use super::readout::{fit_ridge, fit_ridge_on};
 use super::{
     MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, clipped_psnr,
     render_in_blocks,
 };
 use crate::compute::{Backend, CancelToken, Tensor};
-use crate::linalg::ridge_solve;
 use crate::rng::normal_source;
 
 pub const FREQUENCIES: ParamSpec = ParamSpec::integer(
@@ -88,17 +87,7 @@ impl FourierRidge {
             frequencies[j] = (draws[2 * j] * sigma) as f32;
             frequencies[m + j] = (draws[2 * j + 1] * sigma) as f32;
         }
-        let training = match setup.target.training_pixels() {
-            None => None,
-            Some(pixels) => {
-                let rows = pixels.len();
-                let (coords, values) = setup.target.training_set();
-                Some((
-                    backend.upload(rows, 2, &coords)?,
-                    backend.upload(rows, 3, &values)?,
-                ))
-            }
-        };
+        let training = setup.masked_training_set()?;
         Ok(FourierRidge {
             coords: backend.upload(n, 2, &setup.target.coords())?,
             target: backend.upload(n, 3, &setup.target.pixels)?,
@@ -138,14 +127,17 @@ impl Method for FourierRidge {
                 &self.cancel,
             )?,
             Some((coords, values)) => {
-                let m = self.frequencies.cols();
-                let mut features = backend.zeros(coords.rows(), 2 * m)?;
-                backend.fourier_encode(coords, &self.frequencies, &mut features);
-                let gram = backend.gram_until(&[&features], &features, &self.cancel)?;
-                let rhs = backend.gram_until(&[&features], values, &self.cancel)?;
-                let weights = ridge_solve(&gram, &rhs, 2 * m, 3, self.lambda);
-                backend.readout(&[&self.features], &weights, &mut self.prediction);
-                weights
+                let mut fitted = backend.zeros(coords.rows(), self.features.cols())?;
+                backend.fourier_encode(coords, &self.frequencies, &mut fitted);
+                fit_ridge_on(
+                    backend,
+                    &fitted,
+                    values,
+                    self.lambda,
+                    &self.features,
+                    &mut self.prediction,
+                    &self.cancel,
+                )?
             }
         };
         self.done = 1;

@@ -223,6 +223,21 @@ pub struct Setup<'a> {
     pub folder: Option<&'a std::path::Path>,
 }
 
+impl Setup<'_> {
+    /// Seen through a mask: the coordinates (rows × 2) and values (rows × 3) of the pixels a
+    /// method fits on, uploaded; `None` when it fits every pixel.
+    pub fn masked_training_set(&self) -> anyhow::Result<Option<(Tensor, Tensor)>> {
+        let Some(pixels) = self.target.training_pixels() else {
+            return Ok(None);
+        };
+        let (coords, values) = self.target.training_set();
+        Ok(Some((
+            self.backend.upload(pixels.len(), 2, &coords)?,
+            self.backend.upload(pixels.len(), 3, &values)?,
+        )))
+    }
+}
+
 /// One entry of the registry.
 pub struct MethodInfo {
     /// As used on the command line (`--method trajectory`).
@@ -270,6 +285,20 @@ pub fn registry() -> &'static [MethodInfo] {
     ]
 }
 
+/// The methods that fit from a mask and render anywhere ([`MethodInfo::fits_observed_pixels`]),
+/// each by `label` (its name, its title), as "a, b and c" for messages.
+pub fn fitting_observed_pixels(label: fn(&MethodInfo) -> &'static str) -> String {
+    let labels: Vec<&str> = (registry().iter())
+        .filter(|info| info.fits_observed_pixels)
+        .map(label)
+        .collect();
+    match labels.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 pub fn find(name: &str) -> anyhow::Result<&'static MethodInfo> {
     match registry().iter().find(|info| info.name == name) {
         Some(info) => Ok(info),
@@ -297,10 +326,10 @@ impl MethodInfo {
             && !self.fits_observed_pixels
         {
             bail!(
-                "{} cannot fit from a fraction of the pixels ({}); trajectory, fourier-ridge, \
-                 fourier-mlp and coord-mlp can",
+                "{} cannot fit from a fraction of the pixels ({}); {} can",
                 self.name,
-                observation.spec.mask
+                observation.spec.mask,
+                fitting_observed_pixels(|info| info.name)
             );
         }
         let budget = setup.backend.memory_budget();

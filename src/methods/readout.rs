@@ -30,11 +30,27 @@ pub fn fit_ridge(
     prediction: &mut Tensor,
     cancel: &CancelToken,
 ) -> Result<Vec<f64>, Cancelled> {
-    let gram = backend.gram_until(&[features], features, cancel)?;
-    let rhs = backend.gram_until(&[features], target, cancel)?;
+    fit_ridge_on(
+        backend, features, target, lambda, features, prediction, cancel,
+    )
+}
+
+/// [`fit_ridge`] solved on the rows of `fitted` (the observed pixels of a mask) and applied to
+/// `applied` (every pixel), which has the same columns.
+pub fn fit_ridge_on(
+    backend: &dyn Backend,
+    fitted: &Tensor,
+    target: &Tensor,
+    lambda: f64,
+    applied: &Tensor,
+    prediction: &mut Tensor,
+    cancel: &CancelToken,
+) -> Result<Vec<f64>, Cancelled> {
+    let gram = backend.gram_until(&[fitted], fitted, cancel)?;
+    let rhs = backend.gram_until(&[fitted], target, cancel)?;
     Ok(predict_from_gram(
         backend,
-        &[features],
+        &[applied],
         &gram,
         &rhs,
         lambda,

@@ -113,17 +113,11 @@ impl TrajectoryHandle {
                 reservoir: Reservoir::new(setup.cache, backend, spec)?,
                 coords: backend.upload(n, 2, &setup.target.coords())?,
                 target: backend.upload(n, 3, &setup.target.pixels)?,
-                training: match setup.target.training_pixels() {
-                    None => None,
-                    Some(pixels) => {
-                        let (coords, values) = setup.target.training_set();
-                        Some(TrainingRows {
-                            coords: backend.upload(pixels.len(), 2, &coords)?,
-                            target: backend.upload(pixels.len(), 3, &values)?,
-                            state: None,
-                        })
-                    }
-                },
+                training: (setup.masked_training_set()?).map(|(coords, target)| TrainingRows {
+                    coords,
+                    target,
+                    state: None,
+                }),
                 steps: Vec::new(),
                 history_depths: Vec::new(),
             })

@@ -501,12 +501,8 @@ impl<'b> Session<'b> {
             let image = method.image(backend);
             let scores = observation.score(&image, &target.pixels);
             report.sparse = Some(scores);
-            let better = slot.best.is_better(&scores);
-            slot.best
-                .observe(report.step, scores, better.then_some(image));
-            let patience = observation.spec.patience;
-            stop_early =
-                patience > 0 && slot.best.best.is_some() && slot.best.since_best >= patience;
+            slot.best.observe(report.step, scores, image);
+            stop_early = slot.best.exhausted(observation.spec.patience);
         }
         if method.is_done() || stop_early {
             let SlotState::Running(method) =

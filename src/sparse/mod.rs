@@ -98,6 +98,8 @@ pub struct Observation {
     pub side: usize,
     pub observed: Vec<bool>,
     pub split: Split,
+    /// Every observed pixel, ascending (training and validation).
+    pub observed_pixels: Vec<u32>,
     /// The holdout protocol's scored pixels (odd rows and columns).
     pub heldout: Option<Vec<u32>>,
     /// Delaunay-linear, then nearest neighbour, from every observed pixel.
@@ -128,7 +130,7 @@ impl Observation {
             let mask_spec: MaskSpec = spec.mask.parse()?;
             (mask::build(mask_spec, side, spec.seed), None)
         };
-        let observed_count = mask.observed.iter().filter(|&&o| o).count();
+        let observed_count = mask.count();
         anyhow::ensure!(
             observed_count >= 3,
             "the mask {} observes {observed_count} of the {}² pixels; at least 3 are needed",
@@ -140,15 +142,16 @@ impl Observation {
             !split.train.is_empty(),
             "the validation share leaves no pixel to fit on"
         );
+        let observed = mask.observed_indices();
         let mut observation = Observation {
             spec,
             side,
             observed: mask.observed,
             split,
+            observed_pixels: observed.clone(),
             heldout,
             baselines: Vec::new(),
         };
-        let observed = observation.observed_pixels();
         let interpolated = [
             (
                 "Delaunay linear",
@@ -170,13 +173,6 @@ impl Observation {
         Ok(observation)
     }
 
-    /// Every observed pixel, ascending (training and validation).
-    pub fn observed_pixels(&self) -> Vec<u32> {
-        (0..self.observed.len() as u32)
-            .filter(|&i| self.observed[i as usize])
-            .collect()
-    }
-
     /// `image`'s PSNR and SSIM on each set, against `truth`.
     pub fn score(&self, image: &[f32], truth: &[f32]) -> SetScores {
         // SSIM's 11-pixel window needs an image at least that large; smaller ones get NaN.
@@ -186,15 +182,15 @@ impl Observation {
                 .as_ref()
                 .map_or(f64::NAN, |map| ssim::mean_over(map, set))
         };
-        let observed = self.observed_pixels();
+        let observed = &self.observed_pixels;
         let set_psnr = |set: &[u32]| psnr_from_mse(set_mse(image, truth, set));
         SetScores {
             unobserved_db: set_psnr(&self.split.unobserved),
-            observed_db: set_psnr(&observed),
+            observed_db: set_psnr(observed),
             validation_db: (!self.split.validation.is_empty())
                 .then(|| set_psnr(&self.split.validation)),
             unobserved_ssim: ssim_over(&self.split.unobserved),
-            observed_ssim: ssim_over(&observed),
+            observed_ssim: ssim_over(observed),
             heldout_db: self.heldout.as_deref().map(set_psnr),
         }
     }
@@ -213,7 +209,7 @@ impl Observation {
 
     /// "random:0.1 · 1 710 of 16 384 pixels (10.4%), 171 for validation".
     pub fn describe(&self) -> String {
-        let observed = self.split.train.len() + self.split.validation.len();
+        let observed = self.observed_pixels.len();
         let total = self.observed.len();
         let mut text = format!(
             "{} · {observed} of {total} pixels ({:.1}%)",
@@ -261,27 +257,30 @@ pub struct BestTracker {
 }
 
 impl BestTracker {
-    /// Records a step; returns whether it is the new best (its image is then wanted).
-    pub fn is_better(&self, scores: &SetScores) -> bool {
-        let Some(db) = scores.validation_db.filter(|db| db.is_finite()) else {
-            return false;
-        };
-        self.best
-            .as_ref()
-            .is_none_or(|best| best.scores.validation_db.is_none_or(|b| db > b))
+    /// Records a step: it becomes the best, image and all, when its validation PSNR beats the
+    /// best so far.
+    pub fn observe(&mut self, step: usize, scores: SetScores, image: Vec<f32>) {
+        let better = scores
+            .validation_db
+            .filter(|db| db.is_finite())
+            .is_some_and(|db| {
+                (self.best.as_ref())
+                    .is_none_or(|best| best.scores.validation_db.is_none_or(|b| db > b))
+            });
+        if better {
+            self.best = Some(BestStep {
+                step,
+                scores,
+                image,
+            });
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
+        }
     }
 
-    pub fn observe(&mut self, step: usize, scores: SetScores, image: Option<Vec<f32>>) {
-        match image {
-            Some(image) => {
-                self.best = Some(BestStep {
-                    step,
-                    scores,
-                    image,
-                });
-                self.since_best = 0;
-            }
-            None => self.since_best += 1,
-        }
+    /// Whether the run has gone `patience` steps past its best (never with patience 0).
+    pub fn exhausted(&self, patience: usize) -> bool {
+        patience > 0 && self.best.is_some() && self.since_best >= patience
     }
 }

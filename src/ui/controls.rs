@@ -451,12 +451,13 @@ fn sparse_ui(ui: &mut egui::Ui, settings: &mut Settings, model: &Model) {
     }
     let sparse = &mut settings.sparse;
     ui.checkbox(&mut sparse.enabled, "fit from a fraction of the pixels")
-        .on_hover_text(
-            "The methods that can (reservoir trajectory, Fourier ridge, Fourier MLP, coordinate MLP) fit on the \
-             observed pixels only and render all of them; every step is scored on the \
-             unobserved pixels, beside Delaunay-linear and nearest-neighbour interpolation \
-             (the Sparse tab). The other methods pause meanwhile.",
-        );
+        .on_hover_text(format!(
+            "The methods that can ({}) fit on the observed pixels only and render all of them; \
+             every step is scored on the unobserved pixels, beside Delaunay-linear and \
+             nearest-neighbour interpolation (the Sparse tab). The other methods pause \
+             meanwhile.",
+            methods::fitting_observed_pixels(|info| info.title)
+        ));
     if !sparse.enabled {
         return;
     }

@@ -575,11 +575,10 @@ pub(crate) mod fixture {
             let sparse = observation.score(&pixels, &target_pixels());
             model.apply_frame(
                 ctx,
-                Frame {
+                frame(
                     method,
-                    run_id: 1,
-                    total_steps: 100,
-                    report: StepReport {
+                    100,
+                    StepReport {
                         step,
                         label: format!("step {step}"),
                         psnr_db: 10.0 + step as f64,
@@ -588,12 +587,9 @@ pub(crate) mod fixture {
                         levels: Vec::new(),
                         sparse: Some(sparse),
                     },
-                    step_secs: 0.01,
-                    kept: true,
-                    thumbnail: Some(Arc::clone(&image)),
-                    image: Some(image),
-                    pixels: Some(Arc::new(pixels)),
-                },
+                    true,
+                    (pixels, image),
+                ),
             );
         }
         let region = crate::sparse::zoom::ZoomRegion::whole(32);
@@ -618,6 +614,27 @@ pub(crate) mod fixture {
         model
     }
 
+    /// Run 1's frame of `report` with its picture (in the trajectory when `kept`).
+    fn frame(
+        method: &'static str,
+        total_steps: usize,
+        report: StepReport,
+        kept: bool,
+        (pixels, image): (Vec<f32>, Arc<egui::ColorImage>),
+    ) -> Frame {
+        Frame {
+            method,
+            run_id: 1,
+            total_steps,
+            report,
+            step_secs: 0.01,
+            kept,
+            thumbnail: kept.then(|| Arc::clone(&image)),
+            image: Some(image),
+            pixels: Some(Arc::new(pixels)),
+        }
+    }
+
     /// The target scaled by `fraction`, as an image.
     fn faded(fraction: f32) -> (Vec<f32>, Arc<egui::ColorImage>) {
         let pixels: Vec<f32> = target_pixels().iter().map(|v| v * fraction).collect();
@@ -639,11 +656,10 @@ pub(crate) mod fixture {
                 let (pixels, image) = faded(step as f32 / total as f32);
                 model.apply_frame(
                     ctx,
-                    Frame {
+                    frame(
                         method,
-                        run_id: 1,
-                        total_steps: total,
-                        report: StepReport {
+                        total,
+                        StepReport {
                             step,
                             label: format!("{caption} {step}"),
                             psnr_db: 10.0 + step as f64,
@@ -652,12 +668,9 @@ pub(crate) mod fixture {
                             levels: Vec::new(),
                             sparse: None,
                         },
-                        step_secs: 0.01,
-                        kept: true,
-                        thumbnail: Some(Arc::clone(&image)),
-                        image: Some(image),
-                        pixels: Some(Arc::new(pixels)),
-                    },
+                        true,
+                        (pixels, image),
+                    ),
                 );
             }
         }
@@ -686,11 +699,10 @@ pub(crate) mod fixture {
                 let (pixels, image) = faded(step as f32 / 30.0);
                 model.apply_frame(
                     ctx,
-                    Frame {
+                    frame(
                         method,
-                        run_id: 1,
-                        total_steps: total,
-                        report: StepReport {
+                        total,
+                        StepReport {
                             step,
                             label: format!("step {step}"),
                             psnr_db: 10.0 + step as f64 / 3.0,
@@ -699,12 +711,9 @@ pub(crate) mod fixture {
                             levels: Vec::new(),
                             sparse: None,
                         },
-                        step_secs: 0.01,
                         kept,
-                        thumbnail: kept.then(|| Arc::clone(&image)),
-                        image: Some(image),
-                        pixels: Some(Arc::new(pixels)),
-                    },
+                        (pixels, image),
+                    ),
                 );
             }
         }
@@ -759,11 +768,10 @@ pub(crate) mod fixture {
         let (pixels, image) = faded(0.5);
         model.apply_frame(
             ctx,
-            Frame {
-                method: "multiscale",
-                run_id: 1,
-                total_steps: 3,
-                report: StepReport {
+            frame(
+                "multiscale",
+                3,
+                StepReport {
                     step: 1,
                     label: "scale 1".into(),
                     psnr_db: 11.0,
@@ -772,12 +780,9 @@ pub(crate) mod fixture {
                     levels: Vec::new(),
                     sparse: None,
                 },
-                step_secs: 0.01,
-                kept: true,
-                thumbnail: Some(Arc::clone(&image)),
-                image: Some(image),
-                pixels: Some(Arc::new(pixels)),
-            },
+                true,
+                (pixels, image),
+            ),
         );
         for step in 1..=12 {
             let levels = [8usize, 16]
@@ -797,11 +802,10 @@ pub(crate) mod fixture {
             let (pixels, image) = faded(step as f32 / 12.0);
             model.apply_frame(
                 ctx,
-                Frame {
+                frame(
                     method,
-                    run_id: 1,
-                    total_steps: 100,
-                    report: StepReport {
+                    100,
+                    StepReport {
                         step,
                         label: format!("step {step}"),
                         psnr_db: 18.0 + step as f64 / 4.0,
@@ -810,12 +814,9 @@ pub(crate) mod fixture {
                         levels,
                         sparse: None,
                     },
-                    step_secs: 0.01,
                     kept,
-                    thumbnail: kept.then(|| Arc::clone(&image)),
-                    image: Some(image),
-                    pixels: Some(Arc::new(pixels)),
-                },
+                    (pixels, image),
+                ),
             );
         }
         let truth16 = target_pixels();

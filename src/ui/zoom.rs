@@ -77,10 +77,10 @@ impl View for Zoom {
             .and_then(|m| model.run(m))
             .filter(|run| run.info.fits_observed_pixels)
         else {
+            let models = crate::methods::fitting_observed_pixels(|info| info.title);
             empty_hint_ui(
                 ui,
-                "Pick a coordinate model (reservoir trajectory, Fourier ridge, Fourier MLP, \
-                 coordinate MLP) to zoom into its field.",
+                &format!("Pick a coordinate model ({models}) to zoom into its field."),
             );
             return;
         };
