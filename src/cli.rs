@@ -28,7 +28,7 @@ use crate::rng::RngKind;
 use crate::runner::{StepRecord, run_methods};
 use crate::session::{AdvanceResult, Session};
 use crate::sheet::SheetCell;
-use crate::sparse::{BestStep, MaskSpec, ObservationSpec, SetScores, superres};
+use crate::sparse::{BestStep, MaskSpec, ObservationSpec, Refit, SetScores, superres};
 use crate::target::{Fit, Target, load_image, rgb8_from_f32};
 
 #[derive(Parser, Debug)]
@@ -159,6 +159,11 @@ pub struct RunArgs {
     /// improved for N steps (0: run every step; the best step is reported either way).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub patience: usize,
+    /// With --mask and validation: once a run has finished, fit it again on every observed
+    /// pixel (the validation share included) for as many steps as its best-validation step,
+    /// so validation chooses when to stop without costing the fit its pixels.
+    #[arg(long)]
+    pub refit: bool,
     /// Tancik et al.'s held-out protocol: train on the even pixels [::2, ::2], report PSNR on
     /// the odd ones [1::2, 1::2] (`heldout_db`). Unless given, the protocol's network: 3
     /// hidden layers of 256, 256 frequencies at σ = 10, Adam at 1e-3 (1e-2 for coord-mlp),
@@ -353,6 +358,10 @@ struct Metrics<'a> {
     /// unobserved pixels would pick.
     #[serde(skip_serializing_if = "Option::is_none")]
     best_validation: Option<BestSummary>,
+    /// With `--refit`: the method fitted again on every observed pixel to the best-validation
+    /// step, and its scores (or why it failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refit: Option<RefitSummary>,
     steps: Vec<StepEntry>,
 }
 
@@ -381,6 +390,19 @@ struct BestSummary {
     scores: SetScores,
 }
 
+#[derive(Serialize)]
+#[serde(untagged)]
+enum RefitSummary {
+    Done {
+        step: usize,
+        #[serde(flatten)]
+        scores: SetScores,
+    },
+    Failed {
+        failed: String,
+    },
+}
+
 /// What `--mask`, `--holdout` and their options ask for.
 fn observation_spec(args: &RunArgs) -> anyhow::Result<Option<ObservationSpec>> {
     if args.holdout {
@@ -389,9 +411,11 @@ fn observation_spec(args: &RunArgs) -> anyhow::Result<Option<ObservationSpec>> {
             seed: args.mask_seed,
             validation_share: 0.0,
             patience: 0,
+            refit: false,
         }));
     }
     let Some(mask) = &args.mask else {
+        anyhow::ensure!(!args.refit, "--refit needs --mask (and a validation share)");
         return Ok(None);
     };
     mask.parse::<MaskSpec>()?;
@@ -399,11 +423,16 @@ fn observation_spec(args: &RunArgs) -> anyhow::Result<Option<ObservationSpec>> {
         (0.0..1.0).contains(&args.validation),
         "--validation is a share of the observed pixels: at least 0 and below 1"
     );
+    anyhow::ensure!(
+        !args.refit || args.validation > 0.0,
+        "--refit fits again to the best-validation step: it needs --validation above 0"
+    );
     Ok(Some(ObservationSpec {
         mask: mask.clone(),
         seed: args.mask_seed,
         validation_share: args.validation,
         patience: args.patience,
+        refit: args.refit,
     }))
 }
 
@@ -436,6 +465,7 @@ fn sparse_summary(
     info: &MethodInfo,
     records: &[StepRecord],
     best: Option<&BestStep>,
+    refit: Option<&Result<Refit, String>>,
 ) -> Option<String> {
     let last = records.last()?.report.sparse?;
     let mut line = match last.heldout_db {
@@ -456,6 +486,14 @@ fn sparse_summary(
             best.scores.unobserved_db
         ));
     }
+    match refit {
+        Some(Ok(refit)) => line.push_str(&format!(
+            "; refit on every observed pixel to step {}: unobserved {:.2} dB (SSIM {:.3})",
+            refit.step, refit.scores.unobserved_db, refit.scores.unobserved_ssim
+        )),
+        Some(Err(why)) => line.push_str(&format!("; the refit failed: {why}")),
+        None => {}
+    }
     Some(line)
 }
 
@@ -465,7 +503,14 @@ fn metrics_csv(provenance: &Provenance, steps: &[StepEntry]) -> String {
     csv.push_str(Provenance::CSV_STEP_COLUMNS);
     csv.push('\n');
     for s in steps {
-        let row = crate::provenance::csv_step_row(s.step, &s.label, s.psnr, s.loss, s.seconds);
+        let row = crate::provenance::csv_step_row(
+            s.step,
+            &s.label,
+            s.psnr,
+            s.loss,
+            s.seconds,
+            s.sparse.as_ref(),
+        );
         csv.push_str(&row);
         csv.push('\n');
     }
@@ -566,16 +611,23 @@ impl Progress {
             AdvanceResult::Stepped(report) => {
                 bar.set_position(report.step.min(bar.length().unwrap_or(0) as usize) as u64);
                 bar.set_message(format!("{:.2} dB", report.psnr_db));
-                if session
-                    .slot(advance.index)
-                    .method()
-                    .is_some_and(|m| m.is_done())
-                {
+                if session.slot(advance.index).is_settled() {
                     bar.finish();
                 }
             }
             AdvanceResult::Waiting(what) => bar.set_message(format!("waiting for {what}")),
             AdvanceResult::Stopped(reason) => bar.abandon_with_message(reason.to_string()),
+            AdvanceResult::Refit(progress) => match &progress.outcome {
+                None => bar.set_message(format!(
+                    "refit on every observed pixel: step {} of {}",
+                    progress.step, progress.of
+                )),
+                Some(Ok(refit)) => bar.finish_with_message(format!(
+                    "refit to step {}: {:.2} dB unobserved",
+                    refit.step, refit.scores.unobserved_db
+                )),
+                Some(Err(why)) => bar.abandon_with_message(format!("the refit failed: {why}")),
+            },
             AdvanceResult::Cancelled => {}
         }
     }
@@ -627,6 +679,9 @@ fn apply_config(
             }
             if !given(matches, "patience") {
                 args.patience = spec.patience;
+            }
+            if !given(matches, "refit") {
+                args.refit = spec.refit;
             }
         }
         if !given(matches, "mask_seed") {
@@ -942,7 +997,11 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
                     &records,
                     outcome.iterates.as_deref(),
                     outcome.levels.as_deref(),
-                    outcome.best.as_ref(),
+                    figures::SparseChoices {
+                        best: outcome.best.as_ref(),
+                        refit: outcome.refit.as_ref().and_then(|r| r.as_ref().ok()),
+                    },
+                    outcome.refit.as_ref(),
                     &target,
                     backend.as_ref(),
                     &provenance,
@@ -973,7 +1032,12 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
                         100.0 * report.spectrum.hf_share.bicubic,
                     ));
                 }
-                if let Some(line) = sparse_summary(info, &records, outcome.best.as_ref()) {
+                if let Some(line) = sparse_summary(
+                    info,
+                    &records,
+                    outcome.best.as_ref(),
+                    outcome.refit.as_ref(),
+                ) {
                     progress.println(line);
                 }
                 let last = records.last().expect("a run has at least one step");
@@ -1304,7 +1368,8 @@ fn write_run(
     records: &[StepRecord],
     iterates: Option<&[Vec<f32>]>,
     levels: Option<&[LevelImages]>,
-    best: Option<&BestStep>,
+    choices: figures::SparseChoices,
+    refit: Option<&Result<Refit, String>>,
     target: &Target,
     backend: &dyn Backend,
     provenance: &Provenance,
@@ -1337,9 +1402,18 @@ fn write_run(
                 delaunay_linear_ssim: o.baselines[0].scores.unobserved_ssim,
                 nearest_ssim: o.baselines[1].scores.unobserved_ssim,
             }),
-        best_validation: best.map(|b| BestSummary {
+        best_validation: choices.best.map(|b| BestSummary {
             step: b.step,
             scores: b.scores,
+        }),
+        refit: refit.map(|refit| match refit {
+            Ok(refit) => RefitSummary::Done {
+                step: refit.step,
+                scores: refit.scores,
+            },
+            Err(why) => RefitSummary::Failed {
+                failed: why.clone(),
+            },
         }),
         steps: records
             .iter()
@@ -1427,7 +1501,7 @@ fn write_run(
             observation,
             &target.pixels,
             (last, last_record.report.sparse),
-            best,
+            choices,
         );
         write_atomic(&dir.join("sparse.png"), &png(&sheet.render())?, existing)?;
     }
@@ -1619,7 +1693,10 @@ mod tests {
         assert_eq!(reference.len(), 6);
         let csv = std::fs::read_to_string(first.join("metrics.csv")).unwrap();
         assert!(csv.starts_with("# inrlab "), "{csv}");
-        assert!(csv.contains("\nstep,label,psnr_db,loss,seconds\n"), "{csv}");
+        assert!(
+            csv.contains(&format!("\n{}\n", Provenance::CSV_STEP_COLUMNS)),
+            "{csv}"
+        );
         assert_eq!(csv.lines().filter(|l| !l.starts_with('#')).count(), 7);
         let files = [
             "final.png",
@@ -1701,6 +1778,7 @@ mod tests {
             "random:0.2",
             "--validation",
             "0.2",
+            "--refit",
             "--out",
             &out,
         ];
@@ -1732,7 +1810,29 @@ mod tests {
         ] {
             assert!(steps[11][key].as_f64().is_some(), "step 12 lacks {key}");
         }
-        assert!(metrics["best_validation"]["step"].as_u64().is_some());
+        let best_step = metrics["best_validation"]["step"].as_u64().unwrap();
+        // --refit: fitted again on every observed pixel to the best step, scored without a
+        // validation share.
+        let refit = &metrics["refit"];
+        assert_eq!(refit["step"].as_u64(), Some(best_step), "{refit}");
+        assert!(refit["unobserved_db"].as_f64().is_some() && refit["validation_db"].is_null());
+        // metrics.csv carries the set scores too.
+        let csv = std::fs::read_to_string(dir.join("fourier-mlp").join("metrics.csv")).unwrap();
+        let rows: Vec<&str> = csv.lines().filter(|l| !l.starts_with('#')).collect();
+        let header: Vec<&str> = rows[0].split(',').collect();
+        let last: Vec<&str> = rows[12].rsplitn(header.len() - 1, ',').collect();
+        let column = |name: &str| {
+            let from_end = header.len() - 1 - header.iter().position(|h| *h == name).unwrap();
+            last[from_end].parse::<f64>().unwrap()
+        };
+        assert_eq!(
+            column("unobserved_db"),
+            steps[11]["unobserved_db"].as_f64().unwrap()
+        );
+        assert_eq!(
+            column("validation_db"),
+            steps[11]["validation_db"].as_f64().unwrap()
+        );
         let sheet = image::open(dir.join("fourier-mlp").join("sparse.png"))
             .unwrap()
             .to_rgb8();
@@ -1741,6 +1841,7 @@ mod tests {
         // The mask is part of the record: the run is made again from its metrics.
         let record = Provenance::read(&dir.join("fourier-mlp").join("metrics.json")).unwrap();
         assert_eq!(record.observation.as_ref().unwrap().mask, "random:0.2");
+        assert!(record.observation.as_ref().unwrap().refit);
         let again = dir.join("again");
         let metrics_path = dir.join("fourier-ridge").join("metrics.json");
         run_line(&[
@@ -1766,7 +1867,7 @@ mod tests {
             "inrlab",
             "run",
             "--method",
-            "cumulative",
+            "wavelet",
             "--mask",
             "grid:2",
             "--size",

@@ -13,7 +13,7 @@ use crate::plot::{Curve, CurvesFigure, SpectrumFigure};
 use crate::provenance::Provenance;
 use crate::sheet::{Sheet, SheetCell};
 use crate::sparse::superres::{Renderings, SuperresReport};
-use crate::sparse::{BestStep, Observation, SetScores};
+use crate::sparse::{BestStep, Observation, Refit, SetScores};
 
 /// "chelsea.png (sha256 1a2b3c4d…) · 64² · cpu (faer + rayon) · numpy · inrlab 0.1.0": the
 /// line under every figure's title.
@@ -321,13 +321,21 @@ pub fn curves_figure(
 /// A reconstruction from a fraction of the pixels: the sparse input (unobserved pixels grey),
 /// the method's latest image and its best-validation step, the interpolation baselines, the
 /// truth and the error map, each scored on the unobserved pixels.
+/// What a validated run chose: its best-validation step and the refit to it on every observed
+/// pixel, each when there is one.
+#[derive(Clone, Copy, Default)]
+pub struct SparseChoices<'a> {
+    pub best: Option<&'a BestStep>,
+    pub refit: Option<&'a Refit>,
+}
+
 pub fn sparse_sheet(
     info: &MethodInfo,
     provenance: &Provenance,
     observation: &Observation,
     truth: &[f32],
     (latest, latest_scores): (&[f32], Option<SetScores>),
-    best: Option<&BestStep>,
+    SparseChoices { best, refit }: SparseChoices,
 ) -> Sheet {
     let side = observation.side;
     let picture = |pixels: &[f32]| Arc::new(crate::imaging::color_image_from_rgb(pixels, side));
@@ -357,8 +365,15 @@ pub fn sparse_sheet(
     if let Some(best) = best {
         cells.push(SheetCell::new(
             picture(&best.image),
-            format!("best validation: step {}", best.step),
+            format!("best validation · {}", best.step),
             scored(Some(&best.scores)),
+        ));
+    }
+    if let Some(refit) = refit {
+        cells.push(SheetCell::new(
+            picture(&refit.image),
+            format!("refit · {}", refit.step),
+            scored(Some(&refit.scores)),
         ));
     }
     for baseline in &observation.baselines {
@@ -369,16 +384,21 @@ pub fn sparse_sheet(
         ));
     }
     cells.push(SheetCell::new(picture(truth), "ground truth", ""));
-    let best_image = best.map_or(latest, |b| b.image.as_slice());
+    // The error of what the run would hand a user: the refit, else the best step, else the last.
+    let chosen = (refit.map(|r| r.image.as_slice()))
+        .or(best.map(|b| b.image.as_slice()))
+        .unwrap_or(latest);
     cells.push(SheetCell::new(
         Arc::new(crate::ui::error_heat_map(
-            best_image,
+            chosen,
             truth,
             side,
             crate::ui::inspect::ERROR_SCALE,
         )),
         format!("|error| (0 … {}+)", crate::ui::inspect::ERROR_SCALE),
-        if best.is_some() {
+        if refit.is_some() {
+            "refit"
+        } else if best.is_some() {
             "best validation step"
         } else {
             "latest step"

@@ -325,8 +325,9 @@ impl Provenance {
         format!("# {}\n# provenance: {json}\n", self.made_by)
     }
 
-    /// The columns [`csv_step_row`] writes.
-    pub const CSV_STEP_COLUMNS: &'static str = "step,label,psnr_db,loss,seconds";
+    /// The columns [`csv_step_row`] writes; the set scores are empty for a run without a mask.
+    pub const CSV_STEP_COLUMNS: &'static str = "step,label,psnr_db,loss,seconds,\
+        unobserved_db,observed_db,validation_db,unobserved_ssim,observed_ssim,heldout_db";
 
     /// The record a file carries: a preset (this record as JSON), a metrics.json (its
     /// `provenance` field), a CSV (its header line), a PNG inrlab wrote (its text chunk) or a
@@ -371,10 +372,22 @@ pub fn csv_step_row(
     psnr_db: f64,
     loss: Option<f64>,
     seconds: f64,
+    sparse: Option<&crate::sparse::SetScores>,
 ) -> String {
     let label = label.replace('"', "\"\"");
+    let number = |value: Option<f64>| value.map_or(String::new(), |v| v.to_string());
     let loss = loss.map_or(String::new(), |l| format!("{l:e}"));
-    format!("{step},\"{label}\",{psnr_db},{loss},{seconds:.6}")
+    let sets = [
+        sparse.map(|s| s.unobserved_db),
+        sparse.map(|s| s.observed_db),
+        sparse.and_then(|s| s.validation_db),
+        sparse.map(|s| s.unobserved_ssim),
+        sparse.map(|s| s.observed_ssim),
+        sparse.and_then(|s| s.heldout_db),
+    ]
+    .map(number)
+    .join(",");
+    format!("{step},\"{label}\",{psnr_db},{loss},{seconds:.6},{sets}")
 }
 
 /// A path for a shell line, single-quoted when it needs to be.

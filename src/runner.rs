@@ -6,8 +6,8 @@ use crate::checkpoint::Checkpoint;
 use crate::compute::Backend;
 use crate::methods::{LevelImages, MethodCache, MethodInfo, ParamValues, StepReport};
 use crate::rng::RngKind;
-use crate::session::{Advance, AdvanceResult, Session, SlotState};
-use crate::sparse::BestStep;
+use crate::session::{Advance, AdvanceResult, RefitState, Session, SlotState};
+use crate::sparse::{BestStep, Refit};
 use crate::target::Target;
 
 /// One finished step: its report, the cumulative compute time, and (when kept) its image.
@@ -26,6 +26,9 @@ pub struct RunOutcome {
     pub levels: Option<Vec<LevelImages>>,
     /// Seen through a mask with validation: the step with the best validation PSNR.
     pub best: Option<BestStep>,
+    /// Seen through a mask that refits: the method fitted again on every observed pixel to
+    /// the best-validation step.
+    pub refit: Option<Result<Refit, String>>,
     /// The final model evaluated at the coordinates [`run_methods`] was given to render.
     pub rendering: Option<anyhow::Result<Vec<f32>>>,
 }
@@ -128,8 +131,9 @@ pub fn run_methods(
             });
         }
         on_advance(session, advance);
-        let settled = matches!(slot.state, SlotState::Finished(_) | SlotState::Stopped(_));
-        if settled && let Some(records) = records[index].take() {
+        if slot.is_settled()
+            && let Some(records) = records[index].take()
+        {
             on_outcome(index, outcome(session, index, records, render));
         }
     });
@@ -164,6 +168,11 @@ fn outcome(
         iterates: method.iterates(session.backend()),
         levels: method.levels(session.backend()),
         best: slot.best.best.clone(),
+        refit: slot.refit.as_ref().and_then(|refit| match refit {
+            RefitState::Done(refit) => Some(Ok(refit.clone())),
+            RefitState::Failed(why) => Some(Err(why.clone())),
+            _ => None,
+        }),
         rendering,
     })
 }

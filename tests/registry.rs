@@ -25,6 +25,7 @@ fn two_steps(info: &'static MethodInfo, backend: &dyn Backend) -> (Vec<f64>, Vec
             AdvanceResult::Stopped(reason) => panic!("{}: {reason}", info.name),
             AdvanceResult::Waiting(what) => panic!("{} waits for {what}", info.name),
             AdvanceResult::Cancelled => panic!("{} was cancelled", info.name),
+            AdvanceResult::Refit(_) => panic!("{} refits without a mask", info.name),
         }
     }
     let method = session.slot(0).method().expect("built");

@@ -815,7 +815,13 @@ fn screenshots_go_to_the_output_folder_with_their_record() {
     );
     let text = std::fs::read_to_string(&csv).unwrap();
     let rows: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
-    assert_eq!(rows[0], "method,step,label,psnr_db,loss,seconds");
+    assert_eq!(
+        rows[0],
+        format!(
+            "method,{}",
+            inrlab::provenance::Provenance::CSV_STEP_COLUMNS
+        )
+    );
     assert!(
         rows.len() > 2 && rows[1].starts_with("trajectory,1,"),
         "{text}"
@@ -1011,7 +1017,13 @@ fn every_view_exports_a_figure_of_its_own_pictures() {
     }
     let csv = std::fs::read_to_string(folder.join("curves-001.csv")).unwrap();
     let rows: Vec<&str> = csv.lines().filter(|l| !l.starts_with('#')).collect();
-    assert_eq!(rows[0], "method,step,label,psnr_db,loss,seconds");
+    assert_eq!(
+        rows[0],
+        format!(
+            "method,{}",
+            inrlab::provenance::Provenance::CSV_STEP_COLUMNS
+        )
+    );
     assert!(
         rows.iter().any(|r| r.starts_with("fourier-mlp,20,")),
         "{csv}"
@@ -1200,9 +1212,10 @@ fn a_checkpoint_saved_in_the_window_resumes_there() {
 
 #[test]
 fn the_sparse_view_reconstructs_from_a_mask_beside_the_baselines() {
-    let mut settings = small_settings(&["refine", "trajectory", "fourier-ridge"]);
+    let mut settings = small_settings(&["wavelet", "refine", "trajectory", "fourier-ridge"]);
     inrlab::ui::controls::apply_sparse_preset(&mut settings);
     assert_eq!(settings.active_view, "sparse");
+    assert!(settings.sparse.refit && settings.sparse.validation_share > 0.0);
     settings.sparse.density = 0.2;
     settings.sparse.validation_share = 0.1;
     settings
@@ -1211,17 +1224,44 @@ fn the_sparse_view_reconstructs_from_a_mask_beside_the_baselines() {
         .unwrap()
         .set("steps", 40.0);
     let mut h = harness_at(settings, 64, false);
-    assert!(step_until(&mut h, Duration::from_secs(120), |app| {
+    let refitted = |app: &InrlabApp, method: &str| {
+        app.model()
+            .run(method)
+            .is_some_and(|r| matches!(r.refit, Some(inrlab::app::state::RefitView::Done { .. })))
+    };
+    assert!(step_until(&mut h, Duration::from_secs(180), |app| {
         steps_of(app, "fourier-mlp") >= 40
             && steps_of(app, "fourier-ridge") >= 1
             && steps_of(app, "trajectory") >= 2
             && steps_of(app, "steered-kernel") >= 6
+            && steps_of(app, "refine") >= 2
+            && refitted(app, "steered-kernel")
+            && refitted(app, "fourier-mlp")
     }));
+    // Each refit went to its run's best-validation step, whose picture arrived too.
+    for method in ["steered-kernel", "fourier-mlp"] {
+        let run = h.state().model().run(method).unwrap();
+        let best = inrlab::ui::sparse::best_validation(run).unwrap().0;
+        let Some(inrlab::app::state::RefitView::Done { shown, scores }) = &run.refit else {
+            unreachable!("waited for above")
+        };
+        assert_eq!(shown.picture.step, best, "{method}");
+        assert!(scores.validation_db.is_none() && scores.unobserved_db > 12.0);
+        assert_eq!(run.best_picture.as_ref().unwrap().picture.step, best);
+    }
     let model = h.state().model();
     let observation = model.target.as_ref().unwrap().observation.as_ref().unwrap();
     assert_eq!(observation.observation.spec.mask, "random:0.2");
-    // The reservoir refiner cannot fit from a mask: it does not run meanwhile.
-    assert!(model.run("refine").is_none_or(|r| r.cells.is_empty()));
+    // The learned refiner cannot fit from a mask: it does not run meanwhile. The reservoir
+    // refiner can.
+    assert!(
+        model
+            .run("learned-refine")
+            .is_none_or(|r| r.cells.is_empty())
+    );
+    let refine = model.run("refine").unwrap();
+    assert!(refine.latest.is_some());
+    assert!(refine.cells.values().all(|c| c.report.sparse.is_some()));
     let report = &model
         .run("fourier-mlp")
         .unwrap()
@@ -1249,11 +1289,12 @@ fn the_sparse_view_reconstructs_from_a_mask_beside_the_baselines() {
             "the sparse view does not show {label:?}"
         );
     }
-    assert!(
-        h.query_all_by_label_contains("best validation")
-            .next()
-            .is_some()
-    );
+    for label in ["best validation · ", "refit · ", "refit on all observed → "] {
+        assert!(
+            h.query_all_by_label_contains(label).next().is_some(),
+            "the sparse view does not show {label:?}"
+        );
+    }
     if let Some(path) = save_screenshot(&mut h, "sparse.png") {
         let picture = image::open(path).unwrap().to_rgb8();
         let distinct: std::collections::HashSet<_> = picture.pixels().map(|p| p.0).collect();
@@ -1266,7 +1307,7 @@ fn the_sparse_view_reconstructs_from_a_mask_beside_the_baselines() {
             .target
             .as_ref()
             .is_some_and(|t| t.observation.is_none())
-            && steps_of(app, "refine") >= 1
+            && steps_of(app, "wavelet") >= 1
     }));
 }
 

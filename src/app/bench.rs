@@ -175,7 +175,8 @@ pub mod scheduling {
                     session.refresh_waiting();
                 }
                 AdvanceResult::Stopped(reason) => anyhow::bail!("{method}: {reason}"),
-                AdvanceResult::Cancelled => {}
+                // No mask here, so no refit.
+                AdvanceResult::Refit(_) | AdvanceResult::Cancelled => {}
             }
         }
     }

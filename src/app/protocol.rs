@@ -246,6 +246,40 @@ pub enum Message {
         params: ParamValues,
         history: Vec<HistoryStep>,
     },
+    /// The run stopped at `step`, before its last, because its validation PSNR had not
+    /// improved for the patience's steps.
+    StoppedEarly {
+        method: &'static str,
+        run_id: u64,
+        step: usize,
+    },
+    /// A finished run's refit on every observed pixel reached `step` of `of`; `outcome` once
+    /// it is done (its picture and scores) or has failed.
+    Refit {
+        method: &'static str,
+        run_id: u64,
+        step: usize,
+        of: usize,
+        outcome: Option<Result<(Picture, crate::sparse::SetScores), String>>,
+    },
+}
+
+/// One image of a run at one step, ready to show and to export.
+#[derive(Clone)]
+pub struct Picture {
+    pub step: usize,
+    pub image: Arc<ColorImage>,
+    pub pixels: Arc<Vec<f32>>,
+}
+
+impl Picture {
+    pub fn new(step: usize, pixels: Vec<f32>, side: usize) -> Self {
+        Picture {
+            step,
+            image: Arc::new(crate::imaging::color_image_from_rgb(&pixels, side)),
+            pixels: Arc::new(pixels),
+        }
+    }
 }
 
 /// One step of one method, with its image.
@@ -277,9 +311,25 @@ pub const LIVE_IMAGE_INTERVAL: Duration = Duration::from_millis(33);
 #[derive(Default)]
 pub struct FrameSlot {
     frames: Mutex<BTreeMap<(&'static str, usize), Frame>>,
+    /// Seen through a mask with validation: each method's newest best-validation picture
+    /// (with its run), latest value only, so a run improving every step queues nothing.
+    best: Mutex<BTreeMap<&'static str, (u64, Picture)>>,
 }
 
 impl FrameSlot {
+    pub fn put_best(&self, method: &'static str, run_id: u64, picture: Picture) {
+        let mut best = self.best.lock().unwrap_or_else(|e| e.into_inner());
+        best.insert(method, (run_id, picture));
+    }
+
+    /// Every method's best-validation picture not taken yet.
+    pub fn take_best(&self) -> Vec<(&'static str, u64, Picture)> {
+        let mut best = self.best.lock().unwrap_or_else(|e| e.into_inner());
+        (std::mem::take(&mut *best).into_iter())
+            .map(|(method, (run_id, picture))| (method, run_id, picture))
+            .collect()
+    }
+
     pub fn put(&self, frame: Frame) {
         let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
         frames.retain(|(method, _), old| *method != frame.method || old.run_id >= frame.run_id);

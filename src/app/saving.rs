@@ -89,6 +89,9 @@ pub struct MetricsRow {
     pub seconds: f64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub levels: Vec<crate::methods::LevelReport>,
+    /// Seen through a mask: the scores on its sets.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub sparse: Option<crate::sparse::SetScores>,
 }
 
 /// Every step of every run the window has, in registry order then by step.
@@ -106,6 +109,7 @@ pub fn metrics_rows(model: &Model) -> Vec<MetricsRow> {
                 loss: cell.report.loss,
                 seconds,
                 levels: cell.report.levels.clone(),
+                sparse: cell.report.sparse,
             });
         }
     }
@@ -141,6 +145,7 @@ fn metrics_csv(rows: &[MetricsRow], provenance: &Provenance) -> String {
             row.psnr_db,
             row.loss,
             row.seconds,
+            row.sparse.as_ref(),
         );
         csv.push_str(&format!("{},{step}\n", row.method));
     }

@@ -45,6 +45,9 @@ pub struct SparseSettings {
     pub validation_share: f64,
     /// Stop after this many steps without a better validation PSNR (0: never).
     pub patience: usize,
+    /// Fit a finished validated run again on every observed pixel, to its best step.
+    #[serde(default)]
+    pub refit: bool,
 }
 
 impl Default for SparseSettings {
@@ -57,6 +60,7 @@ impl Default for SparseSettings {
             seed: 0,
             validation_share: crate::sparse::ObservationSpec::DEFAULT_VALIDATION_SHARE,
             patience: 0,
+            refit: false,
         }
     }
 }
@@ -74,6 +78,7 @@ impl SparseSettings {
             seed: self.seed,
             validation_share: self.validation_share.clamp(0.0, 0.5),
             patience: self.patience,
+            refit: self.refit,
         })
     }
 }

@@ -11,7 +11,7 @@ use egui::{ColorImage, TextureHandle, TextureOptions};
 
 use super::protocol::{
     FeatureMaps, FeatureRequest, Frame, HaarBandPictures, InFlight, Iterates, LevelPicture, Levels,
-    Message, StopReason, ZoomFrame, ZoomRequest,
+    Message, Picture, StopReason, ZoomFrame, ZoomRequest,
 };
 use super::worker::WorkerHandle;
 use crate::compute::BackendKind;
@@ -233,8 +233,40 @@ pub struct MethodRun {
     pub trains_on: Option<String>,
     /// The files it trains on, with their hashes, for provenance.
     pub data_files: Vec<crate::provenance::DatasetFile>,
+    /// Seen through a mask with validation: the step whose validation PSNR is best so far,
+    /// as a picture.
+    pub best_picture: Option<ShownPicture>,
+    /// Seen through a mask that refits: the refit on every observed pixel once the run has
+    /// finished.
+    pub refit: Option<RefitView>,
     /// When recent steps arrived, for the steps-per-second figure.
     arrivals: VecDeque<Instant>,
+}
+
+/// A picture that arrived, with its texture.
+pub struct ShownPicture {
+    pub picture: Picture,
+    pub texture: TextureHandle,
+}
+
+impl ShownPicture {
+    fn new(ctx: &egui::Context, name: &str, picture: Picture) -> Self {
+        let texture = ctx.load_texture(name, picture.image.clone(), TextureOptions::NEAREST);
+        ShownPicture { picture, texture }
+    }
+}
+
+/// Where a run's refit on every observed pixel stands, as the UI heard it.
+pub enum RefitView {
+    Running {
+        step: usize,
+        of: usize,
+    },
+    Done {
+        shown: ShownPicture,
+        scores: crate::sparse::SetScores,
+    },
+    Failed(String),
 }
 
 impl MethodRun {
@@ -251,6 +283,8 @@ impl MethodRun {
             levels: None,
             trains_on: None,
             data_files: Vec::new(),
+            best_picture: None,
+            refit: None,
             arrivals: VecDeque::new(),
         }
     }
@@ -318,7 +352,7 @@ impl MethodRun {
         !matches!(
             self.status,
             RunStatus::Starting | RunStatus::Waiting(_) | RunStatus::Running
-        )
+        ) && !matches!(self.refit, Some(RefitView::Running { .. }))
     }
 }
 
@@ -459,6 +493,20 @@ impl Model {
         for frame in worker.take_frames() {
             self.apply_frame(ctx, frame);
         }
+        for (method, run_id, picture) in worker.take_best() {
+            if let Some(run) = self.current_run(method, run_id) {
+                let name = format!("{method}/best-validation");
+                match &mut run.best_picture {
+                    Some(shown) => {
+                        shown
+                            .texture
+                            .set(picture.image.clone(), TextureOptions::NEAREST);
+                        shown.picture = picture;
+                    }
+                    None => run.best_picture = Some(ShownPicture::new(ctx, &name, picture)),
+                }
+            }
+        }
         if let Some(iterates) = worker.take_iterates() {
             self.apply_iterates(ctx, iterates);
         }
@@ -553,6 +601,34 @@ impl Model {
                         StopReason::Diverged { step, why } => RunStatus::Diverged { step, why },
                         StopReason::Failed(error) => RunStatus::Failed(error),
                     };
+                }
+            }
+            Message::Refit {
+                method,
+                run_id,
+                step,
+                of,
+                outcome,
+            } => {
+                if let Some(run) = self.current_run(method, run_id) {
+                    run.refit = Some(match outcome {
+                        None => RefitView::Running { step, of },
+                        Some(Ok((picture, scores))) => RefitView::Done {
+                            shown: ShownPicture::new(ctx, &format!("{method}/refit"), picture),
+                            scores,
+                        },
+                        Some(Err(why)) => RefitView::Failed(why),
+                    });
+                }
+            }
+            Message::StoppedEarly {
+                method,
+                run_id,
+                step,
+            } => {
+                if let Some(run) = self.current_run(method, run_id) {
+                    run.status = RunStatus::Done;
+                    run.total_steps = Some(step);
                 }
             }
             Message::Warning(text) => {

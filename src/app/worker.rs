@@ -23,8 +23,8 @@ use super::features::FeatureWork;
 use super::levels::level_frames;
 use super::protocol::{
     CheckpointRequest, Command, Desired, Frame, FrameSlot, ImageSource, InFlight, InFlightCell,
-    Iterates, IteratesSlot, LIVE_IMAGE_INTERVAL, Levels, LevelsSlot, Message, THUMBNAIL_MAX_SIDE,
-    TargetFrame, ZoomFrame, ZoomRequest, ZoomSlot,
+    Iterates, IteratesSlot, LIVE_IMAGE_INTERVAL, Levels, LevelsSlot, Message, Picture,
+    THUMBNAIL_MAX_SIDE, TargetFrame, ZoomFrame, ZoomRequest, ZoomSlot,
 };
 use crate::checkpoint::{self, Checkpoint};
 use crate::compute::{BackendChoice, CancelToken, create_backend};
@@ -33,7 +33,7 @@ use crate::methods::{self, LevelImages, MethodCache, ParamValues, StepReport};
 use crate::output::Existing;
 use crate::provenance::{ImageOrigin, Provenance};
 use crate::rng::RngKind;
-use crate::session::{AdvanceResult, Restarted, Session};
+use crate::session::{AdvanceResult, RefitState, Restarted, Session, SlotState};
 use crate::sparse::zoom::{Kernel, ZoomRegion};
 use crate::target::{Decoded, Fit, SAMPLE_NAME, SAMPLE_PNG, Target, decode_bytes, load_image};
 
@@ -119,6 +119,11 @@ impl WorkerHandle {
     /// Every frame waiting, in (method, step) order.
     pub fn take_frames(&self) -> Vec<Frame> {
         self.frames.take_all()
+    }
+
+    /// Each method's newest best-validation picture not taken yet.
+    pub fn take_best(&self) -> Vec<(&'static str, u64, Picture)> {
+        self.frames.take_best()
     }
 
     pub fn take_iterates(&self) -> Option<Iterates> {
@@ -740,7 +745,25 @@ impl Worker {
         match advance.result {
             AdvanceResult::Stepped(report) => {
                 self.single_steps.remove(name);
+                self.send_best_if_new(index, report.step);
+                let step = report.step;
                 self.publish_step(index, report, advance.secs);
+                self.announce_settling(index, step);
+            }
+            AdvanceResult::Refit(progress) => {
+                let side = self.session.target().map_or(0, |t| t.size);
+                self.send(Message::Refit {
+                    method: name,
+                    run_id,
+                    step: progress.step,
+                    of: progress.of,
+                    outcome: progress.outcome.map(|outcome| {
+                        outcome.map(|refit| {
+                            let scores = refit.scores;
+                            (Picture::new(refit.step, refit.image, side), scores)
+                        })
+                    }),
+                });
             }
             AdvanceResult::Waiting(what) => self.send(Message::Waiting {
                 method: name,
@@ -767,6 +790,45 @@ impl Worker {
             }
         }
         self.fall_back_if_device_lost();
+    }
+
+    /// A run that has just finished: the UI hears of a stop before the last step (patience)
+    /// and of a refit to come, so it does not show the run as done while the refit computes.
+    fn announce_settling(&self, index: usize, step: usize) {
+        let slot = self.session.slot(index);
+        let SlotState::Finished(method) = &slot.state else {
+            return;
+        };
+        let (method_name, run_id) = (slot.info.name, slot.run_id);
+        if !method.is_done() {
+            self.send(Message::StoppedEarly {
+                method: method_name,
+                run_id,
+                step,
+            });
+        }
+        if let Some(RefitState::Wanted { to_step }) = &slot.refit {
+            self.send(Message::Refit {
+                method: method_name,
+                run_id,
+                step: 0,
+                of: *to_step,
+                outcome: None,
+            });
+        }
+    }
+
+    /// Seen through a mask with validation: when `step` just became the run's best, its
+    /// picture goes to the UI (the session already holds it; nothing is downloaded again).
+    fn send_best_if_new(&self, index: usize, step: usize) {
+        let slot = self.session.slot(index);
+        let Some(best) = slot.best.best.as_ref().filter(|b| b.step == step) else {
+            return;
+        };
+        let side = self.session.target().map_or(0, |t| t.size);
+        let picture = Picture::new(step, best.image.clone(), side);
+        self.frames.put_best(slot.info.name, slot.run_id, picture);
+        self.repaint.request_repaint();
     }
 
     /// A lost GPU takes every method with it: go on on the CPU, from the start.
@@ -797,6 +859,7 @@ impl Worker {
         let levels_wanted = self.applied.as_ref().and_then(|d| d.levels_for) == Some(name);
         let levels_taken = self.levels.is_empty();
         let state = *self.readback(name);
+        let scored = self.session.take_scored_image(index, report.step);
         let slot = self.session.slot(index);
         let Some(method) = slot.method() else { return };
         let backend = self.session.backend();
@@ -814,7 +877,7 @@ impl Worker {
             .filter(|images| !images.is_empty());
         let pixels = match &iterates {
             Some(images) => images.last().cloned(),
-            None => (kept || due || done).then(|| method.image(backend)),
+            None => (kept || due || done).then(|| scored.unwrap_or_else(|| method.image(backend))),
         };
         // Likewise the levels a view shows, on their own clock (they are not the image).
         let levels_due = state

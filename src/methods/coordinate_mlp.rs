@@ -109,11 +109,19 @@ struct Sampler {
     input: Tensor,
     target: Tensor,
     buffers: MlpBuffers,
+    /// Whether the (encoded) pool is on the backend already: with neither a mini-batch nor
+    /// jitter (a mask's pixels, full batch) every step trains on the same rows, so they are
+    /// put there and encoded once.
+    fixed_and_drawn: bool,
 }
 
 impl Sampler {
     /// Draws this step's pixels and offsets and puts them on the backend.
     fn draw(&mut self, backend: &dyn Backend, frequencies: Option<&Tensor>) {
+        if self.fixed_and_drawn {
+            return;
+        }
+        self.fixed_and_drawn = self.batch.is_none() && !self.jitter;
         self.step_start = self.rng.clone();
         let rows = self.coords.rows();
         let pixels = self.grid_coords.len() / 2;
@@ -245,6 +253,7 @@ impl CoordinateMlp {
                     input: backend.zeros(rows, inputs)?,
                     target: backend.zeros(rows, 3)?,
                     buffers: network.buffers(backend, rows, true)?,
+                    fixed_and_drawn: false,
                 })
             })
             .transpose()?;

@@ -6,6 +6,9 @@
 //! instead of the 55 + 36 + … a per-k recomputation costs. The states and diagonal blocks come
 //! from the trajectory shared with the `trajectory` method, and the Cholesky factor grows with k
 //! instead of being redone.
+//!
+//! Under a mask every product is taken on the training pixels' states (the shared trajectory
+//! unrolls them beside every pixel's), and the readout is applied to every pixel's states.
 
 use super::params::common::{BIAS_SCALE, HIDDEN, INPUT_SCALE, LAMBDA, SEED, SPECTRAL_RADIUS};
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use super::reservoir::ReservoirSpec;
 use super::shared_trajectory::TrajectoryHandle;
 use super::{
     MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, clipped_psnr,
+    render_in_blocks,
 };
 use crate::compute::{Backend, CancelToken, Tensor};
 use crate::linalg::{GrowingCholesky, NotPositiveDefinite, indefinite_solve, row_major};
@@ -60,7 +64,7 @@ pub const INFO: MethodInfo = MethodInfo {
     has_levels: false,
     trains_on_folder: false,
     resumable: false,
-    fits_observed_pixels: false,
+    fits_observed_pixels: true,
     create: |setup| Ok(Box::new(Cumulative::new(setup)?)),
 };
 
@@ -114,6 +118,11 @@ pub struct Cumulative {
     trajectory: TrajectoryHandle,
     /// `H₁ … H_k` as far as fitted.
     states: Vec<Arc<Tensor>>,
+    /// Seen through a mask: the same states on the training pixels, which the products are
+    /// taken on.
+    training_states: Vec<Arc<Tensor>>,
+    /// The latest readout of `[H₁ … H_k]`, row-major, for evaluating the model anywhere.
+    weights: Vec<f64>,
     /// Lower triangle of the Gram matrix of `[H₁ … H_k]` (`λ` is added by the factor), filled
     /// block row by block row; each block `H_jᵀH_i` (i ≤ j) is computed once.
     system: Mat<f64>,
@@ -139,6 +148,8 @@ impl Cumulative {
         Ok(Cumulative {
             trajectory: TrajectoryHandle::attach(setup, &spec, largest_k)?,
             states: Vec::new(),
+            training_states: Vec::new(),
+            weights: Vec::new(),
             system: Mat::zeros(0, 0),
             target_products: Vec::new(),
             cholesky: GrowingCholesky::new(),
@@ -157,21 +168,29 @@ impl Cumulative {
     fn extend_trajectory(&mut self, backend: &dyn Backend) -> anyhow::Result<()> {
         let j = self.states.len() + 1;
         let h = self.hidden;
-        let (newest, diagonal, target_product) = {
+        let (newest, newest_training, diagonal, target_product) = {
             let mut trajectory = self.trajectory.lock();
             trajectory.extend_to(backend, j, &self.cancel)?;
             (
                 trajectory.state(j),
+                trajectory.training_state(j),
                 trajectory.gram(j),
                 trajectory.target_product(j),
             )
         };
-        let older: Vec<&Tensor> = self.states.iter().map(|s| &**s).collect();
+        // The products are the training pixels' under a mask, every pixel's otherwise.
+        let (older, fitted_newest): (Vec<&Tensor>, &Tensor) = match &newest_training {
+            Some(training) => (
+                self.training_states.iter().map(|s| &**s).collect(),
+                training,
+            ),
+            None => (self.states.iter().map(|s| &**s).collect(), &newest),
+        };
         // `[H₁ … H_{j−1}]ᵀH_j`: (j−1)·h × h, row-major.
         let off_diagonal = if older.is_empty() {
             Vec::new()
         } else {
-            backend.gram_until(&older, &newest, &self.cancel)?
+            backend.gram_until(&older, fitted_newest, &self.cancel)?
         };
         if self.system.nrows() < j * h {
             // Room for the largest k at once: the system is only ever filled, never moved.
@@ -200,6 +219,7 @@ impl Cumulative {
         }
         self.target_products.extend_from_slice(&target_product);
         self.states.push(newest);
+        self.training_states.extend(newest_training);
         Ok(())
     }
 }
@@ -233,7 +253,8 @@ impl Method for Cumulative {
             Err(NotPositiveDefinite) => indefinite_solve(system, self.lambda, rhs),
         };
         let blocks: Vec<&Tensor> = self.states[..k].iter().map(|s| &**s).collect();
-        backend.readout(&blocks, &row_major(weights.as_ref()), &mut self.prediction);
+        self.weights = row_major(weights.as_ref());
+        backend.readout(&blocks, &self.weights, &mut self.prediction);
         let psnr_db = clipped_psnr(
             backend,
             &mut self.prediction,
@@ -253,6 +274,34 @@ impl Method for Cumulative {
 
     fn image(&self, backend: &dyn Backend) -> Vec<f32> {
         backend.download(&self.prediction)
+    }
+
+    /// The reservoir unrolled k steps at other points, read out by the latest readout.
+    fn render(
+        &self,
+        backend: &dyn Backend,
+        coords: &[f32],
+        cancel: &CancelToken,
+    ) -> Option<anyhow::Result<Vec<f32>>> {
+        (self.done > 0).then(|| {
+            let k = self.schedule[self.done - 1];
+            let trajectory = self.trajectory.lock();
+            let reservoir = trajectory.reservoir();
+            render_in_blocks(coords, cancel, |block, rows| {
+                let coords = backend.upload(rows, 2, block)?;
+                let mut states: Vec<Tensor> = Vec::with_capacity(k);
+                for _ in 0..k {
+                    let mut next = backend.zeros(rows, reservoir.hidden)?;
+                    reservoir.step(backend, &coords, states.last(), &mut next, cancel)?;
+                    states.push(next);
+                }
+                let blocks: Vec<&Tensor> = states.iter().collect();
+                let mut out = backend.zeros(rows, 3)?;
+                backend.readout(&blocks, &self.weights, &mut out);
+                backend.clip(&mut out, 0.0, 1.0);
+                Ok(backend.download(&out))
+            })
+        })
     }
 
     fn features(&self) -> Option<&Tensor> {

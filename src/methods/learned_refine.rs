@@ -6,6 +6,9 @@
 //! iterations more, `Σ_k (k/K)·MSE(rgb_k)`, and its gradient flows back through all K iterations,
 //! through both the hidden state and the estimates fed back in. Adam at 1e-3 by default.
 //!
+//! Under a mask it trains on the training pixels only; the same K iterations with the same
+//! weights run over every pixel for what is shown and scored, and anywhere for a rendering.
+//!
 //! (The notebook's module also defines a `W_out` layer that its forward pass never uses; it gets
 //! no gradient there and is left out here.)
 
@@ -17,7 +20,7 @@ use super::training::{
 use super::training_state::StateLayout;
 use super::{
     MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, TrainingState,
-    psnr_from_mse,
+    psnr_from_mse, render_in_blocks,
 };
 use crate::compute::{Activation, Backend, CancelToken, Cancelled, Tensor};
 use crate::rng::NumpyRandomState;
@@ -60,7 +63,7 @@ pub const INFO: MethodInfo = MethodInfo {
     has_levels: false,
     trains_on_folder: false,
     resumable: true,
-    fits_observed_pixels: false,
+    fits_observed_pixels: true,
     create: |setup| Ok(Box::new(LearnedRefine::new(setup)?)),
 };
 
@@ -115,6 +118,91 @@ struct Iterate {
     rgb: Tensor,
 }
 
+impl Iterate {
+    /// `count` iterations' tensors for `rows` pixels.
+    fn allocate(
+        backend: &dyn Backend,
+        rows: usize,
+        width: usize,
+        count: usize,
+    ) -> anyhow::Result<Vec<Iterate>> {
+        (0..count)
+            .map(|_| -> anyhow::Result<Iterate> {
+                Ok(Iterate {
+                    combined: backend.zeros(rows, STEP_INPUTS)?,
+                    hidden: backend.zeros(rows, width)?,
+                    refine_hidden: backend.zeros(rows, width)?,
+                    rgb: backend.zeros(rows, 3)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The weights one forward pass reads.
+struct Net<'a> {
+    w_in: &'a Tensor,
+    b_in: &'a Tensor,
+    w_hh: &'a Tensor,
+    refine1: &'a Dense,
+    refine2: &'a Dense,
+}
+
+impl Net<'_> {
+    /// The K iterations at `coords` into `iterates`; cancelled between (and inside the
+    /// recurrent products of) iterations.
+    fn forward(
+        &self,
+        backend: &dyn Backend,
+        coords: &Tensor,
+        zero_rgb: &Tensor,
+        iterates: &mut [Iterate],
+        cancel: &CancelToken,
+    ) -> Result<(), Cancelled> {
+        for k in 0..iterates.len() {
+            cancel.check()?;
+            let (before, rest) = iterates.split_at_mut(k);
+            let previous = before.last();
+            let current = &mut rest[0];
+            let previous_rgb = previous.map_or(zero_rgb, |p| &p.rgb);
+            backend.concat_cols(&[coords, previous_rgb], &mut current.combined);
+            backend.reservoir_step_until(
+                &current.combined,
+                self.w_in,
+                previous.map(|p| &p.hidden),
+                self.w_hh,
+                self.b_in,
+                &mut current.hidden,
+                cancel,
+            )?;
+            backend.dense_forward(
+                &current.hidden,
+                &self.refine1.weights.value,
+                &self.refine1.bias.value,
+                Activation::Relu,
+                &mut current.refine_hidden,
+            );
+            backend.dense_forward(
+                &current.refine_hidden,
+                &self.refine2.weights.value,
+                &self.refine2.bias.value,
+                Activation::Sigmoid,
+                &mut current.rgb,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Under a mask, every pixel's pass with the trained weights: what is shown and scored.
+struct Shown {
+    coords: Tensor,
+    target: Tensor,
+    zero_rgb: Tensor,
+    mid_grey: Tensor,
+    iterates: Vec<Iterate>,
+}
+
 /// Scratch for the backward pass and gradient accumulation, allocated once.
 struct Scratch {
     rgb_grad: Tensor,
@@ -153,6 +241,8 @@ pub struct LearnedRefine {
     /// ½ everywhere, to measure how saturated the image is.
     mid_grey: Tensor,
     iterates: Vec<Iterate>,
+    /// Under a mask (the tensors above then hold the training pixels only).
+    shown: Option<Shown>,
     scratch: Scratch,
     forward_is_current: bool,
     /// The weights of step `done + 1` are in place but its report is not made yet (the
@@ -168,9 +258,22 @@ impl LearnedRefine {
     pub fn new(setup: &Setup) -> anyhow::Result<Self> {
         let p = setup.params;
         let backend = setup.backend;
-        let n = setup.target.pixel_count();
+        let all = setup.target.pixel_count();
         let width = p.get_usize(&WIDTH);
         let iterations = p.get_usize(&ITERATIONS);
+        // Trained on the training pixels (every pixel without a mask).
+        let (coords, values) = setup.target.training_set();
+        let n = values.len() / 3;
+        let shown = match setup.target.training_pixels() {
+            Some(_) => Some(Shown {
+                coords: backend.upload(all, 2, &setup.target.coords())?,
+                target: backend.upload(all, 3, &setup.target.pixels)?,
+                zero_rgb: backend.zeros(all, 3)?,
+                mid_grey: backend.upload(all, 3, &vec![0.5; 3 * all])?,
+                iterates: Iterate::allocate(backend, all, width, iterations)?,
+            }),
+            None => None,
+        };
         let mut rng = NumpyRandomState::new(p.get(&SEED) as u32);
         // nn.Linear(5, h) and nn.Linear(h, h, bias=False), in the notebook's order.
         let w_in = torch_uniform(&mut rng, STEP_INPUTS, STEP_INPUTS * width);
@@ -183,16 +286,7 @@ impl LearnedRefine {
         for c in 0..3 {
             rgb_columns[(2 + c) * 3 + c] = 1.0;
         }
-        let iterates = (0..iterations)
-            .map(|_| -> anyhow::Result<Iterate> {
-                Ok(Iterate {
-                    combined: backend.zeros(n, STEP_INPUTS)?,
-                    hidden: backend.zeros(n, width)?,
-                    refine_hidden: backend.zeros(n, width)?,
-                    rgb: backend.zeros(n, 3)?,
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let iterates = Iterate::allocate(backend, n, width, iterations)?;
         Ok(LearnedRefine {
             w_in: Parameter::new(backend, STEP_INPUTS, width, &w_in)?,
             b_in: Parameter::new(backend, 1, width, &b_in)?,
@@ -200,11 +294,12 @@ impl LearnedRefine {
             refine1,
             refine2,
             optimizer: Optimizer::new(kind, learning_rate(p)),
-            coords: backend.upload(n, 2, &setup.target.coords())?,
-            target: backend.upload(n, 3, &setup.target.pixels)?,
+            coords: backend.upload(n, 2, &coords)?,
+            target: backend.upload(n, 3, &values)?,
             zero_rgb: backend.zeros(n, 3)?,
             mid_grey: backend.upload(n, 3, &vec![0.5; 3 * n])?,
             iterates,
+            shown,
             scratch: Scratch {
                 rgb_grad: backend.zeros(n, 3)?,
                 refine_hidden_grad: backend.zeros(n, width)?,
@@ -232,43 +327,51 @@ impl LearnedRefine {
         })
     }
 
-    /// The K iterations with the current weights; cancelled between (and inside the reservoir
-    /// products of) iterations, leaving the forward pass marked stale.
-    fn forward(&mut self, backend: &dyn Backend) -> Result<(), Cancelled> {
-        self.forward_is_current = false;
-        for k in 0..self.iterates.len() {
-            self.cancel.check()?;
-            let (before, rest) = self.iterates.split_at_mut(k);
-            let previous = before.last();
-            let current = &mut rest[0];
-            let previous_rgb = previous.map_or(&self.zero_rgb, |p| &p.rgb);
-            backend.concat_cols(&[&self.coords, previous_rgb], &mut current.combined);
-            backend.reservoir_step_until(
-                &current.combined,
-                &self.w_in.value,
-                previous.map(|p| &p.hidden),
-                &self.w_hh.value,
-                &self.b_in.value,
-                &mut current.hidden,
-                &self.cancel,
-            )?;
-            backend.dense_forward(
-                &current.hidden,
-                &self.refine1.weights.value,
-                &self.refine1.bias.value,
-                Activation::Relu,
-                &mut current.refine_hidden,
-            );
-            backend.dense_forward(
-                &current.refine_hidden,
-                &self.refine2.weights.value,
-                &self.refine2.bias.value,
-                Activation::Sigmoid,
-                &mut current.rgb,
-            );
+    fn net(&self) -> Net<'_> {
+        Net {
+            w_in: &self.w_in.value,
+            b_in: &self.b_in.value,
+            w_hh: &self.w_hh.value,
+            refine1: &self.refine1,
+            refine2: &self.refine2,
         }
-        self.forward_is_current = true;
+    }
+
+    /// The K iterations with the current weights on the pixels it trains on, or (`shown`)
+    /// under a mask on every pixel; cancelled between (and inside the recurrent products of)
+    /// iterations, leaving the training pass marked stale.
+    fn pass(&mut self, backend: &dyn Backend, shown: bool) -> Result<(), Cancelled> {
+        let (coords, zero_rgb, iterates) = match (&mut self.shown, shown) {
+            (Some(shown), true) => (&shown.coords, &shown.zero_rgb, &mut shown.iterates),
+            (None, true) => return Ok(()),
+            (_, false) => {
+                self.forward_is_current = false;
+                (&self.coords, &self.zero_rgb, &mut self.iterates)
+            }
+        };
+        let net = Net {
+            w_in: &self.w_in.value,
+            b_in: &self.b_in.value,
+            w_hh: &self.w_hh.value,
+            refine1: &self.refine1,
+            refine2: &self.refine2,
+        };
+        net.forward(backend, coords, zero_rgb, iterates, &self.cancel)?;
+        if !shown {
+            self.forward_is_current = true;
+        }
         Ok(())
+    }
+
+    fn forward(&mut self, backend: &dyn Backend) -> Result<(), Cancelled> {
+        self.pass(backend, false)
+    }
+
+    /// The iterations shown and scored: every pixel's.
+    fn shown_iterates(&self) -> &[Iterate] {
+        self.shown
+            .as_ref()
+            .map_or(&self.iterates, |shown| &shown.iterates)
     }
 
     /// Σ_k (k/K)·MSE_k of the current forward pass, and the last iterate's MSE.
@@ -452,10 +555,25 @@ impl Method for LearnedRefine {
             self.updated = true;
         }
         self.forward(backend)?;
+        self.pass(backend, true)?;
         self.updated = false;
         let (loss, last_mse) = self.loss(backend);
-        let last = &self.iterates.last().expect("at least one iteration").rgb;
-        let saturation = 4.0 * backend.mse(last, &self.mid_grey);
+        let last = &self
+            .shown_iterates()
+            .last()
+            .expect("at least one iteration")
+            .rgb;
+        let (target, mid_grey) = match &self.shown {
+            Some(shown) => (&shown.target, &shown.mid_grey),
+            None => (&self.target, &self.mid_grey),
+        };
+        // Under a mask the loss is the training pixels'; PSNR and saturation every pixel's.
+        let last_mse = if self.shown.is_some() {
+            backend.mse(last, target)
+        } else {
+            last_mse
+        };
+        let saturation = 4.0 * backend.mse(last, mid_grey);
         self.done += 1;
         Ok(StepReport {
             step: self.done,
@@ -469,8 +587,33 @@ impl Method for LearnedRefine {
     }
 
     fn image(&self, backend: &dyn Backend) -> Vec<f32> {
-        let last = self.iterates.last().expect("at least one iteration");
+        let last = self
+            .shown_iterates()
+            .last()
+            .expect("at least one iteration");
         backend.download(&last.rgb)
+    }
+
+    /// The K iterations with the trained weights at other points.
+    fn render(
+        &self,
+        backend: &dyn Backend,
+        coords: &[f32],
+        cancel: &CancelToken,
+    ) -> Option<anyhow::Result<Vec<f32>>> {
+        (self.done > 0).then(|| {
+            let width = self.w_hh.value.cols();
+            let count = self.iterates.len();
+            render_in_blocks(coords, cancel, |block, rows| {
+                let coords = backend.upload(rows, 2, block)?;
+                let zero_rgb = backend.zeros(rows, 3)?;
+                let mut iterates = Iterate::allocate(backend, rows, width, count)?;
+                self.net()
+                    .forward(backend, &coords, &zero_rgb, &mut iterates, cancel)?;
+                let last = iterates.last().expect("at least one iteration");
+                Ok(backend.download(&last.rgb))
+            })
+        })
     }
 
     fn keep_image(&self, step: usize) -> bool {
@@ -479,7 +622,7 @@ impl Method for LearnedRefine {
 
     fn iterates(&self, backend: &dyn Backend) -> Option<Vec<Vec<f32>>> {
         Some(
-            self.iterates
+            self.shown_iterates()
                 .iter()
                 .map(|iterate| backend.download(&iterate.rgb))
                 .collect(),
@@ -487,7 +630,7 @@ impl Method for LearnedRefine {
     }
 
     fn features(&self) -> Option<&Tensor> {
-        self.iterates.last().map(|iterate| &iterate.hidden)
+        self.shown_iterates().last().map(|iterate| &iterate.hidden)
     }
 
     fn training_state(&self, backend: &dyn Backend) -> Option<TrainingState> {

@@ -3,9 +3,13 @@
 //! Scale s uses spectral radius ρ_s = linspace(ρ_min, ρ_max, S)[s] and seed `seed + s`; its
 //! state after a few iterations fits the residual `Y − estimate` by ridge, and the clipped sum
 //! becomes the new estimate. Low ρ gives smooth states, high ρ detailed ones.
+//!
+//! Under a mask the training pixels run the same scales as a second, smaller stream (each
+//! pixel's state is its own): the residual is fitted there and the readout applied to both.
+//! Keeping each scale's readout lets the model be evaluated anywhere.
 
 use super::params::common::{BIAS_SCALE, HIDDEN, INPUT_SCALE, LAMBDA, SEED};
-use super::readout::fit_ridge;
+use super::readout::fit_ridge_on;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -15,6 +19,7 @@ use super::memory::{Tally, reservoir, reservoir_step_flops, ridge_fit};
 use super::reservoir::{RawDraws, Reservoir, ReservoirSpec};
 use super::{
     MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, clipped_psnr,
+    render_in_blocks,
 };
 use crate::compute::{Backend, CancelToken, Tensor};
 use crate::rng::RngKind;
@@ -75,7 +80,7 @@ pub const INFO: MethodInfo = MethodInfo {
     has_levels: false,
     trains_on_folder: false,
     resumable: false,
-    fits_observed_pixels: false,
+    fits_observed_pixels: true,
     create: |setup| Ok(Box::new(Multiscale::new(setup)?)),
 };
 
@@ -117,14 +122,68 @@ fn estimate(p: &ParamValues, size: usize) -> MemoryEstimate {
     tally.finish()
 }
 
-pub struct Multiscale {
+/// One set of pixels going through the scales: coordinates, states, the scale's correction and
+/// the running estimate.
+struct Stream {
     coords: Tensor,
-    target: Tensor,
-    residual: Tensor,
     state: Tensor,
     next_state: Tensor,
     correction: Tensor,
     estimate: Tensor,
+}
+
+impl Stream {
+    fn new(backend: &dyn Backend, coords: &[f32], hidden: usize) -> anyhow::Result<Self> {
+        let n = coords.len() / 2;
+        Ok(Stream {
+            coords: backend.upload(n, 2, coords)?,
+            state: backend.zeros(n, hidden)?,
+            next_state: backend.zeros(n, hidden)?,
+            correction: backend.zeros(n, 3)?,
+            estimate: backend.zeros(n, 3)?,
+        })
+    }
+
+    /// The scale's iterations from a zero state. The states are this scale's scratch: a
+    /// cancelled step starts the scale again.
+    fn unroll(
+        &mut self,
+        backend: &dyn Backend,
+        reservoir: &Reservoir,
+        iterations: usize,
+        cancel: &CancelToken,
+    ) -> Result<(), crate::compute::Cancelled> {
+        for iteration in 0..iterations {
+            let previous = (iteration > 0).then_some(&self.state);
+            reservoir.step(
+                backend,
+                &self.coords,
+                previous,
+                &mut self.next_state,
+                cancel,
+            )?;
+            std::mem::swap(&mut self.state, &mut self.next_state);
+        }
+        Ok(())
+    }
+
+    /// Adds `readout` of the state to the estimate, clipped as the next scale sees it.
+    fn correct(&mut self, backend: &dyn Backend, readout: &[f64]) {
+        backend.readout(&[&self.state], readout, &mut self.correction);
+        backend.axpy(1.0, &self.correction, &mut self.estimate);
+        backend.clip(&mut self.estimate, 0.0, 1.0);
+    }
+}
+
+pub struct Multiscale {
+    /// Every pixel: what is shown and scored.
+    all: Stream,
+    target: Tensor,
+    /// Under a mask, the pixels the residuals are fitted on, and their values.
+    training: Option<(Stream, Tensor)>,
+    residual: Tensor,
+    /// Each finished scale's readout, for evaluating the model anywhere.
+    readouts: Vec<Vec<f64>>,
     radii: Vec<f64>,
     /// Each scale's raw reservoir draws, made up front.
     draws: Vec<Arc<RawDraws>>,
@@ -160,14 +219,21 @@ impl Multiscale {
                 })
             })
             .collect::<anyhow::Result<_>>()?;
+        let training = match setup.target.training_pixels() {
+            Some(pixels) => {
+                let (coords, values) = setup.target.training_set();
+                let values = backend.upload(pixels.len(), 3, &values)?;
+                Some((Stream::new(backend, &coords, hidden)?, values))
+            }
+            None => None,
+        };
+        let fitted_rows = training.as_ref().map_or(n, |(_, values)| values.rows());
         Ok(Multiscale {
-            coords: backend.upload(n, 2, &setup.target.coords())?,
+            all: Stream::new(backend, &setup.target.coords(), hidden)?,
             target: backend.upload(n, 3, &setup.target.pixels)?,
-            residual: backend.zeros(n, 3)?,
-            state: backend.zeros(n, hidden)?,
-            next_state: backend.zeros(n, hidden)?,
-            correction: backend.zeros(n, 3)?,
-            estimate: backend.zeros(n, 3)?,
+            training,
+            residual: backend.zeros(fitted_rows, 3)?,
+            readouts: Vec::new(),
             radii,
             draws,
             hidden,
@@ -180,6 +246,22 @@ impl Multiscale {
             done: 0,
             cancel: setup.cancel.clone(),
         })
+    }
+
+    fn reservoir(&self, backend: &dyn Backend, scale: usize) -> anyhow::Result<Reservoir> {
+        Reservoir::from_draws(
+            backend,
+            &ReservoirSpec {
+                input_dim: 2,
+                hidden: self.hidden,
+                spectral_radius: self.radii[scale],
+                input_scale: self.input_scale,
+                bias_scale: self.bias_scale,
+                seed: self.seed + scale as u64,
+                rng: self.rng,
+            },
+            &self.draws[scale],
+        )
     }
 }
 
@@ -198,48 +280,39 @@ impl Method for Multiscale {
         anyhow::ensure!(!self.is_done(), "multiscale has finished its scales");
         let scale = self.done;
         let spectral_radius = self.radii[scale];
-        let reservoir = Reservoir::from_draws(
-            backend,
-            &ReservoirSpec {
-                input_dim: 2,
-                hidden: self.hidden,
-                spectral_radius,
-                input_scale: self.input_scale,
-                bias_scale: self.bias_scale,
-                seed: self.seed + scale as u64,
-                rng: self.rng,
-            },
-            &self.draws[scale],
-        )?;
-        for iteration in 0..self.iterations {
-            let previous = (iteration > 0).then_some(&self.state);
-            // The states are this scale's scratch: a cancelled step starts the scale again.
-            reservoir.step(
-                backend,
-                &self.coords,
-                previous,
-                &mut self.next_state,
-                &self.cancel,
-            )?;
-            std::mem::swap(&mut self.state, &mut self.next_state);
+        let reservoir = self.reservoir(backend, scale)?;
+        let cancel = &self.cancel;
+        self.all
+            .unroll(backend, &reservoir, self.iterations, cancel)?;
+        if let Some((training, _)) = &mut self.training {
+            training.unroll(backend, &reservoir, self.iterations, cancel)?;
         }
-        // The residual this scale has to explain.
-        backend.copy(&self.target, &mut self.residual);
-        backend.axpy(-1.0, &self.estimate, &mut self.residual);
-        fit_ridge(
+        // The residual this scale has to explain, on the pixels it is fitted on.
+        let (fitted_state, fitted_estimate, values) = match &self.training {
+            Some((training, values)) => (&training.state, &training.estimate, values),
+            None => (&self.all.state, &self.all.estimate, &self.target),
+        };
+        backend.copy(values, &mut self.residual);
+        backend.axpy(-1.0, fitted_estimate, &mut self.residual);
+        let readout = fit_ridge_on(
             backend,
-            &self.state,
+            fitted_state,
             &self.residual,
             self.lambda,
-            &mut self.correction,
-            &self.cancel,
+            &self.all.state,
+            &mut self.all.correction,
+            cancel,
         )?;
-        backend.axpy(1.0, &self.correction, &mut self.estimate);
+        backend.axpy(1.0, &self.all.correction, &mut self.all.estimate);
+        if let Some((training, _)) = &mut self.training {
+            training.correct(backend, &readout);
+        }
+        self.readouts.push(readout);
         self.done += 1;
         Ok(StepReport {
             step: self.done,
             label: format!("scale {} (ρ {spectral_radius:.2})", self.done),
-            psnr_db: clipped_psnr(backend, &mut self.estimate, &self.target),
+            psnr_db: clipped_psnr(backend, &mut self.all.estimate, &self.target),
             loss: None,
             saturation: None,
             levels: Vec::new(),
@@ -248,11 +321,33 @@ impl Method for Multiscale {
     }
 
     fn image(&self, backend: &dyn Backend) -> Vec<f32> {
-        backend.download(&self.estimate)
+        backend.download(&self.all.estimate)
+    }
+
+    /// The same scales with the same readouts at other points.
+    fn render(
+        &self,
+        backend: &dyn Backend,
+        coords: &[f32],
+        cancel: &CancelToken,
+    ) -> Option<anyhow::Result<Vec<f32>>> {
+        (self.done > 0).then(|| {
+            let reservoirs = (0..self.done)
+                .map(|scale| self.reservoir(backend, scale))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            render_in_blocks(coords, cancel, |block, _| {
+                let mut stream = Stream::new(backend, block, self.hidden)?;
+                for (reservoir, readout) in reservoirs.iter().zip(&self.readouts) {
+                    stream.unroll(backend, reservoir, self.iterations, cancel)?;
+                    stream.correct(backend, readout);
+                }
+                Ok(backend.download(&stream.estimate))
+            })
+        })
     }
 
     fn features(&self) -> Option<&Tensor> {
-        (self.done > 0).then_some(&self.state)
+        (self.done > 0).then_some(&self.all.state)
     }
 }
 

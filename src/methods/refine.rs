@@ -2,13 +2,18 @@
 //!
 //! Each iteration feeds `[x, y, current estimate]` (5 wide) into the reservoir, fits a ridge
 //! readout of the new state, and feeds the clipped estimate back in.
+//!
+//! Every pixel's recurrence is its own, so under a mask the training pixels run the same
+//! recurrence as a second, smaller stream: the readout is fitted on their states and applied to
+//! both streams. Keeping each iteration's readout lets the model be evaluated anywhere.
 
 use super::memory::{Tally, reservoir, reservoir_step_flops, ridge_fit};
 use super::params::common::{BIAS_SCALE, HIDDEN, INPUT_SCALE, LAMBDA, SEED, SPECTRAL_RADIUS};
-use super::readout::fit_ridge;
+use super::readout::fit_ridge_on;
 use super::reservoir::{Reservoir, ReservoirSpec};
 use super::{
     MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, clipped_psnr,
+    render_in_blocks,
 };
 use crate::compute::{Backend, CancelToken, Tensor};
 
@@ -46,7 +51,7 @@ pub const INFO: MethodInfo = MethodInfo {
     has_levels: false,
     trains_on_folder: false,
     resumable: false,
-    fits_observed_pixels: false,
+    fits_observed_pixels: true,
     create: |setup| Ok(Box::new(Refine::new(setup)?)),
 };
 
@@ -69,15 +74,57 @@ fn estimate(p: &ParamValues, size: usize) -> MemoryEstimate {
     tally.finish()
 }
 
-pub struct Refine {
-    reservoir: Reservoir,
+/// One set of pixels running the recurrence: its coordinates, its input, its states and its
+/// estimate.
+struct Stream {
     coords: Tensor,
-    target: Tensor,
     /// `[x, y, r, g, b]`, rebuilt from the estimate each iteration.
     input: Tensor,
     state: Tensor,
     next_state: Tensor,
     estimate: Tensor,
+}
+
+impl Stream {
+    fn new(backend: &dyn Backend, coords: &[f32], hidden: usize) -> anyhow::Result<Self> {
+        let n = coords.len() / 2;
+        Ok(Stream {
+            coords: backend.upload(n, 2, coords)?,
+            input: backend.zeros(n, 5)?,
+            state: backend.zeros(n, hidden)?,
+            next_state: backend.zeros(n, hidden)?,
+            estimate: backend.zeros(n, 3)?,
+        })
+    }
+
+    /// The reservoir's next state from the coordinates and the current estimate, into
+    /// `next_state` (the state itself is replaced only by [`Self::commit`]).
+    fn advance(
+        &mut self,
+        backend: &dyn Backend,
+        reservoir: &Reservoir,
+        first: bool,
+        cancel: &CancelToken,
+    ) -> Result<(), crate::compute::Cancelled> {
+        backend.concat_cols(&[&self.coords, &self.estimate], &mut self.input);
+        let previous = (!first).then_some(&self.state);
+        reservoir.step(backend, &self.input, previous, &mut self.next_state, cancel)
+    }
+
+    fn commit(&mut self) {
+        std::mem::swap(&mut self.state, &mut self.next_state);
+    }
+}
+
+pub struct Refine {
+    reservoir: Reservoir,
+    /// Every pixel: what is shown and scored.
+    all: Stream,
+    target: Tensor,
+    /// Under a mask, the pixels the readout is fitted on, and their values.
+    training: Option<(Stream, Tensor)>,
+    /// Each iteration's readout, for evaluating the model anywhere.
+    readouts: Vec<Vec<f64>>,
     lambda: f64,
     iterations: usize,
     done: usize,
@@ -92,14 +139,20 @@ impl Refine {
         let spec = ReservoirSpec::from_params(setup, 5, &REFINE_SPECTRAL_RADIUS);
         let hidden = spec.hidden;
         let reservoir = Reservoir::new(setup.cache, backend, &spec)?;
+        let training = match setup.target.training_pixels() {
+            Some(pixels) => {
+                let (coords, values) = setup.target.training_set();
+                let values = backend.upload(pixels.len(), 3, &values)?;
+                Some((Stream::new(backend, &coords, hidden)?, values))
+            }
+            None => None,
+        };
         Ok(Refine {
             reservoir,
-            coords: backend.upload(n, 2, &setup.target.coords())?,
+            all: Stream::new(backend, &setup.target.coords(), hidden)?,
             target: backend.upload(n, 3, &setup.target.pixels)?,
-            input: backend.zeros(n, 5)?,
-            state: backend.zeros(n, hidden)?,
-            next_state: backend.zeros(n, hidden)?,
-            estimate: backend.zeros(n, 3)?,
+            training,
+            readouts: Vec::new(),
             lambda: p.get(&LAMBDA),
             iterations: p.get_usize(&ITERATIONS),
             done: 0,
@@ -125,32 +178,40 @@ impl Method for Refine {
             "refine has finished its {} iterations",
             self.iterations
         );
-        backend.concat_cols(&[&self.coords, &self.estimate], &mut self.input);
-        let previous = (self.done > 0).then_some(&self.state);
-        self.reservoir.step(
+        let first = self.done == 0;
+        self.all
+            .advance(backend, &self.reservoir, first, &self.cancel)?;
+        if let Some((training, _)) = &mut self.training {
+            training.advance(backend, &self.reservoir, first, &self.cancel)?;
+        }
+        // The new states are fitted before they replace the old ones, so a cancellation
+        // anywhere up to here leaves this iteration undone and the next call redoes it.
+        let (fitted, values) = match &self.training {
+            Some((training, values)) => (&training.next_state, values),
+            None => (&self.all.next_state, &self.target),
+        };
+        let readout = fit_ridge_on(
             backend,
-            &self.input,
-            previous,
-            &mut self.next_state,
-            &self.cancel,
-        )?;
-        // The new state is fitted before it replaces the old one, so a cancellation anywhere
-        // up to here leaves this iteration undone and the next call redoes it.
-        fit_ridge(
-            backend,
-            &self.next_state,
-            &self.target,
+            fitted,
+            values,
             self.lambda,
-            &mut self.estimate,
+            &self.all.next_state,
+            &mut self.all.estimate,
             &self.cancel,
         )?;
-        std::mem::swap(&mut self.state, &mut self.next_state);
+        if let Some((training, _)) = &mut self.training {
+            backend.readout(&[&training.next_state], &readout, &mut training.estimate);
+            backend.clip(&mut training.estimate, 0.0, 1.0);
+            training.commit();
+        }
+        self.all.commit();
+        self.readouts.push(readout);
         self.done += 1;
         Ok(StepReport {
             step: self.done,
             label: format!("iteration {}", self.done),
             // Clipping here is also what the next iteration sees, as in the notebook.
-            psnr_db: clipped_psnr(backend, &mut self.estimate, &self.target),
+            psnr_db: clipped_psnr(backend, &mut self.all.estimate, &self.target),
             loss: None,
             saturation: None,
             levels: Vec::new(),
@@ -159,10 +220,32 @@ impl Method for Refine {
     }
 
     fn image(&self, backend: &dyn Backend) -> Vec<f32> {
-        backend.download(&self.estimate)
+        backend.download(&self.all.estimate)
+    }
+
+    /// The same iterations with the same readouts at other points.
+    fn render(
+        &self,
+        backend: &dyn Backend,
+        coords: &[f32],
+        cancel: &CancelToken,
+    ) -> Option<anyhow::Result<Vec<f32>>> {
+        (self.done > 0).then(|| {
+            let hidden = self.all.state.cols();
+            render_in_blocks(coords, cancel, |block, _| {
+                let mut stream = Stream::new(backend, block, hidden)?;
+                for (k, readout) in self.readouts.iter().enumerate() {
+                    stream.advance(backend, &self.reservoir, k == 0, cancel)?;
+                    stream.commit();
+                    backend.readout(&[&stream.state], readout, &mut stream.estimate);
+                    backend.clip(&mut stream.estimate, 0.0, 1.0);
+                }
+                Ok(backend.download(&stream.estimate))
+            })
+        })
     }
 
     fn features(&self) -> Option<&Tensor> {
-        (self.done > 0).then_some(&self.state)
+        (self.done > 0).then_some(&self.all.state)
     }
 }

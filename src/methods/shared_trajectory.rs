@@ -25,6 +25,9 @@ struct Step {
     gram: Arc<Vec<f64>>,
     /// `H_kᵀY`, hidden × 3, row-major.
     target_product: Arc<Vec<f64>>,
+    /// Seen through a mask: `H_k` on the training pixels alone. Every one is kept (a tenth of
+    /// the rows or so): cumulative's cross-step products are taken on them.
+    training_state: Option<Arc<Tensor>>,
 }
 
 pub struct SharedTrajectory {
@@ -47,11 +50,10 @@ pub struct TrajectoryKey {
     target: u64,
 }
 
-/// The training pixels' coordinates and values, and their latest state.
+/// The training pixels' coordinates and values.
 struct TrainingRows {
     coords: Tensor,
     target: Tensor,
-    state: Option<Tensor>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -113,11 +115,8 @@ impl TrajectoryHandle {
                 reservoir: Reservoir::new(setup.cache, backend, spec)?,
                 coords: backend.upload(n, 2, &setup.target.coords())?,
                 target: backend.upload(n, 3, &setup.target.pixels)?,
-                training: (setup.masked_training_set()?).map(|(coords, target)| TrainingRows {
-                    coords,
-                    target,
-                    state: None,
-                }),
+                training: (setup.masked_training_set()?)
+                    .map(|(coords, target)| TrainingRows { coords, target }),
                 steps: Vec::new(),
                 history_depths: Vec::new(),
             })
@@ -181,7 +180,7 @@ impl SharedTrajectory {
                 ),
                 Some(training) => {
                     let mut state = backend.zeros(training.coords.rows(), self.reservoir.hidden)?;
-                    let previous = training.state.as_ref();
+                    let previous = (self.steps.last()).and_then(|s| s.training_state.as_deref());
                     (self.reservoir).step(
                         backend,
                         &training.coords,
@@ -197,9 +196,6 @@ impl SharedTrajectory {
                 }
             };
             // Nothing below fails: the step is committed whole.
-            if let (Some(training), Some(state)) = (&mut self.training, training_state) {
-                training.state = Some(state);
-            }
             // The state before the new one is dropped unless a reader needs that deep.
             let previous_index = self.steps.len();
             if previous_index > depth
@@ -211,6 +207,7 @@ impl SharedTrajectory {
                 state: Some(Arc::new(next)),
                 gram: Arc::new(gram),
                 target_product: Arc::new(target_product),
+                training_state: training_state.map(Arc::new),
             });
         }
         Ok(())
@@ -248,6 +245,11 @@ impl SharedTrajectory {
             .state
             .clone()
             .expect("state kept for an attached reader")
+    }
+
+    /// Seen through a mask: `H_k` on the training pixels (1-based).
+    pub fn training_state(&self, k: usize) -> Option<Arc<Tensor>> {
+        self.steps[k - 1].training_state.clone()
     }
 
     /// `H_kᵀH_k` (hidden × hidden, row-major).

@@ -21,7 +21,7 @@ use crate::methods::cache::not_ready;
 use crate::methods::{Method, MethodCache, MethodInfo, ParamValues, Setup, StepReport};
 use crate::rng::RngKind;
 use crate::runner::DivergenceMonitor;
-use crate::sparse::BestTracker;
+use crate::sparse::{BestTracker, Refit, SetScores};
 use crate::target::Target;
 pub use scheduler::Scheduler;
 
@@ -73,6 +73,41 @@ pub struct Slot {
     pub compute_secs: f64,
     /// Seen through a mask with validation: the step with the best validation PSNR so far.
     pub best: BestTracker,
+    /// Seen through a mask that refits ([`crate::sparse::ObservationSpec::refit`]): the
+    /// second fit on every observed pixel, once this run has finished.
+    pub refit: Option<RefitState>,
+    /// Seen through a mask: the latest step's image, downloaded to score it, kept for whoever
+    /// shows it so it is not downloaded twice.
+    scored_image: Option<(usize, Vec<f32>)>,
+}
+
+/// Where a slot's refit on every observed pixel stands.
+pub enum RefitState {
+    /// Its run finished; the refit is built on its next turn and fitted to `to_step`.
+    Wanted {
+        to_step: usize,
+    },
+    Running {
+        method: Box<dyn Method>,
+        to_step: usize,
+    },
+    Done(Refit),
+    /// Its build or a step failed (one line); the validated run's results stand.
+    Failed(String),
+}
+
+impl RefitState {
+    fn pending(&self) -> bool {
+        matches!(self, RefitState::Wanted { .. } | RefitState::Running { .. })
+    }
+}
+
+/// One turn of a refit: the step it reached, of how many, and its result once it is done.
+#[derive(Clone, Debug)]
+pub struct RefitProgress {
+    pub step: usize,
+    pub of: usize,
+    pub outcome: Option<Result<Refit, String>>,
 }
 
 impl Slot {
@@ -87,14 +122,45 @@ impl Slot {
         self.method().map_or(0, |m| m.steps_done())
     }
 
-    /// Whether it has a step to take (below `step_limit`, if any).
+    /// Whether it has a step to take (below `step_limit`, if any), its refit's included.
     pub fn is_runnable(&self, step_limit: Option<usize>) -> bool {
         match &self.state {
             SlotState::NeedsBuild => true,
             SlotState::Running(method) => {
                 !method.is_done() && step_limit.is_none_or(|l| method.steps_done() < l)
             }
-            SlotState::Waiting(_) | SlotState::Finished(_) | SlotState::Stopped(_) => false,
+            SlotState::Finished(_) => self.refit_pending(),
+            SlotState::Waiting(_) | SlotState::Stopped(_) => false,
+        }
+    }
+
+    /// Seen through a mask: the image of step `step` if it is the one last scored (downloaded
+    /// then), taken out of the slot so nobody downloads it again.
+    pub fn take_scored_image(&mut self, step: usize) -> Option<Vec<f32>> {
+        match self.scored_image.take() {
+            Some((scored, image)) if scored == step => Some(image),
+            _ => None,
+        }
+    }
+
+    fn refit_pending(&self) -> bool {
+        self.refit.as_ref().is_some_and(RefitState::pending)
+    }
+
+    /// Finished (its refit too, when it has one) or stopped: nothing more will happen.
+    pub fn is_settled(&self) -> bool {
+        match &self.state {
+            SlotState::Finished(_) => !self.refit_pending(),
+            SlotState::Stopped(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The finished refit on every observed pixel, when there is one.
+    pub fn refit_result(&self) -> Option<&Refit> {
+        match &self.refit {
+            Some(RefitState::Done(refit)) => Some(refit),
+            _ => None,
         }
     }
 }
@@ -114,6 +180,8 @@ pub enum AdvanceResult {
     Stepped(StepReport),
     /// The build waits for a background computation.
     Waiting(String),
+    /// A step of the finished run's refit on every observed pixel.
+    Refit(RefitProgress),
     /// The run's token was set: nothing was committed; the same step can be taken again.
     Cancelled,
     Stopped(StopReason),
@@ -147,6 +215,9 @@ pub struct Session<'b> {
     cache: MethodCache,
     rng: RngKind,
     target: Option<Target>,
+    /// The target seen through its mask with nothing held out, for refits; made when the
+    /// first one is wanted.
+    refit_target: Option<Target>,
     /// A folder the methods that can train on one train on instead of the target.
     folder: Option<std::path::PathBuf>,
     slots: Vec<Slot>,
@@ -184,6 +255,7 @@ impl<'b> Session<'b> {
             cache,
             rng,
             target: None,
+            refit_target: None,
             folder: None,
             slots: Vec::new(),
             scheduler: Scheduler::new(),
@@ -222,6 +294,7 @@ impl<'b> Session<'b> {
     /// A new target: every method restarts on it.
     pub fn set_target(&mut self, target: Target) -> Vec<Restarted> {
         self.target = Some(target);
+        self.refit_target = None;
         self.restart_all()
     }
 
@@ -275,6 +348,8 @@ impl<'b> Session<'b> {
                         divergence: DivergenceMonitor::default(),
                         compute_secs: 0.0,
                         best: BestTracker::default(),
+                        refit: None,
+                        scored_image: None,
                     });
                     restarted.push(slots.len() - 1);
                 }
@@ -303,6 +378,8 @@ impl<'b> Session<'b> {
         slot.divergence = DivergenceMonitor::default();
         slot.compute_secs = 0.0;
         slot.best = BestTracker::default();
+        slot.refit = None;
+        slot.scored_image = None;
         self.scheduler.restart(slot.info.name);
         Restarted {
             method: slot.info.name,
@@ -367,6 +444,11 @@ impl<'b> Session<'b> {
         }
     }
 
+    /// [`Slot::take_scored_image`] of slot `index`.
+    pub fn take_scored_image(&mut self, index: usize, step: usize) -> Option<Vec<f32>> {
+        self.slots[index].take_scored_image(step)
+    }
+
     /// Charges work done for the slot's method outside [`Self::advance`] (a scratch copy
     /// stepped to show an old step's features) to its share.
     pub fn charge(&mut self, index: usize, secs: f64) {
@@ -385,6 +467,16 @@ impl<'b> Session<'b> {
         let Some(target) = &self.target else {
             return Ok(Err(anyhow::anyhow!("no image is loaded yet")));
         };
+        self.build_on(target, info, params, cancel)
+    }
+
+    fn build_on(
+        &self,
+        target: &Target,
+        info: &'static MethodInfo,
+        params: &ParamValues,
+        cancel: &CancelToken,
+    ) -> std::thread::Result<anyhow::Result<Box<dyn Method>>> {
         let setup = Setup {
             target,
             backend: self.backend.get(),
@@ -438,6 +530,11 @@ impl<'b> Session<'b> {
     }
 
     fn build_and_step(&mut self, index: usize) -> (Option<usize>, AdvanceResult) {
+        if matches!(self.slots[index].state, SlotState::Finished(_))
+            && self.slots[index].refit_pending()
+        {
+            return (None, self.refit_turn(index));
+        }
         let mut built = None;
         if matches!(self.slots[index].state, SlotState::NeedsBuild) {
             if self.target.is_none() {
@@ -501,7 +598,8 @@ impl<'b> Session<'b> {
             let image = method.image(backend);
             let scores = observation.score(&image, &target.pixels);
             report.sparse = Some(scores);
-            slot.best.observe(report.step, scores, image);
+            slot.best.observe(report.step, scores, &image);
+            slot.scored_image = Some((report.step, image));
             stop_early = slot.best.exhausted(observation.spec.patience);
         }
         if method.is_done() || stop_early {
@@ -511,8 +609,114 @@ impl<'b> Session<'b> {
                 unreachable!("matched above")
             };
             slot.state = SlotState::Finished(method);
+            let refits = (self.target.as_ref())
+                .and_then(|t| t.observation.as_ref())
+                .is_some_and(|o| o.spec.refits());
+            if let (true, Some(best)) = (refits, &slot.best.best) {
+                slot.refit = Some(RefitState::Wanted { to_step: best.step });
+            }
         }
         (built, AdvanceResult::Stepped(report))
+    }
+
+    /// One turn of a finished run's refit: built on the target with nothing held out (in the
+    /// first turn), then one step; scored once it reaches the best-validation step. A failure
+    /// is the refit's alone: the validated run's results stay.
+    fn refit_turn(&mut self, index: usize) -> AdvanceResult {
+        let Some(target) = &self.target else {
+            return AdvanceResult::Waiting("an image".into());
+        };
+        if self.refit_target.is_none() {
+            let Some(observation) = &target.observation else {
+                return AdvanceResult::Waiting("a mask".into());
+            };
+            let mut refit_target = target.clone();
+            refit_target.observation = Some(std::sync::Arc::new(observation.without_validation()));
+            self.refit_target = Some(refit_target);
+        }
+        let refit_target = self.refit_target.as_ref().expect("made above");
+        let slot = &self.slots[index];
+        let (info, params, cancel) = (slot.info, slot.params.clone(), slot.cancel.clone());
+        let failed = |slot: &mut Slot, to_step: usize, why: String| {
+            slot.refit = Some(RefitState::Failed(why.clone()));
+            AdvanceResult::Refit(RefitProgress {
+                step: 0,
+                of: to_step,
+                outcome: Some(Err(why)),
+            })
+        };
+        let (mut method, to_step) = match self.slots[index].refit.take() {
+            Some(RefitState::Wanted { to_step }) => {
+                let built = self.build_on(refit_target, info, &params, &cancel);
+                let slot = &mut self.slots[index];
+                match built {
+                    Ok(Ok(method)) => (method, to_step),
+                    Ok(Err(error)) => {
+                        if let Some(waiting) = not_ready(&error) {
+                            slot.refit = Some(RefitState::Wanted { to_step });
+                            return AdvanceResult::Waiting(waiting.what.clone());
+                        }
+                        if is_cancelled_error(&error) {
+                            slot.refit = Some(RefitState::Wanted { to_step });
+                            return AdvanceResult::Cancelled;
+                        }
+                        return failed(slot, to_step, one_line(&format!("{error:#}")));
+                    }
+                    Err(panic) => {
+                        let why = one_line(&crate::panic_message(panic.as_ref()));
+                        return failed(slot, to_step, why);
+                    }
+                }
+            }
+            Some(RefitState::Running { method, to_step }) => (method, to_step),
+            other => {
+                self.slots[index].refit = other;
+                return AdvanceResult::Cancelled;
+            }
+        };
+        let backend = self.backend.get();
+        let outcome = catch_unwind(AssertUnwindSafe(|| method.step(backend)));
+        let slot = &mut self.slots[index];
+        let report = match outcome {
+            Ok(Ok(report)) => report,
+            Ok(Err(error)) if is_cancelled_error(&error) => {
+                slot.refit = Some(RefitState::Running { method, to_step });
+                return AdvanceResult::Cancelled;
+            }
+            Ok(Err(error)) => return failed(slot, to_step, one_line(&format!("{error:#}"))),
+            Err(panic) => {
+                let why = one_line(&crate::panic_message(panic.as_ref()));
+                return failed(slot, to_step, why);
+            }
+        };
+        if !report.psnr_db.is_finite() {
+            let why = format!("its PSNR is not a number at step {}", report.step);
+            return failed(slot, to_step, why);
+        }
+        // A report's step is the method's own count (cumulative's k), as the best step is.
+        let step = report.step;
+        if step < to_step && !method.is_done() {
+            slot.refit = Some(RefitState::Running { method, to_step });
+            return AdvanceResult::Refit(RefitProgress {
+                step,
+                of: to_step,
+                outcome: None,
+            });
+        }
+        let image = method.image(backend);
+        let observation = refit_target.observation.as_ref().expect("made with one");
+        let scores: SetScores = observation.score(&image, &refit_target.pixels);
+        let refit = Refit {
+            step,
+            scores,
+            image,
+        };
+        slot.refit = Some(RefitState::Done(refit.clone()));
+        AdvanceResult::Refit(RefitProgress {
+            step,
+            of: to_step,
+            outcome: Some(Ok(refit)),
+        })
     }
 
     fn stop(&mut self, index: usize, reason: StopReason) -> AdvanceResult {

@@ -36,6 +36,11 @@ pub struct ObservationSpec {
     /// (0: run every step).
     #[serde(default)]
     pub patience: usize,
+    /// Once a validated run has finished, fit the method again on every observed pixel
+    /// (validation share included) for as many steps as its best-validation step: validation
+    /// chooses how long to fit, and nothing the user observed is left out of the answer.
+    #[serde(default)]
+    pub refit: bool,
 }
 
 impl ObservationSpec {
@@ -48,6 +53,11 @@ impl ObservationSpec {
     pub fn is_holdout(&self) -> bool {
         self.mask == Self::HOLDOUT
     }
+
+    /// Whether a finished run is fitted again on every observed pixel.
+    pub fn refits(&self) -> bool {
+        self.refit && self.validation_share > 0.0
+    }
 }
 
 impl fmt::Display for ObservationSpec {
@@ -59,6 +69,9 @@ impl fmt::Display for ObservationSpec {
                 ", {:.0}% of it for validation",
                 100.0 * self.validation_share
             )?;
+            if self.refit {
+                write!(f, ", then refit on all of it")?;
+            }
         }
         Ok(())
     }
@@ -173,6 +186,28 @@ impl Observation {
         Ok(observation)
     }
 
+    /// The same mask with nothing held out: what a refit fits on. The unobserved pixels and
+    /// the baselines are the same, so its scores compare with the validated run's.
+    pub fn without_validation(&self) -> Observation {
+        let mut split = self.split.clone();
+        split.train = self.observed_pixels.clone();
+        split.validation.clear();
+        Observation {
+            spec: ObservationSpec {
+                validation_share: 0.0,
+                patience: 0,
+                refit: false,
+                ..self.spec.clone()
+            },
+            side: self.side,
+            observed: self.observed.clone(),
+            split,
+            observed_pixels: self.observed_pixels.clone(),
+            heldout: self.heldout.clone(),
+            baselines: self.baselines.clone(),
+        }
+    }
+
     /// `image`'s PSNR and SSIM on each set, against `truth`.
     pub fn score(&self, image: &[f32], truth: &[f32]) -> SetScores {
         // SSIM's 11-pixel window needs an image at least that large; smaller ones get NaN.
@@ -248,6 +283,15 @@ pub struct BestStep {
     pub image: Vec<f32>,
 }
 
+/// A validated run's method fitted again on every observed pixel, to its best-validation step.
+#[derive(Clone, Debug)]
+pub struct Refit {
+    /// The best-validation step it was fitted to.
+    pub step: usize,
+    pub scores: SetScores,
+    pub image: Vec<f32>,
+}
+
 /// Tracks [`BestStep`] over a run's steps.
 #[derive(Clone, Debug, Default)]
 pub struct BestTracker {
@@ -259,7 +303,7 @@ pub struct BestTracker {
 impl BestTracker {
     /// Records a step: it becomes the best, image and all, when its validation PSNR beats the
     /// best so far.
-    pub fn observe(&mut self, step: usize, scores: SetScores, image: Vec<f32>) {
+    pub fn observe(&mut self, step: usize, scores: SetScores, image: &[f32]) {
         let better = scores
             .validation_db
             .filter(|db| db.is_finite())
@@ -271,7 +315,7 @@ impl BestTracker {
             self.best = Some(BestStep {
                 step,
                 scores,
-                image,
+                image: image.to_vec(),
             });
             self.since_best = 0;
         } else {

@@ -563,6 +563,7 @@ pub(crate) mod fixture {
             seed: 0,
             validation_share: 0.2,
             patience: 0,
+            refit: false,
         };
         let observation =
             crate::sparse::Observation::new(spec, &target_pixels(), SIZE).expect("a 16² mask");

@@ -1,5 +1,6 @@
 //! Sparse: reconstruction from a fraction of the pixels (seed 003). The sparse input
-//! (unobserved pixels grey), the focused method's reconstruction, the interpolation baselines,
+//! (unobserved pixels grey), the focused method's reconstruction with its best-validation step
+//! and its refit on every observed pixel when they have arrived, the interpolation baselines,
 //! the ground truth and the reconstruction's error, each with PSNR and SSIM on the unobserved
 //! pixels; under them PSNR on the unobserved pixels (solid) and the validation share (dashed)
 //! of every method against step, with the baselines as dashed levels, and the step where each
@@ -8,9 +9,9 @@
 use egui::{RichText, TextureHandle, TextureOptions};
 use egui_plot::{HLine, Legend, Line, LineStyle, Plot, PlotPoints};
 
-use crate::app::state::{MethodRun, ObservationView};
+use crate::app::state::{MethodRun, ObservationView, RefitView, ShownPicture};
 use crate::figures;
-use crate::sparse::SetScores;
+use crate::sparse::{BestStep, Refit, SetScores};
 
 use super::{
     CAPTION_PX, Caption, ExportSource, View, ViewContext, ViewExport, empty_hint_ui,
@@ -66,6 +67,21 @@ pub fn best_validation(run: &MethodRun) -> Option<(usize, SetScores)> {
         })
 }
 
+/// The run's best-validation picture with the scores of its step, when both have arrived.
+fn best_picture(run: &MethodRun) -> Option<(&ShownPicture, SetScores)> {
+    let shown = run.best_picture.as_ref()?;
+    let scores = run.cells.get(&shown.picture.step)?.report.sparse?;
+    Some((shown, scores))
+}
+
+/// The run's finished refit on every observed pixel.
+fn refit_picture(run: &MethodRun) -> Option<(&ShownPicture, SetScores)> {
+    match &run.refit {
+        Some(RefitView::Done { shown, scores }) => Some((shown, *scores)),
+        _ => None,
+    }
+}
+
 impl View for Sparse {
     fn id(&self) -> &'static str {
         "sparse"
@@ -89,13 +105,26 @@ impl View for Sparse {
         let run = model.run(source.focus_method?)?;
         let latest = run.latest.as_ref()?;
         let scores = run.cells.get(&latest.step).and_then(|c| c.report.sparse);
+        let best = best_picture(run).map(|(shown, scores)| BestStep {
+            step: shown.picture.step,
+            scores,
+            image: shown.picture.pixels.to_vec(),
+        });
+        let refit = refit_picture(run).map(|(shown, scores)| Refit {
+            step: shown.picture.step,
+            scores,
+            image: shown.picture.pixels.to_vec(),
+        });
         Some(ViewExport::Sheet(figures::sparse_sheet(
             run.info,
             source.provenance,
             &observation.observation,
             &target.pixels,
             (&latest.pixels, scores),
-            None,
+            figures::SparseChoices {
+                best: best.as_ref(),
+                refit: refit.as_ref(),
+            },
         )))
     }
 
@@ -159,6 +188,23 @@ impl View for Sparse {
                 },
             ));
         }
+        if let Some(run) = run {
+            let chosen = [
+                best_picture(run).map(|(shown, scores)| (shown, scores, "best validation")),
+                refit_picture(run).map(|(shown, scores)| (shown, scores, "refit")),
+            ];
+            for (shown, scores, what) in chosen.into_iter().flatten() {
+                cells.push((
+                    Some(shown.texture.id()),
+                    Caption {
+                        title: format!("{what} · {}", shown.picture.step),
+                        value: short_scores(&scores),
+                        value_color: palette::TEXT_STRONG,
+                        edge: Some(method_color(run.info.name)),
+                    },
+                ));
+            }
+        }
         for ((texture, _), baseline) in observation
             .baselines
             .iter()
@@ -199,7 +245,7 @@ impl View for Sparse {
                 .small()
                 .color(palette::TEXT_DIM),
         );
-        let top_height = (ui.available_height() * 0.55).max(160.0);
+        let top_height = (ui.available_height() * 0.45).max(160.0);
         let (columns, side) = tile(
             cells.len(),
             egui::vec2(ui.available_width(), top_height),
@@ -238,22 +284,36 @@ fn best_steps_ui(ui: &mut egui::Ui, model: &crate::app::state::Model) {
         let Some((step, scores)) = best_validation(run) else {
             continue;
         };
+        let mut line = format!(
+            "{}: best validation {:.2} dB at step {step} → unobserved {}",
+            run.info.name,
+            scores.validation_db.unwrap_or(f64::NAN),
+            scores_text(&scores),
+        );
+        match &run.refit {
+            Some(RefitView::Running { step, of }) => {
+                line.push_str(&format!("; refitting on all observed: {step}/{of}"));
+            }
+            Some(RefitView::Done { scores, .. }) => {
+                line.push_str(&format!(
+                    "; refit on all observed → {}",
+                    scores_text(scores)
+                ));
+            }
+            Some(RefitView::Failed(why)) => line.push_str(&format!("; the refit failed: {why}")),
+            None => {}
+        }
         ui.label(
-            RichText::new(format!(
-                "{}: best validation {:.2} dB at step {step} → unobserved {} (observed {:.2} dB)",
-                run.info.name,
-                scores.validation_db.unwrap_or(f64::NAN),
-                scores_text(&scores),
-                scores.observed_db
-            ))
-            .monospace()
-            .color(method_color(run.info.name)),
+            RichText::new(line)
+                .monospace()
+                .color(method_color(run.info.name)),
         );
     }
 }
 
 fn curves_ui(ui: &mut egui::Ui, model: &crate::app::state::Model, observation: &ObservationView) {
-    let height = ui.available_height().max(120.0);
+    // Tall enough for its legend (a line per method and baseline).
+    let height = ui.available_height().max(190.0);
     Plot::new("sparse-curves")
         .height(height)
         .x_axis_label("step")
@@ -286,7 +346,9 @@ fn curves_ui(ui: &mut egui::Ui, model: &crate::app::state::Model, observation: &
                 if unobserved.is_empty() {
                     continue;
                 }
-                let name = format!("{} unobserved", run.info.name);
+                // One legend entry per method: its unobserved (solid) and validation (dashed)
+                // curves share the name, so they show and hide together.
+                let name = run.info.name;
                 if unobserved.len() == 1 {
                     plot.hline(HLine::new(name, unobserved[0][1]).color(color).width(2.0));
                 } else {
@@ -299,13 +361,10 @@ fn curves_ui(ui: &mut egui::Ui, model: &crate::app::state::Model, observation: &
                 let validation = series(|s| s.validation_db);
                 if validation.len() > 1 {
                     plot.line(
-                        Line::new(
-                            format!("{} validation", run.info.name),
-                            PlotPoints::from(validation),
-                        )
-                        .color(color)
-                        .style(LineStyle::dashed_dense())
-                        .width(1.5),
+                        Line::new(name, PlotPoints::from(validation))
+                            .color(color)
+                            .style(LineStyle::dashed_dense())
+                            .width(1.5),
                     );
                 }
             }
