@@ -997,10 +997,7 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
                     &records,
                     outcome.iterates.as_deref(),
                     outcome.levels.as_deref(),
-                    figures::SparseChoices {
-                        best: outcome.best.as_ref(),
-                        refit: outcome.refit.as_ref().and_then(|r| r.as_ref().ok()),
-                    },
+                    outcome.best.as_ref(),
                     outcome.refit.as_ref(),
                     &target,
                     backend.as_ref(),
@@ -1368,7 +1365,7 @@ fn write_run(
     records: &[StepRecord],
     iterates: Option<&[Vec<f32>]>,
     levels: Option<&[LevelImages]>,
-    choices: figures::SparseChoices,
+    best: Option<&BestStep>,
     refit: Option<&Result<Refit, String>>,
     target: &Target,
     backend: &dyn Backend,
@@ -1402,7 +1399,7 @@ fn write_run(
                 delaunay_linear_ssim: o.baselines[0].scores.unobserved_ssim,
                 nearest_ssim: o.baselines[1].scores.unobserved_ssim,
             }),
-        best_validation: choices.best.map(|b| BestSummary {
+        best_validation: best.map(|b| BestSummary {
             step: b.step,
             scores: b.scores,
         }),
@@ -1501,7 +1498,10 @@ fn write_run(
             observation,
             &target.pixels,
             (last, last_record.report.sparse),
-            choices,
+            figures::SparseChoices {
+                best,
+                refit: refit.and_then(|r| r.as_ref().ok()),
+            },
         );
         write_atomic(&dir.join("sparse.png"), &png(&sheet.render())?, existing)?;
     }

@@ -6,7 +6,7 @@ use crate::checkpoint::Checkpoint;
 use crate::compute::Backend;
 use crate::methods::{LevelImages, MethodCache, MethodInfo, ParamValues, StepReport};
 use crate::rng::RngKind;
-use crate::session::{Advance, AdvanceResult, RefitState, Session, SlotState};
+use crate::session::{Advance, AdvanceResult, Session, SlotState};
 use crate::sparse::{BestStep, Refit};
 use crate::target::Target;
 
@@ -168,11 +168,7 @@ fn outcome(
         iterates: method.iterates(session.backend()),
         levels: method.levels(session.backend()),
         best: slot.best.best.clone(),
-        refit: slot.refit.as_ref().and_then(|refit| match refit {
-            RefitState::Done(refit) => Some(Ok(refit.clone())),
-            RefitState::Failed(why) => Some(Err(why.clone())),
-            _ => None,
-        }),
+        refit: slot.refit_outcome(),
         rendering,
     })
 }

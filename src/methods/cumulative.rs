@@ -16,6 +16,7 @@ use std::sync::Arc;
 use faer::{Mat, MatRef};
 
 use super::memory::{Tally, reservoir, reservoir_step_flops};
+use super::readout::clipped_readout;
 use super::reservoir::ReservoirSpec;
 use super::shared_trajectory::TrajectoryHandle;
 use super::{
@@ -296,10 +297,7 @@ impl Method for Cumulative {
                     states.push(next);
                 }
                 let blocks: Vec<&Tensor> = states.iter().collect();
-                let mut out = backend.zeros(rows, 3)?;
-                backend.readout(&blocks, &self.weights, &mut out);
-                backend.clip(&mut out, 0.0, 1.0);
-                Ok(backend.download(&out))
+                clipped_readout(backend, &blocks, &self.weights)
             })
         })
     }

@@ -5,7 +5,7 @@
 
 use super::memory::{Tally, ridge_fit};
 use super::params::common::{FOURIER_SCALE, LAMBDA, SEED};
-use super::readout::{fit_ridge, fit_ridge_on};
+use super::readout::{clipped_readout, fit_ridge, fit_ridge_on};
 use super::{
     MemoryEstimate, Method, MethodInfo, ParamSpec, ParamValues, Setup, StepReport, clipped_psnr,
     render_in_blocks,
@@ -171,11 +171,8 @@ impl Method for FourierRidge {
             render_in_blocks(coords, cancel, |block, rows| {
                 let coords = backend.upload(rows, 2, block)?;
                 let mut features = backend.zeros(rows, 2 * m)?;
-                let mut out = backend.zeros(rows, 3)?;
                 backend.fourier_encode(&coords, &self.frequencies, &mut features);
-                backend.readout(&[&features], &self.weights, &mut out);
-                backend.clip(&mut out, 0.0, 1.0);
-                Ok(backend.download(&out))
+                clipped_readout(backend, &[&features], &self.weights)
             })
         })
     }

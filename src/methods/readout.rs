@@ -57,3 +57,16 @@ pub fn fit_ridge_on(
         prediction,
     ))
 }
+
+/// `[blocks]·weights` clipped to [0, 1] and downloaded: a readout evaluated away from the
+/// pixel grid (a rendering's row block).
+pub fn clipped_readout(
+    backend: &dyn Backend,
+    blocks: &[&Tensor],
+    weights: &[f64],
+) -> anyhow::Result<Vec<f32>> {
+    let mut out = backend.zeros(blocks[0].rows(), 3)?;
+    backend.readout(blocks, weights, &mut out);
+    backend.clip(&mut out, 0.0, 1.0);
+    Ok(backend.download(&out))
+}

@@ -7,7 +7,7 @@ use super::params::common::{BIAS_SCALE, HIDDEN, INPUT_SCALE, LAMBDA, SEED, SPECT
 use std::sync::Arc;
 
 use super::memory::{Tally, reservoir, reservoir_step_flops, ridge_fit};
-use super::readout::predict_from_gram;
+use super::readout::{clipped_readout, predict_from_gram};
 use super::reservoir::ReservoirSpec;
 use super::shared_trajectory::TrajectoryHandle;
 use super::{
@@ -177,10 +177,7 @@ impl Method for Trajectory {
                     state = Some(next);
                 }
                 let state = state.expect("at least one step");
-                let mut out = backend.zeros(rows, 3)?;
-                backend.readout(&[&state], &self.weights, &mut out);
-                backend.clip(&mut out, 0.0, 1.0);
-                Ok(backend.download(&out))
+                clipped_readout(backend, &[&state], &self.weights)
             })
         })
     }

@@ -156,11 +156,12 @@ impl Slot {
         }
     }
 
-    /// The finished refit on every observed pixel, when there is one.
-    pub fn refit_result(&self) -> Option<&Refit> {
-        match &self.refit {
-            Some(RefitState::Done(refit)) => Some(refit),
-            _ => None,
+    /// The refit on every observed pixel once it has finished (or why it failed).
+    pub fn refit_outcome(&self) -> Option<Result<Refit, String>> {
+        match self.refit.as_ref()? {
+            RefitState::Done(refit) => Some(Ok(refit.clone())),
+            RefitState::Failed(why) => Some(Err(why.clone())),
+            RefitState::Wanted { .. } | RefitState::Running { .. } => None,
         }
     }
 }
@@ -544,25 +545,18 @@ impl<'b> Session<'b> {
             let info = slot.info;
             let outcome = self.build(info, &slot.params, &slot.cancel);
             let slot = &mut self.slots[index];
-            match outcome {
-                Ok(Ok(method)) => {
+            match sort_outcome(info.name, outcome, true) {
+                Ok(method) => {
                     built = Some(method.total_steps());
                     slot.state = SlotState::Running(method);
                 }
-                Ok(Err(error)) => {
-                    if let Some(waiting) = not_ready(&error) {
-                        let what = waiting.what.clone();
-                        slot.state = SlotState::Waiting(what.clone());
-                        return (None, AdvanceResult::Waiting(what));
-                    }
-                    if is_cancelled_error(&error) {
-                        return (None, AdvanceResult::Cancelled);
-                    }
-                    return (None, self.stop(index, failure(info.name, &error)));
+                Err(Setback::Waiting(what)) => {
+                    slot.state = SlotState::Waiting(what.clone());
+                    return (None, AdvanceResult::Waiting(what));
                 }
-                Err(panic) => {
-                    let why = crate::panic_message(panic.as_ref());
-                    return (None, self.stop(index, StopReason::Failed(one_line(&why))));
+                Err(Setback::Cancelled) => return (None, AdvanceResult::Cancelled),
+                Err(Setback::Failed(why)) => {
+                    return (None, self.stop(index, StopReason::Failed(why)));
                 }
             }
         }
@@ -572,18 +566,13 @@ impl<'b> Session<'b> {
             return (built, AdvanceResult::Cancelled);
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| method.step(backend)));
-        let mut report = match outcome {
-            Ok(Ok(report)) => report,
-            Ok(Err(error)) if is_cancelled_error(&error) => {
+        let mut report = match sort_outcome(slot.info.name, outcome, false) {
+            Ok(report) => report,
+            Err(Setback::Cancelled | Setback::Waiting(_)) => {
                 return (built, AdvanceResult::Cancelled);
             }
-            Ok(Err(error)) => {
-                let name = slot.info.name;
-                return (built, self.stop(index, failure(name, &error)));
-            }
-            Err(panic) => {
-                let why = crate::panic_message(panic.as_ref());
-                return (built, self.stop(index, StopReason::Failed(one_line(&why))));
+            Err(Setback::Failed(why)) => {
+                return (built, self.stop(index, StopReason::Failed(why)));
             }
         };
         if let Some(why) = slot.divergence.observe(&report) {
@@ -649,23 +638,17 @@ impl<'b> Session<'b> {
             Some(RefitState::Wanted { to_step }) => {
                 let built = self.build_on(refit_target, info, &params, &cancel);
                 let slot = &mut self.slots[index];
-                match built {
-                    Ok(Ok(method)) => (method, to_step),
-                    Ok(Err(error)) => {
-                        if let Some(waiting) = not_ready(&error) {
-                            slot.refit = Some(RefitState::Wanted { to_step });
-                            return AdvanceResult::Waiting(waiting.what.clone());
-                        }
-                        if is_cancelled_error(&error) {
-                            slot.refit = Some(RefitState::Wanted { to_step });
-                            return AdvanceResult::Cancelled;
-                        }
-                        return failed(slot, to_step, one_line(&format!("{error:#}")));
+                match sort_outcome(info.name, built, true) {
+                    Ok(method) => (method, to_step),
+                    Err(Setback::Waiting(what)) => {
+                        slot.refit = Some(RefitState::Wanted { to_step });
+                        return AdvanceResult::Waiting(what);
                     }
-                    Err(panic) => {
-                        let why = one_line(&crate::panic_message(panic.as_ref()));
-                        return failed(slot, to_step, why);
+                    Err(Setback::Cancelled) => {
+                        slot.refit = Some(RefitState::Wanted { to_step });
+                        return AdvanceResult::Cancelled;
                     }
+                    Err(Setback::Failed(why)) => return failed(slot, to_step, why),
                 }
             }
             Some(RefitState::Running { method, to_step }) => (method, to_step),
@@ -677,17 +660,13 @@ impl<'b> Session<'b> {
         let backend = self.backend.get();
         let outcome = catch_unwind(AssertUnwindSafe(|| method.step(backend)));
         let slot = &mut self.slots[index];
-        let report = match outcome {
-            Ok(Ok(report)) => report,
-            Ok(Err(error)) if is_cancelled_error(&error) => {
+        let report = match sort_outcome(info.name, outcome, false) {
+            Ok(report) => report,
+            Err(Setback::Cancelled | Setback::Waiting(_)) => {
                 slot.refit = Some(RefitState::Running { method, to_step });
                 return AdvanceResult::Cancelled;
             }
-            Ok(Err(error)) => return failed(slot, to_step, one_line(&format!("{error:#}"))),
-            Err(panic) => {
-                let why = one_line(&crate::panic_message(panic.as_ref()));
-                return failed(slot, to_step, why);
-            }
+            Err(Setback::Failed(why)) => return failed(slot, to_step, why),
         };
         if !report.psnr_db.is_finite() {
             let why = format!("its PSNR is not a number at step {}", report.step);
@@ -748,13 +727,41 @@ fn one_line(text: &str) -> String {
 }
 
 /// The error's first line, without the method's name in front (the reason is shown beside it).
-fn failure(method: &str, error: &anyhow::Error) -> StopReason {
+fn failure(method: &str, error: &anyhow::Error) -> String {
     let text = one_line(&format!("{error:#}"));
-    let text = text
-        .strip_prefix(method)
+    text.strip_prefix(method)
         .and_then(|rest| rest.strip_prefix(": "))
-        .map_or(text.clone(), str::to_owned);
-    StopReason::Failed(text)
+        .map_or(text.clone(), str::to_owned)
+}
+
+/// What kept a build or a step from giving its value.
+enum Setback {
+    /// The build waits for a background computation (what).
+    Waiting(String),
+    /// The run's token was set: nothing was committed.
+    Cancelled,
+    /// An error or a panic, in one line without the method's name.
+    Failed(String),
+}
+
+/// Sorts the outcome of a build or a step taken under `catch_unwind`. Only a build waits for
+/// the background (`waits`); any other error is the method's failure.
+fn sort_outcome<T>(
+    method: &str,
+    outcome: std::thread::Result<anyhow::Result<T>>,
+    waits: bool,
+) -> Result<T, Setback> {
+    match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(match not_ready(&error) {
+            Some(waiting) if waits => Setback::Waiting(waiting.what.clone()),
+            _ if is_cancelled_error(&error) => Setback::Cancelled,
+            _ => Setback::Failed(failure(method, &error)),
+        }),
+        Err(panic) => Err(Setback::Failed(one_line(&crate::panic_message(
+            panic.as_ref(),
+        )))),
+    }
 }
 
 #[cfg(test)]
