@@ -1,6 +1,6 @@
 // Float-float arithmetic (a value as an unevaluated sum hi + lo of two f32s), shared by the
 // shaders that accumulate sums the host finishes in f64: reduce.wgsl, loss.wgsl, ssim.wgsl. It is
-// put in front of each of them (see `with_float_float` in src/compute/gpu/mod.rs); each declares
+// put in front of each of them with the reduction core (src/compute/gpu/reductions.rs); each declares
 // its uniform as `params` with an `opaque_zero: u32` field that is always 0. gram.wgsl has its own
 // copy with the zero as an argument, since its two entry points read different uniforms.
 

@@ -2,8 +2,8 @@
 // backward products. dz = dy ⊙ act'(y) is never stored: the backward products compute it while
 // staging their operands, which saves a full N×outputs buffer and a pass over it.
 //
-// Products use 64×64 output tiles, 256 invocations each owning a 4×4 block (rows local.y + 16i,
-// columns local.x + 16j) and operands staged 16 deep in workgroup memory.
+// The products are instances of the register-tiled core (tiled_product.wgsl: forward,
+// weight_gradient, input_gradient); this file says how each reads its operands and writes.
 
 struct Params {
     rows: u32,       // N, rows of x, y and dy
@@ -12,6 +12,7 @@ struct Params {
     activation: u32, // Activation::index(): 0 identity, 1 relu, 2 tanh, 3 sigmoid
     rows_per_split: u32, // backward_weights: rows summed by one z-slice
     splits: u32,         // backward_weights / sum_splits: number of z-slices
+    opaque_zero: u32,    // always 0 (float_float.wgsl, which the reduction core needs)
 }
 
 // Sizes and activation of this dispatch.
@@ -39,15 +40,8 @@ struct Params {
 // inputs×outputs weight gradient, written by sum_splits.
 @group(0) @binding(11) var<storage, read_write> d_weights_sum: array<f32>;
 
-const TILE: u32 = 64u;
-const DEPTH: u32 = 16u;
-
-// Left operand slice, stored [k][row].
-var<workgroup> tile_left: array<f32, 1024>;
-// Right operand slice, stored [k][column].
-var<workgroup> tile_right: array<f32, 1024>;
-// Partial sums of the bias-gradient reduction.
-var<workgroup> partial: array<f32, 256>;
+// Plane of `d_weights` this workgroup's split of the weight-gradient sum writes.
+var<private> plane: u32;
 
 fn activate(z: f32) -> f32 {
     switch params.activation {
@@ -90,175 +84,133 @@ fn dz(at: u32) -> f32 {
     return dy[at] * derivative_from_output(y[at]);
 }
 
-// Adds the product of the two staged slices to this invocation's 4×4 accumulator block.
-fn multiply_staged(local: vec3<u32>, acc: ptr<function, array<f32, 16>>) {
-    for (var k = 0u; k < DEPTH; k++) {
-        var left: array<f32, 4>;
-        var right: array<f32, 4>;
-        for (var i = 0u; i < 4u; i++) {
-            left[i] = tile_left[k * TILE + local.y + 16u * i];
-            right[i] = tile_right[k * TILE + local.x + 16u * i];
-        }
-        for (var i = 0u; i < 4u; i++) {
-            for (var j = 0u; j < 4u; j++) {
-                (*acc)[i * 4u + j] += left[i] * right[j];
-            }
-        }
+// The forward product x·W (N×inputs · inputs×outputs), epilogue act(· + b).
+const forward_left_along_k: bool = true;
+const forward_right_along_k: bool = false;
+
+fn forward_left_value(row: u32, k: u32) -> f32 {
+    if row < params.rows && k < params.inputs {
+        return x[row * params.inputs + k];
+    }
+    return 0.0;
+}
+
+fn forward_right_value(k: u32, column: u32) -> f32 {
+    if k < params.inputs && column < params.outputs {
+        return weights[k * params.outputs + column];
+    }
+    return 0.0;
+}
+
+fn forward_write_value(row: u32, column: u32, sum: f32) {
+    if row < params.rows && column < params.outputs {
+        y_out[row * params.outputs + column] = activate(sum + bias[column]);
     }
 }
 
-// Index of the first row of this workgroup's tile; row tiles beyond the per-dimension dispatch
-// limit are folded into z.
-fn tile_row0(group: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return (group.y + group.z * groups.y) * TILE;
+// The weight gradient xᵀ·dz (inputs×N · N×outputs): both operands are stored with the summed
+// index as their row, so both are read along their rows.
+const weight_gradient_left_along_k: bool = false;
+const weight_gradient_right_along_k: bool = false;
+
+fn weight_gradient_left_value(row: u32, k: u32) -> f32 {
+    if row < params.inputs && k < params.rows {
+        return x[k * params.inputs + row];
+    }
+    return 0.0;
+}
+
+fn weight_gradient_right_value(k: u32, column: u32) -> f32 {
+    if k < params.rows && column < params.outputs {
+        return dz(k * params.outputs + column);
+    }
+    return 0.0;
+}
+
+fn weight_gradient_write_value(row: u32, column: u32, sum: f32) {
+    if row < params.inputs && column < params.outputs {
+        d_weights[plane + row * params.outputs + column] = sum;
+    }
+}
+
+// The input gradient dz·Wᵀ (N×outputs · outputs×inputs): Wᵀ is read along W's rows, i.e. along k.
+const input_gradient_left_along_k: bool = true;
+const input_gradient_right_along_k: bool = true;
+
+fn input_gradient_left_value(row: u32, k: u32) -> f32 {
+    if row < params.rows && k < params.outputs {
+        return dz(row * params.outputs + k);
+    }
+    return 0.0;
+}
+
+fn input_gradient_right_value(k: u32, column: u32) -> f32 {
+    if k < params.outputs && column < params.inputs {
+        return weights[column * params.outputs + k];
+    }
+    return 0.0;
+}
+
+fn input_gradient_write_value(row: u32, column: u32, sum: f32) {
+    if row < params.rows && column < params.inputs {
+        dx[row * params.inputs + column] = sum;
+    }
 }
 
 // y = act(x·W + b).
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(INVOCATIONS)
 fn forward(
-    @builtin(local_invocation_id) local: vec3<u32>,
-    @builtin(local_invocation_index) flat: u32,
+    @builtin(local_invocation_index) t: u32,
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
     let row0 = tile_row0(group, groups);
-    let column0 = group.x * TILE;
+    let column0 = group.x * TILE_COLUMNS;
     if row0 >= params.rows {
         return;
     }
-    var acc: array<f32, 16>;
-    for (var k0 = 0u; k0 < params.inputs; k0 += DEPTH) {
-        for (var e = 0u; e < 4u; e++) {
-            let slot = flat + 256u * e;
-            // x[row][k]: consecutive invocations walk along k (contiguous).
-            let lr = slot / DEPTH;
-            let lk = slot % DEPTH;
-            var left_value = 0.0;
-            if row0 + lr < params.rows && k0 + lk < params.inputs {
-                left_value = x[(row0 + lr) * params.inputs + k0 + lk];
-            }
-            tile_left[lk * TILE + lr] = left_value;
-            // W[k][column]: consecutive invocations walk along columns (contiguous).
-            let rk = slot / TILE;
-            let rc = slot % TILE;
-            var right_value = 0.0;
-            if k0 + rk < params.inputs && column0 + rc < params.outputs {
-                right_value = weights[(k0 + rk) * params.outputs + column0 + rc];
-            }
-            tile_right[rk * TILE + rc] = right_value;
-        }
-        workgroupBarrier();
-        multiply_staged(local, &acc);
-        workgroupBarrier();
-    }
-    for (var i = 0u; i < 4u; i++) {
-        let row = row0 + local.y + 16u * i;
-        for (var j = 0u; j < 4u; j++) {
-            let column = column0 + local.x + 16u * j;
-            if row < params.rows && column < params.outputs {
-                y_out[row * params.outputs + column] = activate(acc[i * 4u + j] + bias[column]);
-            }
-        }
-    }
+    forward_multiply_tile(t, row0, column0, 0u, params.inputs);
+    forward_write_tile(t, row0, column0);
 }
 
 // dW = xᵀ·dz: an inputs×outputs result summed over the N rows. Few output tiles and a long
 // sum, so the rows are split over z; slice z writes its partial to plane z of `d_weights` and
 // `sum_splits` adds the planes.
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(INVOCATIONS)
 fn backward_weights(
-    @builtin(local_invocation_id) local: vec3<u32>,
-    @builtin(local_invocation_index) flat: u32,
+    @builtin(local_invocation_index) t: u32,
     @builtin(workgroup_id) group: vec3<u32>,
 ) {
-    let row0 = group.y * TILE;
-    let column0 = group.x * TILE;
+    let row0 = group.y * TILE_ROWS;
+    let column0 = group.x * TILE_COLUMNS;
     if row0 >= params.inputs {
         return;
     }
     let k_begin = group.z * params.rows_per_split;
     let k_end = min(k_begin + params.rows_per_split, params.rows);
-    let plane = group.z * params.inputs * params.outputs;
-    var acc: array<f32, 16>;
-    for (var k0 = k_begin; k0 < k_end; k0 += DEPTH) {
-        for (var e = 0u; e < 4u; e++) {
-            let slot = flat + 256u * e;
-            // Both operands are walked along their contiguous columns.
-            let sk = slot / TILE;
-            let sc = slot % TILE;
-            var left_value = 0.0;
-            if k0 + sk < k_end && row0 + sc < params.inputs {
-                left_value = x[(k0 + sk) * params.inputs + row0 + sc];
-            }
-            tile_left[sk * TILE + sc] = left_value;
-            var right_value = 0.0;
-            if k0 + sk < k_end && column0 + sc < params.outputs {
-                right_value = dz((k0 + sk) * params.outputs + column0 + sc);
-            }
-            tile_right[sk * TILE + sc] = right_value;
-        }
-        workgroupBarrier();
-        multiply_staged(local, &acc);
-        workgroupBarrier();
-    }
-    for (var i = 0u; i < 4u; i++) {
-        let row = row0 + local.y + 16u * i;
-        for (var j = 0u; j < 4u; j++) {
-            let column = column0 + local.x + 16u * j;
-            if row < params.inputs && column < params.outputs {
-                d_weights[plane + row * params.outputs + column] = acc[i * 4u + j];
-            }
-        }
-    }
+    plane = group.z * params.inputs * params.outputs;
+    weight_gradient_multiply_tile(t, row0, column0, k_begin, k_end);
+    weight_gradient_write_tile(t, row0, column0);
 }
 
 // dx = dz·Wᵀ: an N×inputs result summed over the outputs.
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(INVOCATIONS)
 fn backward_input(
-    @builtin(local_invocation_id) local: vec3<u32>,
-    @builtin(local_invocation_index) flat: u32,
+    @builtin(local_invocation_index) t: u32,
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
     let row0 = tile_row0(group, groups);
-    let column0 = group.x * TILE;
+    let column0 = group.x * TILE_COLUMNS;
     if row0 >= params.rows {
         return;
     }
-    var acc: array<f32, 16>;
-    for (var k0 = 0u; k0 < params.outputs; k0 += DEPTH) {
-        for (var e = 0u; e < 4u; e++) {
-            let slot = flat + 256u * e;
-            // dz[row][k] and W[column][k]: both walked along k (contiguous).
-            let sr = slot / DEPTH;
-            let sk = slot % DEPTH;
-            var left_value = 0.0;
-            if row0 + sr < params.rows && k0 + sk < params.outputs {
-                left_value = dz((row0 + sr) * params.outputs + k0 + sk);
-            }
-            tile_left[sk * TILE + sr] = left_value;
-            var right_value = 0.0;
-            if column0 + sr < params.inputs && k0 + sk < params.outputs {
-                right_value = weights[(column0 + sr) * params.outputs + k0 + sk];
-            }
-            tile_right[sk * TILE + sr] = right_value;
-        }
-        workgroupBarrier();
-        multiply_staged(local, &acc);
-        workgroupBarrier();
-    }
-    for (var i = 0u; i < 4u; i++) {
-        let row = row0 + local.y + 16u * i;
-        for (var j = 0u; j < 4u; j++) {
-            let column = column0 + local.x + 16u * j;
-            if row < params.rows && column < params.inputs {
-                dx[row * params.inputs + column] = acc[i * 4u + j];
-            }
-        }
-    }
+    input_gradient_multiply_tile(t, row0, column0, 0u, params.outputs);
+    input_gradient_write_tile(t, row0, column0);
 }
 
-// db = Σ_rows dz: one workgroup per output column, a strided sum then a tree in shared memory.
+// db = Σ_rows dz: one workgroup per output column, a strided sum then the reduction core's
+// workgroup_sum (subgroup operations where the adapter has them).
 @compute @workgroup_size(256)
 fn backward_bias(@builtin(local_invocation_index) flat: u32, @builtin(workgroup_id) group: vec3<u32>) {
     let column = group.x;
@@ -266,16 +218,9 @@ fn backward_bias(@builtin(local_invocation_index) flat: u32, @builtin(workgroup_
     for (var row = flat; row < params.rows; row += 256u) {
         sum += dz(row * params.outputs + column);
     }
-    partial[flat] = sum;
-    workgroupBarrier();
-    for (var half = 128u; half > 0u; half >>= 1u) {
-        if flat < half {
-            partial[flat] += partial[flat + half];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(flat, sum);
     if flat == 0u {
-        d_bias[column] = partial[0];
+        d_bias[column] = total;
     }
 }
 

@@ -31,25 +31,12 @@ struct Params {
 // image_gradient_l1_grad: per workgroup (Σ|·| hi, lo).
 @group(0) @binding(5) var<storage, read_write> gradient_partials: array<vec2<f32>>;
 
-// Two float-float sums per invocation, for the tree reduction.
-var<workgroup> shared_sums: array<vec4<f32>, 256>;
+// opaque, two_sum, add_float_float and exact_square come from float_float.wgsl, and
+// workgroup_sum_float_float from the reduction core (workgroup_sum.wgsl or subgroup_sum.wgsl).
 
-// opaque, two_sum, add_float_float and exact_square come from float_float.wgsl.
-
-// Tree-reduces the workgroup's two float-float sums (xy and zw); the result is in every
-// invocation.
+// The workgroup's two float-float sums (xy and zw); the result is in every invocation.
 fn reduce(flat: u32, sums: vec4<f32>) -> vec4<f32> {
-    shared_sums[flat] = sums;
-    workgroupBarrier();
-    for (var half = 128u; half > 0u; half >>= 1u) {
-        if flat < half {
-            let a = shared_sums[flat];
-            let b = shared_sums[flat + half];
-            shared_sums[flat] = vec4<f32>(add_float_float(a.xy, b.xy), add_float_float(a.zw, b.zw));
-        }
-        workgroupBarrier();
-    }
-    return shared_sums[0];
+    return vec4<f32>(workgroup_sum_float_float(flat, sums.xy), workgroup_sum_float_float(flat, sums.zw));
 }
 
 // A pixel and channel of this level.
@@ -137,7 +124,7 @@ fn image_gradient_l1_grad(
         }
         grad[p.at] += params.scale * g;
     }
-    let total = reduce(flat, vec4<f32>(absolute, 0.0, 0.0));
+    let total = vec4<f32>(workgroup_sum_float_float(flat, absolute), 0.0, 0.0);
     if flat == 0u {
         gradient_partials[params.partial + group.x] = total.xy;
     }

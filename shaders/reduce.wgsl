@@ -16,22 +16,14 @@ struct Params {
 // One (hi, lo) partial per workgroup.
 @group(0) @binding(3) var<storage, read_write> partials: array<vec2<f32>>;
 
-var<workgroup> shared_sums: array<vec2<f32>, 256>;
+// opaque, two_sum, add_float_float and exact_square come from float_float.wgsl, and
+// workgroup_sum_float_float from the reduction core (workgroup_sum.wgsl or subgroup_sum.wgsl).
 
-// opaque, two_sum, add_float_float and exact_square come from float_float.wgsl.
-
-// Tree-reduces the workgroup's partials and stores the result.
+// Adds the workgroup's partials and stores the result.
 fn reduce_and_store(flat: u32, group: u32, acc: vec2<f32>) {
-    shared_sums[flat] = acc;
-    workgroupBarrier();
-    for (var half = 128u; half > 0u; half >>= 1u) {
-        if flat < half {
-            shared_sums[flat] = add_float_float(shared_sums[flat], shared_sums[flat + half]);
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum_float_float(flat, acc);
     if flat == 0u {
-        partials[group] = shared_sums[0];
+        partials[group] = total;
     }
 }
 

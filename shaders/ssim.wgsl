@@ -46,9 +46,8 @@ const PARTIALS: u32 = 3u;
 // Pass 2: per workgroup (Σ SSIM hi, lo).
 @group(0) @binding(6) var<storage, read_write> ssim_partials: array<vec2<f32>>;
 
-var<workgroup> shared_sums: array<vec2<f32>, 256>;
-
-// opaque, two_sum and add_float_float come from float_float.wgsl.
+// opaque, two_sum and add_float_float come from float_float.wgsl, and
+// workgroup_sum_float_float from the reduction core (workgroup_sum.wgsl or subgroup_sum.wgsl).
 
 fn flat_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * 256u;
@@ -177,16 +176,9 @@ fn ssim_map(
         partials[out + 1u] = weight * d_variance;
         partials[out + 2u] = weight * d_covariance;
     }
-    shared_sums[flat] = total;
-    workgroupBarrier();
-    for (var half = 128u; half > 0u; half >>= 1u) {
-        if flat < half {
-            shared_sums[flat] = add_float_float(shared_sums[flat], shared_sums[flat + half]);
-        }
-        workgroupBarrier();
-    }
+    let sum = workgroup_sum_float_float(flat, total);
     if flat == 0u {
-        ssim_partials[params.partial + group.x] = shared_sums[0];
+        ssim_partials[params.partial + group.x] = sum;
     }
 }
 

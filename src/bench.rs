@@ -105,96 +105,159 @@ fn record(
     }
 }
 
-/// Measures every operation the issue lists on one backend.
-pub fn measure_operations(backend: &dyn Backend, repeats: usize) -> anyhow::Result<Vec<Record>> {
-    let mut records = Vec::new();
+/// What one backend's measurements gave: the records, and a line for each case that could not
+/// run on it (too large for the adapter's bindings, out of memory), with the reason.
+#[derive(Default)]
+pub struct Measured {
+    pub records: Vec<Record>,
+    pub skipped: Vec<String>,
+}
+
+impl Measured {
+    /// Keeps a case's record, or says why it was skipped.
+    fn keep(&mut self, case: &str, result: anyhow::Result<Record>) {
+        match result {
+            Ok(record) => self.records.push(record),
+            Err(error) => self.skipped.push(format!("skipped {case}: {error:#}")),
+        }
+    }
+}
+
+/// Measures every operation the issue lists on one backend. A case the backend cannot hold is
+/// skipped with its reason, and the others still run.
+pub fn measure_operations(backend: &dyn Backend, repeats: usize) -> Measured {
+    let mut measured = Measured::default();
     let hidden = 256;
-    let w_hh = backend.upload(hidden, hidden, &filler(hidden * hidden, 1, 0.06))?;
-    let w_in = backend.upload(2, hidden, &filler(2 * hidden, 2, 0.5))?;
-    let bias = backend.upload(1, hidden, &filler(hidden, 3, 0.1))?;
     for n in [16_384, 65_536] {
-        let coords = backend.upload(n, 2, &filler(2 * n, 4, 1.0))?;
-        let state = backend.upload(n, hidden, &filler(n * hidden, 5, 1.0))?;
-        let mut out = backend.zeros(n, hidden)?;
-        let ms = median_ms(backend, repeats, || {
-            backend.reservoir_step(&coords, &w_in, Some(&state), &w_hh, &bias, &mut out)
-        });
-        let flops = 2.0 * n as f64 * hidden as f64 * (hidden + 2) as f64;
-        records.push(record(backend, "reservoir_step", n, hidden, ms, flops));
+        let result = (|| {
+            let w_hh = backend.upload(hidden, hidden, &filler(hidden * hidden, 1, 0.06))?;
+            let w_in = backend.upload(2, hidden, &filler(2 * hidden, 2, 0.5))?;
+            let bias = backend.upload(1, hidden, &filler(hidden, 3, 0.1))?;
+            let coords = backend.upload(n, 2, &filler(2 * n, 4, 1.0))?;
+            let state = backend.upload(n, hidden, &filler(n * hidden, 5, 1.0))?;
+            let mut out = backend.zeros(n, hidden)?;
+            let ms = median_ms(backend, repeats, || {
+                backend.reservoir_step(&coords, &w_in, Some(&state), &w_hh, &bias, &mut out)
+            });
+            let flops = 2.0 * n as f64 * hidden as f64 * (hidden + 2) as f64;
+            Ok(record(backend, "reservoir_step", n, hidden, ms, flops))
+        })();
+        measured.keep(&format!("reservoir_step {n}×{hidden}"), result);
     }
 
     let n = 16_384;
     let width = 256;
-    let x = backend.upload(n, width, &filler(n * width, 6, 1.0))?;
-    let weights = backend.upload(width, width, &filler(width * width, 7, 0.06))?;
-    let layer_bias = backend.upload(1, width, &filler(width, 8, 0.1))?;
-    let mut y = backend.zeros(n, width)?;
-    let ms = median_ms(backend, repeats, || {
-        backend.dense_forward(&x, &weights, &layer_bias, Activation::Relu, &mut y)
-    });
     let product_flops = 2.0 * (n * width * width) as f64;
-    records.push(record(
-        backend,
-        "dense_forward",
-        n,
-        width,
-        ms,
-        product_flops,
-    ));
-    let dy = backend.upload(n, width, &filler(n * width, 9, 1.0))?;
-    let mut dx = backend.zeros(n, width)?;
-    let mut d_weights = backend.zeros(width, width)?;
-    let mut d_bias = backend.zeros(1, width)?;
-    let ms = median_ms(backend, repeats, || {
-        backend.dense_backward(
-            &x,
-            &weights,
-            &y,
-            &dy,
-            Activation::Relu,
-            Some(&mut dx),
-            &mut d_weights,
-            &mut d_bias,
-        )
-    });
-    records.push(record(
-        backend,
-        "dense_backward",
-        n,
-        width,
-        ms,
-        2.0 * product_flops,
-    ));
+    let dense = (|| -> anyhow::Result<(f64, f64)> {
+        let x = backend.upload(n, width, &filler(n * width, 6, 1.0))?;
+        let weights = backend.upload(width, width, &filler(width * width, 7, 0.06))?;
+        let layer_bias = backend.upload(1, width, &filler(width, 8, 0.1))?;
+        let mut y = backend.zeros(n, width)?;
+        let forward_ms = median_ms(backend, repeats, || {
+            backend.dense_forward(&x, &weights, &layer_bias, Activation::Relu, &mut y)
+        });
+        let dy = backend.upload(n, width, &filler(n * width, 9, 1.0))?;
+        let mut dx = backend.zeros(n, width)?;
+        let mut d_weights = backend.zeros(width, width)?;
+        let mut d_bias = backend.zeros(1, width)?;
+        let backward_ms = median_ms(backend, repeats, || {
+            backend.dense_backward(
+                &x,
+                &weights,
+                &y,
+                &dy,
+                Activation::Relu,
+                Some(&mut dx),
+                &mut d_weights,
+                &mut d_bias,
+            )
+        });
+        Ok((forward_ms, backward_ms))
+    })();
+    match dense {
+        Ok((forward_ms, backward_ms)) => {
+            let forward = record(
+                backend,
+                "dense_forward",
+                n,
+                width,
+                forward_ms,
+                product_flops,
+            );
+            let backward = record(
+                backend,
+                "dense_backward",
+                n,
+                width,
+                backward_ms,
+                2.0 * product_flops,
+            );
+            measured.records.extend([forward, backward]);
+        }
+        Err(error) => measured
+            .skipped
+            .push(format!("skipped dense {n}×{width}: {error:#}")),
+    }
 
     for features in [256, 2560] {
-        let h = backend.upload(n, features, &filler(n * features, 10, 1.0))?;
-        let ms = median_ms(backend, repeats, || {
-            std::hint::black_box(backend.gram(&[&h], &h));
-        });
-        // Counted as the full product 2·N·F², as BLAS benchmarks count HᵀH.
-        let flops = 2.0 * n as f64 * (features * features) as f64;
-        records.push(record(backend, "gram", n, features, ms, flops));
+        let result = (|| {
+            let h = backend.upload(n, features, &filler(n * features, 10, 1.0))?;
+            let ms = median_ms(backend, repeats, || {
+                std::hint::black_box(backend.gram(&[&h], &h));
+            });
+            // Counted as the full product 2·N·F², as BLAS benchmarks count HᵀH.
+            let flops = 2.0 * n as f64 * (features * features) as f64;
+            Ok(record(backend, "gram", n, features, ms, flops))
+        })();
+        measured.keep(&format!("gram {n}×{features}"), result);
     }
 
     let side = 1024;
     let channels = 3;
     let pixels = side * side;
-    let image = backend.upload(pixels, channels, &filler(pixels * channels, 11, 1.0))?;
-    let mut bands = backend.zeros(pixels, channels)?;
-    let ms = median_ms(backend, repeats, || {
-        backend.haar_forward(&image, side, side, &mut bands)
-    });
-    let bytes = 2.0 * (pixels * channels * 4) as f64;
-    records.push(Record {
-        backend: backend.kind().to_string(),
-        op: "haar",
-        n: pixels,
-        width: channels,
-        ms,
-        gflops: None,
-        gigabytes_per_second: Some(bytes / (ms * 1e-3) / 1e9),
-    });
-    Ok(records)
+    let result = (|| {
+        let image = backend.upload(pixels, channels, &filler(pixels * channels, 11, 1.0))?;
+        let mut bands = backend.zeros(pixels, channels)?;
+        let ms = median_ms(backend, repeats, || {
+            backend.haar_forward(&image, side, side, &mut bands)
+        });
+        let bytes = 2.0 * (pixels * channels * 4) as f64;
+        Ok(Record {
+            backend: backend.kind().to_string(),
+            op: "haar",
+            n: pixels,
+            width: channels,
+            ms,
+            gflops: None,
+            gigabytes_per_second: Some(bytes / (ms * 1e-3) / 1e9),
+        })
+    })();
+    measured.keep(&format!("haar {side}²"), result);
+    measured
+}
+
+/// The display path's cost per frame at each working size: what the compute thread does to
+/// hand a step's picture to the window (download the N×3 f32 image, convert it to an egui
+/// image), by the wall clock around the submit-and-wait. A line each, or why it was skipped.
+pub fn display_path_lines(backend: &dyn Backend, repeats: usize) -> Vec<String> {
+    let mut lines = vec![format!(
+        "display path per frame (download + conversion, wall clock) on {}",
+        backend.kind()
+    )];
+    for side in [128, 256, 512, 1024] {
+        let result = (|| -> anyhow::Result<f64> {
+            let image = backend.upload(side * side, 3, &filler(side * side * 3, 12, 1.0))?;
+            Ok(median_ms(backend, repeats, || {
+                let pixels = backend.download(&image);
+                std::hint::black_box(crate::imaging::color_image_from_rgb(&pixels, side));
+            }))
+        })();
+        lines.push(match result {
+            Ok(ms) => format!("  {side:>4}²  {ms:>8.3} ms"),
+            Err(error) => format!("  {side:>4}²  skipped: {error:#}"),
+        });
+    }
+    lines
 }
 
 /// Seconds per method for the reservoir suite at one size (numpy generator, seed 42).
@@ -310,7 +373,7 @@ fn ui_frame_time_line(frames: usize) -> String {
 pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
     if args.wavelet_only {
         for backend in backends(choice)? {
-            for line in crate::bench_wavelet::lines(backend.as_ref(), args.repeats.max(5))? {
+            for line in crate::bench_wavelet::lines(backend.as_ref(), args.repeats.max(5)) {
                 println!("{line}");
             }
         }
@@ -321,11 +384,24 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
     for backend in backends(choice)? {
         let backend = backend.as_ref();
         eprintln!("measuring {} ({})…", backend.kind(), backend.adapter_name());
-        all.extend(measure_operations(backend, args.repeats)?);
+        let measured = measure_operations(backend, args.repeats);
+        all.extend(measured.records);
+        suite_lines.extend(measured.skipped);
         // Warm the thread pool and the draw cache's neighbours so the suite is timed steadily.
-        measure_suite(backend, 32)?;
+        if let Err(error) = measure_suite(backend, 32) {
+            suite_lines.push(format!("skipped the suite warm-up: {error:#}"));
+        }
         for &size in args.suite_sizes.iter().filter(|&&s| s > 0) {
-            let times = measure_suite(backend, size)?;
+            let times = match measure_suite(backend, size) {
+                Ok(times) => times,
+                Err(error) => {
+                    suite_lines.push(format!(
+                        "suite on {} at {size}²: skipped: {error:#}",
+                        backend.kind()
+                    ));
+                    continue;
+                }
+            };
             suite_lines.push(format!(
                 "suite on {} at {size}²  ({})",
                 backend.kind(),
@@ -368,8 +444,9 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
         suite_lines.extend(crate::bench_training::training_lines(
             backend,
             args.repeats.max(5),
-        )?);
-        suite_lines.extend(crate::bench_wavelet::lines(backend, args.repeats.max(5))?);
+        ));
+        suite_lines.extend(crate::bench_wavelet::lines(backend, args.repeats.max(5)));
+        suite_lines.extend(display_path_lines(backend, args.repeats.max(5)));
     }
     if args.ui_frames > 0 {
         suite_lines.push(ui_frame_time_line(args.ui_frames));

@@ -2,7 +2,7 @@
 //! reference implementations written here.
 //!
 //! Sizes are small and odd on purpose (1, 37, 257 rows; widths 1, 3, 17, 70): they cross the
-//! GPU's 16- and 64-wide tiles and 256-wide workgroups at awkward places. Tolerances:
+//! GPU's 8-deep slices, 64- and 128-wide tiles and 256-wide workgroups at awkward places. Tolerances:
 //! f32 operations agree with the f64 references to ~1e-5 of the result's scale; gram, readout,
 //! mse and sum are f64-accurate (~1e-12 of the summed magnitudes).
 //!
@@ -441,6 +441,86 @@ fn dense_backward_matches_reference() {
     }
 }
 
+/// Shapes that cross 64- and 128-wide tiles, 8-deep slices and the reservoir's input/state seam
+/// at odd places, and a row count that splits the weight-gradient sum unevenly.
+const TILED_SHAPES: [(usize, usize, usize); 6] = [
+    (1, 1, 1),
+    (130, 3, 129),
+    (257, 37, 65),
+    (129, 131, 3),
+    (300, 9, 200),
+    (3001, 13, 70),
+];
+
+/// Every tile shape of the register-tiled core, forced on this adapter, computes the dense
+/// products and the reservoir step as the CPU backend does.
+#[test]
+fn every_tile_shape_matches_the_cpu_backend() {
+    let Some(_) = gpu_backend() else { return };
+    let cpu = cpu_backend();
+    for shape in gpu::TILE_SHAPES {
+        let gpu = gpu::test_backend()
+            .expect("an adapter was opened above")
+            .with_tile_shape(shape);
+        let mut rng = Lcg::new(17);
+        for (rows, inputs, outputs) in TILED_SHAPES {
+            let what = format!("{shape:?} tiles, {rows}×{inputs}→{outputs}");
+            let x = rng.values(rows * inputs, -1.0, 1.0);
+            let w = rng.values(inputs * outputs, -1.0, 1.0);
+            let b = rng.values(outputs, -0.5, 0.5);
+            let state = rng.values(rows * outputs, -1.0, 1.0);
+            let w_hh = rng.values(outputs * outputs, -0.3, 0.3);
+            let y = rng.values(rows * outputs, -0.99, 0.99);
+            let dy = rng.values(rows * outputs, -1.0, 1.0);
+            let run = |backend: &dyn Backend| {
+                let t = |r, c, data: &[f32]| upload(backend, r, c, data);
+                let (tx, tw, tb) = (
+                    t(rows, inputs, &x),
+                    t(inputs, outputs, &w),
+                    t(1, outputs, &b),
+                );
+                let mut forward = backend.zeros(rows, outputs).unwrap();
+                backend.dense_forward(&tx, &tw, &tb, Activation::Tanh, &mut forward);
+                let mut step = backend.zeros(rows, outputs).unwrap();
+                let (t_state, t_w_hh) = (t(rows, outputs, &state), t(outputs, outputs, &w_hh));
+                backend.reservoir_step(&tx, &tw, Some(&t_state), &t_w_hh, &tb, &mut step);
+                let mut first_step = backend.zeros(rows, outputs).unwrap();
+                backend.reservoir_step(&tx, &tw, None, &t_w_hh, &tb, &mut first_step);
+                let mut dx = backend.zeros(rows, inputs).unwrap();
+                let mut dw = backend.zeros(inputs, outputs).unwrap();
+                let mut db = backend.zeros(1, outputs).unwrap();
+                let (ty, tdy) = (t(rows, outputs, &y), t(rows, outputs, &dy));
+                backend.dense_backward(
+                    &tx,
+                    &tw,
+                    &ty,
+                    &tdy,
+                    Activation::Tanh,
+                    Some(&mut dx),
+                    &mut dw,
+                    &mut db,
+                );
+                [forward, step, first_step, dx, dw, db].map(|tensor| backend.download(&tensor))
+            };
+            let want = run(cpu);
+            let got = run(&gpu);
+            for (name, (got, want)) in [
+                "forward",
+                "reservoir step",
+                "first reservoir step",
+                "dx",
+                "dW",
+                "db",
+            ]
+            .into_iter()
+            .zip(got.iter().zip(&want))
+            {
+                assert_close(&format!("{what} {name}"), &gpu, got, &wide(want), 1e-5);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // f64-accurate products
 
@@ -721,33 +801,105 @@ fn upsample_matches_reference() {
 #[test]
 fn mse_and_sum_are_f64_accurate() {
     for backend in backends() {
-        let mut rng = Lcg::new(10);
-        for (rows, cols) in [(1, 1), (37, 3), (257, 17), (100_003, 1)] {
-            let a = rng.values(rows * cols, 0.0, 1.0);
-            let b = rng.values(rows * cols, 0.0, 1.0);
-            let ta = upload(backend, rows, cols, &a);
-            let tb = upload(backend, rows, cols, &b);
-            let want_sum: f64 = a.iter().map(|&v| f64::from(v)).sum();
-            let magnitude: f64 = a.iter().map(|&v| f64::from(v).abs()).sum();
-            let got_sum = backend.sum(&ta);
-            assert!(
-                (got_sum - want_sum).abs() <= 1e-12 * magnitude,
-                "sum {rows}×{cols} on {}: {got_sum} vs {want_sum}",
-                backend.adapter_name()
-            );
-            let want_mse = a
-                .iter()
-                .zip(&b)
-                .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-                .sum::<f64>()
-                / a.len() as f64;
-            let got_mse = backend.mse(&ta, &tb);
-            assert!(
-                (got_mse - want_mse).abs() <= 1e-12 * want_mse,
-                "mse {rows}×{cols} on {}: {got_mse} vs {want_mse}",
-                backend.adapter_name()
-            );
-        }
+        check_mse_and_sum(backend);
+    }
+}
+
+fn check_mse_and_sum(backend: &dyn Backend) {
+    let mut rng = Lcg::new(10);
+    for (rows, cols) in [(1, 1), (37, 3), (257, 17), (100_003, 1)] {
+        let a = rng.values(rows * cols, 0.0, 1.0);
+        let b = rng.values(rows * cols, 0.0, 1.0);
+        let ta = upload(backend, rows, cols, &a);
+        let tb = upload(backend, rows, cols, &b);
+        let want_sum: f64 = a.iter().map(|&v| f64::from(v)).sum();
+        let magnitude: f64 = a.iter().map(|&v| f64::from(v).abs()).sum();
+        let got_sum = backend.sum(&ta);
+        assert!(
+            (got_sum - want_sum).abs() <= 1e-12 * magnitude,
+            "sum {rows}×{cols} on {}: {got_sum} vs {want_sum}",
+            backend.adapter_name()
+        );
+        let want_mse = a
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+            .sum::<f64>()
+            / a.len() as f64;
+        let got_mse = backend.mse(&ta, &tb);
+        assert!(
+            (got_mse - want_mse).abs() <= 1e-12 * want_mse,
+            "mse {rows}×{cols} on {}: {got_mse} vs {want_mse}",
+            backend.adapter_name()
+        );
+    }
+}
+
+/// The reductions (sum, mse, the bias gradient) on subgroup operations and through workgroup
+/// memory give the CPU backend's results; where the adapter offers subgroups (lavapipe does),
+/// the backend uses them.
+#[test]
+fn reductions_match_with_and_without_subgroups() {
+    let Some(gpu) = gpu_backend() else { return };
+    let offered = {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+            .into_iter()
+            .filter(|adapter| {
+                format!(
+                    "{} ({:?}",
+                    adapter.get_info().name,
+                    adapter.get_info().backend
+                ) == gpu
+                    .adapter_name()
+                    .rsplit_once(", ")
+                    .map_or(String::new(), |(head, _)| head.to_owned())
+            })
+            .any(|adapter| adapter.features().contains(wgpu::Features::SUBGROUP))
+    };
+    assert_eq!(
+        gpu.uses_subgroups(),
+        offered,
+        "{} offers subgroups: {offered}",
+        gpu.adapter_name()
+    );
+    eprintln!("{}: subgroups offered: {offered}", gpu.adapter_name());
+    let without = gpu::test_backend()
+        .expect("opened above")
+        .without_subgroups();
+    let mut rng = Lcg::new(23);
+    let (rows, inputs, outputs) = (1003, 5, 7);
+    let x = rng.values(rows * inputs, -1.0, 1.0);
+    let w = rng.values(inputs * outputs, -1.0, 1.0);
+    let y = rng.values(rows * outputs, -0.99, 0.99);
+    let dy = rng.values(rows * outputs, -1.0, 1.0);
+    let bias_gradient = |backend: &dyn Backend| {
+        let t = |r, c, data: &[f32]| upload(backend, r, c, data);
+        let mut dw = backend.zeros(inputs, outputs).unwrap();
+        let mut db = backend.zeros(1, outputs).unwrap();
+        backend.dense_backward(
+            &t(rows, inputs, &x),
+            &t(inputs, outputs, &w),
+            &t(rows, outputs, &y),
+            &t(rows, outputs, &dy),
+            Activation::Tanh,
+            None,
+            &mut dw,
+            &mut db,
+        );
+        backend.download(&db)
+    };
+    let want = wide(&bias_gradient(cpu_backend()));
+    for backend in [gpu as &dyn Backend, &without] {
+        check_mse_and_sum(backend);
+        assert_close(
+            "bias gradient",
+            backend,
+            &bias_gradient(backend),
+            &want,
+            1e-5,
+        );
     }
 }
 
@@ -2070,16 +2222,22 @@ fn adam_matches_pytorch() {
 #[test]
 fn every_shader_parses_and_validates() {
     use wgpu::naga;
-    assert!(!gpu::SHADERS.is_empty());
-    for (name, source) in gpu::SHADERS {
+    let modules = gpu::shader_modules();
+    assert!(
+        modules.len() > 13,
+        "every file, the tiled ones once per tile shape"
+    );
+    for (name, source) in &modules {
         let module = naga::front::wgsl::parse_str(source)
             .unwrap_or_else(|error| panic!("{name}:\n{}", error.emit_to_string(source)));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::empty(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|error| panic!("{name}:\n{}", error.emit_to_string(source)));
+        let capabilities = if name.ends_with("Subgroup sums)") {
+            naga::valid::Capabilities::SUBGROUP
+        } else {
+            naga::valid::Capabilities::empty()
+        };
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
+            .validate(&module)
+            .unwrap_or_else(|error| panic!("{name}:\n{}", error.emit_to_string(source)));
     }
 }
 

@@ -1,13 +1,15 @@
 //! Dense layers (`shaders/linear.wgsl`): forward with fused bias and activation, and the
 //! backward products with dz formed on the fly.
 
-use super::{Access, Activation, GpuBackend, Kernel, Tensor, buffer};
+use super::reductions::{SumCore, SumKernel};
+use super::tiled::{TileShape, TiledKernel};
+use super::{Access, Activation, GpuBackend, Kernel, OPAQUE_ZERO, Tensor, buffer};
 
 pub(super) const SOURCE: &str =
     include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/linear.wgsl"));
 
-/// Output tile edge of the shader's products.
-const TILE: usize = 64;
+/// The products linear.wgsl defines on the tiled core.
+pub(super) const PRODUCTS: &[&str] = &["forward", "weight_gradient", "input_gradient"];
 /// Workgroups the weight-gradient product aims for: its output (inputs×outputs) has few tiles
 /// while its sum runs over every row, so the rows are split until the device is busy.
 const WEIGHT_GRADIENT_TARGET_WORKGROUPS: usize = 256;
@@ -15,19 +17,20 @@ const WEIGHT_GRADIENT_TARGET_WORKGROUPS: usize = 256;
 const WEIGHT_GRADIENT_MIN_SPLIT_ROWS: usize = 1024;
 
 pub(super) struct Kernels {
-    forward: Kernel,
-    backward_weights: Kernel,
-    backward_input: Kernel,
-    backward_bias: Kernel,
+    forward: TiledKernel,
+    backward_weights: TiledKernel,
+    backward_input: TiledKernel,
+    backward_bias: SumKernel,
     sum_splits: Kernel,
 }
 
 impl Kernels {
     pub(super) fn new() -> Self {
         Kernels {
-            forward: Kernel::new(
+            forward: TiledKernel::new(
                 "dense forward",
                 SOURCE,
+                PRODUCTS,
                 "forward",
                 &[
                     (1, Access::Read),
@@ -35,10 +38,12 @@ impl Kernels {
                     (3, Access::Read),
                     (4, Access::ReadWrite),
                 ],
-            ),
-            backward_weights: Kernel::new(
+            )
+            .with_sum_core(SumCore::Workgroup),
+            backward_weights: TiledKernel::new(
                 "dense backward weights",
                 SOURCE,
+                PRODUCTS,
                 "backward_weights",
                 &[
                     (1, Access::Read),
@@ -46,10 +51,12 @@ impl Kernels {
                     (6, Access::Read),
                     (7, Access::ReadWrite),
                 ],
-            ),
-            backward_input: Kernel::new(
+            )
+            .with_sum_core(SumCore::Workgroup),
+            backward_input: TiledKernel::new(
                 "dense backward input",
                 SOURCE,
+                PRODUCTS,
                 "backward_input",
                 &[
                     (2, Access::Read),
@@ -57,19 +64,29 @@ impl Kernels {
                     (6, Access::Read),
                     (8, Access::ReadWrite),
                 ],
-            ),
-            backward_bias: Kernel::new(
-                "dense backward bias",
-                SOURCE,
-                "backward_bias",
-                &[(5, Access::Read), (6, Access::Read), (9, Access::ReadWrite)],
-            ),
-            sum_splits: Kernel::new(
+            )
+            .with_sum_core(SumCore::Workgroup),
+            backward_bias: SumKernel::new(|| {
+                Kernel::tiled(
+                    "dense backward bias",
+                    SOURCE,
+                    PRODUCTS,
+                    "backward_bias",
+                    &[(5, Access::Read), (6, Access::Read), (9, Access::ReadWrite)],
+                    // Not a product: any shape's module holds it.
+                    TileShape::Small,
+                )
+            }),
+            sum_splits: Kernel::tiled(
                 "dense weight gradient split sum",
                 SOURCE,
+                PRODUCTS,
                 "sum_splits",
                 &[(10, Access::Read), (11, Access::ReadWrite)],
-            ),
+                // Not a product: any shape's module holds it.
+                TileShape::Small,
+            )
+            .with_sum_core(SumCore::Workgroup),
         }
     }
 }
@@ -95,8 +112,9 @@ pub(super) fn forward(
         (rows, outputs),
         "dense_forward: out must be N×out"
     );
+    let shape = gpu.tile_shape(outputs);
     gpu.dispatch(
-        &gpu.kernels.linear.forward,
+        gpu.kernels.linear.forward.shaped(shape),
         &[
             rows as u32,
             inputs as u32,
@@ -104,9 +122,13 @@ pub(super) fn forward(
             activation.index(),
             0,
             1,
+            OPAQUE_ZERO,
         ],
         &[buffer(x), buffer(weights), buffer(bias), buffer(out)],
-        gpu.tile_grid(outputs.div_ceil(TILE), rows.div_ceil(TILE)),
+        gpu.tile_grid(
+            outputs.div_ceil(shape.columns()),
+            rows.div_ceil(shape.rows()),
+        ),
     );
 }
 
@@ -144,7 +166,8 @@ pub(super) fn backward(
         (1, outputs),
         "dense_backward: db must be 1×out"
     );
-    let tiles = inputs.div_ceil(TILE) * outputs.div_ceil(TILE);
+    let weight_shape = gpu.tile_shape(outputs);
+    let tiles = inputs.div_ceil(weight_shape.rows()) * outputs.div_ceil(weight_shape.columns());
     let splits = WEIGHT_GRADIENT_TARGET_WORKGROUPS
         .div_ceil(tiles.max(1))
         .min(rows.div_ceil(WEIGHT_GRADIENT_MIN_SPLIT_ROWS))
@@ -158,21 +181,22 @@ pub(super) fn backward(
         activation.index(),
         rows_per_split as u32,
         splits as u32,
+        OPAQUE_ZERO,
     ];
     let kernels = &gpu.kernels.linear;
-    let row_tiles = inputs.div_ceil(TILE);
+    let row_tiles = inputs.div_ceil(weight_shape.rows());
     assert!(
         row_tiles <= gpu.limits.max_compute_workgroups_per_dimension as usize,
         "dense_backward: {inputs} inputs exceed the dispatch limit"
     );
     let grid = [
-        outputs.div_ceil(TILE) as u32,
+        outputs.div_ceil(weight_shape.columns()) as u32,
         row_tiles as u32,
         splits as u32,
     ];
     if splits == 1 {
         gpu.dispatch(
-            &kernels.backward_weights,
+            kernels.backward_weights.shaped(weight_shape),
             &params,
             &[buffer(x), buffer(y), buffer(dy), buffer(d_weights)],
             grid,
@@ -183,7 +207,7 @@ pub(super) fn backward(
             (splits * inputs * outputs * 4) as u64,
         );
         gpu.dispatch(
-            &kernels.backward_weights,
+            kernels.backward_weights.shaped(weight_shape),
             &params,
             &[buffer(x), buffer(y), buffer(dy), &partials],
             grid,
@@ -196,7 +220,7 @@ pub(super) fn backward(
         );
     }
     gpu.dispatch(
-        &kernels.backward_bias,
+        kernels.backward_bias.pick(gpu.subgroups),
         &params,
         &[buffer(y), buffer(dy), buffer(d_bias)],
         [outputs as u32, 1, 1],
@@ -207,11 +231,15 @@ pub(super) fn backward(
             (rows, inputs),
             "dense_backward: dx must be N×in"
         );
+        let shape = gpu.tile_shape(inputs);
         gpu.dispatch(
-            &kernels.backward_input,
+            kernels.backward_input.shaped(shape),
             &params,
             &[buffer(weights), buffer(y), buffer(dy), buffer(dx)],
-            gpu.tile_grid(inputs.div_ceil(TILE), rows.div_ceil(TILE)),
+            gpu.tile_grid(
+                inputs.div_ceil(shape.columns()),
+                rows.div_ceil(shape.rows()),
+            ),
         );
     }
 }

@@ -3,46 +3,52 @@
 //! dispatch per level), read back once per call and added on the host in f64.
 
 use super::grids::Level;
+use super::reductions::SumKernel;
 use super::{
     Access, GpuBackend, Grids, Kernel, LINEAR_WORKGROUP, LevelSums, OPAQUE_ZERO, Tensor, buffer,
 };
 use crate::compute::check_level_loss;
 
-pub(super) const SOURCE: &str = with_float_float!("loss.wgsl");
+pub(super) const SOURCE: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/loss.wgsl"));
 
 /// Most workgroups (and partials read back) per level.
 const MAX_PARTIALS_PER_LEVEL: usize = 256;
 
 pub(super) struct Kernels {
-    l1_grad: Kernel,
-    image_gradient_l1_grad: Kernel,
+    l1_grad: SumKernel,
+    image_gradient_l1_grad: SumKernel,
 }
 
 impl Kernels {
     pub(super) fn new() -> Self {
         Kernels {
-            l1_grad: Kernel::new(
-                "l1 grad",
-                SOURCE,
-                "l1_grad",
-                &[
-                    (1, Access::Read),
-                    (2, Access::Read),
-                    (3, Access::ReadWrite),
-                    (4, Access::ReadWrite),
-                ],
-            ),
-            image_gradient_l1_grad: Kernel::new(
-                "image gradient l1 grad",
-                SOURCE,
-                "image_gradient_l1_grad",
-                &[
-                    (1, Access::Read),
-                    (2, Access::Read),
-                    (3, Access::ReadWrite),
-                    (5, Access::ReadWrite),
-                ],
-            ),
+            l1_grad: SumKernel::new(|| {
+                Kernel::new(
+                    "l1 grad",
+                    SOURCE,
+                    "l1_grad",
+                    &[
+                        (1, Access::Read),
+                        (2, Access::Read),
+                        (3, Access::ReadWrite),
+                        (4, Access::ReadWrite),
+                    ],
+                )
+            }),
+            image_gradient_l1_grad: SumKernel::new(|| {
+                Kernel::new(
+                    "image gradient l1 grad",
+                    SOURCE,
+                    "image_gradient_l1_grad",
+                    &[
+                        (1, Access::Read),
+                        (2, Access::Read),
+                        (3, Access::ReadWrite),
+                        (5, Access::ReadWrite),
+                    ],
+                )
+            }),
         }
     }
 }
@@ -105,7 +111,7 @@ pub(super) fn l1_grad(
     check_level_loss("l1_grad", pred, target, grids, level_scales, grad);
     let (partials, ranges) = per_level(
         gpu,
-        &gpu.kernels.loss.l1_grad,
+        gpu.kernels.loss.l1_grad.pick(gpu.subgroups),
         [buffer(pred), buffer(target), buffer(grad)],
         grids,
         pred.cols(),
@@ -145,7 +151,7 @@ pub(super) fn image_gradient_l1_grad(
     );
     let (partials, ranges) = per_level(
         gpu,
-        &gpu.kernels.loss.image_gradient_l1_grad,
+        gpu.kernels.loss.image_gradient_l1_grad.pick(gpu.subgroups),
         [buffer(pred), buffer(target), buffer(grad)],
         grids,
         pred.cols(),

@@ -11,20 +11,6 @@
 //! pipelines ([`Kernel`]), a ring of per-pass uniform parameters addressed by dynamic offsets,
 //! and dispatch grids that respect the per-dimension workgroup limit.
 
-/// The source of a shader that does float-float arithmetic: shaders/float_float.wgsl (written
-/// once) in front of the shader file itself.
-macro_rules! with_float_float {
-    ($file:literal) => {
-        concat!(
-            include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/shaders/float_float.wgsl"
-            )),
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file))
-        )
-    };
-}
-
 mod elementwise;
 mod fourier;
 mod gelu;
@@ -35,9 +21,13 @@ mod linear;
 mod loss;
 mod optim;
 mod reduce;
+mod reductions;
 mod reservoir;
 mod ssim;
+mod tiled;
 mod upsample;
+
+pub use tiled::{SHAPES as TILE_SHAPES, TileShape};
 
 use std::borrow::Cow;
 use std::num::NonZeroU64;
@@ -50,22 +40,68 @@ use super::{
     Upsample,
 };
 
-/// Every WGSL source of the backend, by file name, for validation in tests.
-pub const SHADERS: &[(&str, &str)] = &[
+/// The WGSL files used as they are, by file name.
+const PLAIN_SHADERS: &[(&str, &str)] = &[
     ("elementwise.wgsl", elementwise::SOURCE),
     ("fourier.wgsl", fourier::SOURCE),
     ("gelu.wgsl", gelu::SOURCE),
     ("gram.wgsl", gram::SOURCE),
     ("grids.wgsl", grids::SOURCE),
     ("haar.wgsl", haar::SOURCE),
-    ("linear.wgsl", linear::SOURCE),
-    ("loss.wgsl", loss::SOURCE),
     ("optim.wgsl", optim::SOURCE),
-    ("reduce.wgsl", reduce::SOURCE),
-    ("reservoir.wgsl", reservoir::SOURCE),
-    ("ssim.wgsl", ssim::SOURCE),
     ("upsample.wgsl", upsample::SOURCE),
 ];
+
+/// The files built on the register-tiled core, with the products each defines and whether
+/// they reduce (are composed with a reduction core).
+const TILED_SHADERS: &[(&str, &str, &[&str], bool)] = &[
+    ("linear.wgsl", linear::SOURCE, linear::PRODUCTS, true),
+    (
+        "reservoir.wgsl",
+        reservoir::SOURCE,
+        reservoir::PRODUCTS,
+        false,
+    ),
+];
+
+/// The plain files composed with a reduction core.
+const REDUCING_SHADERS: &[(&str, &str)] = &[
+    ("loss.wgsl", loss::SOURCE),
+    ("reduce.wgsl", reduce::SOURCE),
+    ("ssim.wgsl", ssim::SOURCE),
+];
+
+/// Every shader module the backend can build, named by file (tile shape, reduction core), for
+/// validation in tests: the plain files, each tiled file composed for every tile shape and
+/// each reducing one for both reduction cores. The names of modules using subgroup operations
+/// end in "Subgroup sums)".
+pub fn shader_modules() -> Vec<(String, String)> {
+    let mut modules: Vec<(String, String)> = PLAIN_SHADERS
+        .iter()
+        .map(|&(name, source)| (name.to_owned(), source.to_owned()))
+        .collect();
+    for &(name, source) in REDUCING_SHADERS {
+        for core in reductions::CORES {
+            modules.push((format!("{name} ({core:?} sums)"), core.compose(source)));
+        }
+    }
+    for &(name, source, products, reduces) in TILED_SHADERS {
+        for shape in tiled::SHAPES {
+            let module = shape.compose(source, products);
+            if reduces {
+                for core in reductions::CORES {
+                    modules.push((
+                        format!("{name} ({shape:?} tiles, {core:?} sums)"),
+                        core.compose(&module),
+                    ));
+                }
+            } else {
+                modules.push((format!("{name} ({shape:?} tiles)"), module));
+            }
+        }
+    }
+    modules
+}
 
 /// Bytes of uniform parameters one pass may use (16 words); every shader's `Params` fits.
 const PARAM_BYTES: u64 = 64;
@@ -91,15 +127,30 @@ pub(crate) enum Access {
     ReadWrite,
 }
 
+/// Where a kernel's WGSL comes from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// A file used as it is.
+    Plain(&'static str),
+    /// A file on the register-tiled core, composed for one tile shape.
+    Tiled {
+        file: &'static str,
+        products: &'static [&'static str],
+        shape: tiled::TileShape,
+    },
+}
+
 /// One compute entry point, built on first use: creating every pipeline up front costs
 /// seconds on software adapters, and most runs use a handful.
 pub(crate) struct Kernel {
     label: &'static str,
-    source: &'static str,
+    source: Source,
     entry_point: &'static str,
     /// Storage bindings after the uniform parameters at binding 0, in the order that
     /// [`GpuBackend::dispatch`] receives their buffers.
     storage: &'static [(u32, Access)],
+    /// The reduction core the module is composed with, for files that reduce.
+    sum_core: Option<reductions::SumCore>,
     built: OnceLock<(wgpu::ComputePipeline, wgpu::BindGroupLayout)>,
 }
 
@@ -112,18 +163,61 @@ impl Kernel {
     ) -> Self {
         Kernel {
             label,
-            source,
+            source: Source::Plain(source),
             entry_point,
             storage,
+            sum_core: None,
             built: OnceLock::new(),
         }
     }
 
+    /// An entry point of `file`, a file on the register-tiled core defining `products`,
+    /// compiled for `shape`.
+    pub(crate) const fn tiled(
+        label: &'static str,
+        file: &'static str,
+        products: &'static [&'static str],
+        entry_point: &'static str,
+        storage: &'static [(u32, Access)],
+        shape: tiled::TileShape,
+    ) -> Self {
+        Kernel {
+            label,
+            source: Source::Tiled {
+                file,
+                products,
+                shape,
+            },
+            entry_point,
+            storage,
+            sum_core: None,
+            built: OnceLock::new(),
+        }
+    }
+
+    /// This kernel composed with the reduction core `core`.
+    pub(crate) fn with_sum_core(mut self, core: reductions::SumCore) -> Self {
+        self.sum_core = Some(core);
+        self
+    }
+
     fn built(&self, device: &wgpu::Device) -> &(wgpu::ComputePipeline, wgpu::BindGroupLayout) {
         self.built.get_or_init(|| {
+            let source = match self.source {
+                Source::Plain(source) => Cow::Borrowed(source),
+                Source::Tiled {
+                    file,
+                    products,
+                    shape,
+                } => Cow::Owned(shape.compose(file, products)),
+            };
+            let source = match self.sum_core {
+                Some(core) => Cow::Owned(core.compose(&source)),
+                None => source,
+            };
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(self.label),
-                source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(self.source)),
+                source: wgpu::ShaderSource::Wgsl(source),
             });
             let mut entries = vec![wgpu::BindGroupLayoutEntry {
                 binding: 0,
@@ -163,7 +257,12 @@ impl Kernel {
                 layout: Some(&pipeline_layout),
                 module: &module,
                 entry_point: Some(self.entry_point),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    // The tiled core writes every staged element before reading it, so the
+                    // zero fill WebGPU does by default would be wasted work on each dispatch.
+                    zero_initialize_workgroup_memory: matches!(self.source, Source::Plain(_)),
+                    ..Default::default()
+                },
                 cache: None,
             });
             (pipeline, layout)
@@ -213,6 +312,11 @@ pub struct GpuBackend {
     id: u64,
     /// Why the device was lost, once wgpu says so (driver reset, GPU removed).
     lost: Arc<Mutex<Option<String>>>,
+    /// A tile shape every tiled product uses instead of the adapter's choice
+    /// (`INRLAB_TILE_SHAPE`, tests).
+    forced_tile_shape: Option<TileShape>,
+    /// Whether reductions use subgroup operations (the device has `Features::SUBGROUP`).
+    subgroups: bool,
 }
 
 impl GpuBackend {
@@ -276,10 +380,13 @@ impl GpuBackend {
         })?;
         let info = adapter.get_info();
         let limits = adapter.limits();
+        // The optional features the kernels use, where the adapter has them.
+        let features = adapter.features() & wgpu::Features::SUBGROUP;
         let (device, queue) =
             pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
                 label: Some("inrlab"),
                 required_limits: limits.clone(),
+                required_features: features,
                 ..Default::default()
             }))?;
         let lost: Arc<Mutex<Option<String>>> = Arc::default();
@@ -321,12 +428,41 @@ impl GpuBackend {
             },
             id: super::next_instance_id(),
             lost,
+            forced_tile_shape: TileShape::from_environment()?,
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
         })
     }
 
     /// The device's limits (the adapter's own: everything it offers is requested).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
+    }
+
+    /// The tile shape of a tiled product with `columns` output columns on this adapter.
+    fn tile_shape(&self, columns: usize) -> TileShape {
+        self.forced_tile_shape
+            .unwrap_or_else(|| TileShape::for_columns(columns, &self.limits))
+    }
+
+    /// This backend with every tiled product on `shape`, so tests can run each shape's
+    /// kernels on whatever adapter they have.
+    #[cfg(feature = "testing")]
+    pub fn with_tile_shape(mut self, shape: TileShape) -> Self {
+        self.forced_tile_shape = Some(shape);
+        self
+    }
+
+    /// Whether reductions run on subgroup operations on this device.
+    pub fn uses_subgroups(&self) -> bool {
+        self.subgroups
+    }
+
+    /// This backend with reductions through workgroup memory even where the device has
+    /// subgroup operations, so tests can check both paths on one adapter.
+    #[cfg(feature = "testing")]
+    pub fn without_subgroups(mut self) -> Self {
+        self.subgroups = false;
+        self
     }
 
     /// Whether the adapter is a software rasteriser (lavapipe, llvmpipe, WARP).

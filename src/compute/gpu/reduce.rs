@@ -1,33 +1,39 @@
 //! Whole-tensor reductions (`shaders/reduce.wgsl`): float-float partial sums per workgroup on
 //! the device, the final few hundred added on the host in f64.
 
+use super::reductions::SumKernel;
 use super::{Access, GpuBackend, Kernel, LINEAR_WORKGROUP, OPAQUE_ZERO, Tensor, buffer};
 
-pub(super) const SOURCE: &str = with_float_float!("reduce.wgsl");
+pub(super) const SOURCE: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/reduce.wgsl"));
 
 /// Most workgroups (and partials read back) of one reduction.
 const MAX_PARTIALS: usize = 1024;
 
 pub(super) struct Kernels {
-    sum: Kernel,
-    mse: Kernel,
+    sum: SumKernel,
+    mse: SumKernel,
 }
 
 impl Kernels {
     pub(super) fn new() -> Self {
         Kernels {
-            sum: Kernel::new(
-                "sum partials",
-                SOURCE,
-                "sum_partials",
-                &[(1, Access::Read), (3, Access::ReadWrite)],
-            ),
-            mse: Kernel::new(
-                "mse partials",
-                SOURCE,
-                "mse_partials",
-                &[(1, Access::Read), (2, Access::Read), (3, Access::ReadWrite)],
-            ),
+            sum: SumKernel::new(|| {
+                Kernel::new(
+                    "sum partials",
+                    SOURCE,
+                    "sum_partials",
+                    &[(1, Access::Read), (3, Access::ReadWrite)],
+                )
+            }),
+            mse: SumKernel::new(|| {
+                Kernel::new(
+                    "mse partials",
+                    SOURCE,
+                    "mse_partials",
+                    &[(1, Access::Read), (2, Access::Read), (3, Access::ReadWrite)],
+                )
+            }),
         }
     }
 }
@@ -54,7 +60,12 @@ fn reduce(gpu: &GpuBackend, kernel: &Kernel, count: usize, operands: &[&wgpu::Bu
 }
 
 pub(super) fn sum(gpu: &GpuBackend, a: &Tensor) -> f64 {
-    reduce(gpu, &gpu.kernels.reduce.sum, a.len(), &[buffer(a)])
+    reduce(
+        gpu,
+        gpu.kernels.reduce.sum.pick(gpu.subgroups),
+        a.len(),
+        &[buffer(a)],
+    )
 }
 
 pub(super) fn mse(gpu: &GpuBackend, a: &Tensor, b: &Tensor) -> f64 {
@@ -64,7 +75,7 @@ pub(super) fn mse(gpu: &GpuBackend, a: &Tensor, b: &Tensor) -> f64 {
     }
     reduce(
         gpu,
-        &gpu.kernels.reduce.mse,
+        gpu.kernels.reduce.mse.pick(gpu.subgroups),
         a.len(),
         &[buffer(a), buffer(b)],
     ) / a.len() as f64

@@ -1,6 +1,7 @@
 //! The fused reservoir update (`shaders/reservoir.wgsl`).
 
-use super::{Access, GpuBackend, Kernel, Tensor, buffer};
+use super::tiled::TiledKernel;
+use super::{Access, GpuBackend, Tensor, buffer};
 
 pub(super) const SOURCE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -8,18 +9,20 @@ pub(super) const SOURCE: &str = include_str!(concat!(
 ));
 
 /// Output tile edge of the shader's products.
-const TILE: usize = 64;
+/// The product reservoir.wgsl defines on the tiled core.
+pub(super) const PRODUCTS: &[&str] = &["step"];
 
 pub(super) struct Kernels {
-    step: Kernel,
+    step: TiledKernel,
 }
 
 impl Kernels {
     pub(super) fn new() -> Self {
         Kernels {
-            step: Kernel::new(
+            step: TiledKernel::new(
                 "reservoir step",
                 SOURCE,
+                PRODUCTS,
                 "step",
                 &[
                     (1, Access::Read),
@@ -70,8 +73,9 @@ pub(super) fn step(
     }
     // Without a state the input stands in for the unused binding (it is read-only too).
     let state_buffer = buffer(state.unwrap_or(input));
+    let shape = gpu.tile_shape(hidden);
     gpu.dispatch(
-        &gpu.kernels.reservoir.step,
+        gpu.kernels.reservoir.step.shaped(shape),
         &[
             rows as u32,
             inputs as u32,
@@ -86,6 +90,9 @@ pub(super) fn step(
             buffer(bias),
             buffer(out),
         ],
-        gpu.tile_grid(hidden.div_ceil(TILE), rows.div_ceil(TILE)),
+        gpu.tile_grid(
+            hidden.div_ceil(shape.columns()),
+            rows.div_ceil(shape.rows()),
+        ),
     );
 }

@@ -4,10 +4,12 @@
 //! per workgroup, read back once per call and added on the host in f64.
 
 use super::grids::Level;
+use super::reductions::{SumCore, SumKernel};
 use super::{Access, GpuBackend, Grids, Kernel, LINEAR_WORKGROUP, OPAQUE_ZERO, Tensor, buffer};
 use crate::compute::check_level_loss;
 
-pub(super) const SOURCE: &str = with_float_float!("ssim.wgsl");
+pub(super) const SOURCE: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/ssim.wgsl"));
 
 /// Most workgroups (and partials read back) per level of the SSIM pass.
 const MAX_PARTIALS_PER_LEVEL: usize = 256;
@@ -17,7 +19,7 @@ const PARTIALS: usize = 3;
 
 pub(super) struct Kernels {
     moment_rows: Kernel,
-    map: Kernel,
+    map: SumKernel,
     adjoint_rows: Kernel,
     grad: Kernel,
 }
@@ -30,23 +32,27 @@ impl Kernels {
                 SOURCE,
                 "ssim_moment_rows",
                 &[(1, Access::Read), (2, Access::Read), (4, Access::ReadWrite)],
-            ),
-            map: Kernel::new(
-                "ssim map",
-                SOURCE,
-                "ssim_map",
-                &[
-                    (4, Access::ReadWrite),
-                    (5, Access::ReadWrite),
-                    (6, Access::ReadWrite),
-                ],
-            ),
+            )
+            .with_sum_core(SumCore::Workgroup),
+            map: SumKernel::new(|| {
+                Kernel::new(
+                    "ssim map",
+                    SOURCE,
+                    "ssim_map",
+                    &[
+                        (4, Access::ReadWrite),
+                        (5, Access::ReadWrite),
+                        (6, Access::ReadWrite),
+                    ],
+                )
+            }),
             adjoint_rows: Kernel::new(
                 "ssim adjoint rows",
                 SOURCE,
                 "ssim_adjoint_rows",
                 &[(4, Access::ReadWrite), (5, Access::ReadWrite)],
-            ),
+            )
+            .with_sum_core(SumCore::Workgroup),
             grad: Kernel::new(
                 "ssim grad",
                 SOURCE,
@@ -57,7 +63,8 @@ impl Kernels {
                     (3, Access::ReadWrite),
                     (4, Access::ReadWrite),
                 ],
-            ),
+            )
+            .with_sum_core(SumCore::Workgroup),
         }
     }
 }
@@ -111,7 +118,7 @@ pub(super) fn ssim_grad(
             grid,
         );
         gpu.dispatch(
-            &kernels.map,
+            kernels.map.pick(gpu.subgroups),
             &params,
             &[&row_blurred, &partials, &ssim_partials],
             [level_groups as u32, 1, 1],

@@ -1,0 +1,191 @@
+// The register-tiled product core, written once for every dense product (linear.wgsl) and the
+// reservoir step (reservoir.wgsl). src/compute/gpu/tiled.rs composes a module from a tile header
+//
+//     const TILE_ROWS: u32 = 128u;    // 64 or 128: output rows of one workgroup
+//     const TILE_COLUMNS: u32 = 128u; // 64 or 128: output columns of one workgroup
+//
+// (chosen from the adapter's limits and the output width), the part of this file above the line
+// `// @instantiate`, the part below it once per product with `PRODUCT_` replaced by the
+// product's name (so one module holds several products, each entry point using only its own
+// bindings), and the including file. For each product `name` that file defines
+//
+//     fn name_left_value(row: u32, k: u32) -> f32          // A[row][k], 0 outside A
+//     fn name_right_value(k: u32, column: u32) -> f32      // B[k][column], 0 outside B
+//     fn name_write_value(row: u32, column: u32, sum: f32) // the epilogue, bounds checked
+//     const name_left_along_k: bool   // A's consecutive elements run along k (row-major A)
+//     const name_right_along_k: bool  // B's consecutive elements run along k (Bᵀ row-major)
+//
+// and calls name_multiply_tile then name_write_tile from its entry point, which has
+// @workgroup_size(INVOCATIONS).
+//
+// Each invocation accumulates an 8×8 block of the output in registers: rows in two quads
+// (ty and ty + TILE_ROWS/8 of the tile's row quads), columns likewise, so its reads of
+// workgroup memory are four vec4 loads per k and neighbouring invocations read neighbouring
+// vec4s. Operands are staged DEPTH deep in two workgroup buffers: while one slice is multiplied,
+// the next one's global loads are already in this invocation's registers (one barrier a slice).
+
+const DEPTH: u32 = 8u;
+const THREAD_COLUMNS: u32 = TILE_COLUMNS / 8u;
+const INVOCATIONS: u32 = (TILE_ROWS / 8u) * THREAD_COLUMNS;
+// Elements of one staged slice each invocation loads, 4 consecutive ones per load.
+const LEFT_LOADS: u32 = TILE_ROWS * DEPTH / INVOCATIONS / 4u;
+const RIGHT_LOADS: u32 = TILE_COLUMNS * DEPTH / INVOCATIONS / 4u;
+
+// First output row of this workgroup's tile: row tiles beyond the per-dimension dispatch limit
+// are folded into z.
+fn tile_row0(group: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return (group.y + group.z * groups.y) * TILE_ROWS;
+}
+
+// @instantiate
+
+// Two slices of the left operand, [buffer·DEPTH + k][row quad].
+var<workgroup> PRODUCT_staged_left: array<array<vec4<f32>, TILE_ROWS / 4u>, 2u * DEPTH>;
+// Two slices of the right operand, [buffer·DEPTH + k][column quad].
+var<workgroup> PRODUCT_staged_right: array<array<vec4<f32>, TILE_COLUMNS / 4u>, 2u * DEPTH>;
+// This invocation's 8×8 block: PRODUCT_acc[2i + h] is its row i, column quad h.
+var<private> PRODUCT_acc: array<vec4<f32>, 16>;
+// The next slice, held in registers while the current one is multiplied.
+var<private> PRODUCT_next_left: array<vec4<f32>, 4>;
+var<private> PRODUCT_next_right: array<vec4<f32>, 4>;
+
+// Four consecutive elements of A starting at (row, k) along its contiguous direction.
+// End of the sum being multiplied: elements at k ≥ it are staged as zeros whatever the
+// including file's value functions would return there.
+var<private> PRODUCT_k_end: u32;
+
+fn PRODUCT_left_at(row: u32, k: u32) -> f32 {
+    return select(0.0, PRODUCT_left_value(row, k), k < PRODUCT_k_end);
+}
+
+fn PRODUCT_right_at(k: u32, column: u32) -> f32 {
+    return select(0.0, PRODUCT_right_value(k, column), k < PRODUCT_k_end);
+}
+
+fn PRODUCT_left_quad(row: u32, k: u32) -> vec4<f32> {
+    if PRODUCT_left_along_k {
+        return vec4(PRODUCT_left_at(row, k), PRODUCT_left_at(row, k + 1u), PRODUCT_left_at(row, k + 2u), PRODUCT_left_at(row, k + 3u));
+    }
+    return vec4(PRODUCT_left_at(row, k), PRODUCT_left_at(row + 1u, k), PRODUCT_left_at(row + 2u, k), PRODUCT_left_at(row + 3u, k));
+}
+
+fn PRODUCT_right_quad(k: u32, column: u32) -> vec4<f32> {
+    if PRODUCT_right_along_k {
+        return vec4(PRODUCT_right_at(k, column), PRODUCT_right_at(k + 1u, column), PRODUCT_right_at(k + 2u, column), PRODUCT_right_at(k + 3u, column));
+    }
+    return vec4(PRODUCT_right_at(k, column), PRODUCT_right_at(k, column + 1u), PRODUCT_right_at(k, column + 2u), PRODUCT_right_at(k, column + 3u));
+}
+
+// Global loads of the slice starting at k0 into registers. Load e of invocation t covers
+// element quad q = t + e·INVOCATIONS of the slice; along k a quad is (row, 4 k's), otherwise
+// (4 rows, one k), so consecutive invocations read consecutive addresses either way.
+fn PRODUCT_load_slice(t: u32, row0: u32, column0: u32, k0: u32) {
+    for (var e = 0u; e < LEFT_LOADS; e++) {
+        let q = t + e * INVOCATIONS;
+        if PRODUCT_left_along_k {
+            PRODUCT_next_left[e] = PRODUCT_left_quad(row0 + q / (DEPTH / 4u), k0 + 4u * (q % (DEPTH / 4u)));
+        } else {
+            PRODUCT_next_left[e] = PRODUCT_left_quad(row0 + 4u * (q % (TILE_ROWS / 4u)), k0 + q / (TILE_ROWS / 4u));
+        }
+    }
+    for (var e = 0u; e < RIGHT_LOADS; e++) {
+        let q = t + e * INVOCATIONS;
+        if PRODUCT_right_along_k {
+            PRODUCT_next_right[e] = PRODUCT_right_quad(k0 + 4u * (q % (DEPTH / 4u)), column0 + q / (DEPTH / 4u));
+        } else {
+            PRODUCT_next_right[e] = PRODUCT_right_quad(k0 + q / (TILE_COLUMNS / 4u), column0 + 4u * (q % (TILE_COLUMNS / 4u)));
+        }
+    }
+}
+
+// Writes the registers of PRODUCT_load_slice into staging buffer `half`, as [k][row quad] and
+// [k][column quad] whatever the operands' layout.
+fn PRODUCT_store_slice(t: u32, half: u32) {
+    let base = half * DEPTH;
+    for (var e = 0u; e < LEFT_LOADS; e++) {
+        let q = t + e * INVOCATIONS;
+        if PRODUCT_left_along_k {
+            let row = q / (DEPTH / 4u);
+            let k = 4u * (q % (DEPTH / 4u));
+            for (var c = 0u; c < 4u; c++) {
+                PRODUCT_staged_left[base + k + c][row / 4u][row % 4u] = PRODUCT_next_left[e][c];
+            }
+        } else {
+            PRODUCT_staged_left[base + q / (TILE_ROWS / 4u)][q % (TILE_ROWS / 4u)] = PRODUCT_next_left[e];
+        }
+    }
+    for (var e = 0u; e < RIGHT_LOADS; e++) {
+        let q = t + e * INVOCATIONS;
+        if PRODUCT_right_along_k {
+            let column = q / (DEPTH / 4u);
+            let k = 4u * (q % (DEPTH / 4u));
+            for (var c = 0u; c < 4u; c++) {
+                PRODUCT_staged_right[base + k + c][column / 4u][column % 4u] = PRODUCT_next_right[e][c];
+            }
+        } else {
+            PRODUCT_staged_right[base + q / (TILE_COLUMNS / 4u)][q % (TILE_COLUMNS / 4u)] = PRODUCT_next_right[e];
+        }
+    }
+}
+
+// PRODUCT_acc += the staged slice in buffer `half`.
+fn PRODUCT_multiply_slice(t: u32, half: u32) {
+    let tx = t % THREAD_COLUMNS;
+    let ty = t / THREAD_COLUMNS;
+    for (var k = half * DEPTH; k < half * DEPTH + DEPTH; k++) {
+        let a0 = PRODUCT_staged_left[k][ty];
+        let a1 = PRODUCT_staged_left[k][ty + TILE_ROWS / 8u];
+        let b0 = PRODUCT_staged_right[k][tx];
+        let b1 = PRODUCT_staged_right[k][tx + THREAD_COLUMNS];
+        for (var i = 0u; i < 4u; i++) {
+            PRODUCT_acc[2u * i] += a0[i] * b0;
+            PRODUCT_acc[2u * i + 1u] += a0[i] * b1;
+            PRODUCT_acc[2u * i + 8u] += a1[i] * b0;
+            PRODUCT_acc[2u * i + 9u] += a1[i] * b1;
+        }
+    }
+}
+
+// PRODUCT_acc = Σ_{k in [k_begin, k_end)} A[row][k]·B[k][column] over this workgroup's tile at
+// (row0, column0). Every invocation of the workgroup must call it (it has barriers).
+fn PRODUCT_multiply_tile(t: u32, row0: u32, column0: u32, k_begin: u32, k_end: u32) {
+    for (var i = 0u; i < 16u; i++) {
+        PRODUCT_acc[i] = vec4(0.0);
+    }
+    if k_begin >= k_end {
+        return;
+    }
+    PRODUCT_k_end = k_end;
+    let slices = (k_end - k_begin + DEPTH - 1u) / DEPTH;
+    PRODUCT_load_slice(t, row0, column0, k_begin);
+    PRODUCT_store_slice(t, 0u);
+    workgroupBarrier();
+    for (var s = 0u; s < slices; s++) {
+        let more = s + 1u < slices;
+        if more {
+            PRODUCT_load_slice(t, row0, column0, k_begin + (s + 1u) * DEPTH);
+        }
+        PRODUCT_multiply_slice(t, s % 2u);
+        if more {
+            PRODUCT_store_slice(t, (s + 1u) % 2u);
+        }
+        workgroupBarrier();
+    }
+}
+
+// Hands this invocation's 8×8 block to the including file's epilogue.
+fn PRODUCT_write_tile(t: u32, row0: u32, column0: u32) {
+    let tx = t % THREAD_COLUMNS;
+    let ty = t / THREAD_COLUMNS;
+    for (var i = 0u; i < 8u; i++) {
+        let row = row0 + 4u * (ty + (i / 4u) * (TILE_ROWS / 8u)) + i % 4u;
+        for (var h = 0u; h < 2u; h++) {
+            let column = column0 + 4u * (tx + h * THREAD_COLUMNS);
+            let sums = PRODUCT_acc[2u * i + h];
+            for (var c = 0u; c < 4u; c++) {
+                PRODUCT_write_value(row, column + c, sums[c]);
+            }
+        }
+    }
+}
+
