@@ -20,6 +20,8 @@ pub struct TrainingTiming {
     pub size: usize,
     pub optimizer: &'static str,
     pub ms_per_step: f64,
+    /// Per step, on a device: submissions, host waits, bind groups made.
+    pub per_step: Option<(f64, f64, f64)>,
 }
 
 /// Median ms per training step over `steps` steps after two warm-up steps.
@@ -48,6 +50,7 @@ pub fn measure_training(
         method.step(backend)?;
     }
     backend.finish();
+    let before = backend.device_counters();
     let mut times: Vec<f64> = (0..steps.max(1))
         .map(|_| {
             let started = Instant::now();
@@ -56,11 +59,22 @@ pub fn measure_training(
             result.map(|_| started.elapsed().as_secs_f64() * 1e3)
         })
         .collect::<anyhow::Result<_>>()?;
+    let per_step = before
+        .zip(backend.device_counters())
+        .map(|(before, after)| {
+            let per = |a: u64, b: u64| (b - a) as f64 / times.len() as f64;
+            (
+                per(before.submissions, after.submissions),
+                per(before.readbacks, after.readbacks),
+                per(before.bind_groups_created, after.bind_groups_created),
+            )
+        });
     times.sort_by(f64::total_cmp);
     Ok(TrainingTiming {
         size,
         optimizer,
         ms_per_step: times[times.len() / 2],
+        per_step,
     })
 }
 
@@ -81,13 +95,22 @@ pub fn training_lines(backend: &dyn Backend, steps: usize) -> Vec<String> {
                     continue;
                 }
             };
+            let per_step = timing
+                .per_step
+                .map(|(submissions, waits, bind_groups)| {
+                    format!(
+                        "   per step: {submissions:.1} submissions, {waits:.1} waits, {bind_groups:.1} bind groups made"
+                    )
+                })
+                .unwrap_or_default();
             lines.push(match pytorch {
                 Some(pytorch) => format!(
                     "  {size:>3}²  {optimizer:<5} {:>8.2} ms/step   PyTorch CPU {pytorch:>6.1} ms (Adam)   {:>4.2}× faster",
                     timing.ms_per_step,
                     pytorch / timing.ms_per_step
-                ),
-                None => format!("  {size:>3}²  {optimizer:<5} {:>8.2} ms/step", timing.ms_per_step),
+                ) + &per_step,
+                None => format!("  {size:>3}²  {optimizer:<5} {:>8.2} ms/step", timing.ms_per_step)
+                    + &per_step,
             });
         }
     }

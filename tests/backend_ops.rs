@@ -903,6 +903,73 @@ fn reductions_match_with_and_without_subgroups() {
     }
 }
 
+/// A training iteration's dispatches reuse the bind groups of the first iteration, the results
+/// stay right, and the groups go when their tensors do.
+#[test]
+fn bind_groups_are_kept_for_live_tensors_and_go_with_them() {
+    let Some(gpu) = gpu::test_backend() else {
+        return;
+    };
+    let mut rng = Lcg::new(29);
+    let (rows, inputs, outputs) = (517, 6, 9);
+    let t = |r, c, data: &[f32]| upload(&gpu, r, c, data);
+    let x = t(rows, inputs, &rng.values(rows * inputs, -1.0, 1.0));
+    let w = t(inputs, outputs, &rng.values(inputs * outputs, -1.0, 1.0));
+    let b = t(1, outputs, &rng.values(outputs, -0.5, 0.5));
+    let dy = t(rows, outputs, &rng.values(rows * outputs, -1.0, 1.0));
+    let mut y = gpu.zeros(rows, outputs).unwrap();
+    let mut dx = gpu.zeros(rows, inputs).unwrap();
+    let mut dw = gpu.zeros(inputs, outputs).unwrap();
+    let mut db = gpu.zeros(1, outputs).unwrap();
+    let mut iteration = |gpu: &GpuBackend| {
+        gpu.dense_forward(&x, &w, &b, Activation::Tanh, &mut y);
+        gpu.dense_backward(
+            &x,
+            &w,
+            &y,
+            &dy,
+            Activation::Tanh,
+            Some(&mut dx),
+            &mut dw,
+            &mut db,
+        );
+        gpu.finish();
+        (gpu.download(&y), gpu.download(&dx), gpu.download(&db))
+    };
+    let first = iteration(&gpu);
+    let before = gpu.counters();
+    assert!(
+        before.bind_groups_kept > 0,
+        "nothing kept after an iteration"
+    );
+    let second = iteration(&gpu);
+    let after = gpu.counters();
+    assert_eq!(
+        (after.bind_groups_created, after.bind_groups_kept),
+        (before.bind_groups_created, before.bind_groups_kept),
+        "a second iteration over the same tensors created bind groups"
+    );
+    assert_eq!(
+        after.readbacks - before.readbacks,
+        3,
+        "one wait per download"
+    );
+    assert_eq!(first, second, "kept bind groups changed the results");
+    drop(y);
+    let kept = before.bind_groups_kept;
+    let kept_after = gpu.counters().bind_groups_kept;
+    assert!(
+        kept_after < kept,
+        "dropping a tensor kept its bind groups ({kept_after} of {kept})"
+    );
+    drop((x, w, b, dy, dx, dw, db));
+    assert_eq!(
+        gpu.counters().bind_groups_kept,
+        0,
+        "groups outlived their tensors"
+    );
+}
+
 #[test]
 fn clip_axpy_mse_grad_match_reference() {
     for backend in backends() {

@@ -266,6 +266,48 @@ fn gpu_follows_the_cpu_curve_for_100_steps() {
     );
 }
 
+/// A full-batch training step on the GPU is one submission's worth of recorded work with one
+/// wait at its end (the PSNR and saturation scalars together), and after the first steps it
+/// makes no bind groups: they are kept for the tensors it reuses.
+#[test]
+fn a_gpu_training_step_waits_once_and_reuses_its_bind_groups() {
+    let Some(gpu) = inrlab::compute::gpu::test_backend() else {
+        return;
+    };
+    let target = chelsea(32);
+    for optimizer in [0.0, 1.0] {
+        let values = small_fourier(optimizer, 10);
+        let mut method = methods::find("fourier-mlp")
+            .unwrap()
+            .build(&Setup {
+                target: &target,
+                backend: &gpu,
+                rng: RngKind::Numpy,
+                params: &values,
+                cache: &MethodCache::blocking(),
+                cancel: &CancelToken::new(),
+                folder: None,
+            })
+            .unwrap();
+        for _ in 0..2 {
+            method.step(&gpu).unwrap();
+        }
+        let before = gpu.counters();
+        let report = method.step(&gpu).unwrap();
+        let after = gpu.counters();
+        assert!(report.psnr_db.is_finite() && report.saturation.is_some());
+        assert_eq!(
+            after.readbacks - before.readbacks,
+            1,
+            "optimizer {optimizer}: host waits in one step"
+        );
+        assert_eq!(
+            after.bind_groups_created, before.bind_groups_created,
+            "optimizer {optimizer}: bind groups made in a later step"
+        );
+    }
+}
+
 fn report(step: usize, psnr_db: f64, loss: Option<f64>, saturation: Option<f64>) -> StepReport {
     StepReport {
         step,

@@ -131,6 +131,11 @@ pub trait Backend: Send + Sync {
     fn instance_id(&self) -> u64;
     /// Human-readable adapter, e.g. "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)" or "CPU (2 threads)".
     fn adapter_name(&self) -> String;
+    /// The device's submissions, waits and bind groups so far, where the backend has a device
+    /// (the bench reports them per step).
+    fn device_counters(&self) -> Option<gpu::GpuCounters> {
+        None
+    }
     /// Why the device is gone, once it is (a GPU reset or removed); `None` while it works.
     /// Everything on a lost device is gone with it.
     fn lost(&self) -> Option<String> {
@@ -331,6 +336,11 @@ pub trait Backend: Send + Sync {
 
     /// Mean of squared differences over all elements (for PSNR), accumulated in f64.
     fn mse(&self, a: &Tensor, b: &Tensor) -> f64;
+    /// [`Backend::mse`] of each pair, read back together: a step's scalars cost one wait for
+    /// the device, not one each.
+    fn mses(&self, pairs: &[(&Tensor, &Tensor)]) -> Vec<f64> {
+        pairs.iter().map(|(a, b)| self.mse(a, b)).collect()
+    }
     /// Sum of all elements, accumulated in f64.
     fn sum(&self, a: &Tensor) -> f64;
     /// Clamps every element into `[lo, hi]` in place.

@@ -421,8 +421,14 @@ impl Method for CoordinateMlp {
         self.grid_is_current = true;
         let loss = self.updated.take().flatten();
         // The PSNR (and, full batch, the loss) of the weights after this step's update.
-        let mse = backend.mse(self.grid.prediction(), &self.target);
-        let saturation = 4.0 * backend.mse(self.grid.prediction(), &self.mid_grey);
+        // Both scalars come back with one wait for the device.
+        let [mse, to_mid_grey] = backend.mses(&[
+            (self.grid.prediction(), &self.target),
+            (self.grid.prediction(), &self.mid_grey),
+        ])[..] else {
+            unreachable!("one value per pair")
+        };
+        let saturation = 4.0 * to_mid_grey;
         self.done += 1;
         Ok(StepReport {
             step: self.done,

@@ -202,7 +202,7 @@ pub(super) fn backward(
             grid,
         );
     } else {
-        let partials = gpu.scratch_buffer(
+        let partials = gpu.pooled_scratch(
             "weight gradient partials",
             (splits * inputs * outputs * 4) as u64,
         );

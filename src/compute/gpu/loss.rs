@@ -4,6 +4,7 @@
 
 use super::grids::Level;
 use super::reductions::SumKernel;
+use super::scratch::Scratch;
 use super::{
     Access, GpuBackend, Grids, Kernel, LINEAR_WORKGROUP, LevelSums, OPAQUE_ZERO, Tensor, buffer,
 };
@@ -55,15 +56,15 @@ impl Kernels {
 
 /// Dispatches `kernel` once per level of `grids` over its elements and returns, per level,
 /// the range of the partials its workgroups wrote (in a buffer of `partial_bytes` each).
-fn per_level(
-    gpu: &GpuBackend,
+fn per_level<'a>(
+    gpu: &'a GpuBackend,
     kernel: &Kernel,
     operands: [&wgpu::Buffer; 3],
     grids: Grids,
     channels: usize,
     level_scales: &[f32],
     partial_bytes: usize,
-) -> (wgpu::Buffer, Vec<std::ops::Range<usize>>) {
+) -> (Scratch<'a>, Vec<std::ops::Range<usize>>) {
     let groups: Vec<usize> = Level::all(grids)
         .map(|level| {
             (level.pixels() * channels)
@@ -72,7 +73,7 @@ fn per_level(
         })
         .collect();
     let total: usize = groups.iter().sum();
-    let partials = gpu.scratch_buffer("loss partials", (total * partial_bytes) as u64);
+    let partials = gpu.pooled_scratch("loss partials", (total * partial_bytes) as u64);
     let mut ranges = Vec::with_capacity(grids.levels);
     let mut first = 0;
     for (level, &level_groups) in Level::all(grids).zip(&groups) {

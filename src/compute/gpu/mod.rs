@@ -11,6 +11,7 @@
 //! pipelines ([`Kernel`]), a ring of per-pass uniform parameters addressed by dynamic offsets,
 //! and dispatch grids that respect the per-dimension workgroup limit.
 
+mod bind_groups;
 mod elementwise;
 mod fourier;
 mod gelu;
@@ -23,6 +24,7 @@ mod optim;
 mod reduce;
 mod reductions;
 mod reservoir;
+mod scratch;
 mod ssim;
 mod tiled;
 mod upsample;
@@ -112,12 +114,42 @@ const PARAM_SLOTS: usize = 256;
 /// the shader compiler cannot see it and simplify away the rounding errors that float-float
 /// arithmetic captures (see `shaders/gram.wgsl`).
 const OPAQUE_ZERO: u32 = 0;
+/// The largest readback that reuses the kept staging buffer; larger ones get their own.
+const KEPT_STAGING_BYTES: u64 = 16 << 20;
 /// Invocations per workgroup of the one-dimensional kernels (`@workgroup_size(256)`).
 const LINEAR_WORKGROUP: usize = 256;
+
+/// What a [`GpuBackend`] has done so far: bind groups created (kept or not) and kept now,
+/// command submissions, and readbacks (each one a host wait for the GPU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GpuCounters {
+    pub bind_groups_created: u64,
+    pub bind_groups_kept: usize,
+    pub submissions: u64,
+    pub readbacks: u64,
+}
 
 /// A GPU tensor's storage buffer.
 pub struct GpuStorage {
     pub buffer: wgpu::Buffer,
+    /// The backend's kept bind groups, told when this buffer goes.
+    bind_groups: Arc<bind_groups::BindGroupCache>,
+}
+
+impl GpuStorage {
+    fn new(buffer: wgpu::Buffer, bind_groups: &Arc<bind_groups::BindGroupCache>) -> Self {
+        bind_groups.track(&buffer);
+        GpuStorage {
+            buffer,
+            bind_groups: Arc::clone(bind_groups),
+        }
+    }
+}
+
+impl Drop for GpuStorage {
+    fn drop(&mut self) {
+        self.bind_groups.forget(&self.buffer);
+    }
 }
 
 /// Whether a storage binding is only read by its kernel.
@@ -273,6 +305,10 @@ impl Kernel {
 /// Work recorded but not yet submitted.
 #[derive(Default)]
 struct Pending {
+    /// The compute pass consecutive dispatches share (each dispatch is its own synchronisation
+    /// scope, so they need no pass of their own); a copy or a submission ends it. Declared
+    /// before the encoder it records into, so it is dropped (ended) first.
+    pass: Option<wgpu::ComputePass<'static>>,
     encoder: Option<wgpu::CommandEncoder>,
     /// Uniform parameters of the recorded passes, one `param_stride` slot each, uploaded into
     /// the ring just before the encoder is submitted.
@@ -309,6 +345,16 @@ pub struct GpuBackend {
     param_stride: usize,
     pending: Mutex<Pending>,
     kernels: Kernels,
+    /// Bind groups kept between dispatches, for the tensors alive.
+    bind_groups: Arc<bind_groups::BindGroupCache>,
+    /// Partial-sum temporaries reused between operations.
+    scratch: scratch::ScratchPool,
+    /// The mappable buffer small readbacks reuse (scalars' partials, images up to
+    /// [`KEPT_STAGING_BYTES`]).
+    staging: Mutex<Option<wgpu::Buffer>>,
+    /// Submissions and readbacks (host waits) so far, for tests and the bench.
+    submissions: std::sync::atomic::AtomicU64,
+    readbacks: std::sync::atomic::AtomicU64,
     id: u64,
     /// Why the device was lost, once wgpu says so (driver reset, GPU removed).
     lost: Arc<Mutex<Option<String>>>,
@@ -426,6 +472,11 @@ impl GpuBackend {
                 elementwise: elementwise::Kernels::new(),
                 optim: optim::Kernels::new(),
             },
+            bind_groups: Arc::default(),
+            scratch: scratch::ScratchPool::default(),
+            staging: Mutex::new(None),
+            submissions: Default::default(),
+            readbacks: Default::default(),
             id: super::next_instance_id(),
             lost,
             forced_tile_shape: TileShape::from_environment()?,
@@ -520,6 +571,17 @@ impl GpuBackend {
             .unwrap_or_else(|error| panic!("{label}: {error:#}"))
     }
 
+    /// A temporary from the pool, for kernels that write every element of it before reading
+    /// it (partial sums): its contents are whatever its last user left. Fails as
+    /// [`Self::scratch_buffer`] does.
+    fn pooled_scratch(&self, label: &'static str, bytes: u64) -> scratch::Scratch<'_> {
+        let (largest, _) = self.largest_buffer();
+        self.scratch
+            .take(bytes, largest, &self.bind_groups, |size| {
+                self.scratch_buffer(label, size)
+            })
+    }
+
     /// Runs `create` with out-of-memory errors captured instead of sent to wgpu's uncaptured
     /// error handler, which panics.
     fn out_of_memory_as_error(
@@ -580,29 +642,28 @@ impl GpuBackend {
             return;
         }
         let (pipeline, layout) = kernel.built(&self.device);
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &self.param_ring,
-                offset: 0,
-                size: NonZeroU64::new(PARAM_BYTES),
-            }),
-        }];
-        entries.extend(
-            kernel
-                .storage
-                .iter()
-                .zip(buffers)
-                .map(|(&(binding, _), buffer)| wgpu::BindGroupEntry {
-                    binding,
-                    resource: buffer.as_entire_binding(),
-                }),
-        );
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(kernel.label),
-            layout,
-            entries: &entries,
-        });
+        let bind_group =
+            self.bind_groups.get_or_create(layout, buffers, || {
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &self.param_ring,
+                        offset: 0,
+                        size: NonZeroU64::new(PARAM_BYTES),
+                    }),
+                }];
+                entries.extend(kernel.storage.iter().zip(buffers).map(
+                    |(&(binding, _), buffer)| wgpu::BindGroupEntry {
+                        binding,
+                        resource: buffer.as_entire_binding(),
+                    },
+                ));
+                self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(kernel.label),
+                    layout,
+                    entries: &entries,
+                })
+            });
         let mut pending = self.pending.lock().unwrap();
         let offset = pending.params.len();
         pending
@@ -610,11 +671,7 @@ impl GpuBackend {
             .extend_from_slice(bytemuck::cast_slice(params));
         pending.params.resize(offset + self.param_stride, 0);
         {
-            let encoder = self.encoder(&mut pending);
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(kernel.label),
-                timestamp_writes: None,
-            });
+            let pass = self.pass(&mut pending);
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &bind_group, &[offset as u32]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
@@ -624,13 +681,48 @@ impl GpuBackend {
         }
     }
 
+    /// The encoder, with any open compute pass ended so that copies land in order.
     fn encoder<'a>(&self, pending: &'a mut Pending) -> &'a mut wgpu::CommandEncoder {
-        pending.encoder.get_or_insert_with(|| {
+        pending.pass = None;
+        self.open_encoder(&mut pending.encoder)
+    }
+
+    fn open_encoder<'a>(
+        &self,
+        encoder: &'a mut Option<wgpu::CommandEncoder>,
+    ) -> &'a mut wgpu::CommandEncoder {
+        encoder.get_or_insert_with(|| {
             self.device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("inrlab"),
                 })
         })
+    }
+
+    /// The open compute pass, begun if there is none.
+    fn pass<'a>(&self, pending: &'a mut Pending) -> &'a mut wgpu::ComputePass<'static> {
+        if pending.pass.is_none() {
+            let pass = self
+                .open_encoder(&mut pending.encoder)
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("inrlab"),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime();
+            pending.pass = Some(pass);
+        }
+        pending.pass.as_mut().expect("just begun")
+    }
+
+    /// What the backend has done so far, for tests and the bench.
+    pub fn counters(&self) -> GpuCounters {
+        use std::sync::atomic::Ordering::Relaxed;
+        GpuCounters {
+            bind_groups_created: self.bind_groups.created(),
+            bind_groups_kept: self.bind_groups.kept(),
+            submissions: self.submissions.load(Relaxed),
+            readbacks: self.readbacks.load(Relaxed),
+        }
     }
 
     /// Records a buffer-to-buffer copy in order with the passes.
@@ -647,12 +739,15 @@ impl GpuBackend {
     /// written first; queue writes are ordered after earlier submissions, so reusing the ring
     /// for the next batch is safe.
     fn submit(&self, pending: &mut Pending) {
+        pending.pass = None;
         if let Some(encoder) = pending.encoder.take() {
             if !pending.params.is_empty() {
                 self.queue
                     .write_buffer(&self.param_ring, 0, &pending.params);
             }
             self.queue.submit([encoder.finish()]);
+            self.submissions
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         pending.params.clear();
     }
@@ -664,24 +759,48 @@ impl GpuBackend {
 
     /// Copies the first `count` elements of `source` to the host, waiting for all queued work.
     fn read_back<T: bytemuck::Pod>(&self, source: &wgpu::Buffer, count: usize) -> Vec<T> {
-        let bytes = (count * std::mem::size_of::<T>()) as u64;
-        if bytes == 0 {
-            return Vec::new();
+        self.read_back_many(&[(source, count)])
+            .pop()
+            .expect("one source, one result")
+    }
+
+    /// The first elements of several buffers, `(buffer, count)`, copied to the host with one
+    /// wait for all queued work.
+    fn read_back_many<T: bytemuck::Pod>(&self, sources: &[(&wgpu::Buffer, usize)]) -> Vec<Vec<T>> {
+        let size = std::mem::size_of::<T>() as u64;
+        let total: u64 = sources.iter().map(|&(_, count)| count as u64 * size).sum();
+        if total == 0 {
+            return vec![Vec::new(); sources.len()];
         }
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let mut kept = self.staging.lock().unwrap_or_else(|e| e.into_inner());
+        let own;
+        let staging = if total <= KEPT_STAGING_BYTES {
+            if kept.as_ref().is_none_or(|buffer| buffer.size() < total) {
+                // Grown in powers of two, so a few sizes settle on one buffer.
+                *kept = Some(self.staging_buffer(total.next_power_of_two().max(1 << 16)));
+            }
+            kept.as_ref().expect("just made")
+        } else {
+            own = self.staging_buffer(total);
+            &own
+        };
         {
             let mut pending = self.pending.lock().unwrap();
-            self.encoder(&mut pending)
-                .copy_buffer_to_buffer(source, 0, &staging, 0, bytes);
+            let encoder = self.encoder(&mut pending);
+            let mut offset = 0;
+            for &(source, count) in sources {
+                let bytes = count as u64 * size;
+                if bytes > 0 {
+                    encoder.copy_buffer_to_buffer(source, 0, staging, offset, bytes);
+                }
+                offset += bytes;
+            }
             self.submit(&mut pending);
         }
+        self.readbacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (sender, receiver) = mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+        staging.map_async(wgpu::MapMode::Read, ..total, move |result| {
             let _ = sender.send(result);
         });
         self.device
@@ -691,14 +810,31 @@ impl GpuBackend {
             .recv()
             .expect("readback callback dropped")
             .expect("mapping the readback buffer failed");
-        let data = bytemuck::cast_slice::<u8, T>(
-            &staging
-                .get_mapped_range(..)
-                .expect("readback buffer not mapped"),
-        )
-        .to_vec();
+        let results = {
+            let mapped = staging
+                .get_mapped_range(..total)
+                .expect("readback buffer not mapped");
+            let all = bytemuck::cast_slice::<u8, T>(&mapped);
+            let mut first = 0;
+            sources
+                .iter()
+                .map(|&(_, count)| {
+                    first += count;
+                    all[first - count..first].to_vec()
+                })
+                .collect()
+        };
         staging.unmap();
-        data
+        results
+    }
+
+    fn staging_buffer(&self, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
     }
 
     /// A grid of `invocations` one-dimensional invocations in 256-wide workgroups, wrapped
@@ -808,6 +944,10 @@ impl Backend for GpuBackend {
         self.device.destroy();
     }
 
+    fn device_counters(&self) -> Option<GpuCounters> {
+        Some(self.counters())
+    }
+
     fn lost(&self) -> Option<String> {
         self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -822,13 +962,21 @@ impl Backend for GpuBackend {
     fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> anyhow::Result<Tensor> {
         assert_eq!(data.len(), rows * cols, "upload: data length ≠ rows·cols");
         let buffer = self.storage_buffer_from("tensor", data)?;
-        Ok(Tensor::new(rows, cols, Storage::Gpu(GpuStorage { buffer })))
+        Ok(Tensor::new(
+            rows,
+            cols,
+            Storage::Gpu(GpuStorage::new(buffer, &self.bind_groups)),
+        ))
     }
 
     fn zeros(&self, rows: usize, cols: usize) -> anyhow::Result<Tensor> {
         // wgpu zero-initialises new buffers.
         let buffer = self.storage_buffer("tensor", super::tensor_bytes(rows, cols)?)?;
-        Ok(Tensor::new(rows, cols, Storage::Gpu(GpuStorage { buffer })))
+        Ok(Tensor::new(
+            rows,
+            cols,
+            Storage::Gpu(GpuStorage::new(buffer, &self.bind_groups)),
+        ))
     }
 
     fn memory_budget(&self) -> MemoryBudget {
@@ -962,7 +1110,11 @@ impl Backend for GpuBackend {
     }
 
     fn mse(&self, a: &Tensor, b: &Tensor) -> f64 {
-        reduce::mse(self, a, b)
+        reduce::mses(self, &[(a, b)])[0]
+    }
+
+    fn mses(&self, pairs: &[(&Tensor, &Tensor)]) -> Vec<f64> {
+        reduce::mses(self, pairs)
     }
 
     fn sum(&self, a: &Tensor) -> f64 {
