@@ -970,6 +970,76 @@ fn bind_groups_are_kept_for_live_tensors_and_go_with_them() {
     );
 }
 
+/// A backend on a device opened elsewhere (as the window's is) presents an image tensor into a
+/// texture holding exactly the bytes the host's conversion makes, NaN, out-of-range values and
+/// halfway cases included; the texture is rewritten in place and remade only at a new size.
+#[test]
+fn presented_pictures_match_the_hosts_on_a_shared_device() {
+    let Some(reference) = gpu_backend() else {
+        return;
+    };
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        .into_iter()
+        .find(|adapter| {
+            reference
+                .adapter_name()
+                .starts_with(&adapter.get_info().name)
+        })
+        .expect("the test backend's adapter");
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&gpu::device_descriptor(&adapter))).unwrap();
+    let shared = GpuBackend::from_device(&adapter, device, queue).unwrap();
+    assert_eq!(shared.uses_subgroups(), reference.uses_subgroups());
+    let mut picture = None;
+    let mut rng = Lcg::new(31);
+    for size in [37, 37, 8] {
+        let mut pixels = rng.values(size * size * 3, -0.2, 1.2);
+        let specials = [
+            f32::NAN,
+            -1.0,
+            2.0,
+            0.0,
+            1.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        for (at, value) in specials.into_iter().enumerate() {
+            pixels[at * 5] = value;
+        }
+        for k in 0..40 {
+            pixels[100 + k] = (k as f32 * 6.0 + 0.5) / 255.0;
+        }
+        let image = upload(&shared, size * size, 3, &pixels);
+        let before = picture.clone();
+        assert!(shared.present(&image, size, &mut picture));
+        let presented = picture.as_ref().unwrap();
+        assert_eq!(presented.size, size);
+        if let Some(before) = before {
+            assert_eq!(
+                std::sync::Arc::ptr_eq(&before, presented),
+                before.size == size,
+                "the texture is remade only at a new size"
+            );
+        }
+        let want: Vec<u8> = inrlab::imaging::color_image_from_rgb(&pixels, size)
+            .pixels
+            .iter()
+            .flat_map(|color| color.to_array())
+            .collect();
+        assert_eq!(
+            shared.read_display_texture(presented),
+            want,
+            "{size}×{size} picture"
+        );
+    }
+    assert!(
+        !cpu_backend().present(&upload(cpu_backend(), 1, 3, &[0.0; 3]), 1, &mut None),
+        "the CPU backend has no device to present on"
+    );
+}
+
 #[test]
 fn clip_axpy_mse_grad_match_reference() {
     for backend in backends() {

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use egui::{Color32, ColorImage, Key, RichText};
 
 use crate::cli::WindowArgs;
-use crate::compute::BackendChoice;
+use crate::compute::gpu::SharedDevice;
+use crate::compute::{BackendChoice, BackendSource};
 use crate::methods::ParamValues;
 use crate::output::{Existing, png_bytes_with_text, write_atomic};
 use crate::ui::controls::{Action, controls_ui};
@@ -30,7 +31,7 @@ use crate::ui::status_bar::status_bar_ui;
 use crate::ui::{View, ViewContext, ViewExport, ViewRequest, palette};
 use protocol::{Command, ImageSource};
 pub use settings::{Settings, WORKING_SIZES};
-use state::Model;
+use state::{Model, NativeTextures};
 use worker::{SendError, WorkerHandle};
 
 /// Key of the settings in eframe's storage.
@@ -88,7 +89,7 @@ pub struct InrlabApp {
     published: Option<Settings>,
     worker: WorkerHandle,
     /// How the worker was started, to start another if it ends.
-    backend: BackendChoice,
+    backend: BackendSource,
     /// The image last asked for, to load again in a restarted worker.
     image_source: ImageSource,
     model: Model,
@@ -108,6 +109,10 @@ pub struct InrlabApp {
     zoom: Option<protocol::ZoomRequest>,
     published_zoom: Option<protocol::ZoomRequest>,
     published_focused: Option<&'static str>,
+    /// Whether the active view computes on the host from the latest images, as last seen and
+    /// as last published.
+    host_images: bool,
+    published_host_images: bool,
     playing: bool,
     step_limit: Option<usize>,
     screenshot: Option<ScreenshotPlan>,
@@ -139,7 +144,25 @@ pub struct InrlabApp {
 impl InrlabApp {
     /// Starts the worker and asks it to load the image and start playing.
     pub fn new(ctx: &egui::Context, options: AppOptions, stored: Option<Settings>) -> Self {
+        Self::with_renderer(ctx, options, stored, None)
+    }
+
+    /// [`Self::new`] for a window rendering with `render_state`: when the compute may use that
+    /// device (see [`SharedDevice::for_choice`]), it does, and frames are shown from it.
+    pub fn with_renderer(
+        ctx: &egui::Context,
+        options: AppOptions,
+        stored: Option<Settings>,
+        render_state: Option<&eframe::egui_wgpu::RenderState>,
+    ) -> Self {
         apply_theme(ctx);
+        let shared = render_state.and_then(|state| {
+            SharedDevice::for_choice(options.backend, &state.adapter, &state.device, &state.queue)
+        });
+        let backend = match shared {
+            Some(shared) => BackendSource::Shared(shared),
+            None => BackendSource::Choice(options.backend),
+        };
         let mut settings = stored.unwrap_or_default().sanitized();
         if let Some(size) = options.working_size {
             settings.working_size = size;
@@ -150,7 +173,7 @@ impl InrlabApp {
         // [`run`] has checked these already; a test or demo passing bad ones gets a notice.
         let command_line = settings.apply_command_line(options.methods.as_deref(), &options.params);
         let step_limit = options.screenshot.as_ref().map(|(_, after)| *after);
-        let worker = worker::spawn(options.backend, settings.desired(step_limit), ctx.clone());
+        let worker = worker::spawn(backend.clone(), settings.desired(step_limit), ctx.clone());
         // The sample first, so that a bad --image leaves a notice over a running sample rather
         // than an empty window (both loads are drained before the first step).
         // A fresh worker's queue has room for these three.
@@ -165,6 +188,9 @@ impl InrlabApp {
             let _ = worker.send(Command::Play);
         }
         let mut model = Model::default();
+        if backend.shares_the_window_device() {
+            model.native = render_state.cloned().map(NativeTextures::new);
+        }
         model.set_selection(&settings.selected_names());
         if let Err(error) = command_line {
             model.notify(format!("{error:#}"));
@@ -188,7 +214,7 @@ impl InrlabApp {
             published: Some(settings.clone()),
             settings,
             worker,
-            backend: options.backend,
+            backend,
             image_source,
             model,
             views: crate::ui::registry(),
@@ -201,6 +227,8 @@ impl InrlabApp {
             zoom: None,
             published_zoom: None,
             published_focused: None,
+            host_images: false,
+            published_host_images: false,
             playing,
             step_limit,
             screenshot,
@@ -284,9 +312,12 @@ impl InrlabApp {
         desired.levels_for = self.levels_for;
         desired.focused = self.focused;
         desired.zoom = self.zoom;
-        self.worker = worker::spawn(self.backend, desired, ctx.clone());
+        desired.host_images = self.host_images;
+        self.worker = worker::spawn(self.backend.clone(), desired, ctx.clone());
         let folder = self.model.folder.clone();
+        let native = self.model.native.take();
         self.model = Model::default();
+        self.model.native = native;
         self.model.set_selection(&self.settings.selected_names());
         let _ = self.worker.send(Command::LoadImage(ImageSource::Sample));
         if !matches!(self.image_source, ImageSource::Sample) {
@@ -456,6 +487,7 @@ impl InrlabApp {
         self.iterates_for = context.iterates_for;
         self.levels_for = context.levels_for;
         self.zoom = context.zoom;
+        self.host_images = context.host_images;
         let requests = std::mem::take(&mut context.requests);
         // A single-method view focuses its method; views of every method focus none.
         self.focused = self
@@ -917,6 +949,7 @@ impl InrlabApp {
             && self.published_levels_for == self.levels_for
             && self.published_zoom == self.zoom
             && self.published_focused == self.focused
+            && self.published_host_images == self.host_images
         {
             return;
         }
@@ -929,7 +962,9 @@ impl InrlabApp {
         desired.levels_for = self.levels_for;
         desired.focused = self.focused;
         desired.zoom = self.zoom;
+        desired.host_images = self.host_images;
         self.worker.set_desired(desired);
+        self.published_host_images = self.host_images;
         self.published_iterates_for = self.iterates_for;
         self.published_levels_for = self.levels_for;
         self.published_zoom = self.zoom;
@@ -1152,6 +1187,18 @@ fn save_screenshot(
     write_atomic(path, &png_bytes_with_text(&picture, &text)?, existing)
 }
 
+/// eframe's wgpu setup, asking the window's device for what the compute kernels need (the
+/// adapter's limits, subgroups where offered) rather than eframe's defaults (128 MiB bindings,
+/// no features), so the compute can share it and show frames without a download.
+fn window_device_setup() -> eframe::egui_wgpu::WgpuConfiguration {
+    let mut create = eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle();
+    create.device_descriptor = Arc::new(crate::compute::gpu::device_descriptor);
+    eframe::egui_wgpu::WgpuConfiguration {
+        wgpu_setup: eframe::egui_wgpu::WgpuSetup::CreateNew(create),
+        ..Default::default()
+    }
+}
+
 /// Opens the window (`inrlab` with no subcommand).
 pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
     let screenshot = args
@@ -1190,6 +1237,7 @@ pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
             .with_drag_and_drop(true),
         // A scripted screenshot must not depend on (or disturb) the user's saved layout.
         persist_window: !screenshot_mode,
+        wgpu_options: window_device_setup(),
         ..Default::default()
     };
     // Screenshots keep their own storage so they never read the user's settings.
@@ -1210,7 +1258,12 @@ pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
                 cc.storage
                     .and_then(|s| eframe::get_value::<Settings>(s, SETTINGS_KEY))
             };
-            let mut app = InrlabApp::new(&cc.egui_ctx, options, stored);
+            let mut app = InrlabApp::with_renderer(
+                &cc.egui_ctx,
+                options,
+                stored,
+                cc.wgpu_render_state.as_ref(),
+            );
             if let Some(plan) = &mut app.screenshot {
                 plan.outcome = app_outcome;
             }

@@ -61,6 +61,9 @@ pub struct Desired {
     /// The region the zoom view shows of a method's field; the worker evaluates the model
     /// there, between steps, under the same time sharing. Changing it restarts nothing.
     pub zoom: Option<ZoomRequest>,
+    /// The active view computes on the host from the latest images (the inspect view's error
+    /// map), so they are downloaded even where the window could show them from the device.
+    pub host_images: bool,
 }
 
 /// What the zoom view wants evaluated.
@@ -99,6 +102,7 @@ impl Desired {
             focused: None,
             observation: None,
             zoom: None,
+            host_images: false,
         }
     }
 }
@@ -300,6 +304,9 @@ pub struct Frame {
     /// At most [`THUMBNAIL_MAX_SIDE`] a side (the same `Arc` as `image` when that is small).
     pub thumbnail: Option<Arc<ColorImage>>,
     pub pixels: Option<Arc<Vec<f32>>>,
+    /// Between kept steps, when the window renders on the compute's device: this step's image
+    /// is on the device in this texture (nothing was downloaded), for the window to sample.
+    pub live: Option<Arc<crate::compute::gpu::DisplayTexture>>,
 }
 
 /// Least time between two live-image downloads of one method between kept steps (about one
@@ -505,6 +512,7 @@ mod tests {
             thumbnail: Some(Arc::clone(&image)),
             image: Some(image),
             pixels: Some(Arc::new(vec![0.0; 3])),
+            live: None,
         }
     }
 

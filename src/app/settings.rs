@@ -148,6 +148,7 @@ impl Settings {
             focused: None,
             observation: self.sparse.spec(),
             zoom: None,
+            host_images: false,
         }
     }
 

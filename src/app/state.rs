@@ -220,6 +220,9 @@ pub struct MethodRun {
     pub total_steps: Option<usize>,
     pub cells: BTreeMap<usize, StepCell>,
     pub latest: Option<LatestOutput>,
+    /// A step newer than `latest` whose image the window shows from the compute's device
+    /// (nothing was downloaded): its step and native texture.
+    pub live: Option<(usize, egui::TextureId)>,
     pub status: RunStatus,
     /// Compute seconds of this run so far.
     pub compute_secs: f64,
@@ -277,6 +280,7 @@ impl MethodRun {
             total_steps: None,
             cells: BTreeMap::new(),
             latest: None,
+            live: None,
             status: RunStatus::Starting,
             compute_secs: 0.0,
             iterates: None,
@@ -286,6 +290,26 @@ impl MethodRun {
             best_picture: None,
             refit: None,
             arrivals: VecDeque::new(),
+        }
+    }
+
+    /// The texture showing the newest image: the device's picture when it is newer than the
+    /// last downloaded one.
+    pub fn shown_texture(&self) -> Option<egui::TextureId> {
+        match (&self.live, &self.latest) {
+            (Some((step, id)), latest) if latest.as_ref().is_none_or(|l| l.step < *step) => {
+                Some(*id)
+            }
+            (_, latest) => latest.as_ref().map(|l| l.texture.id()),
+        }
+    }
+
+    /// The step of [`Self::shown_texture`]'s image.
+    pub fn shown_step(&self) -> Option<usize> {
+        let latest = self.latest.as_ref().map(|l| l.step);
+        match self.live {
+            Some((step, _)) if latest.is_none_or(|latest| latest < step) => Some(step),
+            _ => latest,
         }
     }
 
@@ -370,8 +394,58 @@ pub struct FeatureView {
     pub maps: Vec<(String, TextureHandle, Arc<ColorImage>)>,
 }
 
+/// The window's renderer, when the compute shares its device: pictures on the device are
+/// registered with it as native textures, each once, and freed when the worker drops them.
+pub struct NativeTextures {
+    render_state: eframe::egui_wgpu::RenderState,
+    registered: Vec<(Arc<crate::compute::gpu::DisplayTexture>, egui::TextureId)>,
+}
+
+impl NativeTextures {
+    pub fn new(render_state: eframe::egui_wgpu::RenderState) -> Self {
+        NativeTextures {
+            render_state,
+            registered: Vec::new(),
+        }
+    }
+
+    /// The texture id egui draws `picture` with.
+    fn id_for(&mut self, picture: &Arc<crate::compute::gpu::DisplayTexture>) -> egui::TextureId {
+        if let Some((_, id)) = self
+            .registered
+            .iter()
+            .find(|(known, _)| Arc::ptr_eq(known, picture))
+        {
+            return *id;
+        }
+        let mut renderer = self.render_state.renderer.write();
+        // Pictures only this list still holds were replaced (a new size) or their method went.
+        self.registered.retain(|(known, id)| {
+            let alive = Arc::strong_count(known) > 1;
+            if !alive {
+                renderer.free_texture(id);
+            }
+            alive
+        });
+        let id = renderer.register_native_texture(
+            &self.render_state.device,
+            &picture.view,
+            eframe::wgpu::FilterMode::Nearest,
+        );
+        self.registered.push((Arc::clone(picture), id));
+        id
+    }
+
+    /// Pictures registered now (tests).
+    pub fn registered(&self) -> usize {
+        self.registered.len()
+    }
+}
+
 #[derive(Default)]
 pub struct Model {
+    /// Set when the window renders on the compute's device.
+    pub native: Option<NativeTextures>,
     pub backend: Option<(BackendKind, String)>,
     pub target: Option<TargetView>,
     /// Runs of the selected methods, in registry order.
@@ -671,10 +745,20 @@ impl Model {
     }
 
     pub fn apply_frame(&mut self, ctx: &egui::Context, frame: Frame) {
+        let live = frame
+            .live
+            .as_ref()
+            .zip(self.native.as_mut())
+            .map(|(picture, native)| native.id_for(picture));
         let Some(run) = self.current_run(frame.method, frame.run_id) else {
             return; // stale: an older run, or a method no longer selected
         };
         let step = frame.report.step;
+        if let Some(id) = live
+            && run.live.is_none_or(|(shown, _)| shown <= step)
+        {
+            run.live = Some((step, id));
+        }
         let name = format!("{}/{}/{}", frame.method, frame.run_id, step);
         // Only kept steps get a grid texture; any step with an image may become the latest.
         let thumbnail_image = frame.thumbnail.filter(|_| frame.kept);

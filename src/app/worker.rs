@@ -27,7 +27,7 @@ use super::protocol::{
     THUMBNAIL_MAX_SIDE, TargetFrame, ZoomFrame, ZoomRequest, ZoomSlot,
 };
 use crate::checkpoint::{self, Checkpoint};
-use crate::compute::{BackendChoice, CancelToken, create_backend};
+use crate::compute::{BackendChoice, BackendSource, CancelToken, create_backend};
 use crate::imaging::{color_image_from_rgb, downsample, host_mse};
 use crate::methods::{self, LevelImages, MethodCache, ParamValues, StepReport};
 use crate::output::Existing;
@@ -151,10 +151,11 @@ impl WorkerHandle {
 
 /// Starts the compute thread (and its command relay). It runs until the handle is dropped.
 pub fn spawn(
-    backend_choice: BackendChoice,
+    backend: impl Into<BackendSource>,
     desired: Desired,
     repaint: egui::Context,
 ) -> WorkerHandle {
+    let backend_source = backend.into();
     let (command_tx, command_rx) = bounded::<Command>(COMMAND_CAPACITY);
     let (relayed_tx, relayed_rx) = bounded::<Command>(COMMAND_CAPACITY);
     let (message_tx, message_rx) = bounded(MESSAGE_CAPACITY);
@@ -187,7 +188,7 @@ pub fn spawn(
         .spawn(move || {
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 let mut worker = Worker::new(
-                    backend_choice,
+                    backend_source,
                     relayed_rx,
                     message_tx,
                     frames,
@@ -283,6 +284,11 @@ struct Worker {
     zoom_interpolated: Option<(ZoomRegion, u64, [Arc<egui::ColorImage>; 2])>,
     /// The UI has gone: stop as soon as the loop looks.
     closing: bool,
+    /// Whether the window renders on the backend's device, so frames between kept steps are
+    /// shown from it ([`Backend::present`]) instead of downloaded.
+    display_on_device: bool,
+    /// Each method's picture on the device, rewritten at every presented step.
+    pictures: BTreeMap<&'static str, Option<Arc<crate::compute::gpu::DisplayTexture>>>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -296,7 +302,7 @@ struct ReadbackState {
 impl Worker {
     #[allow(clippy::too_many_arguments)]
     fn new(
-        backend_choice: BackendChoice,
+        backend_source: BackendSource,
         commands: Receiver<Command>,
         messages: Sender<Message>,
         frames: Arc<FrameSlot>,
@@ -308,12 +314,16 @@ impl Worker {
         repaint: egui::Context,
     ) -> Self {
         let mut notices = Vec::new();
-        let backend = match create_backend(backend_choice) {
+        let mut display_on_device = backend_source.shares_the_window_device();
+        let backend = match backend_source.create() {
             Ok(backend) => backend,
             Err(error) => {
-                notices.push(format!(
-                    "{backend_choice:?} backend unavailable ({error:#}); using the CPU"
-                ));
+                display_on_device = false;
+                let asked = match &backend_source {
+                    BackendSource::Choice(choice) => format!("{choice:?} backend"),
+                    BackendSource::Shared(_) => "the window's GPU device".to_owned(),
+                };
+                notices.push(format!("{asked} unavailable ({error:#}); using the CPU"));
                 create_backend(BackendChoice::Cpu).expect("the CPU backend always exists")
             }
         };
@@ -337,6 +347,8 @@ impl Worker {
             readbacks: BTreeMap::new(),
             features: FeatureWork::default(),
             closing: false,
+            display_on_device,
+            pictures: BTreeMap::new(),
         };
         for notice in notices {
             worker.send(Message::Notice(notice));
@@ -839,6 +851,8 @@ impl Worker {
         let cpu = create_backend(BackendChoice::Cpu).expect("the CPU backend always exists");
         let restarted = self.session.replace_backend(cpu);
         self.features.clear();
+        self.display_on_device = false;
+        self.pictures.clear();
         self.send(Message::Warning(format!(
             "The GPU device was lost ({why}); every method restarted on the CPU backend."
         )));
@@ -875,9 +889,27 @@ impl Worker {
             .then(|| method.iterates(backend))
             .flatten()
             .filter(|images| !images.is_empty());
+        // Between kept steps, a window rendering on the backend's device is shown the image
+        // from there; kept and final steps (the grid, files) and host-side views download it.
+        let on_device = self.display_on_device
+            && !self.applied.as_ref().is_some_and(|d| d.host_images)
+            && scored.is_none();
+        let mut live = None;
         let pixels = match &iterates {
             Some(images) => images.last().cloned(),
-            None => (kept || due || done).then(|| scored.unwrap_or_else(|| method.image(backend))),
+            None if kept || done => Some(scored.unwrap_or_else(|| method.image(backend))),
+            None if due => {
+                let picture = self.pictures.entry(name).or_default();
+                let size = self.session.target().map_or(0, |t| t.size);
+                match method.image_tensor() {
+                    Some(image) if on_device && backend.present(image, size, picture) => {
+                        live = picture.clone();
+                        None
+                    }
+                    _ => Some(scored.unwrap_or_else(|| method.image(backend))),
+                }
+            }
+            None => None,
         };
         // Likewise the levels a view shows, on their own clock (they are not the image).
         let levels_due = state
@@ -889,7 +921,7 @@ impl Worker {
             .filter(|levels| !levels.is_empty());
         let total_steps = method.total_steps();
         let mut new_state = state;
-        if pixels.is_some() {
+        if pixels.is_some() || live.is_some() {
             new_state.last_image_at = Some(Instant::now());
         }
         if iterates.is_some() {
@@ -922,6 +954,7 @@ impl Worker {
             image,
             thumbnail,
             pixels: pixels.map(Arc::new),
+            live,
         });
         if let Some(images) = iterates {
             self.put_iterates(name, run_id, step, images);

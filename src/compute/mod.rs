@@ -115,6 +115,40 @@ pub enum BackendChoice {
     Gpu,
 }
 
+/// Where the compute thread's backend comes from.
+#[derive(Clone, Debug)]
+pub enum BackendSource {
+    /// Opened by [`create_backend`].
+    Choice(BackendChoice),
+    /// The window's own wgpu device: the compute shares it, and frames are shown straight
+    /// from it ([`Backend::present`]).
+    Shared(gpu::SharedDevice),
+}
+
+impl From<BackendChoice> for BackendSource {
+    fn from(choice: BackendChoice) -> Self {
+        BackendSource::Choice(choice)
+    }
+}
+
+impl BackendSource {
+    /// Whether the window shows frames from the backend's device.
+    pub fn shares_the_window_device(&self) -> bool {
+        matches!(self, BackendSource::Shared(_))
+    }
+
+    pub fn create(&self) -> anyhow::Result<Box<dyn Backend>> {
+        match self {
+            BackendSource::Choice(choice) => create_backend(*choice),
+            BackendSource::Shared(shared) => Ok(Box::new(gpu::GpuBackend::from_device(
+                &shared.adapter,
+                shared.device.clone(),
+                shared.queue.clone(),
+            )?)),
+        }
+    }
+}
+
 /// A fresh [`Backend::instance_id`].
 pub fn next_instance_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -135,6 +169,17 @@ pub trait Backend: Send + Sync {
     /// (the bench reports them per step).
     fn device_counters(&self) -> Option<gpu::GpuCounters> {
         None
+    }
+    /// Writes the size×size RGB `image` into `picture` (made or remade to fit) on the device,
+    /// for a window that renders on this backend's device and samples it as a native texture.
+    /// False, touching nothing, where the backend has no device.
+    fn present(
+        &self,
+        _image: &Tensor,
+        _size: usize,
+        _picture: &mut Option<std::sync::Arc<gpu::DisplayTexture>>,
+    ) -> bool {
+        false
     }
     /// Why the device is gone, once it is (a GPU reset or removed); `None` while it works.
     /// Everything on a lost device is gone with it.

@@ -445,6 +445,10 @@ impl Method for CoordinateMlp {
         backend.download(self.grid.prediction())
     }
 
+    fn image_tensor(&self) -> Option<&Tensor> {
+        Some(self.grid.prediction())
+    }
+
     fn keep_image(&self, step: usize) -> bool {
         is_milestone_step(step, self.steps)
     }

@@ -115,6 +115,11 @@ pub trait Method: Send {
     fn step(&mut self, backend: &dyn Backend) -> anyhow::Result<StepReport>;
     /// The latest step's image, RGB f32 row-major (size·size·3).
     fn image(&self, backend: &dyn Backend) -> Vec<f32>;
+    /// The tensor (size²×3) that [`Method::image`] downloads, where the image is one tensor on
+    /// the backend as it is: the window then shows it from the device without a download.
+    fn image_tensor(&self) -> Option<&Tensor> {
+        None
+    }
     /// What the model sees at the latest step, one column per channel (size·size rows):
     /// reservoir units, Fourier sin/cos channels. `None` before the first step or for methods
     /// without such features. Only downloaded when a view asks.

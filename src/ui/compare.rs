@@ -79,11 +79,10 @@ impl View for Compare {
                 (Some(target.texture.id()), "ground truth (G)".to_owned())
             } else {
                 let label = run
-                    .latest
-                    .as_ref()
-                    .and_then(|l| run.cells.get(&l.step))
+                    .shown_step()
+                    .and_then(|step| run.cells.get(&step))
                     .map_or_else(|| run_summary(run), |c| c.report.label.clone());
-                (run.latest.as_ref().map(|l| l.texture.id()), label)
+                (run.shown_texture(), label)
             };
             cells.push(CompareCell {
                 heading: run.info.title,

@@ -115,6 +115,8 @@ impl View for Inspect {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, context: &mut ViewContext) {
+        // The error map is computed here from the downloaded image.
+        context.host_images = true;
         let model = context.model;
         ui.horizontal(|ui| {
             method_picker_ui(ui, "inspect-method", model, context.focus_method, |_| true);

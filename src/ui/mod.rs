@@ -41,6 +41,10 @@ pub struct ViewContext<'a> {
     pub levels_for: Option<&'static str>,
     /// Likewise for the zoom view's region of a method's field, which the worker evaluates.
     pub zoom: Option<crate::app::protocol::ZoomRequest>,
+    /// Set by a view that computes on the host from the latest images (the inspect view's
+    /// error map): the worker then downloads them even where the window could show them from
+    /// the compute's device.
+    pub host_images: bool,
 }
 
 impl<'a> ViewContext<'a> {
@@ -56,6 +60,7 @@ impl<'a> ViewContext<'a> {
             requests: Vec::new(),
             iterates_for: None,
             levels_for: None,
+            host_images: false,
             zoom: None,
         }
     }
@@ -633,6 +638,7 @@ pub(crate) mod fixture {
             thumbnail: kept.then(|| Arc::clone(&image)),
             image: Some(image),
             pixels: Some(Arc::new(pixels)),
+            live: None,
         }
     }
 

@@ -42,7 +42,17 @@ pub fn status_bar_ui(
             // What does not fit is cut off rather than drawn over the frame time.
             ui.set_clip_rect(ui.max_rect().intersect(ui.clip_rect()));
             match &model.backend {
-                Some((kind, adapter)) => ui.label(dim(format!("{kind}: {adapter}"))),
+                Some((kind, adapter)) => {
+                    // The window renders on the compute's device: frames never leave it.
+                    let shared = model.native.is_some() && *kind == crate::compute::BackendKind::Gpu;
+                    let sharing = if shared { " · frames stay on the GPU" } else { "" };
+                    ui.label(dim(format!("{kind}: {adapter}{sharing}")))
+                        .on_hover_text(if shared {
+                            "The window renders on the compute's GPU device: images between kept steps go to the screen by a GPU copy, with no download"
+                        } else {
+                            "Images are downloaded from the compute backend to be shown"
+                        })
+                }
                 None => ui.label(dim("starting backend…".into())),
             };
             ui.separator();

@@ -12,6 +12,7 @@
 //! and dispatch grids that respect the per-dimension workgroup limit.
 
 mod bind_groups;
+mod display;
 mod elementwise;
 mod fourier;
 mod gelu;
@@ -29,6 +30,7 @@ mod ssim;
 mod tiled;
 mod upsample;
 
+pub use display::DisplayTexture;
 pub use tiled::{SHAPES as TILE_SHAPES, TileShape};
 
 use std::borrow::Cow;
@@ -44,6 +46,7 @@ use super::{
 
 /// The WGSL files used as they are, by file name.
 const PLAIN_SHADERS: &[(&str, &str)] = &[
+    ("display.wgsl", display::SOURCE),
     ("elementwise.wgsl", elementwise::SOURCE),
     ("fourier.wgsl", fourier::SOURCE),
     ("gelu.wgsl", gelu::SOURCE),
@@ -103,6 +106,54 @@ pub fn shader_modules() -> Vec<(String, String)> {
         }
     }
     modules
+}
+
+/// A device opened by somebody else (the window's renderer) for the compute to share.
+#[derive(Clone, Debug)]
+pub struct SharedDevice {
+    pub adapter: wgpu::Adapter,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+}
+
+impl SharedDevice {
+    /// The window's device when the compute may share it for `choice`: a native API (not GL),
+    /// compute shaders, and a hardware adapter unless the GPU backend was asked for by name.
+    pub fn for_choice(
+        choice: super::BackendChoice,
+        adapter: &wgpu::Adapter,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+    ) -> Option<Self> {
+        let info = adapter.get_info();
+        let usable = info.backend != wgpu::Backend::Gl
+            && adapter
+                .get_downlevel_capabilities()
+                .flags
+                .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS);
+        let wanted = match choice {
+            super::BackendChoice::Cpu => false,
+            super::BackendChoice::Gpu => true,
+            super::BackendChoice::Auto => info.device_type != wgpu::DeviceType::Cpu,
+        };
+        (usable && wanted).then(|| SharedDevice {
+            adapter: adapter.clone(),
+            device: device.clone(),
+            queue: queue.clone(),
+        })
+    }
+}
+
+/// What to ask of `adapter` for the kernels: all its limits, so tensors may be as large as its
+/// storage bindings allow, and the optional features they use where it has them. The window
+/// asks the same for the device it renders with, so the compute can share it.
+pub fn device_descriptor(adapter: &wgpu::Adapter) -> wgpu::DeviceDescriptor<'static> {
+    wgpu::DeviceDescriptor {
+        label: Some("inrlab"),
+        required_limits: adapter.limits(),
+        required_features: adapter.features() & wgpu::Features::SUBGROUP,
+        ..Default::default()
+    }
 }
 
 /// Bytes of uniform parameters one pass may use (16 words); every shader's `Params` fits.
@@ -317,6 +368,7 @@ struct Pending {
 
 /// The pipelines of every shader concern.
 struct Kernels {
+    display: display::Kernels,
     fourier: fourier::Kernels,
     reservoir: reservoir::Kernels,
     linear: linear::Kernels,
@@ -424,17 +476,22 @@ impl GpuBackend {
                 "no hardware wgpu adapter with compute shaders found"
             })
         })?;
-        let info = adapter.get_info();
-        let limits = adapter.limits();
-        // The optional features the kernels use, where the adapter has them.
-        let features = adapter.features() & wgpu::Features::SUBGROUP;
         let (device, queue) =
-            pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-                label: Some("inrlab"),
-                required_limits: limits.clone(),
-                required_features: features,
-                ..Default::default()
-            }))?;
+            pollster::block_on(adapter.request_device(&device_descriptor(&adapter)))?;
+        Self::from_device(&adapter, device, queue)
+    }
+
+    /// A backend on a device somebody else opened — the window's, so that its frames can be
+    /// shown straight from the device ([`Backend::present`]). The kernels use the device's
+    /// limits and features as granted (see [`device_descriptor`] for what to ask for).
+    pub fn from_device(
+        adapter: &wgpu::Adapter,
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+    ) -> anyhow::Result<Self> {
+        let info = adapter.get_info();
+        let limits = device.limits();
+        let features = device.features();
         let lost: Arc<Mutex<Option<String>>> = Arc::default();
         let lost_sink = Arc::clone(&lost);
         device.set_device_lost_callback(move |reason, message| {
@@ -458,6 +515,7 @@ impl GpuBackend {
             param_stride,
             pending: Mutex::new(Pending::default()),
             kernels: Kernels {
+                display: display::Kernels::default(),
                 fourier: fourier::Kernels::new(),
                 reservoir: reservoir::Kernels::new(),
                 linear: linear::Kernels::new(),
@@ -501,6 +559,12 @@ impl GpuBackend {
     pub fn with_tile_shape(mut self, shape: TileShape) -> Self {
         self.forced_tile_shape = Some(shape);
         self
+    }
+
+    /// The pixels of a presented picture as RGBA bytes, row by row.
+    #[cfg(feature = "testing")]
+    pub fn read_display_texture(&self, picture: &DisplayTexture) -> Vec<u8> {
+        display::read(self, picture)
     }
 
     /// Whether reductions run on subgroup operations on this device.
@@ -664,6 +728,18 @@ impl GpuBackend {
                     entries: &entries,
                 })
             });
+        self.record_dispatch(pipeline, &bind_group, params, groups);
+    }
+
+    /// Records one dispatch of `pipeline` over `bind_group`, whose binding 0 is the parameter
+    /// ring (at the slot `params` are written to).
+    fn record_dispatch(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        bind_group: &wgpu::BindGroup,
+        params: &[u32],
+        groups: [u32; 3],
+    ) {
         let mut pending = self.pending.lock().unwrap();
         let offset = pending.params.len();
         pending
@@ -673,7 +749,7 @@ impl GpuBackend {
         {
             let pass = self.pass(&mut pending);
             pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &bind_group, &[offset as u32]);
+            pass.set_bind_group(0, bind_group, &[offset as u32]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         }
         if pending.params.len() >= PARAM_SLOTS * self.param_stride {
@@ -946,6 +1022,16 @@ impl Backend for GpuBackend {
 
     fn device_counters(&self) -> Option<GpuCounters> {
         Some(self.counters())
+    }
+
+    fn present(
+        &self,
+        image: &Tensor,
+        size: usize,
+        picture: &mut Option<Arc<DisplayTexture>>,
+    ) -> bool {
+        display::present(self, image, size, picture);
+        true
     }
 
     fn lost(&self) -> Option<String> {
