@@ -293,23 +293,26 @@ impl MethodRun {
         }
     }
 
+    /// The device's picture, when it is of a newer step than the last downloaded image.
+    fn newer_live(&self) -> Option<(usize, egui::TextureId)> {
+        self.live
+            .filter(|(step, _)| self.latest.as_ref().is_none_or(|l| l.step < *step))
+    }
+
     /// The texture showing the newest image: the device's picture when it is newer than the
     /// last downloaded one.
     pub fn shown_texture(&self) -> Option<egui::TextureId> {
-        match (&self.live, &self.latest) {
-            (Some((step, id)), latest) if latest.as_ref().is_none_or(|l| l.step < *step) => {
-                Some(*id)
-            }
-            (_, latest) => latest.as_ref().map(|l| l.texture.id()),
+        match self.newer_live() {
+            Some((_, id)) => Some(id),
+            None => self.latest.as_ref().map(|l| l.texture.id()),
         }
     }
 
     /// The step of [`Self::shown_texture`]'s image.
     pub fn shown_step(&self) -> Option<usize> {
-        let latest = self.latest.as_ref().map(|l| l.step);
-        match self.live {
-            Some((step, _)) if latest.is_none_or(|latest| latest < step) => Some(step),
-            _ => latest,
+        match self.newer_live() {
+            Some((step, _)) => Some(step),
+            None => self.latest.as_ref().map(|l| l.step),
         }
     }
 
@@ -434,11 +437,6 @@ impl NativeTextures {
         );
         self.registered.push((Arc::clone(picture), id));
         id
-    }
-
-    /// Pictures registered now (tests).
-    pub fn registered(&self) -> usize {
-        self.registered.len()
     }
 }
 

@@ -891,6 +891,7 @@ impl Worker {
             .filter(|images| !images.is_empty());
         // Between kept steps, a window rendering on the backend's device is shown the image
         // from there; kept and final steps (the grid, files) and host-side views download it.
+        let size = self.session.target().map_or(0, |t| t.size);
         let on_device = self.display_on_device
             && !self.applied.as_ref().is_some_and(|d| d.host_images)
             && scored.is_none();
@@ -900,7 +901,6 @@ impl Worker {
             None if kept || done => Some(scored.unwrap_or_else(|| method.image(backend))),
             None if due => {
                 let picture = self.pictures.entry(name).or_default();
-                let size = self.session.target().map_or(0, |t| t.size);
                 match method.image_tensor() {
                     Some(image) if on_device && backend.present(image, size, picture) => {
                         live = picture.clone();
@@ -932,7 +932,6 @@ impl Worker {
             new_state.levels_step = Some(report.step);
         }
         *self.readback(name) = new_state;
-        let size = self.session.target().map_or(0, |t| t.size);
         let image = pixels
             .as_ref()
             .map(|pixels| Arc::new(color_image_from_rgb(pixels, size)));

@@ -2,10 +2,9 @@
 //! backend's own device, a method's image goes from its storage buffer into a texture that
 //! egui samples (a native texture), with no download and no re-upload.
 
-use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::{GpuBackend, PARAM_BYTES, Tensor, buffer};
+use super::{GpuBackend, PARAM_LAYOUT_ENTRY, Tensor, buffer, compute_pipeline};
 
 pub(super) const SOURCE: &str =
     include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/display.wgsl"));
@@ -37,59 +36,33 @@ pub(super) struct Kernels {
 impl Kernels {
     fn built(&self, device: &wgpu::Device) -> &(wgpu::ComputePipeline, wgpu::BindGroupLayout) {
         self.built.get_or_init(|| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some("display"),
-                source: wgpu::ShaderSource::Wgsl(SOURCE.into()),
-            });
-            let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
-                binding,
+            let texture = wgpu::BindGroupLayoutEntry {
+                binding: 2,
                 visibility: wgpu::ShaderStages::COMPUTE,
-                ty,
+                ty: wgpu::BindingType::StorageTexture {
+                    access: wgpu::StorageTextureAccess::WriteOnly,
+                    format: FORMAT,
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                },
                 count: None,
             };
-            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("display"),
-                entries: &[
-                    entry(
-                        0,
-                        wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Uniform,
-                            has_dynamic_offset: true,
-                            min_binding_size: None,
-                        },
-                    ),
-                    entry(
-                        1,
-                        wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Storage { read_only: true },
-                            has_dynamic_offset: false,
-                            min_binding_size: None,
-                        },
-                    ),
-                    entry(
-                        2,
-                        wgpu::BindingType::StorageTexture {
-                            access: wgpu::StorageTextureAccess::WriteOnly,
-                            format: FORMAT,
-                            view_dimension: wgpu::TextureViewDimension::D2,
-                        },
-                    ),
-                ],
-            });
-            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some("display"),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some("display"),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some("present"),
-                compilation_options: Default::default(),
-                cache: None,
-            });
-            (pipeline, layout)
+            let image = wgpu::BindGroupLayoutEntry {
+                binding: 1,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: true },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                ..texture
+            };
+            compute_pipeline(
+                device,
+                "display",
+                SOURCE.into(),
+                "present",
+                &[PARAM_LAYOUT_ENTRY, image, texture],
+                true,
+            )
         })
     }
 }
@@ -141,14 +114,7 @@ pub(super) fn present(
             label: Some("display"),
             layout,
             entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &gpu.param_ring,
-                        offset: 0,
-                        size: NonZeroU64::new(PARAM_BYTES),
-                    }),
-                },
+                gpu.param_entry(),
                 wgpu::BindGroupEntry {
                     binding: 1,
                     resource: source.as_entire_binding(),

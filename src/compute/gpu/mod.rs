@@ -108,6 +108,14 @@ pub fn shader_modules() -> Vec<(String, String)> {
     modules
 }
 
+/// Whether `adapter` runs compute shaders at all (some GL ones do not).
+fn runs_compute_shaders(adapter: &wgpu::Adapter) -> bool {
+    adapter
+        .get_downlevel_capabilities()
+        .flags
+        .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+}
+
 /// A device opened by somebody else (the window's renderer) for the compute to share.
 #[derive(Clone, Debug)]
 pub struct SharedDevice {
@@ -126,11 +134,7 @@ impl SharedDevice {
         queue: &wgpu::Queue,
     ) -> Option<Self> {
         let info = adapter.get_info();
-        let usable = info.backend != wgpu::Backend::Gl
-            && adapter
-                .get_downlevel_capabilities()
-                .flags
-                .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS);
+        let usable = info.backend != wgpu::Backend::Gl && runs_compute_shaders(adapter);
         let wanted = match choice {
             super::BackendChoice::Cpu => false,
             super::BackendChoice::Gpu => true,
@@ -298,20 +302,7 @@ impl Kernel {
                 Some(core) => Cow::Owned(core.compose(&source)),
                 None => source,
             };
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(self.label),
-                source: wgpu::ShaderSource::Wgsl(source),
-            });
-            let mut entries = vec![wgpu::BindGroupLayoutEntry {
-                binding: 0,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: true,
-                    min_binding_size: None,
-                },
-                count: None,
-            }];
+            let mut entries = vec![PARAM_LAYOUT_ENTRY];
             entries.extend(self.storage.iter().map(|&(binding, access)| {
                 wgpu::BindGroupLayoutEntry {
                     binding,
@@ -326,31 +317,68 @@ impl Kernel {
                     count: None,
                 }
             }));
-            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(self.label),
-                entries: &entries,
-            });
-            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(self.label),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(self.label),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(self.entry_point),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    // The tiled core writes every staged element before reading it, so the
-                    // zero fill WebGPU does by default would be wasted work on each dispatch.
-                    zero_initialize_workgroup_memory: matches!(self.source, Source::Plain(_)),
-                    ..Default::default()
-                },
-                cache: None,
-            });
-            (pipeline, layout)
+            // The tiled core writes every staged element before reading it, so the zero fill
+            // WebGPU does by default would be wasted work on each dispatch.
+            let zero_initialize = matches!(self.source, Source::Plain(_));
+            compute_pipeline(
+                device,
+                self.label,
+                source,
+                self.entry_point,
+                &entries,
+                zero_initialize,
+            )
         })
     }
+}
+
+/// Binding 0 of every kernel: its slot of the parameter ring, at a dynamic offset.
+const PARAM_LAYOUT_ENTRY: wgpu::BindGroupLayoutEntry = wgpu::BindGroupLayoutEntry {
+    binding: 0,
+    visibility: wgpu::ShaderStages::COMPUTE,
+    ty: wgpu::BindingType::Buffer {
+        ty: wgpu::BufferBindingType::Uniform,
+        has_dynamic_offset: true,
+        min_binding_size: None,
+    },
+    count: None,
+};
+
+/// The pipeline of `entry_point` in the WGSL `source`, over one bind group laid out as
+/// `entries` (binding 0 being [`PARAM_LAYOUT_ENTRY`]), and that layout.
+fn compute_pipeline(
+    device: &wgpu::Device,
+    label: &str,
+    source: Cow<'_, str>,
+    entry_point: &str,
+    entries: &[wgpu::BindGroupLayoutEntry],
+    zero_initialize_workgroup_memory: bool,
+) -> (wgpu::ComputePipeline, wgpu::BindGroupLayout) {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source),
+    });
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries,
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(label),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(label),
+        layout: Some(&pipeline_layout),
+        module: &module,
+        entry_point: Some(entry_point),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            zero_initialize_workgroup_memory,
+            ..Default::default()
+        },
+        cache: None,
+    });
+    (pipeline, layout)
 }
 
 /// Work recorded but not yet submitted.
@@ -437,10 +465,7 @@ impl GpuBackend {
         };
         let usable = |adapter: &wgpu::Adapter| {
             (allow_software || adapter.get_info().device_type != wgpu::DeviceType::Cpu)
-                && adapter
-                    .get_downlevel_capabilities()
-                    .flags
-                    .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+                && runs_compute_shaders(adapter)
         };
         // Native APIs first and GL only when they offer nothing: probing EGL is slow and noisy
         // on headless machines. WGPU_BACKEND, when set, decides alone. The automatic choice
@@ -708,14 +733,7 @@ impl GpuBackend {
         let (pipeline, layout) = kernel.built(&self.device);
         let bind_group =
             self.bind_groups.get_or_create(layout, buffers, || {
-                let mut entries = vec![wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &self.param_ring,
-                        offset: 0,
-                        size: NonZeroU64::new(PARAM_BYTES),
-                    }),
-                }];
+                let mut entries = vec![self.param_entry()];
                 entries.extend(kernel.storage.iter().zip(buffers).map(
                     |(&(binding, _), buffer)| wgpu::BindGroupEntry {
                         binding,
@@ -729,6 +747,18 @@ impl GpuBackend {
                 })
             });
         self.record_dispatch(pipeline, &bind_group, params, groups);
+    }
+
+    /// Binding 0 of a kernel's bind group: the parameter ring (bound at each dispatch's slot).
+    fn param_entry(&self) -> wgpu::BindGroupEntry<'_> {
+        wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.param_ring,
+                offset: 0,
+                size: NonZeroU64::new(PARAM_BYTES),
+            }),
+        }
     }
 
     /// Records one dispatch of `pipeline` over `bind_group`, whose binding 0 is the parameter
