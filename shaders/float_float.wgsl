@@ -1,8 +1,8 @@
 // Float-float arithmetic (a value as an unevaluated sum hi + lo of two f32s), shared by the
-// shaders that accumulate sums the host finishes in f64: reduce.wgsl, loss.wgsl, ssim.wgsl. It is
-// put in front of each of them with the reduction core (src/compute/gpu/reductions.rs); each declares
-// its uniform as `params` with an `opaque_zero: u32` field that is always 0. gram.wgsl has its own
-// copy with the zero as an argument, since its two entry points read different uniforms.
+// shaders that accumulate sums the host finishes in f64: reduce.wgsl, loss.wgsl and ssim.wgsl
+// (put in front of them with the reduction core, src/compute/gpu/reductions.rs), and gram.wgsl
+// and readout.wgsl (with the float-float tiled core, src/compute/gpu/tiled.rs). Each declares its
+// uniform as `params` with an `opaque_zero: u32` field that is always 0.
 
 // The value with its bits ORed with a zero the compiler cannot see: unchanged, but opaque to
 // optimisations that would erase rounding errors ((a + b) − a → b, or fusing a product into an

@@ -1,35 +1,43 @@
-// The register-tiled product core, written once for every dense product (linear.wgsl) and the
-// reservoir step (reservoir.wgsl). src/compute/gpu/tiled.rs composes a module from a tile header
+// The register-tiled product core, written once for every product on the device: the dense
+// layers (linear.wgsl), the reservoir step (reservoir.wgsl) and the float-float ridge products
+// (gram.wgsl, readout.wgsl). src/compute/gpu/tiled.rs composes a module from a tile header
 //
-//     const TILE_ROWS: u32 = 128u;    // 64 or 128: output rows of one workgroup
-//     const TILE_COLUMNS: u32 = 128u; // 64 or 128: output columns of one workgroup
+//     const TILE_ROWS: u32 = 128u;    // output rows of one workgroup
+//     const TILE_COLUMNS: u32 = 128u; // output columns of one workgroup
+//     const DEPTH: u32 = 8u;          // summed elements staged at a time (a multiple of 4)
 //
-// (chosen from the adapter's limits and the output width), the part of this file above the line
-// `// @instantiate`, the part below it once per product with `PRODUCT_` replaced by the
-// product's name (so one module holds several products, each entry point using only its own
-// bindings), and the including file. For each product `name` that file defines
+// (chosen from the adapter's limits and the output's shape), the shared parts of this file and
+// of an arithmetic file — tiled_single.wgsl (f32 sums, 8×8 outputs per invocation) or
+// tiled_float_float.wgsl (float-float sums, 4×4) — then the parts of both below their
+// instantiate lines once per product with `PRODUCT_` replaced by the product's name (so one
+// module holds several products, each entry point using only its own bindings), and the
+// including file. For each product `name` that file defines
 //
 //     fn name_left_value(row: u32, k: u32) -> f32          // A[row][k], 0 outside A
 //     fn name_right_value(k: u32, column: u32) -> f32      // B[k][column], 0 outside B
-//     fn name_write_value(row: u32, column: u32, sum: f32) // the epilogue, bounds checked
 //     const name_left_along_k: bool   // A's consecutive elements run along k (row-major A)
 //     const name_right_along_k: bool  // B's consecutive elements run along k (Bᵀ row-major)
 //
-// and calls name_multiply_tile then name_write_tile from its entry point, which has
+// and the epilogue its arithmetic file calls (name_write_value or name_write_quad), and calls
+// name_multiply_tile then name_write_tile from its entry point, which has
 // @workgroup_size(INVOCATIONS).
 //
-// Each invocation accumulates an 8×8 block of the output in registers: rows in two quads
-// (ty and ty + TILE_ROWS/8 of the tile's row quads), columns likewise, so its reads of
-// workgroup memory are four vec4 loads per k and neighbouring invocations read neighbouring
-// vec4s. Operands are staged DEPTH deep in two workgroup buffers: while one slice is multiplied,
-// the next one's global loads are already in this invocation's registers (one barrier a slice).
+// Each invocation accumulates BLOCK_QUADS × BLOCK_QUADS quads of 4×4 outputs in registers
+// (BLOCK_QUADS is the arithmetic file's): row quads ty, ty + THREAD_ROWS, …, column quads
+// likewise, so its reads of workgroup memory are vec4 loads and neighbouring invocations read
+// neighbouring vec4s. Operands are staged DEPTH deep in two workgroup buffers: while one slice
+// is multiplied, the next one's global loads are already in this invocation's registers (one
+// barrier a slice).
 
-const DEPTH: u32 = 8u;
-const THREAD_COLUMNS: u32 = TILE_COLUMNS / 8u;
-const INVOCATIONS: u32 = (TILE_ROWS / 8u) * THREAD_COLUMNS;
-// Elements of one staged slice each invocation loads, 4 consecutive ones per load.
-const LEFT_LOADS: u32 = TILE_ROWS * DEPTH / INVOCATIONS / 4u;
-const RIGHT_LOADS: u32 = TILE_COLUMNS * DEPTH / INVOCATIONS / 4u;
+const THREAD_ROWS: u32 = TILE_ROWS / (4u * BLOCK_QUADS);
+const THREAD_COLUMNS: u32 = TILE_COLUMNS / (4u * BLOCK_QUADS);
+const INVOCATIONS: u32 = THREAD_ROWS * THREAD_COLUMNS;
+// Element quads in one staged slice of each operand, and the loads of them one invocation
+// makes (an invocation's last load may fall past the slice when they do not divide evenly).
+const LEFT_QUADS: u32 = TILE_ROWS * DEPTH / 4u;
+const RIGHT_QUADS: u32 = TILE_COLUMNS * DEPTH / 4u;
+const LEFT_LOADS: u32 = (LEFT_QUADS + INVOCATIONS - 1u) / INVOCATIONS;
+const RIGHT_LOADS: u32 = (RIGHT_QUADS + INVOCATIONS - 1u) / INVOCATIONS;
 
 // First output row of this workgroup's tile: row tiles beyond the per-dimension dispatch limit
 // are folded into z.
@@ -43,13 +51,10 @@ fn tile_row0(group: vec3<u32>, groups: vec3<u32>) -> u32 {
 var<workgroup> PRODUCT_staged_left: array<array<vec4<f32>, TILE_ROWS / 4u>, 2u * DEPTH>;
 // Two slices of the right operand, [buffer·DEPTH + k][column quad].
 var<workgroup> PRODUCT_staged_right: array<array<vec4<f32>, TILE_COLUMNS / 4u>, 2u * DEPTH>;
-// This invocation's 8×8 block: PRODUCT_acc[2i + h] is its row i, column quad h.
-var<private> PRODUCT_acc: array<vec4<f32>, 16>;
 // The next slice, held in registers while the current one is multiplied.
-var<private> PRODUCT_next_left: array<vec4<f32>, 4>;
-var<private> PRODUCT_next_right: array<vec4<f32>, 4>;
+var<private> PRODUCT_next_left: array<vec4<f32>, LEFT_LOADS>;
+var<private> PRODUCT_next_right: array<vec4<f32>, RIGHT_LOADS>;
 
-// Four consecutive elements of A starting at (row, k) along its contiguous direction.
 // End of the sum being multiplied: elements at k ≥ it are staged as zeros whatever the
 // including file's value functions would return there.
 var<private> PRODUCT_k_end: u32;
@@ -62,6 +67,7 @@ fn PRODUCT_right_at(k: u32, column: u32) -> f32 {
     return select(0.0, PRODUCT_right_value(k, column), k < PRODUCT_k_end);
 }
 
+// Four consecutive elements of A starting at (row, k) along its contiguous direction.
 fn PRODUCT_left_quad(row: u32, k: u32) -> vec4<f32> {
     if PRODUCT_left_along_k {
         return vec4(PRODUCT_left_at(row, k), PRODUCT_left_at(row, k + 1u), PRODUCT_left_at(row, k + 2u), PRODUCT_left_at(row, k + 3u));
@@ -82,6 +88,9 @@ fn PRODUCT_right_quad(k: u32, column: u32) -> vec4<f32> {
 fn PRODUCT_load_slice(t: u32, row0: u32, column0: u32, k0: u32) {
     for (var e = 0u; e < LEFT_LOADS; e++) {
         let q = t + e * INVOCATIONS;
+        if q >= LEFT_QUADS {
+            break;
+        }
         if PRODUCT_left_along_k {
             PRODUCT_next_left[e] = PRODUCT_left_quad(row0 + q / (DEPTH / 4u), k0 + 4u * (q % (DEPTH / 4u)));
         } else {
@@ -90,6 +99,9 @@ fn PRODUCT_load_slice(t: u32, row0: u32, column0: u32, k0: u32) {
     }
     for (var e = 0u; e < RIGHT_LOADS; e++) {
         let q = t + e * INVOCATIONS;
+        if q >= RIGHT_QUADS {
+            break;
+        }
         if PRODUCT_right_along_k {
             PRODUCT_next_right[e] = PRODUCT_right_quad(k0 + 4u * (q % (DEPTH / 4u)), column0 + q / (DEPTH / 4u));
         } else {
@@ -104,6 +116,9 @@ fn PRODUCT_store_slice(t: u32, half: u32) {
     let base = half * DEPTH;
     for (var e = 0u; e < LEFT_LOADS; e++) {
         let q = t + e * INVOCATIONS;
+        if q >= LEFT_QUADS {
+            break;
+        }
         if PRODUCT_left_along_k {
             let row = q / (DEPTH / 4u);
             let k = 4u * (q % (DEPTH / 4u));
@@ -116,6 +131,9 @@ fn PRODUCT_store_slice(t: u32, half: u32) {
     }
     for (var e = 0u; e < RIGHT_LOADS; e++) {
         let q = t + e * INVOCATIONS;
+        if q >= RIGHT_QUADS {
+            break;
+        }
         if PRODUCT_right_along_k {
             let column = q / (DEPTH / 4u);
             let k = 4u * (q % (DEPTH / 4u));
@@ -128,30 +146,11 @@ fn PRODUCT_store_slice(t: u32, half: u32) {
     }
 }
 
-// PRODUCT_acc += the staged slice in buffer `half`.
-fn PRODUCT_multiply_slice(t: u32, half: u32) {
-    let tx = t % THREAD_COLUMNS;
-    let ty = t / THREAD_COLUMNS;
-    for (var k = half * DEPTH; k < half * DEPTH + DEPTH; k++) {
-        let a0 = PRODUCT_staged_left[k][ty];
-        let a1 = PRODUCT_staged_left[k][ty + TILE_ROWS / 8u];
-        let b0 = PRODUCT_staged_right[k][tx];
-        let b1 = PRODUCT_staged_right[k][tx + THREAD_COLUMNS];
-        for (var i = 0u; i < 4u; i++) {
-            PRODUCT_acc[2u * i] += a0[i] * b0;
-            PRODUCT_acc[2u * i + 1u] += a0[i] * b1;
-            PRODUCT_acc[2u * i + 8u] += a1[i] * b0;
-            PRODUCT_acc[2u * i + 9u] += a1[i] * b1;
-        }
-    }
-}
-
-// PRODUCT_acc = Σ_{k in [k_begin, k_end)} A[row][k]·B[k][column] over this workgroup's tile at
-// (row0, column0). Every invocation of the workgroup must call it (it has barriers).
+// This invocation's block of Σ_{k in [k_begin, k_end)} A[row][k]·B[k][column] over the
+// workgroup's tile at (row0, column0), in the arithmetic file's accumulators. Every invocation
+// of the workgroup must call it (it has barriers).
 fn PRODUCT_multiply_tile(t: u32, row0: u32, column0: u32, k_begin: u32, k_end: u32) {
-    for (var i = 0u; i < 16u; i++) {
-        PRODUCT_acc[i] = vec4(0.0);
-    }
+    PRODUCT_clear_block();
     if k_begin >= k_end {
         return;
     }
@@ -172,20 +171,3 @@ fn PRODUCT_multiply_tile(t: u32, row0: u32, column0: u32, k_begin: u32, k_end: u
         workgroupBarrier();
     }
 }
-
-// Hands this invocation's 8×8 block to the including file's epilogue.
-fn PRODUCT_write_tile(t: u32, row0: u32, column0: u32) {
-    let tx = t % THREAD_COLUMNS;
-    let ty = t / THREAD_COLUMNS;
-    for (var i = 0u; i < 8u; i++) {
-        let row = row0 + 4u * (ty + (i / 4u) * (TILE_ROWS / 8u)) + i % 4u;
-        for (var h = 0u; h < 2u; h++) {
-            let column = column0 + 4u * (tx + h * THREAD_COLUMNS);
-            let sums = PRODUCT_acc[2u * i + h];
-            for (var c = 0u; c < 4u; c++) {
-                PRODUCT_write_value(row, column + c, sums[c]);
-            }
-        }
-    }
-}
-

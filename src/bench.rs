@@ -2,7 +2,9 @@
 //!
 //! With `--json`, standard output is exactly a JSON list of records
 //! `{"backend", "op", "n", "width", "ms", "gflops"}` (op one of reservoir_step, dense_forward,
-//! dense_backward, gram, haar); the suite's table then goes to standard error.
+//! dense_backward, gram, gram_kernel (the float-float kernel, on software adapters where `gram`
+//! goes through the host), readout (to 3 outputs), haar); the suite's table then goes to
+//! standard error.
 
 use std::time::Instant;
 
@@ -11,7 +13,7 @@ use serde::Serialize;
 use crate::cli::BenchArgs;
 use crate::compute::cpu::CpuBackend;
 use crate::compute::gpu::GpuBackend;
-use crate::compute::{Activation, Backend, BackendChoice};
+use crate::compute::{Activation, Backend, BackendChoice, Tensor};
 use crate::methods::{self, MethodCache, ParamValues};
 use crate::rng::RngKind;
 use crate::session::{AdvanceResult, Session};
@@ -208,16 +210,40 @@ pub fn measure_operations(backend: &dyn Backend, repeats: usize) -> Measured {
     }
 
     for features in [256, 2560] {
-        let result = (|| {
+        // Counted as the full product 2·N·F², as BLAS benchmarks count HᵀH.
+        let gram_record = |op, gram: &dyn Fn(&Tensor) -> Vec<f64>| {
             let h = backend.upload(n, features, &filler(n * features, 10, 1.0))?;
             let ms = median_ms(backend, repeats, || {
-                std::hint::black_box(backend.gram(&[&h], &h));
+                std::hint::black_box(gram(&h));
             });
-            // Counted as the full product 2·N·F², as BLAS benchmarks count HᵀH.
             let flops = 2.0 * n as f64 * (features * features) as f64;
-            Ok(record(backend, "gram", n, features, ms, flops))
-        })();
+            Ok(record(backend, op, n, features, ms, flops))
+        };
+        let result = gram_record("gram", &|h| backend.gram(&[h], h));
         measured.keep(&format!("gram {n}×{features}"), result);
+        // `gram` goes through the host on software adapters; the float-float kernel is
+        // measured too, at the width a software adapter finishes in seconds.
+        if let Some(gpu) = backend.as_gpu().filter(|gpu| gpu.is_software())
+            && features == 256
+        {
+            let result = gram_record("gram_kernel", &|h| gpu.gram_on_device(&[h], h));
+            measured.keep(&format!("gram kernel {n}×{features}"), result);
+        }
+        let outputs = 3;
+        let result = (|| {
+            let h = backend.upload(n, features, &filler(n * features, 13, 1.0))?;
+            let weights: Vec<f64> = filler(features * outputs, 14, 1.0)
+                .into_iter()
+                .map(|w| f64::from(w) * 1e3)
+                .collect();
+            let mut out = backend.zeros(n, outputs)?;
+            let ms = median_ms(backend, repeats, || {
+                backend.readout(&[&h], &weights, &mut out);
+            });
+            let flops = 2.0 * n as f64 * (features * outputs) as f64;
+            Ok(record(backend, "readout", n, features, ms, flops))
+        })();
+        measured.keep(&format!("readout {n}×{features}→{outputs}"), result);
     }
 
     let side = 1024;
@@ -262,6 +288,52 @@ pub fn display_path_lines(backend: &dyn Backend, repeats: usize) -> Vec<String> 
         })();
         lines.push(match result {
             Ok(ms) => format!("  {side:>4}²  {ms:>8.3} ms"),
+            Err(error) => format!("  {side:>4}²  skipped: {error:#}"),
+        });
+    }
+    if let Some(gpu) = backend.as_gpu() {
+        lines.extend(presented_frame_lines(gpu, repeats));
+    }
+    lines
+}
+
+/// The path that replaces the download when the window shares the device: the image written
+/// into the texture egui samples (`Backend::present`), per frame, by GPU timestamps where the
+/// device has them and by the wall clock around the submit-and-wait.
+fn presented_frame_lines(gpu: &GpuBackend, repeats: usize) -> Vec<String> {
+    let timestamps = gpu.has_timestamps();
+    let mut lines = vec![format!(
+        "display path per frame on a shared device (written into the native texture on {}; \
+         GPU time {})",
+        gpu.adapter_name(),
+        if timestamps {
+            "from timestamp queries"
+        } else {
+            "not measured: the device has no timestamp queries"
+        }
+    )];
+    for side in [128, 256, 512, 1024] {
+        let result = (|| -> anyhow::Result<(f64, Option<f64>)> {
+            let image = gpu.upload(side * side, 3, &filler(side * side * 3, 12, 1.0))?;
+            let mut picture = None;
+            let wall = median_ms(gpu, repeats, || {
+                gpu.present(&image, side, &mut picture);
+            });
+            let mut device_times: Vec<f64> = (0..repeats.max(1))
+                .filter_map(|_| {
+                    gpu.gpu_milliseconds(|| {
+                        gpu.present(&image, side, &mut picture);
+                    })
+                })
+                .collect();
+            device_times.sort_by(f64::total_cmp);
+            Ok((wall, device_times.get(device_times.len() / 2).copied()))
+        })();
+        lines.push(match result {
+            Ok((wall, Some(device))) => {
+                format!("  {side:>4}²  GPU {device:>8.3} ms   wall clock {wall:>8.3} ms")
+            }
+            Ok((wall, None)) => format!("  {side:>4}²  wall clock {wall:>8.3} ms"),
             Err(error) => format!("  {side:>4}²  skipped: {error:#}"),
         });
     }

@@ -175,8 +175,9 @@ const ACTIVATIONS: [Activation; 4] = [
     Activation::Sigmoid,
 ];
 
-/// (rows, inputs, outputs) of the product tests: single elements, sizes just past the 16-deep
-/// and 64-wide tiles, and a multi-tile case.
+/// (rows, inputs, outputs) of the product tests on the adapter's own tile choice: single
+/// elements, sums just past one 8-deep slice, outputs just past 64 wide, and a single output
+/// column. `TILED_SHAPES` crosses the tiles of every shape.
 const PRODUCT_SHAPES: [(usize, usize, usize); 5] = [
     (1, 1, 1),
     (37, 3, 17),
@@ -555,7 +556,15 @@ fn check_gram(what: &str, backend: &dyn Backend, gram: &dyn Fn(&[&Tensor], &Tens
     let mut rng = Lcg::new(6);
     // 4097 rows make the GPU kernel split the row sum; values near 1 make f32 accumulation
     // miss the tolerance by orders of magnitude (its error grows like N·2⁻²⁴).
-    for (rows, p, q) in [(1, 1, 1), (37, 3, 17), (257, 17, 3), (4097, 5, 20)] {
+    // 700×67·131 spans several 64×64 tiles, partial ones and (for B's own Gram) tiles skipped
+    // below the diagonal.
+    for (rows, p, q) in [
+        (1, 1, 1),
+        (37, 3, 17),
+        (257, 17, 3),
+        (4097, 5, 20),
+        (700, 67, 131),
+    ] {
         let a = rng.values(rows * p, 0.5, 1.5);
         let b = rng.values(rows * q, 0.5, 1.5);
         let ta = upload(backend, rows, p, &a);
@@ -594,13 +603,20 @@ fn gram_is_f64_accurate() {
 }
 
 /// `Backend::gram` takes the host path on software adapters, so both GPU paths are tested
-/// explicitly.
+/// explicitly, the kernel on each of its tiles.
 #[test]
 fn gpu_gram_kernel_and_host_path_are_f64_accurate() {
     let Some(gpu) = gpu_backend() else { return };
-    check_gram("gram kernel", gpu, &|blocks, b| {
-        gpu.gram_on_device(blocks, b)
-    });
+    for tile in gpu::GRAM_TILES {
+        let tiled = gpu::test_backend()
+            .expect("an adapter was opened above")
+            .with_gram_tile(tile);
+        check_gram(
+            &format!("gram kernel ({tile:?} tiles)"),
+            &tiled,
+            &|blocks, b| tiled.gram_on_device(blocks, b),
+        );
+    }
     check_gram("gram via host", gpu, &|blocks, b| {
         gpu.gram_via_host(blocks, b)
     });
@@ -615,6 +631,8 @@ fn readout_is_f64_accurate() {
             (37, vec![3, 17], 3),
             (257, vec![17], 1),
             (130, vec![5, 0, 40, 2], 5),
+            // Several 128-row tiles, a partial one, and sums longer than one staged slice.
+            (300, vec![70, 3], 3),
         ] {
             let total: usize = widths.iter().sum();
             let blocks: Vec<Vec<f32>> = widths
@@ -978,18 +996,11 @@ fn presented_pictures_match_the_hosts_on_a_shared_device() {
     let Some(reference) = gpu_backend() else {
         return;
     };
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapter = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
-        .into_iter()
-        .find(|adapter| {
-            reference
-                .adapter_name()
-                .starts_with(&adapter.get_info().name)
-        })
-        .expect("the test backend's adapter");
-    let (device, queue) =
-        pollster::block_on(adapter.request_device(&gpu::device_descriptor(&adapter))).unwrap();
+    let gpu::SharedDevice {
+        adapter,
+        device,
+        queue,
+    } = gpu::test_shared_device().expect("the adapter above");
     let shared = GpuBackend::from_device(&adapter, device, queue).unwrap();
     assert_eq!(shared.uses_subgroups(), reference.uses_subgroups());
     let mut picture = None;
@@ -1034,6 +1045,34 @@ fn presented_pictures_match_the_hosts_on_a_shared_device() {
             "{size}×{size} picture"
         );
     }
+    // The device asks for timestamps where the adapter has them; a present timed by them
+    // reports a GPU time and still presents.
+    assert_eq!(
+        shared.has_timestamps(),
+        adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY)
+    );
+    let pixels = rng.values(37 * 37 * 3, 0.0, 1.0);
+    let image = upload(&shared, 37 * 37, 3, &pixels);
+    let milliseconds = shared.gpu_milliseconds(|| {
+        assert!(shared.present(&image, 37, &mut picture));
+    });
+    match milliseconds {
+        Some(ms) => assert!(
+            ms > 0.0 && ms < 10_000.0,
+            "a 37² present took {ms} ms of GPU time"
+        ),
+        None => assert!(!shared.has_timestamps(), "timestamps were not read"),
+    }
+    let want: Vec<u8> = inrlab::imaging::color_image_from_rgb(&pixels, 37)
+        .pixels
+        .iter()
+        .flat_map(|color| color.to_array())
+        .collect();
+    assert_eq!(
+        shared.read_display_texture(picture.as_ref().unwrap()),
+        want,
+        "the timed present"
+    );
     assert!(
         !cpu_backend().present(&upload(cpu_backend(), 1, 3, &[0.0; 3]), 1, &mut None),
         "the CPU backend has no device to present on"

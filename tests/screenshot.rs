@@ -1,7 +1,8 @@
 //! Runs the real binary's `--screenshot` under the X server named by DISPLAY (Xvfb in CI):
 //! the window opens, computes, saves a PNG of itself atomically and exits; the picture must
-//! not be blank. Without DISPLAY the test says loudly that it skipped, or fails when
-//! INRLAB_REQUIRE_DISPLAY=1.
+//! not be blank. On the GPU backend it must also say that the picture it showed came from the
+//! device without a download. Without DISPLAY the tests say loudly that they skipped, or fail
+//! when INRLAB_REQUIRE_DISPLAY=1.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,31 +11,52 @@ use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 
-#[test]
-fn screenshot_of_the_window_is_not_blank() {
-    if std::env::var_os("DISPLAY").is_none() {
-        if std::env::var("INRLAB_REQUIRE_DISPLAY").as_deref() == Ok("1") {
-            panic!("DISPLAY is not set but INRLAB_REQUIRE_DISPLAY=1: start Xvfb and set DISPLAY");
-        }
-        // Written to the real stderr, past libtest's capture, so the skip is seen.
-        let banner = "\n\
-**************************************************************************\n\
-** SKIPPED screenshot_of_the_window_is_not_blank: DISPLAY is not set.   **\n\
-** Run `Xvfb :99 -screen 0 1600x1000x24 &` and DISPLAY=:99 to test it. **\n\
-**************************************************************************\n";
-        let _ = writeln!(std::io::stderr(), "{banner}");
-        return;
+/// Whether an X server is there; without one the test says loudly that it skipped, or fails
+/// when INRLAB_REQUIRE_DISPLAY=1.
+fn display_is_there(test: &str) -> bool {
+    if std::env::var_os("DISPLAY").is_some() {
+        return true;
     }
-    let dir = std::env::temp_dir().join(format!("inrlab-screenshot-test-{}", std::process::id()));
+    if std::env::var("INRLAB_REQUIRE_DISPLAY").as_deref() == Ok("1") {
+        panic!("DISPLAY is not set but INRLAB_REQUIRE_DISPLAY=1: start Xvfb and set DISPLAY");
+    }
+    // Written to the real stderr, past libtest's capture, so the skip is seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n********\n* SKIPPED {test}: DISPLAY is not set. Run `Xvfb :99 -screen 0 \
+         1600x1000x24 &` and DISPLAY=:99 to test it.\n********\n"
+    );
+    false
+}
+
+/// An empty folder of its own for one test's files.
+fn fresh_folder(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("inrlab-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let path: PathBuf = dir.join("window.png");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_inrlab"))
+    dir
+}
+
+/// Runs `inrlab --screenshot path` with `args` to its end; its standard output.
+fn take_screenshot(path: &std::path::Path, args: &[&str], view: Option<&str>) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_inrlab"));
+    if let Some(view) = view {
+        command.env("INRLAB_VIEW", view);
+    }
+    let mut child = command
         .arg("--screenshot")
-        .arg(&path)
-        .args(["--after", "2", "--backend", "cpu"])
+        .arg(path)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("starting inrlab");
+    // Read on a thread, so a full pipe cannot stall the window.
+    let mut stdout = child.stdout.take().expect("piped above");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        text
+    });
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -49,9 +71,17 @@ fn screenshot_of_the_window_is_not_blank() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(status.success(), "inrlab --screenshot failed: {status}");
+    let stdout = reader.join().expect("the reader thread");
+    assert!(
+        status.success(),
+        "inrlab --screenshot failed: {status}\n{stdout}"
+    );
+    stdout
+}
 
-    let picture = image::open(&path)
+/// Fails unless the picture at `path` is a window-sized screenshot with content.
+fn assert_not_blank(path: &std::path::Path) {
+    let picture = image::open(path)
         .expect("the screenshot is a PNG")
         .to_rgb8();
     let (width, height) = picture.dimensions();
@@ -70,6 +100,17 @@ fn screenshot_of_the_window_is_not_blank() {
         variance > 100.0,
         "the screenshot looks blank (luma variance {variance:.1})"
     );
+}
+
+#[test]
+fn screenshot_of_the_window_is_not_blank() {
+    if !display_is_there("screenshot_of_the_window_is_not_blank") {
+        return;
+    }
+    let dir = fresh_folder("screenshot-test");
+    let path: PathBuf = dir.join("window.png");
+    take_screenshot(&path, &["--after", "2", "--backend", "cpu"], None);
+    assert_not_blank(&path);
     // Written atomically: nothing but the picture is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -90,5 +131,53 @@ fn screenshot_of_the_window_is_not_blank() {
     assert!(!again.status.success());
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("already exists"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With the GPU backend the window's compute runs on the window's own device, and a trained
+/// method's picture between kept steps is the texture written there, never downloaded.
+#[test]
+fn on_the_gpu_backend_the_window_shows_frames_from_the_device() {
+    if !display_is_there("on_the_gpu_backend_the_window_shows_frames_from_the_device") {
+        return;
+    }
+    // Skips loudly without an adapter, or fails where INRLAB_REQUIRE_GPU=1 (CI).
+    if inrlab::compute::gpu::test_backend().is_none() {
+        return;
+    }
+    let dir = fresh_folder("shared-device-test");
+    let path = dir.join("window.png");
+    // Steps 21–49 are between kept steps (…, 20, 50, …): the screenshot is taken in there.
+    let stdout = take_screenshot(
+        &path,
+        &[
+            "--after",
+            "30",
+            "--backend",
+            "gpu",
+            "--methods",
+            "fourier-mlp",
+            "--width-1",
+            "64",
+            "--width-2",
+            "64",
+        ],
+        // The view that shows every method's newest picture.
+        Some("compare"),
+    );
+    assert_not_blank(&path);
+    let record = inrlab::provenance::Provenance::read(&path).expect("the picture has its record");
+    assert_eq!(record.backend, "gpu");
+    let line = stdout
+        .lines()
+        .find(|line| {
+            line.trim_start()
+                .starts_with("fourier-mlp: newest picture step")
+        })
+        .unwrap_or_else(|| panic!("no line on what the picture was:\n{stdout}"));
+    assert!(
+        line.ends_with("from the device's texture (not downloaded)"),
+        "{line}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

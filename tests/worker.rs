@@ -343,3 +343,90 @@ fn a_lost_gpu_hands_every_method_to_the_cpu() {
     });
     assert!(handle.stopped().is_none(), "the compute thread survives");
 }
+
+/// On a device shared with the window, a trained method's steps between kept ones are shown
+/// from the device and nothing is downloaded; once the window wants images on the host (the
+/// Inspect view, an export), a run stopped at the step limit sends the image of its last step,
+/// and it is the picture the window was showing.
+#[cfg(feature = "testing")]
+#[test]
+fn an_idle_run_shown_from_the_device_sends_its_image_when_the_host_wants_it() {
+    use inrlab::compute::gpu::{self, GpuBackend};
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(shared) = gpu::test_shared_device() else {
+        return; // skipped loudly by test_backend (fails under INRLAB_REQUIRE_GPU=1)
+    };
+    // Reads the window's texture back, as the window's renderer would sample it.
+    let reader =
+        GpuBackend::from_device(&shared.adapter, shared.device.clone(), shared.queue.clone())
+            .unwrap();
+    // Steps 21–29 lie between kept steps (…, 10, 20, 50, …), and 30 is the last.
+    let mut wanted = with_params(
+        desired(&["fourier-mlp"], 32),
+        "fourier-mlp",
+        &[("width-1", 16.0), ("width-2", 16.0)],
+    );
+    wanted.step_limit = Some(30);
+    let handle = spawn(
+        inrlab::compute::BackendSource::Shared(shared),
+        wanted.clone(),
+        egui::Context::default(),
+    );
+    handle
+        .send(Command::LoadImage(ImageSource::Sample))
+        .unwrap();
+    handle.send(Command::Play).unwrap();
+    let mut watch = Watch::new(&handle);
+    watch.until("step 30", 300, |w| {
+        w.frames_of("fourier-mlp")
+            .iter()
+            .any(|f| f.report.step == 30)
+    });
+    let frames = watch.frames_of("fourier-mlp");
+    let last = frames.iter().find(|f| f.report.step == 30).unwrap();
+    let kept = frames.iter().find(|f| f.report.step == 20).unwrap();
+    assert!(kept.image.is_some(), "a kept step is downloaded");
+    assert!(
+        last.image.is_none() && last.live.is_some(),
+        "step 30 is shown from the device, not downloaded"
+    );
+    let on_screen = reader.read_display_texture(last.live.as_ref().unwrap());
+    let run_id = last.run_id;
+    assert!(
+        handle.take_downloads().is_empty(),
+        "nothing is downloaded while no view asks"
+    );
+
+    wanted.host_images = true;
+    handle.set_desired(wanted);
+    let started = Instant::now();
+    let downloads = loop {
+        let downloads = handle.take_downloads();
+        if !downloads.is_empty() {
+            break downloads;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "timed out waiting for the idle run's image"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (method, download_run, picture) = &downloads[0];
+    assert_eq!(
+        (*method, *download_run, picture.step),
+        ("fourier-mlp", run_id, 30)
+    );
+    let downloaded: Vec<u8> = inrlab::imaging::color_image_from_rgb(&picture.pixels, 32)
+        .pixels
+        .iter()
+        .flat_map(|color| color.to_array())
+        .collect();
+    assert_eq!(
+        downloaded, on_screen,
+        "the download is the picture on screen"
+    );
+    // Once sent, it is not sent again.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(handle.take_downloads().is_empty());
+    assert!(handle.stopped().is_none());
+}

@@ -38,6 +38,8 @@ use worker::{SendError, WorkerHandle};
 const SETTINGS_KEY: &str = "inrlab-settings";
 /// A screenshot is taken after this long even if the methods have not reached `--after`.
 const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest an export waits for pictures shown from the device to be downloaded.
+const EXPORT_WAIT: Duration = Duration::from_secs(3);
 
 /// How the app is started.
 #[derive(Clone, Debug, Default)]
@@ -113,6 +115,10 @@ pub struct InrlabApp {
     /// as last published.
     host_images: bool,
     published_host_images: bool,
+    /// An export asked for while some picture on screen was only on the device: since when it
+    /// has waited for those pictures to be downloaded (the worker is asked for host images
+    /// meanwhile), so the figure shows the steps the window shows.
+    export_waiting: Option<Instant>,
     playing: bool,
     step_limit: Option<usize>,
     screenshot: Option<ScreenshotPlan>,
@@ -229,6 +235,7 @@ impl InrlabApp {
             published_focused: None,
             host_images: false,
             published_host_images: false,
+            export_waiting: None,
             playing,
             step_limit,
             screenshot,
@@ -399,6 +406,7 @@ impl InrlabApp {
             .frame(egui::Frame::central_panel(ui.style()).fill(palette::BACKGROUND))
             .show(ui, |ui| self.central_ui(ui));
         self.publish_settings();
+        self.export_when_caught_up(&ctx);
         self.drop_overlay_ui(&ctx);
         self.screenshot_step(&ctx);
 
@@ -487,7 +495,7 @@ impl InrlabApp {
         self.iterates_for = context.iterates_for;
         self.levels_for = context.levels_for;
         self.zoom = context.zoom;
-        self.host_images = context.host_images;
+        self.host_images = context.host_images || self.export_waiting.is_some();
         let requests = std::mem::take(&mut context.requests);
         // A single-method view focuses its method; views of every method focus none.
         self.focused = self
@@ -795,9 +803,47 @@ impl InrlabApp {
         }
     }
 
+    /// Exports the active view: at once, or, while some picture on screen is only on the
+    /// device (frames that stay on the GPU), once the worker has downloaded those pictures.
+    fn export_view(&mut self, ctx: &egui::Context) {
+        if self
+            .model
+            .runs
+            .iter()
+            .any(|run| run.shown_from_the_device())
+        {
+            if self.export_waiting.is_none() {
+                self.export_waiting = Some(Instant::now());
+            }
+            ctx.request_repaint();
+        } else {
+            self.export_view_now(ctx);
+        }
+    }
+
+    /// The waiting export, once no picture on screen is newer than what the host has (or
+    /// after [`EXPORT_WAIT`], with what it has then: a method whose step takes longer still
+    /// exports its newest downloaded step, captioned with that step).
+    fn export_when_caught_up(&mut self, ctx: &egui::Context) {
+        let Some(since) = self.export_waiting else {
+            return;
+        };
+        let caught_up = !self
+            .model
+            .runs
+            .iter()
+            .any(|run| run.shown_from_the_device());
+        if caught_up || since.elapsed() >= EXPORT_WAIT {
+            self.export_waiting = None;
+            self.export_view_now(ctx);
+        } else {
+            ctx.request_repaint_after(Duration::from_millis(30));
+        }
+    }
+
     /// Composes the active view's figure from what the window has (cheap: shared pictures) and
     /// renders and writes it off the UI thread.
-    fn export_view(&mut self, ctx: &egui::Context) {
+    fn export_view_now(&mut self, ctx: &egui::Context) {
         let Some(provenance) = saving::window_provenance(&self.model, &self.settings) else {
             self.model
                 .notify("Nothing to export yet: the image is still loading.");
@@ -1000,7 +1046,24 @@ impl InrlabApp {
                         let result =
                             save_screenshot(&plan.path, &image, provenance.as_ref(), plan.existing);
                         match &result {
-                            Ok(()) => println!("screenshot saved to {}", plan.path.display()),
+                            Ok(()) => {
+                                println!("screenshot saved to {}", plan.path.display());
+                                // Where each method's newest picture (the one Compare
+                                // shows) was, so a run can be checked.
+                                for run in &self.model.runs {
+                                    if let Some(step) = run.shown_step() {
+                                        let source = if run.shown_from_the_device() {
+                                            "the device's texture (not downloaded)"
+                                        } else {
+                                            "the downloaded image"
+                                        };
+                                        println!(
+                                            "  {}: newest picture step {step}, from {source}",
+                                            run.info.name
+                                        );
+                                    }
+                                }
+                            }
                             Err(error) => eprintln!("inrlab: {error:#}"),
                         }
                         *plan.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);

@@ -315,28 +315,40 @@ pub const LIVE_IMAGE_INTERVAL: Duration = Duration::from_millis(33);
 
 /// Latest-value slot for frames, keyed by (method, step): what the UI has not taken yet is
 /// replaced, never queued, so memory stays bounded by one run's cells.
+/// One picture per method (with its run), latest value only: what the UI has not taken yet
+/// is replaced, so a method sending one every step queues nothing.
 #[derive(Default)]
-pub struct FrameSlot {
-    frames: Mutex<BTreeMap<(&'static str, usize), Frame>>,
-    /// Seen through a mask with validation: each method's newest best-validation picture
-    /// (with its run), latest value only, so a run improving every step queues nothing.
-    best: Mutex<BTreeMap<&'static str, (u64, Picture)>>,
+pub struct PictureSlot {
+    pictures: Mutex<BTreeMap<&'static str, (u64, Picture)>>,
 }
 
-impl FrameSlot {
-    pub fn put_best(&self, method: &'static str, run_id: u64, picture: Picture) {
-        let mut best = self.best.lock().unwrap_or_else(|e| e.into_inner());
-        best.insert(method, (run_id, picture));
+impl PictureSlot {
+    pub fn put(&self, method: &'static str, run_id: u64, picture: Picture) {
+        let mut pictures = self.pictures.lock().unwrap_or_else(|e| e.into_inner());
+        pictures.insert(method, (run_id, picture));
     }
 
-    /// Every method's best-validation picture not taken yet.
-    pub fn take_best(&self) -> Vec<(&'static str, u64, Picture)> {
-        let mut best = self.best.lock().unwrap_or_else(|e| e.into_inner());
-        (std::mem::take(&mut *best).into_iter())
+    /// Every method's picture not taken yet.
+    pub fn take(&self) -> Vec<(&'static str, u64, Picture)> {
+        let mut pictures = self.pictures.lock().unwrap_or_else(|e| e.into_inner());
+        (std::mem::take(&mut *pictures).into_iter())
             .map(|(method, (run_id, picture))| (method, run_id, picture))
             .collect()
     }
+}
 
+#[derive(Default)]
+pub struct FrameSlot {
+    frames: Mutex<BTreeMap<(&'static str, usize), Frame>>,
+    /// Seen through a mask with validation: each method's newest best-validation picture.
+    pub best: PictureSlot,
+    /// Each method's newest image downloaded after its step was reported without one (shown
+    /// from the device, or not due), because the host wants it and no next step will send
+    /// it: the run is paused, finished or at the step limit.
+    pub downloads: PictureSlot,
+}
+
+impl FrameSlot {
     pub fn put(&self, frame: Frame) {
         let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
         frames.retain(|(method, _), old| *method != frame.method || old.run_id >= frame.run_id);

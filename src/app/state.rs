@@ -308,6 +308,12 @@ impl MethodRun {
         }
     }
 
+    /// Whether [`Self::shown_texture`] is the device's picture (written on the GPU, never
+    /// downloaded) rather than the last downloaded image.
+    pub fn shown_from_the_device(&self) -> bool {
+        self.newer_live().is_some()
+    }
+
     /// The step of [`Self::shown_texture`]'s image.
     pub fn shown_step(&self) -> Option<usize> {
         match self.newer_live() {
@@ -579,6 +585,9 @@ impl Model {
                 }
             }
         }
+        for (method, run_id, picture) in worker.take_downloads() {
+            self.apply_download(ctx, method, run_id, picture);
+        }
         if let Some(iterates) = worker.take_iterates() {
             self.apply_iterates(ctx, iterates);
         }
@@ -818,6 +827,34 @@ impl Model {
         }
         self.frames_received += 1;
         self.step_arrivals.push_back(Instant::now());
+    }
+
+    /// An image of an already reported step, downloaded for the host: it becomes the latest
+    /// output unless a newer one is there.
+    fn apply_download(
+        &mut self,
+        ctx: &egui::Context,
+        method: &'static str,
+        run_id: u64,
+        picture: crate::app::protocol::Picture,
+    ) {
+        let Some(run) = self.current_run(method, run_id) else {
+            return;
+        };
+        if run.latest.as_ref().is_some_and(|l| l.step > picture.step) {
+            return;
+        }
+        let texture = ctx.load_texture(
+            format!("{method}/{run_id}/latest"),
+            Arc::clone(&picture.image),
+            TextureOptions::NEAREST,
+        );
+        run.latest = Some(LatestOutput {
+            step: picture.step,
+            texture,
+            image: picture.image,
+            pixels: picture.pixels,
+        });
     }
 
     /// Shows newly arrived iterates: the textures of the previous ones are overwritten in

@@ -123,7 +123,12 @@ impl WorkerHandle {
 
     /// Each method's newest best-validation picture not taken yet.
     pub fn take_best(&self) -> Vec<(&'static str, u64, Picture)> {
-        self.frames.take_best()
+        self.frames.best.take()
+    }
+
+    /// Each method's image downloaded for the host while its run was idle, not taken yet.
+    pub fn take_downloads(&self) -> Vec<(&'static str, u64, Picture)> {
+        self.frames.downloads.take()
     }
 
     pub fn take_iterates(&self) -> Option<Iterates> {
@@ -294,6 +299,8 @@ struct Worker {
 #[derive(Clone, Copy, Default)]
 struct ReadbackState {
     last_image_at: Option<Instant>,
+    /// The step of the image last downloaded and sent.
+    image_step: Option<usize>,
     iterates_step: Option<usize>,
     last_levels_at: Option<Instant>,
     levels_step: Option<usize>,
@@ -364,6 +371,7 @@ impl Worker {
                 // sleeping, send what a view shows of a method that is not stepping.
                 self.send_iterates_if_idle();
                 self.send_levels_if_idle();
+                self.send_images_if_idle();
                 self.render_zoom_if_due();
                 // Nothing to compute: sleep until the UI says something (or, while a build
                 // waits for the background, look again shortly).
@@ -394,6 +402,7 @@ impl Worker {
             self.session.refresh_waiting();
             self.send_iterates_if_idle();
             self.send_levels_if_idle();
+            self.send_images_if_idle();
             self.render_zoom_if_due();
             if self.features.is_busy() {
                 self.advance_features();
@@ -839,7 +848,7 @@ impl Worker {
         };
         let side = self.session.target().map_or(0, |t| t.size);
         let picture = Picture::new(step, best.image.clone(), side);
-        self.frames.put_best(slot.info.name, slot.run_id, picture);
+        self.frames.best.put(slot.info.name, slot.run_id, picture);
         self.repaint.request_repaint();
     }
 
@@ -924,6 +933,9 @@ impl Worker {
         if pixels.is_some() || live.is_some() {
             new_state.last_image_at = Some(Instant::now());
         }
+        if pixels.is_some() {
+            new_state.image_step = Some(report.step);
+        }
         if iterates.is_some() {
             new_state.iterates_step = Some(report.step);
         }
@@ -997,6 +1009,38 @@ impl Worker {
         self.readback(name).iterates_step = Some(step);
         if let Some(images) = images.filter(|images| !images.is_empty()) {
             self.put_iterates(name, run_id, step, images);
+            self.repaint.request_repaint();
+        }
+    }
+
+    /// While the window wants images on the host (a view computing from them, an export),
+    /// sends the newest image of every idle method whose last step was reported without one
+    /// — shown from the device, or not due — so that what the host has is what the screen
+    /// shows.
+    fn send_images_if_idle(&mut self) {
+        if !self.applied.as_ref().is_some_and(|d| d.host_images) {
+            return;
+        }
+        let Some(side) = self.session.target().map(|t| t.size) else {
+            return;
+        };
+        let names: Vec<&'static str> = self.session.slots().iter().map(|s| s.info.name).collect();
+        for name in names {
+            let Some((name, index, run_id, step)) = self.idle_shown(Some(name)) else {
+                continue;
+            };
+            if self.readback(name).image_step == Some(step) {
+                continue;
+            }
+            let slot = self.session.slot(index);
+            let Some(method) = slot.method() else {
+                continue;
+            };
+            let pixels = method.image(self.session.backend());
+            self.readback(name).image_step = Some(step);
+            self.frames
+                .downloads
+                .put(name, run_id, Picture::new(step, pixels, side));
             self.repaint.request_repaint();
         }
     }

@@ -170,6 +170,12 @@ pub trait Backend: Send + Sync {
     fn device_counters(&self) -> Option<gpu::GpuCounters> {
         None
     }
+    /// This backend as the GPU backend, where it is one: for measuring kernels the trait's
+    /// operations do not always take (the bench times the Gram kernel on software adapters,
+    /// where `gram` goes through the host).
+    fn as_gpu(&self) -> Option<&gpu::GpuBackend> {
+        None
+    }
     /// Writes the size×size RGB `image` into `picture` (made or remade to fit) on the device,
     /// for a window that renders on this backend's device and samples it as a native texture.
     /// False, touching nothing, where the backend has no device.

@@ -1,16 +1,24 @@
 //! f64-accurate products for ridge regression (`shaders/gram.wgsl`): the Gram matrix
 //! `[A₁ … A_k]ᵀ·B` and the readout `[A₁ … A_k]·W`, both in float-float arithmetic.
 
+use super::tiled::{FloatFloatTile, GRAM_TILES};
 use super::{Access, GpuBackend, Kernel, OPAQUE_ZERO, Tensor, buffer};
 
-pub(super) const SOURCE: &str =
-    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/gram.wgsl"));
+const GRAM: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/gram.wgsl"));
+const READOUT: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/readout.wgsl"));
 
-/// Output tile edge of the Gram kernel.
-const GRAM_TILE: usize = 16;
-/// Rows of a readout tile and columns of a readout tile.
-const READOUT_ROWS: usize = 64;
-const READOUT_COLUMNS: usize = 4;
+/// The files on the float-float tiled core, with the product each defines and the tiles it is
+/// built for.
+pub(super) const FILES: &[(&str, &str, &[&str], &[FloatFloatTile])] = &[
+    ("gram.wgsl", GRAM, &["gram"], &GRAM_TILES),
+    (
+        "readout.wgsl",
+        READOUT,
+        &["readout"],
+        &[FloatFloatTile::Readout],
+    ),
+];
+
 /// Workgroups a Gram dispatch aims for: long thin operands give few output tiles, so the sum
 /// over rows is split until the device has this much parallel work.
 const GRAM_TARGET_WORKGROUPS: usize = 1024;
@@ -18,32 +26,47 @@ const GRAM_TARGET_WORKGROUPS: usize = 1024;
 const GRAM_MIN_SPLIT_ROWS: usize = 512;
 
 pub(super) struct Kernels {
-    gram: Kernel,
+    /// By [`GRAM_TILES`] order.
+    gram: [Kernel; 2],
     readout: Kernel,
 }
 
 impl Kernels {
     pub(super) fn new() -> Self {
-        Kernels {
-            gram: Kernel::new(
+        let gram = |tile: FloatFloatTile| {
+            Kernel::tiled(
                 "gram",
-                SOURCE,
+                GRAM,
+                &["gram"],
                 "gram",
                 &[(1, Access::Read), (2, Access::Read), (3, Access::ReadWrite)],
-            ),
-            readout: Kernel::new(
+                tile.tile(),
+            )
+        };
+        Kernels {
+            gram: GRAM_TILES.map(gram),
+            readout: Kernel::tiled(
                 "readout",
-                SOURCE,
+                READOUT,
+                &["readout"],
                 "readout",
                 &[
-                    (4, Access::Read),
-                    (5, Access::Read),
-                    (6, Access::Read),
-                    (7, Access::ReadWrite),
-                    (8, Access::ReadWrite),
+                    (1, Access::Read),
+                    (2, Access::Read),
+                    (3, Access::ReadWrite),
+                    (4, Access::ReadWrite),
                 ],
+                FloatFloatTile::Readout.tile(),
             ),
         }
+    }
+
+    fn gram(&self, tile: FloatFloatTile) -> &Kernel {
+        let index = GRAM_TILES
+            .iter()
+            .position(|&each| each == tile)
+            .expect("the Gram kernel is built for every Gram tile");
+        &self.gram[index]
     }
 }
 
@@ -57,14 +80,16 @@ pub(super) fn gram(gpu: &GpuBackend, blocks: &[&Tensor], b: &Tensor) -> Vec<f64>
     if rows == 0 || total == 0 || q == 0 {
         return result;
     }
+    let tile = gpu.gram_tile;
+    let edge = tile.tile().rows;
     // Split the row sum so that the output tiles times the splits fill the device.
     let tiles: usize = blocks
         .iter()
-        .map(|block| block.cols().div_ceil(GRAM_TILE) * q.div_ceil(GRAM_TILE))
+        .map(|block| block.cols().div_ceil(edge) * q.div_ceil(edge))
         .sum();
     let wanted = GRAM_TARGET_WORKGROUPS.div_ceil(tiles);
     let splits = wanted.min(rows.div_ceil(GRAM_MIN_SPLIT_ROWS)).max(1);
-    let rows_per_split = rows.div_ceil(splits).next_multiple_of(GRAM_TILE);
+    let rows_per_split = rows.div_ceil(splits).next_multiple_of(16);
     let splits = rows.div_ceil(rows_per_split);
 
     let partials = gpu.scratch_buffer("gram partials", (splits * total * q * 8) as u64);
@@ -76,7 +101,7 @@ pub(super) fn gram(gpu: &GpuBackend, blocks: &[&Tensor], b: &Tensor) -> Vec<f64>
         }
         let symmetric = std::ptr::eq(*block, b);
         gpu.dispatch(
-            &gpu.kernels.gram.gram,
+            gpu.kernels.gram.gram(tile),
             &[
                 rows as u32,
                 p as u32,
@@ -89,8 +114,8 @@ pub(super) fn gram(gpu: &GpuBackend, blocks: &[&Tensor], b: &Tensor) -> Vec<f64>
             ],
             &[buffer(block), buffer(b), &partials],
             [
-                q.div_ceil(GRAM_TILE) as u32,
-                p.div_ceil(GRAM_TILE) as u32,
+                q.div_ceil(edge) as u32,
+                p.div_ceil(edge) as u32,
                 splits as u32,
             ],
         );
@@ -136,15 +161,16 @@ pub(super) fn readout(gpu: &GpuBackend, blocks: &[&Tensor], weights: &[f64], out
     if out.is_empty() {
         return;
     }
-    // W = hi + lo exactly enough: lo carries the 29 bits f32 rounding drops from hi.
-    let hi: Vec<f32> = weights.iter().map(|&w| w as f32).collect();
-    let lo: Vec<f32> = weights
+    // W = hi + lo exactly enough: lo carries the 29 bits f32 rounding drops from hi. The two
+    // parts of weight (k, j) are columns 2j and 2j + 1 of row k of the right operand.
+    let parts: Vec<f32> = weights
         .iter()
-        .zip(&hi)
-        .map(|(&w, &h)| (w - f64::from(h)) as f32)
+        .flat_map(|&weight| {
+            let hi = weight as f32;
+            [hi, (weight - f64::from(hi)) as f32]
+        })
         .collect();
-    let weights_hi = gpu.scratch_buffer_from("readout weights hi", &hi);
-    let weights_lo = gpu.scratch_buffer_from("readout weights lo", &lo);
+    let weight_parts = gpu.scratch_buffer_from("readout weights (hi, lo)", &parts);
     let used: Vec<(usize, &Tensor)> = {
         let mut weight_row = 0;
         let mut used = Vec::new();
@@ -167,7 +193,8 @@ pub(super) fn readout(gpu: &GpuBackend, blocks: &[&Tensor], weights: &[f64], out
     } else {
         gpu.scratch_buffer("readout carry (unused)", 8)
     };
-    let grid = gpu.tile_grid(outs.div_ceil(READOUT_COLUMNS), rows.div_ceil(READOUT_ROWS));
+    let tile = FloatFloatTile::Readout.tile();
+    let grid = gpu.tile_grid((2 * outs).div_ceil(tile.columns), rows.div_ceil(tile.rows));
     for (index, &(weight_row, block)) in used.iter().enumerate() {
         gpu.dispatch(
             &gpu.kernels.gram.readout,
@@ -180,7 +207,7 @@ pub(super) fn readout(gpu: &GpuBackend, blocks: &[&Tensor], weights: &[f64], out
                 u32::from(index + 1 == used.len()),
                 OPAQUE_ZERO,
             ],
-            &[buffer(block), &weights_hi, &weights_lo, &carry, buffer(out)],
+            &[buffer(block), &weight_parts, &carry, buffer(out)],
             grid,
         );
     }

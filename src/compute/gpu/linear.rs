@@ -74,7 +74,7 @@ impl Kernels {
                     "backward_bias",
                     &[(5, Access::Read), (6, Access::Read), (9, Access::ReadWrite)],
                     // Not a product: any shape's module holds it.
-                    TileShape::Small,
+                    TileShape::Small.tile(),
                 )
             }),
             sum_splits: Kernel::tiled(
@@ -84,7 +84,7 @@ impl Kernels {
                 "sum_splits",
                 &[(10, Access::Read), (11, Access::ReadWrite)],
                 // Not a product: any shape's module holds it.
-                TileShape::Small,
+                TileShape::Small.tile(),
             )
             .with_sum_core(SumCore::Workgroup),
         }

@@ -31,7 +31,7 @@ mod tiled;
 mod upsample;
 
 pub use display::DisplayTexture;
-pub use tiled::{SHAPES as TILE_SHAPES, TileShape};
+pub use tiled::{FloatFloatTile, GRAM_TILES, SHAPES as TILE_SHAPES, TileShape};
 
 use std::borrow::Cow;
 use std::num::NonZeroU64;
@@ -50,7 +50,6 @@ const PLAIN_SHADERS: &[(&str, &str)] = &[
     ("elementwise.wgsl", elementwise::SOURCE),
     ("fourier.wgsl", fourier::SOURCE),
     ("gelu.wgsl", gelu::SOURCE),
-    ("gram.wgsl", gram::SOURCE),
     ("grids.wgsl", grids::SOURCE),
     ("haar.wgsl", haar::SOURCE),
     ("optim.wgsl", optim::SOURCE),
@@ -90,9 +89,17 @@ pub fn shader_modules() -> Vec<(String, String)> {
             modules.push((format!("{name} ({core:?} sums)"), core.compose(source)));
         }
     }
+    for &(name, source, products, tiles) in gram::FILES {
+        for tile in tiles {
+            modules.push((
+                format!("{name} ({tile:?} tiles)"),
+                tile.tile().compose(source, products),
+            ));
+        }
+    }
     for &(name, source, products, reduces) in TILED_SHADERS {
         for shape in tiled::SHAPES {
-            let module = shape.compose(source, products);
+            let module = shape.tile().compose(source, products);
             if reduces {
                 for core in reductions::CORES {
                     modules.push((
@@ -155,7 +162,9 @@ pub fn device_descriptor(adapter: &wgpu::Adapter) -> wgpu::DeviceDescriptor<'sta
     wgpu::DeviceDescriptor {
         label: Some("inrlab"),
         required_limits: adapter.limits(),
-        required_features: adapter.features() & wgpu::Features::SUBGROUP,
+        // Subgroups for the reductions; timestamps so the bench can report GPU time.
+        required_features: adapter.features()
+            & (wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY),
         ..Default::default()
     }
 }
@@ -219,11 +228,11 @@ pub(crate) enum Access {
 enum Source {
     /// A file used as it is.
     Plain(&'static str),
-    /// A file on the register-tiled core, composed for one tile shape.
+    /// A file on the register-tiled core, composed for one tile.
     Tiled {
         file: &'static str,
         products: &'static [&'static str],
-        shape: tiled::TileShape,
+        tile: tiled::Tile,
     },
 }
 
@@ -259,21 +268,21 @@ impl Kernel {
     }
 
     /// An entry point of `file`, a file on the register-tiled core defining `products`,
-    /// compiled for `shape`.
-    pub(crate) const fn tiled(
+    /// compiled for `tile`.
+    const fn tiled(
         label: &'static str,
         file: &'static str,
         products: &'static [&'static str],
         entry_point: &'static str,
         storage: &'static [(u32, Access)],
-        shape: tiled::TileShape,
+        tile: tiled::Tile,
     ) -> Self {
         Kernel {
             label,
             source: Source::Tiled {
                 file,
                 products,
-                shape,
+                tile,
             },
             entry_point,
             storage,
@@ -295,8 +304,8 @@ impl Kernel {
                 Source::Tiled {
                     file,
                     products,
-                    shape,
-                } => Cow::Owned(shape.compose(file, products)),
+                    tile,
+                } => Cow::Owned(tile.compose(file, products)),
             };
             let source = match self.sum_core {
                 Some(core) => Cow::Owned(core.compose(&source)),
@@ -441,6 +450,8 @@ pub struct GpuBackend {
     /// A tile shape every tiled product uses instead of the adapter's choice
     /// (`INRLAB_TILE_SHAPE`, tests).
     forced_tile_shape: Option<TileShape>,
+    /// The Gram kernel's tile: the deepest the adapter's workgroup memory holds.
+    gram_tile: FloatFloatTile,
     /// Whether reductions use subgroup operations (the device has `Features::SUBGROUP`).
     subgroups: bool,
 }
@@ -516,6 +527,7 @@ impl GpuBackend {
     ) -> anyhow::Result<Self> {
         let info = adapter.get_info();
         let limits = device.limits();
+        let gram_tile = FloatFloatTile::gram_for(&limits);
         let features = device.features();
         let lost: Arc<Mutex<Option<String>>> = Arc::default();
         let lost_sink = Arc::clone(&lost);
@@ -563,6 +575,7 @@ impl GpuBackend {
             id: super::next_instance_id(),
             lost,
             forced_tile_shape: TileShape::from_environment()?,
+            gram_tile,
             subgroups: features.contains(wgpu::Features::SUBGROUP),
         })
     }
@@ -583,6 +596,14 @@ impl GpuBackend {
     #[cfg(feature = "testing")]
     pub fn with_tile_shape(mut self, shape: TileShape) -> Self {
         self.forced_tile_shape = Some(shape);
+        self
+    }
+
+    /// This backend with the Gram kernel on `tile` (one of [`GRAM_TILES`]), so tests can run
+    /// the shallow tile on adapters that hold the deep one.
+    #[cfg(feature = "testing")]
+    pub fn with_gram_tile(mut self, tile: FloatFloatTile) -> Self {
+        self.gram_tile = tile;
         self
     }
 
@@ -820,6 +841,59 @@ impl GpuBackend {
         pending.pass.as_mut().expect("just begun")
     }
 
+    /// Whether the device writes timestamps ([`Self::gpu_milliseconds`]).
+    pub fn has_timestamps(&self) -> bool {
+        self.device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// GPU milliseconds of the dispatches `work` records, from timestamps written at the
+    /// beginning and end of the one compute pass that holds them, where the device has
+    /// `TIMESTAMP_QUERY`; `None` otherwise. `work` must record no copy and at most one
+    /// submission's worth of dispatches, since either would end the timed pass early.
+    pub fn gpu_milliseconds(&self, work: impl FnOnce()) -> Option<f64> {
+        if !self.has_timestamps() {
+            return None;
+        }
+        let queries = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("timed pass"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
+        {
+            let mut pending = self.pending.lock().unwrap();
+            pending.pass = None;
+            let pass = self
+                .open_encoder(&mut pending.encoder)
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("timed"),
+                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                        query_set: &queries,
+                        beginning_of_pass_write_index: Some(0),
+                        end_of_pass_write_index: Some(1),
+                    }),
+                })
+                .forget_lifetime();
+            pending.pass = Some(pass);
+        }
+        work();
+        let resolved = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size: 16,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        {
+            let mut pending = self.pending.lock().unwrap();
+            self.encoder(&mut pending)
+                .resolve_query_set(&queries, 0..2, &resolved, 0);
+        }
+        let ticks: Vec<u64> = self.read_back(&resolved, 2);
+        let nanoseconds_per_tick = f64::from(self.queue.get_timestamp_period());
+        Some(ticks[1].saturating_sub(ticks[0]) as f64 * nanoseconds_per_tick / 1e6)
+    }
+
     /// What the backend has done so far, for tests and the bench.
     pub fn counters(&self) -> GpuCounters {
         use std::sync::atomic::Ordering::Relaxed;
@@ -978,8 +1052,9 @@ impl GpuBackend {
 
     /// The Gram product of the downloaded operands, computed on the host in f64 (faer).
     ///
-    /// On a software adapter this is ~80× faster than the float-float kernel (16384×256 on
-    /// lavapipe, 2 cores: 0.37 s against 30.6 s, both f64-accurate); a hardware GPU runs the
+    /// On a software adapter this is ~9× faster than the register-tiled float-float kernel
+    /// (16384×256 on lavapipe, 2 cores: 49 ms against 424 ms, both f64-accurate; the kernel
+    /// before tiling took 83× the host's time); a hardware GPU runs the
     /// kernel in milliseconds and the download would dominate.
     pub fn gram_via_host(&self, blocks: &[&Tensor], b: &Tensor) -> Vec<f64> {
         use faer::{Accum, MatMut, MatRef, Par};
@@ -1052,6 +1127,10 @@ impl Backend for GpuBackend {
 
     fn device_counters(&self) -> Option<GpuCounters> {
         Some(self.counters())
+    }
+
+    fn as_gpu(&self) -> Option<&GpuBackend> {
+        Some(self)
     }
 
     fn present(
@@ -1346,6 +1425,30 @@ impl Backend for GpuBackend {
     ) {
         optim::adam(self, param, grad, first_moment, second_moment, hyper);
     }
+}
+
+/// A device of its own on the adapter of [`test_backend`], opened as the window opens its
+/// device ([`device_descriptor`]), for tests of the shared-device path; `None` where
+/// `test_backend` skips.
+#[cfg(feature = "testing")]
+pub fn test_shared_device() -> Option<SharedDevice> {
+    let wanted = test_backend()?.info.clone();
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        .into_iter()
+        .find(|adapter| {
+            let info = adapter.get_info();
+            info.name == wanted.name && info.backend == wanted.backend
+        })
+        .expect("the test backend's adapter is listed");
+    let (device, queue) = pollster::block_on(adapter.request_device(&device_descriptor(&adapter)))
+        .expect("a second device on the test backend's adapter");
+    Some(SharedDevice {
+        adapter,
+        device,
+        queue,
+    })
 }
 
 /// Opens a GPU backend for tests, software adapters included, under the project's policy:

@@ -2,7 +2,7 @@
 //! the device has subgroup operations, `shaders/workgroup_sum.wgsl` otherwise. Both define
 //! `workgroup_sum` (f32) and `workgroup_sum_float_float`, on top of `float_float.wgsl`.
 
-const FLOAT_FLOAT: &str = include_str!(concat!(
+pub(super) const FLOAT_FLOAT: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/shaders/float_float.wgsl"
 ));
