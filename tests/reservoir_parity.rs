@@ -209,3 +209,20 @@ fn gpu_backend_matches_the_cpu_backend_at_64() {
         assert_close(method, &on_gpu, &on_cpu, TOLERANCE_DB);
     }
 }
+
+/// On hardware adapters the ridge Gram products run on the float-float kernel (lavapipe takes
+/// the host path): forced onto the kernel, the suite still gives the CPU backend's numbers.
+#[test]
+fn the_gram_kernel_gives_the_suite_the_cpu_backends_numbers_at_64() {
+    let Some(gpu) = inrlab::compute::gpu::test_backend() else {
+        return;
+    };
+    let gpu = gpu.with_gram_kernel_everywhere();
+    let cpu = CpuBackend::new();
+    let target = chelsea(64);
+    for method in RESERVOIR_SUITE {
+        let on_cpu = psnrs(method, &target, &cpu);
+        let on_gpu = psnrs(method, &target, &gpu);
+        assert_close(method, &on_gpu, &on_cpu, TOLERANCE_DB);
+    }
+}

@@ -452,6 +452,8 @@ pub struct GpuBackend {
     forced_tile_shape: Option<TileShape>,
     /// The Gram kernel's tile: the deepest the adapter's workgroup memory holds.
     gram_tile: FloatFloatTile,
+    /// Whether `gram` takes the kernel on software adapters too (tests).
+    gram_kernel_everywhere: bool,
     /// Whether reductions use subgroup operations (the device has `Features::SUBGROUP`).
     subgroups: bool,
 }
@@ -576,6 +578,7 @@ impl GpuBackend {
             lost,
             forced_tile_shape: TileShape::from_environment()?,
             gram_tile,
+            gram_kernel_everywhere: false,
             subgroups: features.contains(wgpu::Features::SUBGROUP),
         })
     }
@@ -596,6 +599,14 @@ impl GpuBackend {
     #[cfg(feature = "testing")]
     pub fn with_tile_shape(mut self, shape: TileShape) -> Self {
         self.forced_tile_shape = Some(shape);
+        self
+    }
+
+    /// This backend with `gram` on the float-float kernel even on a software adapter, so
+    /// tests can run the methods through the path hardware adapters take.
+    #[cfg(feature = "testing")]
+    pub fn with_gram_kernel_everywhere(mut self) -> Self {
+        self.gram_kernel_everywhere = true;
         self
     }
 
@@ -1274,7 +1285,7 @@ impl Backend for GpuBackend {
     /// The float-float kernel on hardware adapters; on software adapters, where the kernel
     /// is far slower than the host, the operands are downloaded and multiplied in f64.
     fn gram(&self, blocks: &[&Tensor], b: &Tensor) -> Vec<f64> {
-        if self.is_software() {
+        if self.is_software() && !self.gram_kernel_everywhere {
             self.gram_via_host(blocks, b)
         } else {
             self.gram_on_device(blocks, b)
