@@ -196,18 +196,23 @@ fn gpu_backend_matches_the_reference_table_at_128() {
     }
 }
 
+/// Every method of the suite gives `gpu` the CPU backend's curve at 64².
+fn assert_suite_matches_the_cpu_at_64(gpu: &dyn Backend) {
+    let cpu = CpuBackend::new();
+    let target = chelsea(64);
+    for method in RESERVOIR_SUITE {
+        let on_cpu = psnrs(method, &target, &cpu);
+        let on_gpu = psnrs(method, &target, gpu);
+        assert_close(method, &on_gpu, &on_cpu, TOLERANCE_DB);
+    }
+}
+
 #[test]
 fn gpu_backend_matches_the_cpu_backend_at_64() {
     let Some(gpu) = inrlab::compute::gpu::test_backend() else {
         return;
     };
-    let cpu = CpuBackend::new();
-    let target = chelsea(64);
-    for method in RESERVOIR_SUITE {
-        let on_cpu = psnrs(method, &target, &cpu);
-        let on_gpu = psnrs(method, &target, &gpu);
-        assert_close(method, &on_gpu, &on_cpu, TOLERANCE_DB);
-    }
+    assert_suite_matches_the_cpu_at_64(&gpu);
 }
 
 /// On hardware adapters the ridge Gram products run on the float-float kernel (lavapipe takes
@@ -217,12 +222,5 @@ fn the_gram_kernel_gives_the_suite_the_cpu_backends_numbers_at_64() {
     let Some(gpu) = inrlab::compute::gpu::test_backend() else {
         return;
     };
-    let gpu = gpu.with_gram_kernel_everywhere();
-    let cpu = CpuBackend::new();
-    let target = chelsea(64);
-    for method in RESERVOIR_SUITE {
-        let on_cpu = psnrs(method, &target, &cpu);
-        let on_gpu = psnrs(method, &target, &gpu);
-        assert_close(method, &on_gpu, &on_cpu, TOLERANCE_DB);
-    }
+    assert_suite_matches_the_cpu_at_64(&gpu.with_gram_kernel_everywhere());
 }
