@@ -4,6 +4,10 @@
 //
 // The products are instances of the register-tiled core (tiled_product.wgsl: forward,
 // weight_gradient, input_gradient); this file says how each reads its operands and writes.
+// On the cooperative arithmetic (f16 operands) the backward products stage dz scaled by
+// gradient_scale, a power of two that brings the gradient of a mean over N rows (of order 1/N,
+// below f16's normal range at image sizes) back to order one, and divide their sums by it:
+// exact in f32, so the host passes 1 unless a product is cooperative.
 
 struct Params {
     rows: u32,       // N, rows of x, y and dy
@@ -13,6 +17,7 @@ struct Params {
     rows_per_split: u32, // backward_weights: rows summed by one z-slice
     splits: u32,         // backward_weights / sum_splits: number of z-slices
     opaque_zero: u32,    // always 0 (float_float.wgsl, which the reduction core needs)
+    gradient_scale: f32, // backward products: a power of two dz is staged multiplied by
 }
 
 // Sizes and activation of this dispatch.
@@ -122,14 +127,14 @@ fn weight_gradient_left_value(row: u32, k: u32) -> f32 {
 
 fn weight_gradient_right_value(k: u32, column: u32) -> f32 {
     if k < params.rows && column < params.outputs {
-        return dz(k * params.outputs + column);
+        return dz(k * params.outputs + column) * params.gradient_scale;
     }
     return 0.0;
 }
 
 fn weight_gradient_write_value(row: u32, column: u32, sum: f32) {
     if row < params.inputs && column < params.outputs {
-        d_weights[plane + row * params.outputs + column] = sum;
+        d_weights[plane + row * params.outputs + column] = sum / params.gradient_scale;
     }
 }
 
@@ -139,7 +144,7 @@ const input_gradient_right_along_k: bool = true;
 
 fn input_gradient_left_value(row: u32, k: u32) -> f32 {
     if row < params.rows && k < params.outputs {
-        return dz(row * params.outputs + k);
+        return dz(row * params.outputs + k) * params.gradient_scale;
     }
     return 0.0;
 }
@@ -153,7 +158,7 @@ fn input_gradient_right_value(k: u32, column: u32) -> f32 {
 
 fn input_gradient_write_value(row: u32, column: u32, sum: f32) {
     if row < params.rows && column < params.inputs {
-        dx[row * params.inputs + column] = sum;
+        dx[row * params.inputs + column] = sum / params.gradient_scale;
     }
 }
 

@@ -17,6 +17,9 @@
 // the rounding errors being captured.
 
 const BLOCK_QUADS: u32 = 1u;
+// Invocations along the tile's rows and columns (INVOCATIONS, from the header, is their product).
+const THREAD_ROWS: u32 = TILE_ROWS / (4u * BLOCK_QUADS);
+const THREAD_COLUMNS: u32 = TILE_COLUMNS / (4u * BLOCK_QUADS);
 
 // Four float-float values: value c is hi[c] + lo[c].
 struct FloatFloatQuad {

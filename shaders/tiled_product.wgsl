@@ -6,12 +6,16 @@
 //     const TILE_COLUMNS: u32 = 128u; // output columns of one workgroup
 //     const DEPTH: u32 = 8u;          // summed elements staged at a time (a multiple of 4)
 //
-// (chosen from the adapter's limits and the output's shape), the shared parts of this file and
-// of an arithmetic file — tiled_single.wgsl (f32 sums, 8×8 outputs per invocation) or
-// tiled_float_float.wgsl (float-float sums, 4×4) — then the parts of both below their
-// instantiate lines once per product with `PRODUCT_` replaced by the product's name (so one
-// module holds several products, each entry point using only its own bindings), and the
-// including file. For each product `name` that file defines
+//     const INVOCATIONS: u32 = 256u;  // invocations of one workgroup
+//
+// (chosen from the adapter's limits and the output's shape), the shared parts of this file, of
+// a staging file and of an arithmetic file — tiled_staging.wgsl (f32 staging) with
+// tiled_single.wgsl (f32 sums, 8×8 outputs per invocation) or tiled_float_float.wgsl
+// (float-float sums, 4×4), or tiled_cooperative.wgsl alone (f16 staging, cooperative-matrix
+// fragments) — then the parts of each below their instantiate lines once per product with
+// `PRODUCT_` replaced by the product's name (so one module holds several products, each entry
+// point using only its own bindings), and the including file. For each product `name` that
+// file defines
 //
 //     fn name_left_value(row: u32, k: u32) -> f32          // A[row][k], 0 outside A
 //     fn name_right_value(k: u32, column: u32) -> f32      // B[k][column], 0 outside B
@@ -22,16 +26,11 @@
 // name_multiply_tile then name_write_tile from its entry point, which has
 // @workgroup_size(INVOCATIONS).
 //
-// Each invocation accumulates BLOCK_QUADS × BLOCK_QUADS quads of 4×4 outputs in registers
-// (BLOCK_QUADS is the arithmetic file's): row quads ty, ty + THREAD_ROWS, …, column quads
-// likewise, so its reads of workgroup memory are vec4 loads and neighbouring invocations read
-// neighbouring vec4s. Operands are staged DEPTH deep in two workgroup buffers: while one slice
-// is multiplied, the next one's global loads are already in this invocation's registers (one
-// barrier a slice).
-
-const THREAD_ROWS: u32 = TILE_ROWS / (4u * BLOCK_QUADS);
-const THREAD_COLUMNS: u32 = TILE_COLUMNS / (4u * BLOCK_QUADS);
-const INVOCATIONS: u32 = THREAD_ROWS * THREAD_COLUMNS;
+// This file reads the operands from global memory; the staging file says how a slice of them
+// is held in workgroup memory (it defines name_stage_left, name_stage_left_quad and their right
+// counterparts) and the arithmetic how the staged slices are summed. Operands are staged DEPTH
+// deep in two workgroup buffers: while one slice is multiplied, the next one's global loads are
+// already in this invocation's registers (one barrier a slice).
 // Element quads in one staged slice of each operand, and the loads of them one invocation
 // makes (an invocation's last load may fall past the slice when they do not divide evenly).
 const LEFT_QUADS: u32 = TILE_ROWS * DEPTH / 4u;
@@ -47,10 +46,6 @@ fn tile_row0(group: vec3<u32>, groups: vec3<u32>) -> u32 {
 
 // @instantiate
 
-// Two slices of the left operand, [buffer·DEPTH + k][row quad].
-var<workgroup> PRODUCT_staged_left: array<array<vec4<f32>, TILE_ROWS / 4u>, 2u * DEPTH>;
-// Two slices of the right operand, [buffer·DEPTH + k][column quad].
-var<workgroup> PRODUCT_staged_right: array<array<vec4<f32>, TILE_COLUMNS / 4u>, 2u * DEPTH>;
 // The next slice, held in registers while the current one is multiplied.
 var<private> PRODUCT_next_left: array<vec4<f32>, LEFT_LOADS>;
 var<private> PRODUCT_next_right: array<vec4<f32>, RIGHT_LOADS>;
@@ -110,8 +105,8 @@ fn PRODUCT_load_slice(t: u32, row0: u32, column0: u32, k0: u32) {
     }
 }
 
-// Writes the registers of PRODUCT_load_slice into staging buffer `half`, as [k][row quad] and
-// [k][column quad] whatever the operands' layout.
+// Hands the registers of PRODUCT_load_slice to the staging file for staging buffer `half`, by
+// slot (half·DEPTH + k) and row or column, whatever the operands' layout.
 fn PRODUCT_store_slice(t: u32, half: u32) {
     let base = half * DEPTH;
     for (var e = 0u; e < LEFT_LOADS; e++) {
@@ -123,10 +118,10 @@ fn PRODUCT_store_slice(t: u32, half: u32) {
             let row = q / (DEPTH / 4u);
             let k = 4u * (q % (DEPTH / 4u));
             for (var c = 0u; c < 4u; c++) {
-                PRODUCT_staged_left[base + k + c][row / 4u][row % 4u] = PRODUCT_next_left[e][c];
+                PRODUCT_stage_left(base + k + c, row, PRODUCT_next_left[e][c]);
             }
         } else {
-            PRODUCT_staged_left[base + q / (TILE_ROWS / 4u)][q % (TILE_ROWS / 4u)] = PRODUCT_next_left[e];
+            PRODUCT_stage_left_quad(base + q / (TILE_ROWS / 4u), q % (TILE_ROWS / 4u), PRODUCT_next_left[e]);
         }
     }
     for (var e = 0u; e < RIGHT_LOADS; e++) {
@@ -138,10 +133,10 @@ fn PRODUCT_store_slice(t: u32, half: u32) {
             let column = q / (DEPTH / 4u);
             let k = 4u * (q % (DEPTH / 4u));
             for (var c = 0u; c < 4u; c++) {
-                PRODUCT_staged_right[base + k + c][column / 4u][column % 4u] = PRODUCT_next_right[e][c];
+                PRODUCT_stage_right(base + k + c, column, PRODUCT_next_right[e][c]);
             }
         } else {
-            PRODUCT_staged_right[base + q / (TILE_COLUMNS / 4u)][q % (TILE_COLUMNS / 4u)] = PRODUCT_next_right[e];
+            PRODUCT_stage_right_quad(base + q / (TILE_COLUMNS / 4u), q % (TILE_COLUMNS / 4u), PRODUCT_next_right[e]);
         }
     }
 }

@@ -5,6 +5,9 @@
 //     fn name_write_value(row: u32, column: u32, sum: f32) // bounds checked by the file
 
 const BLOCK_QUADS: u32 = 2u;
+// Invocations along the tile's rows and columns (INVOCATIONS, from the header, is their product).
+const THREAD_ROWS: u32 = TILE_ROWS / (4u * BLOCK_QUADS);
+const THREAD_COLUMNS: u32 = TILE_COLUMNS / (4u * BLOCK_QUADS);
 
 // @instantiate
 

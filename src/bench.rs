@@ -46,15 +46,50 @@ const NUMPY_SECONDS: &[(&str, f64, f64)] = &[
 fn backends(choice: BackendChoice) -> anyhow::Result<Vec<Box<dyn Backend>>> {
     Ok(match choice {
         BackendChoice::Cpu => vec![Box::new(CpuBackend::new())],
-        BackendChoice::Gpu => vec![Box::new(GpuBackend::new(true)?)],
+        BackendChoice::Gpu => with_f32_beside(GpuBackend::new(true)?)?,
         BackendChoice::Auto => {
             let mut list: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new())];
             if let Ok(gpu) = GpuBackend::new(false) {
-                list.push(Box::new(gpu));
+                list.extend(with_f32_beside(gpu)?);
             }
             list
         }
     })
+}
+
+/// `gpu` and, where its device can run cooperative matrices, a second backend on its adapter
+/// with the other path for the dense layers (f32 beside cooperative on hardware adapters,
+/// cooperative beside f32 on software ones, which leave them out by default), so both are
+/// measured side by side, f32 first.
+fn with_f32_beside(gpu: GpuBackend) -> anyhow::Result<Vec<Box<dyn Backend>>> {
+    if !gpu.offers_cooperative_matrices() {
+        return Ok(vec![Box::new(gpu)]);
+    }
+    let other = GpuBackend::new(true)?;
+    Ok(if gpu.cooperative_fragment().is_some() {
+        vec![
+            Box::new(other.without_cooperative_matrices()),
+            Box::new(gpu),
+        ]
+    } else {
+        vec![
+            Box::new(gpu),
+            Box::new(other.with_cooperative_matrices_everywhere()),
+        ]
+    })
+}
+
+/// The backend's name in the records: its kind, and the dense layers' cooperative fragment
+/// where they use one ("gpu f16 16×16").
+pub fn label(backend: &dyn Backend) -> String {
+    match cooperative_fragment(backend) {
+        Some(fragment) => format!("{} f16 {fragment}×{fragment}", backend.kind()),
+        None => backend.kind().to_string(),
+    }
+}
+
+fn cooperative_fragment(backend: &dyn Backend) -> Option<usize> {
+    backend.as_gpu().and_then(GpuBackend::cooperative_fragment)
 }
 
 /// Median milliseconds of `repeats` runs of `work` after one warm-up run.
@@ -97,7 +132,7 @@ fn record(
     flops: f64,
 ) -> Record {
     Record {
-        backend: backend.kind().to_string(),
+        backend: label(backend),
         op,
         n,
         width,
@@ -257,7 +292,7 @@ pub fn measure_operations(backend: &dyn Backend, repeats: usize) -> Measured {
         });
         let bytes = 2.0 * (pixels * channels * 4) as f64;
         Ok(Record {
-            backend: backend.kind().to_string(),
+            backend: label(backend),
             op: "haar",
             n: pixels,
             width: channels,
@@ -463,10 +498,18 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
     let mut suite_lines = Vec::new();
     for backend in backends(choice)? {
         let backend = backend.as_ref();
-        eprintln!("measuring {} ({})…", backend.kind(), backend.adapter_name());
+        eprintln!("measuring {} ({})…", label(backend), backend.adapter_name());
         let measured = measure_operations(backend, args.repeats);
         all.extend(measured.records);
         suite_lines.extend(measured.skipped);
+        if cooperative_fragment(backend).is_some() {
+            // The reservoir suite has no dense layers: measured once, on the f32 backend.
+            suite_lines.extend(crate::bench_training::training_lines(
+                backend,
+                args.repeats.max(5),
+            ));
+            continue;
+        }
         // Warm the thread pool and the draw cache's neighbours so the suite is timed steadily.
         if let Err(error) = measure_suite(backend, 32) {
             suite_lines.push(format!("skipped the suite warm-up: {error:#}"));
@@ -549,7 +592,7 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
         }
     } else {
         println!(
-            "{:<8} {:<16} {:>7} {:>6} {:>10} {:>12}",
+            "{:<14} {:<16} {:>7} {:>6} {:>10} {:>12}",
             "backend", "op", "n", "width", "ms", "rate"
         );
         for r in &all {
@@ -559,7 +602,7 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
                 _ => String::new(),
             };
             println!(
-                "{:<8} {:<16} {:>7} {:>6} {:>10.3} {:>12}",
+                "{:<14} {:<16} {:>7} {:>6} {:>10.3} {:>12}",
                 r.backend, r.op, r.n, r.width, r.ms, rate
             );
         }

@@ -83,7 +83,7 @@ pub fn measure_training(
 pub fn training_lines(backend: &dyn Backend, steps: usize) -> Vec<String> {
     let mut lines = vec![format!(
         "training step (fourier-mlp, full batch) on {}  ({})",
-        backend.kind(),
+        crate::bench::label(backend),
         backend.adapter_name()
     )];
     for &(size, pytorch) in PYTORCH_MS {

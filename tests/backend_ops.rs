@@ -442,6 +442,65 @@ fn dense_backward_matches_reference() {
     }
 }
 
+/// Operands of one dense layer's forward and backward products.
+struct DenseCase {
+    rows: usize,
+    inputs: usize,
+    outputs: usize,
+    x: Vec<f32>,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    y: Vec<f32>,
+    dy: Vec<f32>,
+}
+
+impl DenseCase {
+    /// Random operands with dy uniform in ±`dy_size`.
+    fn new(rng: &mut Lcg, (rows, inputs, outputs): (usize, usize, usize), dy_size: f64) -> Self {
+        DenseCase {
+            rows,
+            inputs,
+            outputs,
+            x: rng.values(rows * inputs, -1.0, 1.0),
+            w: rng.values(inputs * outputs, -1.0, 1.0),
+            b: rng.values(outputs, -0.5, 0.5),
+            y: rng.values(rows * outputs, -0.99, 0.99),
+            dy: rng.values(rows * outputs, -dy_size, dy_size),
+        }
+    }
+
+    /// The tanh layer's output, dx, dW and db on `backend`.
+    fn run(&self, backend: &dyn Backend) -> [Vec<f32>; 4] {
+        let (rows, inputs, outputs) = (self.rows, self.inputs, self.outputs);
+        let t = |r, c, data: &[f32]| upload(backend, r, c, data);
+        let (tx, tw, tb) = (
+            t(rows, inputs, &self.x),
+            t(inputs, outputs, &self.w),
+            t(1, outputs, &self.b),
+        );
+        let mut forward = backend.zeros(rows, outputs).unwrap();
+        backend.dense_forward(&tx, &tw, &tb, Activation::Tanh, &mut forward);
+        let mut dx = backend.zeros(rows, inputs).unwrap();
+        let mut dw = backend.zeros(inputs, outputs).unwrap();
+        let mut db = backend.zeros(1, outputs).unwrap();
+        let (ty, tdy) = (t(rows, outputs, &self.y), t(rows, outputs, &self.dy));
+        backend.dense_backward(
+            &tx,
+            &tw,
+            &ty,
+            &tdy,
+            Activation::Tanh,
+            Some(&mut dx),
+            &mut dw,
+            &mut db,
+        );
+        [forward, dx, dw, db].map(|tensor| backend.download(&tensor))
+    }
+}
+
+/// The names of [`DenseCase::run`]'s results.
+const DENSE_RESULTS: [&str; 4] = ["forward", "dx", "dW", "db"];
+
 /// Shapes that cross 64- and 128-wide tiles, 8-deep slices and the reservoir's input/state seam
 /// at odd places, and a row count that splits the weight-gradient sum unevenly.
 const TILED_SHAPES: [(usize, usize, usize); 6] = [
@@ -466,58 +525,71 @@ fn every_tile_shape_matches_the_cpu_backend() {
         let mut rng = Lcg::new(17);
         for (rows, inputs, outputs) in TILED_SHAPES {
             let what = format!("{shape:?} tiles, {rows}×{inputs}→{outputs}");
-            let x = rng.values(rows * inputs, -1.0, 1.0);
-            let w = rng.values(inputs * outputs, -1.0, 1.0);
-            let b = rng.values(outputs, -0.5, 0.5);
+            let dense = DenseCase::new(&mut rng, (rows, inputs, outputs), 1.0);
             let state = rng.values(rows * outputs, -1.0, 1.0);
             let w_hh = rng.values(outputs * outputs, -0.3, 0.3);
-            let y = rng.values(rows * outputs, -0.99, 0.99);
-            let dy = rng.values(rows * outputs, -1.0, 1.0);
-            let run = |backend: &dyn Backend| {
+            let steps = |backend: &dyn Backend| {
                 let t = |r, c, data: &[f32]| upload(backend, r, c, data);
                 let (tx, tw, tb) = (
-                    t(rows, inputs, &x),
-                    t(inputs, outputs, &w),
-                    t(1, outputs, &b),
+                    t(rows, inputs, &dense.x),
+                    t(inputs, outputs, &dense.w),
+                    t(1, outputs, &dense.b),
                 );
-                let mut forward = backend.zeros(rows, outputs).unwrap();
-                backend.dense_forward(&tx, &tw, &tb, Activation::Tanh, &mut forward);
                 let mut step = backend.zeros(rows, outputs).unwrap();
                 let (t_state, t_w_hh) = (t(rows, outputs, &state), t(outputs, outputs, &w_hh));
                 backend.reservoir_step(&tx, &tw, Some(&t_state), &t_w_hh, &tb, &mut step);
                 let mut first_step = backend.zeros(rows, outputs).unwrap();
                 backend.reservoir_step(&tx, &tw, None, &t_w_hh, &tb, &mut first_step);
-                let mut dx = backend.zeros(rows, inputs).unwrap();
-                let mut dw = backend.zeros(inputs, outputs).unwrap();
-                let mut db = backend.zeros(1, outputs).unwrap();
-                let (ty, tdy) = (t(rows, outputs, &y), t(rows, outputs, &dy));
-                backend.dense_backward(
-                    &tx,
-                    &tw,
-                    &ty,
-                    &tdy,
-                    Activation::Tanh,
-                    Some(&mut dx),
-                    &mut dw,
-                    &mut db,
-                );
-                [forward, step, first_step, dx, dw, db].map(|tensor| backend.download(&tensor))
+                [step, first_step].map(|tensor| backend.download(&tensor))
             };
-            let want = run(cpu);
-            let got = run(&gpu);
-            for (name, (got, want)) in [
-                "forward",
-                "reservoir step",
-                "first reservoir step",
-                "dx",
-                "dW",
-                "db",
-            ]
-            .into_iter()
-            .zip(got.iter().zip(&want))
-            {
-                assert_close(&format!("{what} {name}"), &gpu, got, &wide(want), 1e-5);
+            let want = dense.run(cpu).into_iter().chain(steps(cpu));
+            let got = dense.run(&gpu).into_iter().chain(steps(&gpu));
+            let names = DENSE_RESULTS
+                .into_iter()
+                .chain(["reservoir step", "first reservoir step"]);
+            for (name, (got, want)) in names.zip(got.zip(want)) {
+                assert_close(&format!("{what} {name}"), &gpu, &got, &wide(&want), 1e-5);
             }
+        }
+    }
+}
+
+/// Shapes for the cooperative tile (128×128, used for products wider than 64 columns): partial
+/// tiles, sums that end inside a 16-deep slice, inputs wide enough that dx is cooperative too,
+/// rows enough to split the weight-gradient sum, and a 512²-sized batch whose mean-loss
+/// gradients (~1e-6) are deep in f16's subnormals unless scaled.
+const COOPERATIVE_SHAPES: [(usize, usize, usize); 6] = [
+    (1, 1, 65),
+    (130, 3, 129),
+    (257, 37, 200),
+    (129, 131, 130),
+    (3001, 13, 70),
+    (262_144, 2, 72),
+];
+
+/// On cooperative matrices (f16 operands, f32 sums) the dense products agree with the CPU
+/// backend to f16's precision, with gradients of a mean loss's size (dy ~ 1/rows, below f16's
+/// normal range without linear.wgsl's gradient scale).
+#[test]
+fn cooperative_dense_products_match_the_cpu_backend() {
+    let Some(gpu) = gpu::test_cooperative_backend() else {
+        return;
+    };
+    let cpu = cpu_backend();
+    let mut rng = Lcg::new(29);
+    for shape in COOPERATIVE_SHAPES {
+        let what = format!("cooperative {}×{}→{}", shape.0, shape.1, shape.2);
+        let dense = DenseCase::new(&mut rng, shape, 1.0 / (3 * shape.0) as f64);
+        let want = dense.run(cpu);
+        let got = dense.run(&gpu);
+        for (name, (got, want)) in DENSE_RESULTS.into_iter().zip(got.iter().zip(&want)) {
+            // assert_close's scale is at least 1; the gradients are far smaller, so judge them
+            // against their own size.
+            let size = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-30);
+            let relative: Vec<f32> = got.iter().map(|&v| v / size).collect();
+            let wanted: Vec<f64> = want.iter().map(|&v| f64::from(v / size)).collect();
+            // f16 operands round to 2⁻¹¹ relative; sums of up to 3001 terms of either sign.
+            assert_close(&format!("{what} {name}"), &gpu, &relative, &wanted, 4e-3);
         }
     }
 }
@@ -2403,14 +2475,25 @@ fn every_shader_parses_and_validates() {
         modules.len() > 13,
         "every file, the tiled ones once per tile shape"
     );
+    assert!(
+        modules
+            .iter()
+            .any(|(name, _)| name.starts_with("linear.wgsl (Tile")),
+        "the cooperative tiles are among them"
+    );
     for (name, source) in &modules {
         let module = naga::front::wgsl::parse_str(source)
             .unwrap_or_else(|error| panic!("{name}:\n{}", error.emit_to_string(source)));
-        let capabilities = if name.ends_with("Subgroup sums)") {
-            naga::valid::Capabilities::SUBGROUP
-        } else {
-            naga::valid::Capabilities::empty()
-        };
+        let mut capabilities = naga::valid::Capabilities::empty();
+        if name.ends_with("Subgroup sums)") {
+            capabilities |= naga::valid::Capabilities::SUBGROUP;
+        }
+        // The cooperative tiles (16×16 fragments as NVIDIA's Vulkan driver offers, 8×8 as
+        // lavapipe's): validated here whether or not this adapter can run them.
+        if name.starts_with("linear.wgsl (Tile") {
+            capabilities |= naga::valid::Capabilities::SHADER_FLOAT16
+                | naga::valid::Capabilities::COOPERATIVE_MATRIX;
+        }
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
             .validate(&module)
             .unwrap_or_else(|error| panic!("{name}:\n{}", error.emit_to_string(source)));

@@ -37,9 +37,24 @@ fn fresh_folder(test: &str) -> PathBuf {
     dir
 }
 
+/// The inrlab binary as a command, through cargo's target runner when one is set (as
+/// scripts/cooperative_lavapipe.sh sets one, so the window meets the same Vulkan driver as the
+/// tests do).
+fn inrlab_command() -> Command {
+    let binary = env!("CARGO_BIN_EXE_inrlab");
+    match std::env::var_os("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER") {
+        Some(runner) if cfg!(all(target_arch = "x86_64", target_os = "linux")) => {
+            let mut command = Command::new(runner);
+            command.arg(binary);
+            command
+        }
+        _ => Command::new(binary),
+    }
+}
+
 /// Runs `inrlab --screenshot path` with `args` to its end; its standard output.
 fn take_screenshot(path: &std::path::Path, args: &[&str], view: Option<&str>) -> String {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_inrlab"));
+    let mut command = inrlab_command();
     if let Some(view) = view {
         command.env("INRLAB_VIEW", view);
     }
@@ -122,7 +137,7 @@ fn screenshot_of_the_window_is_not_blank() {
     let record = inrlab::provenance::Provenance::read(&path).expect("the picture has its record");
     assert!(record.image.is_sample() && !record.methods.is_empty());
     // Taken again, it refuses to replace the picture (before a window opens) unless told to.
-    let again = Command::new(env!("CARGO_BIN_EXE_inrlab"))
+    let again = inrlab_command()
         .arg("--screenshot")
         .arg(&path)
         .args(["--after", "2", "--backend", "cpu"])

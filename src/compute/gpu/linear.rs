@@ -2,7 +2,7 @@
 //! backward products with dz formed on the fly.
 
 use super::reductions::{SumCore, SumKernel};
-use super::tiled::{TileShape, TiledKernel};
+use super::tiled::{ProductTile, Tile, TileShape, TiledKernel};
 use super::{Access, Activation, GpuBackend, Kernel, OPAQUE_ZERO, Tensor, buffer};
 
 pub(super) const SOURCE: &str =
@@ -25,7 +25,8 @@ pub(super) struct Kernels {
 }
 
 impl Kernels {
-    pub(super) fn new() -> Self {
+    /// The kernels, with the products also on `cooperative` where the adapter has that tile.
+    pub(super) fn new(cooperative: Option<Tile>) -> Self {
         Kernels {
             forward: TiledKernel::new(
                 "dense forward",
@@ -38,6 +39,7 @@ impl Kernels {
                     (3, Access::Read),
                     (4, Access::ReadWrite),
                 ],
+                cooperative,
             )
             .with_sum_core(SumCore::Workgroup),
             backward_weights: TiledKernel::new(
@@ -51,6 +53,7 @@ impl Kernels {
                     (6, Access::Read),
                     (7, Access::ReadWrite),
                 ],
+                cooperative,
             )
             .with_sum_core(SumCore::Workgroup),
             backward_input: TiledKernel::new(
@@ -64,6 +67,7 @@ impl Kernels {
                     (6, Access::Read),
                     (8, Access::ReadWrite),
                 ],
+                cooperative,
             )
             .with_sum_core(SumCore::Workgroup),
             backward_bias: SumKernel::new(|| {
@@ -112,9 +116,9 @@ pub(super) fn forward(
         (rows, outputs),
         "dense_forward: out must be N×out"
     );
-    let shape = gpu.tile_shape(outputs);
+    let tile = gpu.dense_tile(outputs);
     gpu.dispatch(
-        gpu.kernels.linear.forward.shaped(shape),
+        gpu.kernels.linear.forward.on(tile),
         &[
             rows as u32,
             inputs as u32,
@@ -123,12 +127,10 @@ pub(super) fn forward(
             0,
             1,
             OPAQUE_ZERO,
+            1.0f32.to_bits(),
         ],
         &[buffer(x), buffer(weights), buffer(bias), buffer(out)],
-        gpu.tile_grid(
-            outputs.div_ceil(shape.columns()),
-            rows.div_ceil(shape.rows()),
-        ),
+        gpu.tile_grid(outputs.div_ceil(tile.columns()), rows.div_ceil(tile.rows())),
     );
 }
 
@@ -166,8 +168,9 @@ pub(super) fn backward(
         (1, outputs),
         "dense_backward: db must be 1×out"
     );
-    let weight_shape = gpu.tile_shape(outputs);
-    let tiles = inputs.div_ceil(weight_shape.rows()) * outputs.div_ceil(weight_shape.columns());
+    let weight_tile = gpu.dense_tile(outputs);
+    let input_tile = gpu.dense_tile(inputs);
+    let tiles = inputs.div_ceil(weight_tile.rows()) * outputs.div_ceil(weight_tile.columns());
     let splits = WEIGHT_GRADIENT_TARGET_WORKGROUPS
         .div_ceil(tiles.max(1))
         .min(rows.div_ceil(WEIGHT_GRADIENT_MIN_SPLIT_ROWS))
@@ -182,21 +185,22 @@ pub(super) fn backward(
         rows_per_split as u32,
         splits as u32,
         OPAQUE_ZERO,
+        gradient_scale(rows, [weight_tile, input_tile]).to_bits(),
     ];
     let kernels = &gpu.kernels.linear;
-    let row_tiles = inputs.div_ceil(weight_shape.rows());
+    let row_tiles = inputs.div_ceil(weight_tile.rows());
     assert!(
         row_tiles <= gpu.limits.max_compute_workgroups_per_dimension as usize,
         "dense_backward: {inputs} inputs exceed the dispatch limit"
     );
     let grid = [
-        outputs.div_ceil(weight_shape.columns()) as u32,
+        outputs.div_ceil(weight_tile.columns()) as u32,
         row_tiles as u32,
         splits as u32,
     ];
     if splits == 1 {
         gpu.dispatch(
-            kernels.backward_weights.shaped(weight_shape),
+            kernels.backward_weights.on(weight_tile),
             &params,
             &[buffer(x), buffer(y), buffer(dy), buffer(d_weights)],
             grid,
@@ -207,7 +211,7 @@ pub(super) fn backward(
             (splits * inputs * outputs * 4) as u64,
         );
         gpu.dispatch(
-            kernels.backward_weights.shaped(weight_shape),
+            kernels.backward_weights.on(weight_tile),
             &params,
             &[buffer(x), buffer(y), buffer(dy), &partials],
             grid,
@@ -231,15 +235,28 @@ pub(super) fn backward(
             (rows, inputs),
             "dense_backward: dx must be N×in"
         );
-        let shape = gpu.tile_shape(inputs);
         gpu.dispatch(
-            kernels.backward_input.shaped(shape),
+            kernels.backward_input.on(input_tile),
             &params,
             &[buffer(weights), buffer(y), buffer(dy), buffer(dx)],
             gpu.tile_grid(
-                inputs.div_ceil(shape.columns()),
-                rows.div_ceil(shape.rows()),
+                inputs.div_ceil(input_tile.columns()),
+                rows.div_ceil(input_tile.rows()),
             ),
         );
+    }
+}
+
+/// The `gradient_scale` of linear.wgsl for a backward pass over `rows` rows: the power of two
+/// at or above `rows` when a product is cooperative (the losses are means, so dz is of order
+/// 1/rows), else 1.
+fn gradient_scale(rows: usize, tiles: [ProductTile; 2]) -> f32 {
+    if tiles
+        .iter()
+        .any(|tile| matches!(tile, ProductTile::Cooperative(_)))
+    {
+        rows.max(1).next_power_of_two() as f32
+    } else {
+        1.0
     }
 }

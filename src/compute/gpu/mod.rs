@@ -31,6 +31,7 @@ mod tiled;
 mod upsample;
 
 pub use display::DisplayTexture;
+use tiled::ProductTile;
 pub use tiled::{FloatFloatTile, GRAM_TILES, SHAPES as TILE_SHAPES, TileShape};
 
 use std::borrow::Cow;
@@ -77,8 +78,9 @@ const REDUCING_SHADERS: &[(&str, &str)] = &[
 
 /// Every shader module the backend can build, named by file (tile shape, reduction core), for
 /// validation in tests: the plain files, each tiled file composed for every tile shape and
-/// each reducing one for both reduction cores. The names of modules using subgroup operations
-/// end in "Subgroup sums)".
+/// each reducing one for both reduction cores, and linear.wgsl on cooperative tiles (whose names
+/// start "linear.wgsl (Tile"). The names of modules using subgroup operations end in
+/// "Subgroup sums)".
 pub fn shader_modules() -> Vec<(String, String)> {
     let mut modules: Vec<(String, String)> = PLAIN_SHADERS
         .iter()
@@ -94,6 +96,16 @@ pub fn shader_modules() -> Vec<(String, String)> {
             modules.push((
                 format!("{name} ({tile:?} tiles)"),
                 tile.tile().compose(source, products),
+            ));
+        }
+    }
+    for tile in tiled::cooperative_tiles_to_validate() {
+        for core in reductions::CORES {
+            modules.push((
+                format!("linear.wgsl ({tile:?}, {core:?} sums)"),
+                tiled::directives_first(
+                    &core.compose(&tile.compose(linear::SOURCE, linear::PRODUCTS)),
+                ),
             ));
         }
     }
@@ -159,14 +171,42 @@ impl SharedDevice {
 /// storage bindings allow, and the optional features they use where it has them. The window
 /// asks the same for the device it renders with, so the compute can share it.
 pub fn device_descriptor(adapter: &wgpu::Adapter) -> wgpu::DeviceDescriptor<'static> {
+    // Subgroups for the reductions; timestamps so the bench can report GPU time.
+    let mut required_features =
+        adapter.features() & (wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY);
+    let mut experimental_features = wgpu::ExperimentalFeatures::disabled();
+    // f16 cooperative matrices for the dense layers, where the adapter has a tile of them.
+    if cooperative_allowed()
+        && tiled::cooperative_tile(adapter, adapter.features(), &adapter.limits()).is_some()
+    {
+        required_features |= tiled::COOPERATIVE_FEATURES;
+        experimental_features = cooperative_matrices_accepted();
+    }
     wgpu::DeviceDescriptor {
         label: Some("inrlab"),
         required_limits: adapter.limits(),
-        // Subgroups for the reductions; timestamps so the bench can report GPU time.
-        required_features: adapter.features()
-            & (wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY),
+        required_features,
+        experimental_features,
         ..Default::default()
     }
+}
+
+/// wgpu's token for its experimental features, which cooperative matrices are.
+// The crate's one unsafe call (the lint is deny, not forbid, for it).
+#[allow(unsafe_code)]
+fn cooperative_matrices_accepted() -> wgpu::ExperimentalFeatures {
+    // SAFETY: wgpu marks cooperative matrices experimental: its implementation may still have
+    // bugs. inrlab uses them in one shader family (tiled_cooperative.wgsl: loads, stores and
+    // multiply-adds of whole fragments in uniform control flow), whose results the tests
+    // compare with the CPU backend's, only where the adapter reports the matrix size and one
+    // subgroup size; INRLAB_COOPERATIVE=off leaves them out.
+    unsafe { wgpu::ExperimentalFeatures::enabled() }
+}
+
+/// Whether the dense layers may use cooperative matrices: `INRLAB_COOPERATIVE=off` keeps them
+/// on f32 (to compare the paths, or to avoid a driver's bug).
+fn cooperative_allowed() -> bool {
+    std::env::var("INRLAB_COOPERATIVE").map_or(true, |value| value != "off")
 }
 
 /// Bytes of uniform parameters one pass may use (16 words); every shader's `Params` fits.
@@ -310,6 +350,12 @@ impl Kernel {
             let source = match self.sum_core {
                 Some(core) => Cow::Owned(core.compose(&source)),
                 None => source,
+            };
+            let source = match self.source {
+                Source::Tiled { tile, .. } if tile.is_cooperative() => {
+                    Cow::Owned(tiled::directives_first(&source))
+                }
+                _ => source,
             };
             let mut entries = vec![PARAM_LAYOUT_ENTRY];
             entries.extend(self.storage.iter().map(|&(binding, access)| {
@@ -456,6 +502,12 @@ pub struct GpuBackend {
     gram_kernel_everywhere: bool,
     /// Whether reductions use subgroup operations (the device has `Features::SUBGROUP`).
     subgroups: bool,
+    /// The cooperative-matrix tile the device can run: the adapter offers one and the device
+    /// was granted its features.
+    cooperative_offered: Option<tiled::Tile>,
+    /// The cooperative tile the dense layers' wide products use: the offered one on hardware
+    /// adapters (software ones emulate the matrix units, slower than their f32 path).
+    cooperative: Option<tiled::Tile>,
 }
 
 impl GpuBackend {
@@ -531,6 +583,11 @@ impl GpuBackend {
         let limits = device.limits();
         let gram_tile = FloatFloatTile::gram_for(&limits);
         let features = device.features();
+        let cooperative_offered =
+            tiled::cooperative_tile(adapter, features, &limits).filter(|_| cooperative_allowed());
+        // On lavapipe (Mesa 26.1, 2 cores) the 16384×256·256×256 forward product took 2.9× as
+        // long on its emulated 8×8 fragments as on the f32 tiles (6.6 against 19.3 GFLOP/s).
+        let cooperative = cooperative_offered.filter(|_| info.device_type != wgpu::DeviceType::Cpu);
         let lost: Arc<Mutex<Option<String>>> = Arc::default();
         let lost_sink = Arc::clone(&lost);
         device.set_device_lost_callback(move |reason, message| {
@@ -557,7 +614,7 @@ impl GpuBackend {
                 display: display::Kernels::default(),
                 fourier: fourier::Kernels::new(),
                 reservoir: reservoir::Kernels::new(),
-                linear: linear::Kernels::new(),
+                linear: linear::Kernels::new(cooperative),
                 gram: gram::Kernels::new(),
                 haar: haar::Kernels::new(),
                 upsample: upsample::Kernels::new(),
@@ -580,6 +637,8 @@ impl GpuBackend {
             gram_tile,
             gram_kernel_everywhere: false,
             subgroups: features.contains(wgpu::Features::SUBGROUP),
+            cooperative_offered,
+            cooperative,
         })
     }
 
@@ -592,6 +651,54 @@ impl GpuBackend {
     fn tile_shape(&self, columns: usize) -> TileShape {
         self.forced_tile_shape
             .unwrap_or_else(|| TileShape::for_columns(columns, &self.limits))
+    }
+
+    /// The tile of a dense-layer product with `columns` output columns: the cooperative tile
+    /// for products wider than the narrow shape (the hidden layers, nearly all the work) where
+    /// the adapter has one, else the f32 shape. A forced shape applies to every product.
+    fn dense_tile(&self, columns: usize) -> ProductTile {
+        match self.cooperative {
+            Some(tile)
+                if self.forced_tile_shape.is_none() && columns > TileShape::Narrow.columns() =>
+            {
+                ProductTile::Cooperative(tile)
+            }
+            _ => ProductTile::Shape(self.tile_shape(columns)),
+        }
+    }
+
+    /// Whether the dense layers' wide products run on cooperative matrices (f16 operands,
+    /// f32 sums), and their fragment edge.
+    pub fn cooperative_fragment(&self) -> Option<usize> {
+        self.cooperative.map(|tile| tile.fragment())
+    }
+
+    /// This backend with the dense layers on f32 even where cooperative matrices are there,
+    /// for tests held to f32 tolerances and for comparing the paths.
+    pub fn without_cooperative_matrices(self) -> Self {
+        self.with_cooperative(None)
+    }
+
+    /// This backend with the dense layers' wide products on cooperative matrices wherever the
+    /// device can run them, software adapters included (tests, and the bench beside the f32
+    /// path).
+    pub fn with_cooperative_matrices_everywhere(self) -> Self {
+        let offered = self.cooperative_offered;
+        self.with_cooperative(offered)
+    }
+
+    fn with_cooperative(mut self, tile: Option<tiled::Tile>) -> Self {
+        if self.cooperative != tile {
+            self.cooperative = tile;
+            self.kernels.linear = linear::Kernels::new(tile);
+        }
+        self
+    }
+
+    /// Whether the device can run cooperative matrices (see [`Self::cooperative_fragment`]
+    /// for whether the dense layers use them).
+    pub fn offers_cooperative_matrices(&self) -> bool {
+        self.cooperative_offered.is_some()
     }
 
     /// This backend with every tiled product on `shape`, so tests can run each shape's
@@ -1159,8 +1266,14 @@ impl Backend for GpuBackend {
     }
 
     fn adapter_name(&self) -> String {
+        // Where the dense layers sum f16 operands the results differ from f32 ones in their
+        // last digits, so the name (in the status bar and every file's record) says so.
+        let cooperative = self
+            .cooperative_fragment()
+            .map(|edge| format!(", f16 {edge}×{edge} cooperative matrices"))
+            .unwrap_or_default();
         format!(
-            "{} ({:?}, {:?})",
+            "{} ({:?}, {:?}{cooperative})",
             self.info.name, self.info.backend, self.info.device_type
         )
     }
@@ -1466,8 +1579,39 @@ pub fn test_shared_device() -> Option<SharedDevice> {
 /// when no adapter exists the test fails if `INRLAB_REQUIRE_GPU=1` (CI sets it, so a broken
 /// driver setup cannot silently pass) and is otherwise skipped with a loud message. Only for
 /// tests (the `testing` feature).
+///
+/// The dense layers are on f32 here even where the adapter has cooperative matrices: the tests
+/// hold them to f32 tolerances. [`test_cooperative_backend`] gives the cooperative path.
 #[cfg(feature = "testing")]
 pub fn test_backend() -> Option<GpuBackend> {
+    test_backend_as_opened().map(GpuBackend::without_cooperative_matrices)
+}
+
+/// The test backend with the dense layers on cooperative matrices, where the adapter offers
+/// them (Mesa 26.1's lavapipe; NVIDIA's Vulkan driver); `None`, said loudly,
+/// where it does not — a failure instead when `INRLAB_REQUIRE_COOPERATIVE=1`
+/// (scripts/cooperative_lavapipe.sh sets it).
+#[cfg(feature = "testing")]
+pub fn test_cooperative_backend() -> Option<GpuBackend> {
+    let backend = test_backend_as_opened()?.with_cooperative_matrices_everywhere();
+    if backend.cooperative_fragment().is_some() {
+        return Some(backend);
+    }
+    let why = format!(
+        "{} offers no f16 cooperative matrices that inrlab can use",
+        backend.info.name
+    );
+    if std::env::var("INRLAB_REQUIRE_COOPERATIVE").is_ok_and(|value| value == "1") {
+        panic!("INRLAB_REQUIRE_COOPERATIVE=1 but {why}");
+    }
+    eprintln!(
+        "\n********\n* not run on the cooperative path: {why}; see scripts/cooperative_lavapipe.sh\n********\n"
+    );
+    None
+}
+
+#[cfg(feature = "testing")]
+fn test_backend_as_opened() -> Option<GpuBackend> {
     match GpuBackend::new(true) {
         Ok(backend) => Some(backend),
         Err(error) => {

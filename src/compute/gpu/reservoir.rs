@@ -32,6 +32,8 @@ impl Kernels {
                     (5, Access::Read),
                     (6, Access::ReadWrite),
                 ],
+                // The states feed the f64-accurate ridge fit: f32 always.
+                None,
             ),
         }
     }

@@ -2,12 +2,13 @@
 //! tiles it is compiled for.
 //!
 //! A tiled shader module is composed at pipeline-build time: a tile header, the shared parts of
-//! the core and of its arithmetic (`tiled_single.wgsl` for f32 sums, `tiled_float_float.wgsl`
-//! for the f64-accurate ridge products), both once per product the file defines (their
-//! `PRODUCT_` names renamed), then the file. The f32 products' tile is a per-dispatch choice
-//! made by the backend from the adapter's limits and the product's output width (see
-//! [`TileShape::for_columns`]); the float-float ones have tiles of their own
-//! ([`FloatFloatTile`]).
+//! the core, of its staging and of its arithmetic (`tiled_staging.wgsl` with `tiled_single.wgsl`
+//! for f32 sums or `tiled_float_float.wgsl` for the f64-accurate ridge products;
+//! `tiled_cooperative.wgsl` alone for f16 matrix-unit sums), each once per product the file
+//! defines (their `PRODUCT_` names renamed), then the file. The f32 products' tile is a
+//! per-dispatch choice made by the backend from the adapter's limits and the product's output
+//! width (see [`TileShape::for_columns`]); the float-float ones have tiles of their own
+//! ([`FloatFloatTile`]); the cooperative tile is the adapter's ([`cooperative_tile`]).
 
 /// The core's source.
 pub(super) const CORE: &str = include_str!(concat!(
@@ -22,6 +23,14 @@ const FLOAT_FLOAT: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/shaders/tiled_float_float.wgsl"
 ));
+const STAGING: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/shaders/tiled_staging.wgsl"
+));
+const COOPERATIVE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/shaders/tiled_cooperative.wgsl"
+));
 
 /// The line of the core and of each arithmetic after which it is instantiated once per product.
 const INSTANTIATE: &str = "\n// @instantiate\n";
@@ -33,21 +42,44 @@ pub(super) enum Arithmetic {
     Single,
     /// Float-float (hi + lo of two f32): 4×4 outputs per invocation.
     FloatFloat,
+    /// f16 operands summed into f32 by the adapter's cooperative matrices, `fragment` on a
+    /// side, by subgroups of `subgroup` invocations, each owning [`COOPERATIVE_FRAGMENTS`].
+    Cooperative { fragment: usize, subgroup: usize },
 }
+
+/// Fragments one subgroup sums in the cooperative arithmetic, down and across: 4×2 reuses each
+/// staged left fragment twice and each right one four times.
+pub(super) const COOPERATIVE_FRAGMENTS: (usize, usize) = (4, 2);
 
 impl Arithmetic {
     const fn source(self) -> &'static str {
         match self {
             Arithmetic::Single => SINGLE,
             Arithmetic::FloatFloat => FLOAT_FLOAT,
+            Arithmetic::Cooperative { .. } => COOPERATIVE,
         }
     }
 
-    /// Edge of the output block one invocation sums.
-    const fn block(self) -> usize {
+    /// How a slice of the operands is held in workgroup memory: the cooperative file stages
+    /// its own (f16) and so has none.
+    const fn staging(self) -> Option<&'static str> {
         match self {
-            Arithmetic::Single => 8,
-            Arithmetic::FloatFloat => 4,
+            Arithmetic::Single | Arithmetic::FloatFloat => Some(STAGING),
+            Arithmetic::Cooperative { .. } => None,
+        }
+    }
+
+    /// Rows and columns of the output one invocation, or one subgroup of `invocations`,
+    /// sums.
+    const fn block(self) -> (usize, usize, usize) {
+        match self {
+            Arithmetic::Single => (8, 8, 1),
+            Arithmetic::FloatFloat => (4, 4, 1),
+            Arithmetic::Cooperative { fragment, subgroup } => (
+                fragment * COOPERATIVE_FRAGMENTS.0,
+                fragment * COOPERATIVE_FRAGMENTS.1,
+                subgroup,
+            ),
         }
     }
 }
@@ -65,13 +97,34 @@ pub(super) struct Tile {
 impl Tile {
     /// Invocations of one workgroup.
     pub(super) const fn invocations(self) -> u32 {
-        let block = self.arithmetic.block();
-        (self.rows / block * (self.columns / block)) as u32
+        let (rows, columns, invocations) = self.arithmetic.block();
+        (self.rows / rows * (self.columns / columns) * invocations) as u32
     }
 
-    /// Workgroup bytes of the two staging buffers (f32).
+    /// Workgroup bytes of the two staging buffers (f32, or f16 plus one spilled f32 fragment
+    /// per subgroup for the cooperative arithmetic).
     pub(super) const fn staging_bytes(self) -> u32 {
-        (2 * self.depth * (self.rows + self.columns) * 4) as u32
+        let staged = 2 * self.depth * (self.rows + self.columns);
+        match self.arithmetic {
+            Arithmetic::Cooperative { fragment, subgroup } => {
+                let subgroups = self.invocations() as usize / subgroup;
+                (staged * 2 + subgroups * fragment * fragment * 4) as u32
+            }
+            _ => (staged * 4) as u32,
+        }
+    }
+
+    /// The fragment edge of a cooperative tile (0 for the others).
+    pub(super) const fn fragment(self) -> usize {
+        match self.arithmetic {
+            Arithmetic::Cooperative { fragment, .. } => fragment,
+            _ => 0,
+        }
+    }
+
+    /// Whether this tile sums on cooperative matrices.
+    pub(super) const fn is_cooperative(self) -> bool {
+        matches!(self.arithmetic, Arithmetic::Cooperative { .. })
     }
 
     fn fits(self, limits: &wgpu::Limits) -> bool {
@@ -80,35 +133,126 @@ impl Tile {
             && self.staging_bytes() <= limits.max_compute_workgroup_storage_size
     }
 
-    /// The module of `file` (which defines `products`) on this tile.
+    /// The module of `file` (which defines `products`) on this tile. Composing it further
+    /// (with a reduction core) must keep its `enable` directives first: see
+    /// [`directives_first`].
     pub(super) fn compose(self, file: &str, products: &[&str]) -> String {
         let halves = |source: &'static str| {
-            source
-                .split_once(INSTANTIATE)
-                .expect("the tiled core and its arithmetics have their @instantiate line")
+            source.split_once(INSTANTIATE).expect(
+                "the tiled core, its staging and its arithmetics have their @instantiate line",
+            )
         };
-        let (core_shared, core_per_product) = halves(CORE);
-        let (arithmetic_shared, arithmetic_per_product) = halves(self.arithmetic.source());
-        let mut module = format!(
-            "const TILE_ROWS: u32 = {}u;\nconst TILE_COLUMNS: u32 = {}u;\nconst DEPTH: u32 = {}u;\n",
-            self.rows, self.columns, self.depth
-        );
+        let parts: Vec<(&str, &str)> = [
+            Some(CORE),
+            self.arithmetic.staging(),
+            Some(self.arithmetic.source()),
+        ]
+        .into_iter()
+        .flatten()
+        .map(halves)
+        .collect();
+        let mut module = String::new();
+        if let Arithmetic::Cooperative { fragment, subgroup } = self.arithmetic {
+            let (fragment_rows, fragment_columns) = COOPERATIVE_FRAGMENTS;
+            module.push_str(&format!(
+                "enable f16;\nenable wgpu_cooperative_matrix;\n\
+                 const FRAGMENT: u32 = {fragment}u;\n\
+                 const FRAGMENT_ROWS: u32 = {fragment_rows}u;\n\
+                 const FRAGMENT_COLUMNS: u32 = {fragment_columns}u;\n\
+                 const SUBGROUP_SIZE: u32 = {subgroup}u;\n\
+                 alias LeftFragment = coop_mat{fragment}x{fragment}<f16, A>;\n\
+                 alias RightFragment = coop_mat{fragment}x{fragment}<f16, B>;\n\
+                 alias SumFragment = coop_mat{fragment}x{fragment}<f32, C>;\n"
+            ));
+        }
+        module.push_str(&format!(
+            "const TILE_ROWS: u32 = {}u;\nconst TILE_COLUMNS: u32 = {}u;\nconst DEPTH: u32 = {}u;\n\
+             const INVOCATIONS: u32 = {}u;\n",
+            self.rows,
+            self.columns,
+            self.depth,
+            self.invocations()
+        ));
         if self.arithmetic == Arithmetic::FloatFloat {
             module.push_str(super::reductions::FLOAT_FLOAT);
             module.push('\n');
         }
-        module.push_str(core_shared);
-        module.push('\n');
-        module.push_str(arithmetic_shared);
-        module.push('\n');
+        for (shared, _) in &parts {
+            module.push_str(shared);
+            module.push('\n');
+        }
         for product in products {
             let name = format!("{product}_");
-            module.push_str(&core_per_product.replace("PRODUCT_", &name));
-            module.push_str(&arithmetic_per_product.replace("PRODUCT_", &name));
+            for (_, per_product) in &parts {
+                module.push_str(&per_product.replace("PRODUCT_", &name));
+            }
         }
         module.push_str(file);
         module
     }
+}
+
+/// `module` with its `enable` directives moved to the front, where WGSL wants them, after
+/// other sources (a reduction core) were put before it.
+pub(super) fn directives_first(module: &str) -> String {
+    let (directives, rest): (Vec<&str>, Vec<&str>) =
+        module.lines().partition(|line| line.starts_with("enable "));
+    let mut out = directives.join("\n");
+    out.push('\n');
+    out.push_str(&rest.join("\n"));
+    out
+}
+
+/// The cooperative tile for an adapter that offers f16 × f16 → f32 cooperative matrices of a
+/// size WGSL has (16, else 8) and one subgroup size, when the device was granted the features
+/// and the tile fits its limits: 128×128 outputs staged 16 deep.
+pub(super) fn cooperative_tile(
+    adapter: &wgpu::Adapter,
+    features: wgpu::Features,
+    limits: &wgpu::Limits,
+) -> Option<Tile> {
+    if !features.contains(COOPERATIVE_FEATURES) {
+        return None;
+    }
+    let info = adapter.get_info();
+    if info.subgroup_min_size != info.subgroup_max_size {
+        return None;
+    }
+    let offered = adapter.cooperative_matrix_properties();
+    [16, 8]
+        .into_iter()
+        .find(|&size| {
+            offered.iter().any(|p| {
+                (p.m_size, p.n_size, p.k_size) == (size, size, size)
+                    && p.ab_type == wgpu::CooperativeScalarType::F16
+                    && p.cr_type == wgpu::CooperativeScalarType::F32
+            })
+        })
+        .map(|fragment| Tile {
+            rows: 128,
+            columns: 128,
+            depth: 16,
+            arithmetic: Arithmetic::Cooperative {
+                fragment: fragment as usize,
+                subgroup: info.subgroup_max_size as usize,
+            },
+        })
+        .filter(|tile| tile.fits(limits))
+}
+
+/// The features the cooperative arithmetic needs.
+pub(super) const COOPERATIVE_FEATURES: wgpu::Features =
+    wgpu::Features::SHADER_F16.union(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+
+/// Cooperative tiles for every fragment size and a common subgroup size of each, for
+/// validating their modules on machines that cannot run them.
+pub(super) fn cooperative_tiles_to_validate() -> [Tile; 2] {
+    [(16, 32), (8, 8)].map(|(fragment, subgroup)| Tile {
+        rows: 128,
+        columns: 128,
+        depth: 16,
+        arithmetic: Arithmetic::Cooperative { fragment, subgroup },
+    })
 }
 
 /// Output tile of one workgroup; each invocation always owns an 8×8 block of it.
@@ -238,9 +382,11 @@ impl FloatFloatTile {
     }
 }
 
-/// An entry point of a tiled file, one lazily built kernel per shape.
+/// An entry point of a tiled file, one lazily built kernel per shape, and one on the adapter's
+/// cooperative tile where it has one.
 pub(super) struct TiledKernel {
     by_shape: [super::Kernel; 3],
+    cooperative: Option<super::Kernel>,
 }
 
 impl TiledKernel {
@@ -250,27 +396,59 @@ impl TiledKernel {
         products: &'static [&'static str],
         entry_point: &'static str,
         storage: &'static [(u32, super::Access)],
+        cooperative: Option<Tile>,
     ) -> Self {
-        let kernel = |shape: TileShape| {
-            super::Kernel::tiled(label, file, products, entry_point, storage, shape.tile())
-        };
+        let kernel =
+            |tile: Tile| super::Kernel::tiled(label, file, products, entry_point, storage, tile);
         TiledKernel {
-            by_shape: [
-                kernel(TileShape::Wide),
-                kernel(TileShape::Narrow),
-                kernel(TileShape::Small),
-            ],
+            by_shape: SHAPES.map(|shape| kernel(shape.tile())),
+            cooperative: cooperative.map(kernel),
         }
     }
 
-    /// Every shape's kernel composed with the reduction core `core`.
+    /// Every kernel composed with the reduction core `core`.
     pub(super) fn with_sum_core(self, core: super::reductions::SumCore) -> Self {
         TiledKernel {
             by_shape: self.by_shape.map(|kernel| kernel.with_sum_core(core)),
+            cooperative: self.cooperative.map(|kernel| kernel.with_sum_core(core)),
         }
     }
 
     pub(super) fn shaped(&self, shape: TileShape) -> &super::Kernel {
         &self.by_shape[shape.index()]
+    }
+
+    /// The kernel for `tile`: a shape's, or the cooperative one.
+    pub(super) fn on(&self, tile: ProductTile) -> &super::Kernel {
+        match tile {
+            ProductTile::Shape(shape) => self.shaped(shape),
+            ProductTile::Cooperative(_) => self
+                .cooperative
+                .as_ref()
+                .expect("a cooperative tile is only chosen where its kernels were built"),
+        }
+    }
+}
+
+/// The tile a product of the dense layers runs on: an f32 shape or the cooperative tile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ProductTile {
+    Shape(TileShape),
+    Cooperative(Tile),
+}
+
+impl ProductTile {
+    pub(super) const fn rows(self) -> usize {
+        match self {
+            ProductTile::Shape(shape) => shape.rows(),
+            ProductTile::Cooperative(tile) => tile.rows,
+        }
+    }
+
+    pub(super) const fn columns(self) -> usize {
+        match self {
+            ProductTile::Shape(shape) => shape.columns(),
+            ProductTile::Cooperative(tile) => tile.columns,
+        }
     }
 }
