@@ -567,6 +567,61 @@ const COOPERATIVE_SHAPES: [(usize, usize, usize); 6] = [
     (262_144, 2, 72),
 ];
 
+/// The cooperative path is there exactly where the adapter reports what it needs (f16 × f16 →
+/// f32 fragments of 16 or 8, one subgroup size, the features), and the dense layers take it by
+/// default only on hardware adapters. On Debian 12's lavapipe this checks the f32 fallback; on
+/// Mesa 26.1's (scripts/cooperative_lavapipe.sh) that an offered path is found and left to the
+/// tests that force it.
+#[test]
+fn cooperative_matrices_are_used_exactly_where_a_hardware_adapter_offers_them() {
+    let Some(shared) = gpu::test_shared_device() else {
+        return;
+    };
+    let adapter = &shared.adapter;
+    let info = adapter.get_info();
+    let fragments: Vec<u32> = adapter
+        .cooperative_matrix_properties()
+        .iter()
+        .filter(|p| {
+            p.m_size == p.n_size
+                && p.n_size == p.k_size
+                && [8, 16].contains(&p.m_size)
+                && p.ab_type == wgpu::CooperativeScalarType::F16
+                && p.cr_type == wgpu::CooperativeScalarType::F32
+        })
+        .map(|p| p.m_size)
+        .collect();
+    let offered = !fragments.is_empty()
+        && info.subgroup_min_size == info.subgroup_max_size
+        && adapter
+            .features()
+            .contains(wgpu::Features::SHADER_F16 | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+        && std::env::var("INRLAB_COOPERATIVE").map_or(true, |value| value != "off");
+    let backend = GpuBackend::new(true).expect("the adapter above");
+    assert_eq!(
+        backend.offers_cooperative_matrices(),
+        offered,
+        "{}: fragments {fragments:?}, subgroups {}..{}",
+        backend.adapter_name(),
+        info.subgroup_min_size,
+        info.subgroup_max_size
+    );
+    let hardware = info.device_type != wgpu::DeviceType::Cpu;
+    let largest = fragments.iter().max().map(|&edge| edge as usize);
+    assert_eq!(
+        backend.cooperative_fragment(),
+        largest.filter(|_| offered && hardware),
+        "the dense layers' default path on {}",
+        backend.adapter_name()
+    );
+    let forced = backend.with_cooperative_matrices_everywhere();
+    assert_eq!(forced.cooperative_fragment(), largest.filter(|_| offered));
+    assert_eq!(
+        forced.without_cooperative_matrices().cooperative_fragment(),
+        None
+    );
+}
+
 /// On cooperative matrices (f16 operands, f32 sums) the dense products agree with the CPU
 /// backend to f16's precision, with gradients of a mean loss's size (dy ~ 1/rows, below f16's
 /// normal range without linear.wgsl's gradient scale).

@@ -430,3 +430,104 @@ fn an_idle_run_shown_from_the_device_sends_its_image_when_the_host_wants_it() {
     assert!(handle.take_downloads().is_empty());
     assert!(handle.stopped().is_none());
 }
+
+/// The newest picture the window has of `method` (from a step's frame or an idle download).
+fn newest_picture_step(
+    watch: &Watch,
+    downloads: &[(&'static str, u64, usize)],
+    method: &str,
+) -> Option<usize> {
+    let from_frames = watch
+        .frames_of(method)
+        .iter()
+        .filter(|f| f.image.is_some() || f.live.is_some())
+        .map(|f| f.report.step)
+        .max();
+    let downloaded = downloads
+        .iter()
+        .filter(|(name, _, _)| *name == method)
+        .map(|&(_, _, step)| step)
+        .max();
+    from_frames.max(downloaded)
+}
+
+/// Steps far faster than the window's frame clock (a tiny MLP on the CPU) are reported without
+/// pictures; where the run comes to rest — at its step limit, or paused — the picture on screen
+/// is still of the step it rests at.
+#[test]
+fn a_run_at_rest_shows_the_step_it_rests_at() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let tiny = &[("width-1", 8.0), ("width-2", 8.0), ("frequencies", 4.0)];
+    // At a step limit that is not a kept step (…, 20, 50, …).
+    let mut wanted = with_params(desired(&["fourier-mlp"], 16), "fourier-mlp", tiny);
+    wanted.step_limit = Some(37);
+    let handle = start(wanted);
+    let mut watch = Watch::new(&handle);
+    let mut downloads = Vec::new();
+    watch.until("step 37", 120, |w| {
+        w.frames_of("fourier-mlp")
+            .iter()
+            .any(|f| f.report.step == 37)
+    });
+    let resting = Instant::now();
+    watch.until("the frames so far", 5, |_| {
+        resting.elapsed() > Duration::from_millis(300)
+    });
+    downloads.extend(
+        handle
+            .take_downloads()
+            .into_iter()
+            .map(|(m, r, p)| (m, r, p.step)),
+    );
+    let unshown = watch
+        .frames_of("fourier-mlp")
+        .iter()
+        .filter(|f| f.image.is_none() && f.live.is_none())
+        .count();
+    assert!(unshown > 0, "some steps came faster than the frame clock");
+    assert_eq!(
+        newest_picture_step(&watch, &downloads, "fourier-mlp"),
+        Some(37),
+        "the picture at the step limit"
+    );
+
+    // Paused in full flight: the picture catches up with the last step reported.
+    let handle = start(with_params(
+        desired(&["fourier-mlp"], 16),
+        "fourier-mlp",
+        tiny,
+    ));
+    let mut watch = Watch::new(&handle);
+    watch.until("step 60", 120, |w| {
+        w.frames_of("fourier-mlp")
+            .iter()
+            .any(|f| f.report.step >= 60)
+    });
+    handle.send(Command::Pause).unwrap();
+    let resting = Instant::now();
+    watch.until("the frames so far", 5, |_| {
+        resting.elapsed() > Duration::from_millis(300)
+    });
+    let last = watch
+        .frames_of("fourier-mlp")
+        .iter()
+        .map(|f| f.report.step)
+        .max()
+        .unwrap();
+    let mut downloads = Vec::new();
+    let started = Instant::now();
+    while newest_picture_step(&watch, &downloads, "fourier-mlp") != Some(last) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the paused run's picture stays at step {:?}, its last step is {last}",
+            newest_picture_step(&watch, &downloads, "fourier-mlp")
+        );
+        downloads.extend(
+            handle
+                .take_downloads()
+                .into_iter()
+                .map(|(m, r, p)| (m, r, p.step)),
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

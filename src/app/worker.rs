@@ -301,6 +301,8 @@ struct ReadbackState {
     last_image_at: Option<Instant>,
     /// The step of the image last downloaded and sent.
     image_step: Option<usize>,
+    /// The step of the picture last shown: downloaded, or presented on the device.
+    shown_step: Option<usize>,
     iterates_step: Option<usize>,
     last_levels_at: Option<Instant>,
     levels_step: Option<usize>,
@@ -882,15 +884,18 @@ impl Worker {
         let levels_wanted = self.applied.as_ref().and_then(|d| d.levels_for) == Some(name);
         let levels_taken = self.levels.is_empty();
         let state = *self.readback(name);
+        // The step a step limit stops at is shown whatever the clock says: the run rests there.
+        let at_limit = self.step_limit().is_some_and(|limit| report.step >= limit);
         let scored = self.session.take_scored_image(index, report.step);
         let slot = self.session.slot(index);
         let Some(method) = slot.method() else { return };
         let backend = self.session.backend();
         let kept = method.keep_image(report.step);
         let done = method.is_done();
-        let due = state
-            .last_image_at
-            .is_none_or(|at| at.elapsed() >= LIVE_IMAGE_INTERVAL);
+        let due = at_limit
+            || state
+                .last_image_at
+                .is_none_or(|at| at.elapsed() >= LIVE_IMAGE_INTERVAL);
         // A view shows this method's iterates: read them back instead of the image (the last
         // iterate is the image) at kept and final steps, and in between when the UI has taken
         // the previous ones.
@@ -921,9 +926,10 @@ impl Worker {
             None => None,
         };
         // Likewise the levels a view shows, on their own clock (they are not the image).
-        let levels_due = state
-            .last_levels_at
-            .is_none_or(|at| at.elapsed() >= LIVE_IMAGE_INTERVAL);
+        let levels_due = at_limit
+            || state
+                .last_levels_at
+                .is_none_or(|at| at.elapsed() >= LIVE_IMAGE_INTERVAL);
         let levels = (levels_wanted && (kept || done || (levels_due && levels_taken)))
             .then(|| method.levels(backend))
             .flatten()
@@ -932,6 +938,7 @@ impl Worker {
         let mut new_state = state;
         if pixels.is_some() || live.is_some() {
             new_state.last_image_at = Some(Instant::now());
+            new_state.shown_step = Some(report.step);
         }
         if pixels.is_some() {
             new_state.image_step = Some(report.step);
@@ -1013,14 +1020,13 @@ impl Worker {
         }
     }
 
-    /// While the window wants images on the host (a view computing from them, an export),
-    /// sends the newest image of every idle method whose last step was reported without one
-    /// — shown from the device, or not due — so that what the host has is what the screen
-    /// shows.
+    /// Sends the newest image of every idle method (paused, stopped at a step limit) whose
+    /// last step is not on the screen (it was not due when reported), and, while the window
+    /// wants images on the host (a view computing from them, an export), of every idle method
+    /// whose last step has not reached the host (it was shown from the device): so that what
+    /// rests on the screen, and what the host has, is the step the run rests at.
     fn send_images_if_idle(&mut self) {
-        if !self.applied.as_ref().is_some_and(|d| d.host_images) {
-            return;
-        }
+        let host_images = self.applied.as_ref().is_some_and(|d| d.host_images);
         let Some(side) = self.session.target().map(|t| t.size) else {
             return;
         };
@@ -1029,7 +1035,13 @@ impl Worker {
             let Some((name, index, run_id, step)) = self.idle_shown(Some(name)) else {
                 continue;
             };
-            if self.readback(name).image_step == Some(step) {
+            let state = *self.readback(name);
+            let sent = if host_images {
+                state.image_step
+            } else {
+                state.shown_step
+            };
+            if sent == Some(step) {
                 continue;
             }
             let slot = self.session.slot(index);
@@ -1037,7 +1049,9 @@ impl Worker {
                 continue;
             };
             let pixels = method.image(self.session.backend());
-            self.readback(name).image_step = Some(step);
+            let state = self.readback(name);
+            state.image_step = Some(step);
+            state.shown_step = Some(step);
             self.frames
                 .downloads
                 .put(name, run_id, Picture::new(step, pixels, side));

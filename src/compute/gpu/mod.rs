@@ -1262,6 +1262,9 @@ impl Backend for GpuBackend {
     }
 
     fn lost(&self) -> Option<String> {
+        // wgpu calls the device-lost callback while polling; some drivers (Mesa 26.1's
+        // lavapipe) report a loss only then, so an idle backend polls before it answers.
+        let _ = self.device.poll(wgpu::PollType::Poll);
         self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
