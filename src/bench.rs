@@ -3,8 +3,9 @@
 //! With `--json`, standard output is exactly a JSON list of records
 //! `{"backend", "op", "n", "width", "ms", "gflops"}` (op one of reservoir_step, dense_forward,
 //! dense_backward, gram, gram_kernel (the float-float kernel, on software adapters where `gram`
-//! goes through the host), readout (to 3 outputs), haar); the suite's table then goes to
-//! standard error.
+//! goes through the host), readout (to 3 outputs), haar; backend "cpu", "gpu", or "gpu f16 16×16"
+//! for a GPU backend whose dense layers sum on cooperative matrices, measured beside the f32
+//! one); the suite's table then goes to standard error.
 
 use std::time::Instant;
 
