@@ -486,6 +486,65 @@ fn ui_frame_time_line(frames: usize) -> String {
     )
 }
 
+/// The reservoir suite's table on `backend` at each of `sizes`, beside numpy's seconds.
+fn suite_table_lines(backend: &dyn Backend, sizes: &[usize]) -> Vec<String> {
+    let mut lines = Vec::new();
+    // Warm the thread pool and the draw cache's neighbours so the suite is timed steadily.
+    if let Err(error) = measure_suite(backend, 32) {
+        lines.push(format!("skipped the suite warm-up: {error:#}"));
+    }
+    for &size in sizes.iter().filter(|&&s| s > 0) {
+        let times = match measure_suite(backend, size) {
+            Ok(times) => times,
+            Err(error) => {
+                lines.push(format!(
+                    "suite on {} at {size}²: skipped: {error:#}",
+                    backend.kind()
+                ));
+                continue;
+            }
+        };
+        lines.push(format!(
+            "suite on {} at {size}²  ({})",
+            backend.kind(),
+            backend.adapter_name()
+        ));
+        let mut total = 0.0;
+        let mut numpy_total = 0.0;
+        for (name, seconds) in &times {
+            let numpy = NUMPY_SECONDS
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .map(|&(_, at128, at256)| if size == 256 { at256 } else { at128 })
+                .filter(|_| size == 128 || size == 256);
+            total += seconds;
+            numpy_total += numpy.unwrap_or(0.0);
+            lines.push(match numpy {
+                Some(numpy) => format!(
+                    "  {name:<14} {seconds:>8.3} s   numpy {numpy:>6.2} s   {:>5.1}× faster",
+                    numpy / seconds
+                ),
+                None => format!("  {name:<14} {seconds:>8.3} s"),
+            });
+        }
+        lines.push(if numpy_total > 0.0 {
+            format!(
+                "  {:<14} {total:>8.3} s   numpy {numpy_total:>6.2} s   {:>5.1}× faster",
+                "all",
+                numpy_total / total
+            )
+        } else {
+            format!("  {:<14} {total:>8.3} s", "all")
+        });
+        lines.push(
+            "  (trajectory and cumulative share one unrolled reservoir: its states and \
+             diagonal Gram blocks are counted once, under trajectory)"
+                .to_owned(),
+        );
+    }
+    lines
+}
+
 pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
     if args.wavelet_only {
         for backend in backends(choice)? {
@@ -503,74 +562,23 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
         let measured = measure_operations(backend, args.repeats);
         all.extend(measured.records);
         suite_lines.extend(measured.skipped);
-        if cooperative_fragment(backend).is_some() {
-            // The reservoir suite has no dense layers: measured once, on the f32 backend.
-            suite_lines.extend(crate::bench_training::training_lines(
-                backend,
-                args.repeats.max(5),
-            ));
-            continue;
-        }
-        // Warm the thread pool and the draw cache's neighbours so the suite is timed steadily.
-        if let Err(error) = measure_suite(backend, 32) {
-            suite_lines.push(format!("skipped the suite warm-up: {error:#}"));
-        }
-        for &size in args.suite_sizes.iter().filter(|&&s| s > 0) {
-            let times = match measure_suite(backend, size) {
-                Ok(times) => times,
-                Err(error) => {
-                    suite_lines.push(format!(
-                        "suite on {} at {size}²: skipped: {error:#}",
-                        backend.kind()
-                    ));
-                    continue;
-                }
-            };
-            suite_lines.push(format!(
-                "suite on {} at {size}²  ({})",
-                backend.kind(),
-                backend.adapter_name()
-            ));
-            let mut total = 0.0;
-            let mut numpy_total = 0.0;
-            for (name, seconds) in &times {
-                let numpy = NUMPY_SECONDS
-                    .iter()
-                    .find(|(n, _, _)| n == name)
-                    .map(|&(_, at128, at256)| if size == 256 { at256 } else { at128 })
-                    .filter(|_| size == 128 || size == 256);
-                total += seconds;
-                numpy_total += numpy.unwrap_or(0.0);
-                suite_lines.push(match numpy {
-                    Some(numpy) => format!(
-                        "  {name:<14} {seconds:>8.3} s   numpy {numpy:>6.2} s   {:>5.1}× faster",
-                        numpy / seconds
-                    ),
-                    None => format!("  {name:<14} {seconds:>8.3} s"),
-                });
-            }
-            suite_lines.push(if numpy_total > 0.0 {
-                format!(
-                    "  {:<14} {total:>8.3} s   numpy {numpy_total:>6.2} s   {:>5.1}× faster",
-                    "all",
-                    numpy_total / total
-                )
-            } else {
-                format!("  {:<14} {total:>8.3} s", "all")
-            });
-            suite_lines.push(
-                "  (trajectory and cumulative share one unrolled reservoir: its states and \
-                 diagonal Gram blocks are counted once, under trajectory)"
-                    .to_owned(),
-            );
+        // A backend whose dense layers are on cooperative matrices is measured beside its f32
+        // twin for the operations and the training step; the reservoir suite (no dense
+        // layers) and the rest once, on the f32 one.
+        let cooperative = cooperative_fragment(backend).is_some();
+        if !cooperative {
+            suite_lines.extend(suite_table_lines(backend, &args.suite_sizes));
         }
         // Training steps of the trained methods (issue 5), in the same table.
         suite_lines.extend(crate::bench_training::training_lines(
             backend,
             args.repeats.max(5),
         ));
-        suite_lines.extend(crate::bench_wavelet::lines(backend, args.repeats.max(5)));
-        suite_lines.extend(display_path_lines(backend, args.repeats.max(5)));
+        // The rest is measured on the f32 backend only.
+        if !cooperative {
+            suite_lines.extend(crate::bench_wavelet::lines(backend, args.repeats.max(5)));
+            suite_lines.extend(display_path_lines(backend, args.repeats.max(5)));
+        }
     }
     if args.ui_frames > 0 {
         suite_lines.push(ui_frame_time_line(args.ui_frames));

@@ -243,6 +243,19 @@ fn gpu_training_step_agrees_with_cpu() {
     assert_relative("learned-refine image", &gpu_image, &cpu_image, 1e-4);
 }
 
+/// Asserts `gpu` (the `what` path) within `tolerance_db` of `cpu` at every step, and that the
+/// CPU curve gains more than `gain_db` over the run (so the comparison is of a run that trains).
+fn assert_follows(what: &str, gpu: &[f64], cpu: &[f64], tolerance_db: f64, gain_db: f64) {
+    for (step, (g, c)) in gpu.iter().zip(cpu).enumerate() {
+        assert!(
+            (g - c).abs() <= tolerance_db,
+            "step {}: {what} {g:.3} dB, CPU {c:.3} dB",
+            step + 1
+        );
+    }
+    assert!(cpu[cpu.len() - 1] > cpu[0] + gain_db, "it trains: {cpu:?}");
+}
+
 #[test]
 fn gpu_follows_the_cpu_curve_for_100_steps() {
     let Some(gpu) = inrlab::compute::gpu::test_backend() else {
@@ -253,17 +266,8 @@ fn gpu_follows_the_cpu_curve_for_100_steps() {
     let values = small_fourier(0.0, 100);
     let cpu_curve = psnr_curve("fourier-mlp", &target, &cpu, &values);
     let gpu_curve = psnr_curve("fourier-mlp", &target, &gpu, &values);
-    for (step, (g, c)) in gpu_curve.iter().zip(&cpu_curve).enumerate() {
-        assert!(
-            (g - c).abs() <= 0.1,
-            "step {}: GPU {g:.3} dB, CPU {c:.3} dB",
-            step + 1
-        );
-    }
-    assert!(
-        cpu_curve[99] > cpu_curve[0] + 3.0,
-        "it trains: {cpu_curve:?}"
-    );
+    assert_eq!((gpu_curve.len(), cpu_curve.len()), (100, 100));
+    assert_follows("GPU", &gpu_curve, &cpu_curve, 0.1, 3.0);
 }
 
 /// On cooperative matrices (f16 operands, f32 sums; the hidden layers are 128 wide so their
@@ -294,17 +298,8 @@ fn cooperative_training_follows_the_f32_curve_within_a_third_of_a_db() {
         "cooperative Fourier MLP, step 100: {:.2} dB (CPU {:.2}); largest gap {worst:.3} dB",
         gpu_curve[99], cpu_curve[99]
     );
-    for (step, (g, c)) in gpu_curve.iter().zip(&cpu_curve).enumerate() {
-        assert!(
-            (g - c).abs() <= 0.3,
-            "step {}: cooperative {g:.3} dB, CPU {c:.3} dB",
-            step + 1
-        );
-    }
-    assert!(
-        cpu_curve[99] > cpu_curve[0] + 5.0,
-        "it trains: {cpu_curve:?}"
-    );
+    assert_eq!((gpu_curve.len(), cpu_curve.len()), (100, 100));
+    assert_follows("cooperative", &gpu_curve, &cpu_curve, 0.3, 5.0);
 }
 
 /// A full-batch training step on the GPU is one submission's worth of recorded work with one

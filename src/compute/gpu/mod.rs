@@ -103,9 +103,7 @@ pub fn shader_modules() -> Vec<(String, String)> {
         for core in reductions::CORES {
             modules.push((
                 format!("linear.wgsl ({tile:?}, {core:?} sums)"),
-                tiled::directives_first(
-                    &core.compose(&tile.compose(linear::SOURCE, linear::PRODUCTS)),
-                ),
+                core.compose(&tile.compose(linear::SOURCE, linear::PRODUCTS)),
             ));
         }
     }
@@ -350,12 +348,6 @@ impl Kernel {
             let source = match self.sum_core {
                 Some(core) => Cow::Owned(core.compose(&source)),
                 None => source,
-            };
-            let source = match self.source {
-                Source::Tiled { tile, .. } if tile.is_cooperative() => {
-                    Cow::Owned(tiled::directives_first(&source))
-                }
-                _ => source,
             };
             let mut entries = vec![PARAM_LAYOUT_ENTRY];
             entries.extend(self.storage.iter().map(|&(binding, access)| {

@@ -25,15 +25,22 @@ pub(crate) enum SumCore {
 pub(super) const CORES: [SumCore; 2] = [SumCore::Workgroup, SumCore::Subgroup];
 
 impl SumCore {
-    /// `module` with this core (and float-float arithmetic) in front. (naga takes subgroup
-    /// operations without WGSL's `enable subgroups;`, which it does not parse yet; the device
-    /// feature gates them.)
+    /// `module` with this core (and float-float arithmetic) in front, after the module's
+    /// leading `enable` directives (a cooperative tile's), which WGSL wants before any
+    /// declaration. (naga takes subgroup operations without WGSL's `enable subgroups;`, which
+    /// it does not parse yet; the device feature gates them.)
     pub(super) fn compose(self, module: &str) -> String {
         let core = match self {
             SumCore::Workgroup => WORKGROUP,
             SumCore::Subgroup => SUBGROUP,
         };
-        format!("{FLOAT_FLOAT}\n{core}\n{module}")
+        let directives_end: usize = module
+            .split_inclusive('\n')
+            .take_while(|line| line.starts_with("enable "))
+            .map(str::len)
+            .sum();
+        let (directives, body) = module.split_at(directives_end);
+        format!("{directives}{FLOAT_FLOAT}\n{core}\n{body}")
     }
 }
 

@@ -1,5 +1,5 @@
-//! The register-tiled product core (`shaders/tiled_product.wgsl`), its two arithmetics and the
-//! tiles it is compiled for.
+//! The register-tiled product core (`shaders/tiled_product.wgsl`), its stagings and arithmetics,
+//! and the tiles it is compiled for.
 //!
 //! A tiled shader module is composed at pipeline-build time: a tile header, the shared parts of
 //! the core, of its staging and of its arithmetic (`tiled_staging.wgsl` with `tiled_single.wgsl`
@@ -122,20 +122,14 @@ impl Tile {
         }
     }
 
-    /// Whether this tile sums on cooperative matrices.
-    pub(super) const fn is_cooperative(self) -> bool {
-        matches!(self.arithmetic, Arithmetic::Cooperative { .. })
-    }
-
     fn fits(self, limits: &wgpu::Limits) -> bool {
         self.invocations() <= limits.max_compute_invocations_per_workgroup
             && self.invocations() <= limits.max_compute_workgroup_size_x
             && self.staging_bytes() <= limits.max_compute_workgroup_storage_size
     }
 
-    /// The module of `file` (which defines `products`) on this tile. Composing it further
-    /// (with a reduction core) must keep its `enable` directives first: see
-    /// [`directives_first`].
+    /// The module of `file` (which defines `products`) on this tile; a cooperative tile's
+    /// starts with its `enable` directives.
     pub(super) fn compose(self, file: &str, products: &[&str]) -> String {
         let halves = |source: &'static str| {
             source.split_once(INSTANTIATE).expect(
@@ -190,17 +184,6 @@ impl Tile {
         module.push_str(file);
         module
     }
-}
-
-/// `module` with its `enable` directives moved to the front, where WGSL wants them, after
-/// other sources (a reduction core) were put before it.
-pub(super) fn directives_first(module: &str) -> String {
-    let (directives, rest): (Vec<&str>, Vec<&str>) =
-        module.lines().partition(|line| line.starts_with("enable "));
-    let mut out = directives.join("\n");
-    out.push('\n');
-    out.push_str(&rest.join("\n"));
-    out
 }
 
 /// The cooperative tile for an adapter that offers f16 × f16 → f32 cooperative matrices of a
