@@ -72,6 +72,15 @@ pub struct WindowArgs {
     /// Method parameters given to the window (`--optimizer sgd`), filled in by [`parse`].
     #[arg(skip)]
     pub params: ParamValues,
+    /// Test hook: destroy the GPU device the window shares with the compute after this many
+    /// steps of each method, as a driver reset would.
+    #[cfg(feature = "testing")]
+    #[arg(long, hide = true)]
+    pub lose_window_device_after: Option<usize>,
+    /// Test hook: resize the window every frame until the screenshot is taken.
+    #[cfg(feature = "testing")]
+    #[arg(long, hide = true)]
+    pub resize_every_frame: bool,
 }
 
 fn method_names() -> clap::builder::PossibleValuesParser {

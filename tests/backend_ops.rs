@@ -1123,12 +1123,9 @@ fn presented_pictures_match_the_hosts_on_a_shared_device() {
     let Some(reference) = gpu_backend() else {
         return;
     };
-    let gpu::SharedDevice {
-        adapter,
-        device,
-        queue,
-    } = gpu::test_shared_device().expect("the adapter above");
-    let shared = GpuBackend::from_device(&adapter, device, queue).unwrap();
+    let device = gpu::test_shared_device().expect("the adapter above");
+    let adapter = device.adapter.clone();
+    let shared = GpuBackend::from_shared(&device).unwrap();
     assert_eq!(shared.uses_subgroups(), reference.uses_subgroups());
     let mut picture = None;
     let mut rng = Lcg::new(31);

@@ -149,50 +149,151 @@ fn screenshot_of_the_window_is_not_blank() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// With the GPU backend the window's compute runs on the window's own device, and a trained
-/// method's picture between kept steps is the texture written there, never downloaded.
-#[test]
-fn on_the_gpu_backend_the_window_shows_frames_from_the_device() {
-    if !display_is_there("on_the_gpu_backend_the_window_shows_frames_from_the_device") {
-        return;
+/// `inrlab --screenshot` of a 64-wide Fourier MLP on the GPU backend after 30 steps, with
+/// `extra` arguments: its folder (the picture is window.png there) and standard output, after
+/// checking that the picture is not blank and that the method's picture on screen was the
+/// device's texture (steps 21–49 are between kept steps, …, 20, 50, …, so it must be). `None`
+/// where the test is skipped (no display, or no adapter outside CI).
+fn mlp_screenshot_on_the_gpu(
+    test: &str,
+    extra: &[&str],
+    view: Option<&str>,
+) -> Option<(PathBuf, String)> {
+    if !display_is_there(test) {
+        return None;
     }
     // Skips loudly without an adapter, or fails where INRLAB_REQUIRE_GPU=1 (CI).
-    if inrlab::compute::gpu::test_backend().is_none() {
-        return;
-    }
-    let dir = fresh_folder("shared-device-test");
+    inrlab::compute::gpu::test_backend()?;
+    let dir = fresh_folder(test);
     let path = dir.join("window.png");
-    // Steps 21–49 are between kept steps (…, 20, 50, …): the screenshot is taken in there.
-    let stdout = take_screenshot(
-        &path,
-        &[
-            "--after",
-            "30",
-            "--backend",
-            "gpu",
-            "--methods",
-            "fourier-mlp",
-            "--width-1",
-            "64",
-            "--width-2",
-            "64",
-        ],
-        // The view that shows every method's newest picture.
-        Some("compare"),
-    );
+    let mut args = vec![
+        "--after",
+        "30",
+        "--backend",
+        "gpu",
+        "--methods",
+        "fourier-mlp",
+        "--width-1",
+        "64",
+        "--width-2",
+        "64",
+    ];
+    args.extend_from_slice(extra);
+    let stdout = take_screenshot(&path, &args, view);
     assert_not_blank(&path);
-    let record = inrlab::provenance::Provenance::read(&path).expect("the picture has its record");
-    assert_eq!(record.backend, "gpu");
     let line = stdout
         .lines()
         .find(|line| {
             line.trim_start()
-                .starts_with("fourier-mlp: newest picture step")
+                .starts_with("fourier-mlp: newest picture step 30")
         })
         .unwrap_or_else(|| panic!("no line on what the picture was:\n{stdout}"));
     assert!(
         line.ends_with("from the device's texture (not downloaded)"),
         "{line}"
     );
+    Some((dir, stdout))
+}
+
+/// With the GPU backend the window's compute runs on the window's own device, and a trained
+/// method's picture between kept steps is the texture written there, never downloaded.
+#[test]
+fn on_the_gpu_backend_the_window_shows_frames_from_the_device() {
+    // The view that shows every method's newest picture.
+    let Some((dir, _)) = mlp_screenshot_on_the_gpu("shared-device-test", &[], Some("compare"))
+    else {
+        return;
+    };
+    let record = inrlab::provenance::Provenance::read(&dir.join("window.png"))
+        .expect("the picture has its record");
+    assert_eq!(record.backend, "gpu");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every resize configures the window's surface, and wgpu's configure fails if another thread
+/// submits to the device while it waits for the device to go idle: on a device shared with the
+/// compute, resizing the window crashed inrlab. Resized every frame while the GPU trains, the
+/// window still gets to its screenshot, its picture still straight from the device.
+#[test]
+fn the_window_resizes_while_the_gpu_computes_on_its_device() {
+    let Some((dir, stdout)) =
+        mlp_screenshot_on_the_gpu("resize-test", &["--resize-every-frame"], None)
+    else {
+        return;
+    };
+    let resized: u64 = stdout
+        .lines()
+        .find_map(|line| line.trim_start().strip_prefix("resized "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no line on the resizes:\n{stdout}"));
+    assert!(resized >= 4, "resized only {resized} times:\n{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A GPU device lost under the window (a driver reset; here the device the window shares with
+/// the compute is destroyed after the first steps) takes eframe's renderer with it: inrlab
+/// starts again in the same process's place with the compute on the CPU, on the same image and
+/// settings, and the new window says what happened. The command still succeeds.
+#[test]
+fn a_gpu_lost_under_the_window_reopens_it_on_the_cpu() {
+    if !display_is_there("a_gpu_lost_under_the_window_reopens_it_on_the_cpu") {
+        return;
+    }
+    if inrlab::compute::gpu::test_backend().is_none() {
+        return;
+    }
+    let dir = fresh_folder("device-loss-test");
+    let image_path = dir.join("gradient.png");
+    let gradient = image::RgbImage::from_fn(48, 40, |x, y| {
+        image::Rgb([(x * 5) as u8, (y * 6) as u8, ((x + y) * 3) as u8])
+    });
+    gradient.save(&image_path).unwrap();
+    let path = dir.join("window.png");
+    let image_arg = image_path.to_str().unwrap();
+    let stdout = take_screenshot(
+        &path,
+        &[
+            "--after",
+            "3",
+            "--backend",
+            "gpu",
+            "--image",
+            image_arg,
+            "--methods",
+            "fourier-ridge,trajectory",
+            "--lambda",
+            "0.003",
+            "--lose-window-device-after",
+            "1",
+        ],
+        None,
+    );
+    assert_not_blank(&path);
+    let record = inrlab::provenance::Provenance::read(&path).expect("the picture has its record");
+    assert_eq!(
+        record.backend, "cpu",
+        "the reopened window computes on the CPU"
+    );
+    assert_eq!(record.image.path.as_deref(), Some(image_path.as_path()));
+    let methods: Vec<&str> = record.methods.keys().map(String::as_str).collect();
+    assert_eq!(methods, ["fourier-ridge", "trajectory"]);
+    assert_eq!(
+        record.methods["fourier-ridge"]["lambda"].as_f64(),
+        Some(0.003),
+        "the settings were carried over"
+    );
+    assert!(
+        stdout.lines().any(|line| line
+            .trim_start()
+            .starts_with("warning shown: The GPU device was lost")),
+        "the window does not say what happened:\n{stdout}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| name != "window.png" && name != "gradient.png")
+        .collect();
+    assert!(leftovers.is_empty(), "files left: {leftovers:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,6 +10,7 @@ pub mod checkpoints;
 pub mod features;
 pub mod levels;
 pub mod protocol;
+pub mod reopen;
 pub mod saving;
 pub mod settings;
 pub mod state;
@@ -61,6 +62,17 @@ pub struct AppOptions {
     pub methods: Option<Vec<String>>,
     /// Parameter values from the command line, set on every selected method that has them.
     pub params: ParamValues,
+    /// This window replaces one whose GPU device was lost: it starts from what that one had
+    /// (instead of the stored settings and the command line) and says what happened.
+    pub reopened: Option<reopen::Reopened>,
+    /// Test hook: destroys the device the window shares with the compute once every method
+    /// has taken this many steps, as a driver reset would.
+    #[cfg(feature = "testing")]
+    pub lose_window_device_after: Option<usize>,
+    /// Test hook: resizes the window every frame until the screenshot, so that its surface
+    /// is configured again and again while the compute submits on the same device.
+    #[cfg(feature = "testing")]
+    pub resize_every_frame: bool,
 }
 
 /// The result of a `--screenshot` run, read by [`run`] after the window closes.
@@ -145,6 +157,17 @@ pub struct InrlabApp {
     /// A screenshot taken for the recording, and where the view was (points).
     record_shot: Arc<Mutex<Option<Arc<ColorImage>>>>,
     view_rect: egui::Rect,
+    /// Where what the user has goes if the window closes for a device loss ([`reopen`]).
+    handover: Option<reopen::Handover>,
+    /// Closing because the device the window renders with was lost.
+    closing_for_loss: bool,
+    #[cfg(feature = "testing")]
+    lose_window_device_after: Option<usize>,
+    #[cfg(feature = "testing")]
+    resize_every_frame: bool,
+    /// Frames drawn, for the resizing test hook.
+    #[cfg(feature = "testing")]
+    frames_drawn: u64,
 }
 
 impl InrlabApp {
@@ -169,6 +192,12 @@ impl InrlabApp {
             Some(shared) => BackendSource::Shared(shared),
             None => BackendSource::Choice(options.backend),
         };
+        // A window reopened after a device loss starts from what the lost one had.
+        let carried = (options.reopened.as_ref()).and_then(|reopened| reopened.carried.clone());
+        let stored = match &carried {
+            Some(carried) => Some(carried.settings.clone()),
+            None => stored,
+        };
         let mut settings = stored.unwrap_or_default().sanitized();
         if let Some(size) = options.working_size {
             settings.working_size = size;
@@ -177,23 +206,37 @@ impl InrlabApp {
             settings.active_view = view;
         }
         // [`run`] has checked these already; a test or demo passing bad ones gets a notice.
-        let command_line = settings.apply_command_line(options.methods.as_deref(), &options.params);
+        // A reopened window keeps what the user chose since instead.
+        let command_line = match carried {
+            Some(_) => Ok(()),
+            None => settings.apply_command_line(options.methods.as_deref(), &options.params),
+        };
         let step_limit = options.screenshot.as_ref().map(|(_, after)| *after);
         let worker = worker::spawn(backend.clone(), settings.desired(step_limit), ctx.clone());
         // The sample first, so that a bad --image leaves a notice over a running sample rather
         // than an empty window (both loads are drained before the first step).
         // A fresh worker's queue has room for these three.
         let _ = worker.send(Command::LoadImage(ImageSource::Sample));
-        let mut image_source = ImageSource::Sample;
-        if let Some(path) = options.image.clone() {
-            image_source = ImageSource::Path(path.clone());
-            let _ = worker.send(Command::LoadImage(ImageSource::Path(path)));
+        let image_source = match &carried {
+            Some(carried) => carried.image.clone(),
+            None => (options.image.clone()).map_or(ImageSource::Sample, ImageSource::Path),
+        };
+        if !matches!(image_source, ImageSource::Sample) {
+            let _ = worker.send(Command::LoadImage(image_source.clone()));
         }
-        let playing = !options.start_paused;
+        if let Some(folder) = carried.as_ref().and_then(|carried| carried.folder.clone()) {
+            let _ = worker.send(Command::TrainOnFolder(Some(folder)));
+        }
+        let playing = carried
+            .as_ref()
+            .map_or(!options.start_paused, |c| c.playing);
         if playing {
             let _ = worker.send(Command::Play);
         }
         let mut model = Model::default();
+        if let Some(reopened) = &options.reopened {
+            model.warn(reopened.warning());
+        }
         if backend.shares_the_window_device() {
             model.native = render_state.cloned().map(NativeTextures::new);
         }
@@ -252,7 +295,61 @@ impl InrlabApp {
             recording: None,
             record_shot: Arc::default(),
             view_rect: egui::Rect::NOTHING,
+            handover: None,
+            closing_for_loss: false,
+            #[cfg(feature = "testing")]
+            lose_window_device_after: options.lose_window_device_after,
+            #[cfg(feature = "testing")]
+            resize_every_frame: options.resize_every_frame,
+            #[cfg(feature = "testing")]
+            frames_drawn: 0,
         }
+    }
+
+    /// Where this window hands over what the user has if it closes for a lost device, and
+    /// whose watch on that device it joins (see [`reopen`]).
+    pub fn hand_over_to(&mut self, handover: reopen::Handover) {
+        if let BackendSource::Shared(shared) = &self.backend {
+            handover.watch(shared.device.clone(), shared.loss.clone());
+        }
+        self.handover = Some(handover);
+    }
+
+    /// What a window opened after this one would need to go on where it is.
+    fn carried(&self) -> reopen::Carried {
+        reopen::Carried {
+            settings: self.settings.clone(),
+            image: self.image_source.clone(),
+            folder: self.model.folder.clone(),
+            playing: self.playing,
+        }
+    }
+
+    /// The device this window renders with was lost: nothing can be drawn on it again, so the
+    /// window closes and [`run`] opens a new one with the compute on the CPU.
+    fn close_if_the_window_device_is_lost(&mut self, ctx: &egui::Context) {
+        #[cfg(feature = "testing")]
+        if let (Some(after), BackendSource::Shared(shared)) =
+            (self.lose_window_device_after, &self.backend)
+            && self.model.all_reached(after)
+        {
+            self.lose_window_device_after = None;
+            shared.device.destroy();
+            // wgpu reports a destroyed device's loss once its queue has drained; a real loss
+            // is reported at once, before the renderer's next frame, as here.
+            let _ = shared.device.poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: Some(Duration::from_secs(10)),
+            });
+        }
+        let BackendSource::Shared(shared) = &self.backend else {
+            return;
+        };
+        if self.closing_for_loss || self.handover.is_none() || shared.loss.why().is_none() {
+            return;
+        }
+        self.closing_for_loss = true;
+        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
     }
 
     pub fn model(&self) -> &Model {
@@ -357,6 +454,27 @@ impl InrlabApp {
         let started = Instant::now();
         let ctx = ui.ctx().clone();
         self.ingest(&ctx);
+        self.close_if_the_window_device_is_lost(&ctx);
+        if let BackendSource::Shared(shared) = &self.backend {
+            shared.pause.frame_drawn();
+        }
+        #[cfg(feature = "testing")]
+        if self.resize_every_frame
+            && matches!(
+                self.screenshot.as_ref().map(|plan| &plan.phase),
+                Some(ScreenshotPhase::Waiting { .. })
+            )
+        {
+            self.frames_drawn += 1;
+            let wider = self.frames_drawn.is_multiple_of(2);
+            let size = if wider {
+                [1480.0, 900.0]
+            } else {
+                [1400.0, 860.0]
+            };
+            ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(size.into()));
+            ctx.request_repaint();
+        }
         self.handle_shortcuts(&ctx);
         self.handle_dropped_files(&ctx);
         let picked = take(&self.picked_folder);
@@ -1063,6 +1181,19 @@ impl InrlabApp {
                                         );
                                     }
                                 }
+                                for warning in &self.model.warnings {
+                                    println!("  warning shown: {}", warning.text);
+                                }
+                                #[cfg(feature = "testing")]
+                                if self.resize_every_frame
+                                    && let BackendSource::Shared(shared) = &self.backend
+                                {
+                                    let (pauses, let_go) = shared.pause.pauses();
+                                    println!(
+                                        "  resized {} times; the compute paused {pauses} times for the surface, {let_go} stale frames let go",
+                                        self.frames_drawn
+                                    );
+                                }
                             }
                             Err(error) => eprintln!("inrlab: {error:#}"),
                         }
@@ -1074,6 +1205,15 @@ impl InrlabApp {
                 }
             }
             ScreenshotPhase::Done => {}
+        }
+    }
+}
+
+impl Drop for InrlabApp {
+    /// Also when eframe's renderer panics on a lost device: what the user had is handed over.
+    fn drop(&mut self) {
+        if let Some(handover) = &self.handover {
+            handover.carry(self.carried());
         }
     }
 }
@@ -1262,6 +1402,21 @@ fn window_device_setup() -> eframe::egui_wgpu::WgpuConfiguration {
     }
 }
 
+/// eframe's options for the window.
+fn window_options(screenshot_mode: bool) -> eframe::NativeOptions {
+    eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("inrlab")
+            .with_inner_size([1480.0, 900.0])
+            .with_min_inner_size([900.0, 560.0])
+            .with_drag_and_drop(true),
+        // A scripted screenshot must not depend on (or disturb) the user's saved layout.
+        persist_window: !screenshot_mode,
+        wgpu_options: window_device_setup(),
+        ..Default::default()
+    }
+}
+
 /// Opens the window (`inrlab` with no subcommand).
 pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
     let screenshot = args
@@ -1291,18 +1446,18 @@ pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
         initial_view: std::env::var("INRLAB_VIEW").ok(),
         methods: args.methods.clone(),
         params: args.params.clone(),
+        reopened: None,
+        #[cfg(feature = "testing")]
+        lose_window_device_after: args.lose_window_device_after,
+        #[cfg(feature = "testing")]
+        resize_every_frame: args.resize_every_frame,
     };
-    let native = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title("inrlab")
-            .with_inner_size([1480.0, 900.0])
-            .with_min_inner_size([900.0, 560.0])
-            .with_drag_and_drop(true),
-        // A scripted screenshot must not depend on (or disturb) the user's saved layout.
-        persist_window: !screenshot_mode,
-        wgpu_options: window_device_setup(),
-        ..Default::default()
-    };
+    // This window replaces one whose device was lost: the compute stays off the GPU.
+    let mut options = options;
+    if let Some(reopened) = reopen::handed_over()? {
+        options.backend = BackendChoice::Cpu;
+        options.reopened = Some(reopened);
+    }
     // Screenshots keep their own storage so they never read the user's settings.
     let app_name = if screenshot_mode {
         "inrlab-screenshot"
@@ -1311,29 +1466,45 @@ pub fn run(args: &WindowArgs) -> anyhow::Result<()> {
     };
     let outcome: ScreenshotOutcome = Arc::default();
     let app_outcome = Arc::clone(&outcome);
-    eframe::run_native(
-        app_name,
-        native,
-        Box::new(move |cc| {
-            let stored = if screenshot_mode {
-                None
-            } else {
-                cc.storage
-                    .and_then(|s| eframe::get_value::<Settings>(s, SETTINGS_KEY))
-            };
-            let mut app = InrlabApp::with_renderer(
-                &cc.egui_ctx,
-                options,
-                stored,
-                cc.wgpu_render_state.as_ref(),
+    let handover = reopen::Handover::default();
+    let app_handover = handover.clone();
+    let window = move || {
+        eframe::run_native(
+            app_name,
+            window_options(screenshot_mode),
+            Box::new(move |cc| {
+                let stored = if screenshot_mode {
+                    None
+                } else {
+                    cc.storage
+                        .and_then(|s| eframe::get_value::<Settings>(s, SETTINGS_KEY))
+                };
+                let mut app = InrlabApp::with_renderer(
+                    &cc.egui_ctx,
+                    options,
+                    stored,
+                    cc.wgpu_render_state.as_ref(),
+                );
+                app.hand_over_to(app_handover);
+                if let Some(plan) = &mut app.screenshot {
+                    plan.outcome = app_outcome;
+                }
+                Ok(Box::new(app))
+            }),
+        )
+    };
+    match reopen::run_window(&handover, window) {
+        reopen::Ended::Finished(result) => {
+            result.map_err(|error| anyhow::anyhow!("cannot open the window: {error}"))?
+        }
+        reopen::Ended::DeviceLost(reopened) => {
+            eprintln!(
+                "inrlab: the GPU device was lost ({}); reopening the window with the compute on the CPU backend",
+                reopened.why
             );
-            if let Some(plan) = &mut app.screenshot {
-                plan.outcome = app_outcome;
-            }
-            Ok(Box::new(app))
-        }),
-    )
-    .map_err(|error| anyhow::anyhow!("cannot open the window: {error}"))?;
+            std::process::exit(reopen::reopen_on_the_cpu(&reopened)?);
+        }
+    }
     if screenshot_mode {
         let result = outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
         match result {

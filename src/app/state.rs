@@ -486,6 +486,14 @@ pub struct Model {
     pub resumed: Option<(&'static str, crate::methods::ParamValues)>,
 }
 
+/// Adds a notice, keeping the last few only: a flood of bad drops must not grow the window.
+fn push_notice(list: &mut Vec<Notice>, id: u64, text: String) {
+    list.push(Notice { id, text });
+    if list.len() > 5 {
+        list.remove(0);
+    }
+}
+
 impl Model {
     /// Keeps `runs` in step with the selection (registry order); new entries wait for frames.
     pub fn set_selection(&mut self, selected: &[&'static str]) {
@@ -512,14 +520,13 @@ impl Model {
 
     pub fn notify(&mut self, text: impl Into<String>) {
         self.next_notice_id += 1;
-        self.notices.push(Notice {
-            id: self.next_notice_id,
-            text: text.into(),
-        });
-        // Keep the last few only: a flood of bad drops must not grow the window.
-        if self.notices.len() > 5 {
-            self.notices.remove(0);
-        }
+        push_notice(&mut self.notices, self.next_notice_id, text.into());
+    }
+
+    /// A warning, shown until dismissed (the last few only, like notices).
+    pub fn warn(&mut self, text: impl Into<String>) {
+        self.next_notice_id += 1;
+        push_notice(&mut self.warnings, self.next_notice_id, text.into());
     }
 
     pub fn dismiss(&mut self, id: u64) {
@@ -712,16 +719,7 @@ impl Model {
                     run.total_steps = Some(step);
                 }
             }
-            Message::Warning(text) => {
-                self.next_notice_id += 1;
-                self.warnings.push(Notice {
-                    id: self.next_notice_id,
-                    text,
-                });
-                if self.warnings.len() > 5 {
-                    self.warnings.remove(0);
-                }
-            }
+            Message::Warning(text) => self.warn(text),
             Message::Playing(playing) => self.playing = playing,
             Message::Folder(folder) => self.folder = folder,
             Message::Notice(text) => self.notify(text),

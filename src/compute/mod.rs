@@ -140,11 +140,7 @@ impl BackendSource {
     pub fn create(&self) -> anyhow::Result<Box<dyn Backend>> {
         match self {
             BackendSource::Choice(choice) => create_backend(*choice),
-            BackendSource::Shared(shared) => Ok(Box::new(gpu::GpuBackend::from_device(
-                &shared.adapter,
-                shared.device.clone(),
-                shared.queue.clone(),
-            )?)),
+            BackendSource::Shared(shared) => Ok(Box::new(gpu::GpuBackend::from_shared(shared)?)),
         }
     }
 }

@@ -26,11 +26,13 @@ mod reduce;
 mod reductions;
 mod reservoir;
 mod scratch;
+mod shared;
 mod ssim;
 mod tiled;
 mod upsample;
 
 pub use display::DisplayTexture;
+pub use shared::{DeviceLoss, SharedDevice, SubmitPause};
 use tiled::ProductTile;
 pub use tiled::{FloatFloatTile, GRAM_TILES, SHAPES as TILE_SHAPES, TileShape};
 
@@ -131,38 +133,6 @@ fn runs_compute_shaders(adapter: &wgpu::Adapter) -> bool {
         .get_downlevel_capabilities()
         .flags
         .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
-}
-
-/// A device opened by somebody else (the window's renderer) for the compute to share.
-#[derive(Clone, Debug)]
-pub struct SharedDevice {
-    pub adapter: wgpu::Adapter,
-    pub device: wgpu::Device,
-    pub queue: wgpu::Queue,
-}
-
-impl SharedDevice {
-    /// The window's device when the compute may share it for `choice`: a native API (not GL),
-    /// compute shaders, and a hardware adapter unless the GPU backend was asked for by name.
-    pub fn for_choice(
-        choice: super::BackendChoice,
-        adapter: &wgpu::Adapter,
-        device: &wgpu::Device,
-        queue: &wgpu::Queue,
-    ) -> Option<Self> {
-        let info = adapter.get_info();
-        let usable = info.backend != wgpu::Backend::Gl && runs_compute_shaders(adapter);
-        let wanted = match choice {
-            super::BackendChoice::Cpu => false,
-            super::BackendChoice::Gpu => true,
-            super::BackendChoice::Auto => info.device_type != wgpu::DeviceType::Cpu,
-        };
-        (usable && wanted).then(|| SharedDevice {
-            adapter: adapter.clone(),
-            device: device.clone(),
-            queue: queue.clone(),
-        })
-    }
 }
 
 /// What to ask of `adapter` for the kernels: all its limits, so tensors may be as large as its
@@ -484,7 +454,9 @@ pub struct GpuBackend {
     readbacks: std::sync::atomic::AtomicU64,
     id: u64,
     /// Why the device was lost, once wgpu says so (driver reset, GPU removed).
-    lost: Arc<Mutex<Option<String>>>,
+    lost: DeviceLoss,
+    /// Where the window shares the device, its surface's pauses (see [`SubmitPause`]).
+    submit_pause: SubmitPause,
     /// A tile shape every tiled product uses instead of the adapter's choice
     /// (`INRLAB_TILE_SHAPE`, tests).
     forced_tile_shape: Option<TileShape>,
@@ -571,6 +543,28 @@ impl GpuBackend {
         device: wgpu::Device,
         queue: wgpu::Queue,
     ) -> anyhow::Result<Self> {
+        let loss = DeviceLoss::watch(&device);
+        Self::on_device(adapter, device, queue, loss, SubmitPause::default())
+    }
+
+    /// [`Self::from_device`] on a shared device, reading the loss watch its owner reads.
+    pub fn from_shared(shared: &SharedDevice) -> anyhow::Result<Self> {
+        Self::on_device(
+            &shared.adapter,
+            shared.device.clone(),
+            shared.queue.clone(),
+            shared.loss.clone(),
+            shared.pause.clone(),
+        )
+    }
+
+    fn on_device(
+        adapter: &wgpu::Adapter,
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        lost: DeviceLoss,
+        submit_pause: SubmitPause,
+    ) -> anyhow::Result<Self> {
         let info = adapter.get_info();
         let limits = device.limits();
         let gram_tile = FloatFloatTile::gram_for(&limits);
@@ -580,12 +574,6 @@ impl GpuBackend {
         // On lavapipe (Mesa 26.1, 2 cores) the 16384×256·256×256 forward product took 2.9× as
         // long on its emulated 8×8 fragments as on the f32 tiles (6.6 against 19.3 GFLOP/s).
         let cooperative = cooperative_offered.filter(|_| info.device_type != wgpu::DeviceType::Cpu);
-        let lost: Arc<Mutex<Option<String>>> = Arc::default();
-        let lost_sink = Arc::clone(&lost);
-        device.set_device_lost_callback(move |reason, message| {
-            *lost_sink.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(format!("{reason:?}: {message}"));
-        });
         let param_stride =
             (limits.min_uniform_buffer_offset_alignment as usize).max(PARAM_BYTES as usize);
         let param_ring = device.create_buffer(&wgpu::BufferDescriptor {
@@ -625,6 +613,7 @@ impl GpuBackend {
             readbacks: Default::default(),
             id: super::next_instance_id(),
             lost,
+            submit_pause,
             forced_tile_shape: TileShape::from_environment()?,
             gram_tile,
             gram_kernel_everywhere: false,
@@ -1035,6 +1024,7 @@ impl GpuBackend {
                 self.queue
                     .write_buffer(&self.param_ring, 0, &pending.params);
             }
+            self.submit_pause.wait();
             self.queue.submit([encoder.finish()]);
             self.submissions
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1257,7 +1247,7 @@ impl Backend for GpuBackend {
         // wgpu calls the device-lost callback while polling; some drivers (Mesa 26.1's
         // lavapipe) report a loss only then, so an idle backend polls before it answers.
         let _ = self.device.poll(wgpu::PollType::Poll);
-        self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.lost.why()
     }
 
     fn adapter_name(&self) -> String {
@@ -1563,11 +1553,7 @@ pub fn test_shared_device() -> Option<SharedDevice> {
         .expect("the test backend's adapter is listed");
     let (device, queue) = pollster::block_on(adapter.request_device(&device_descriptor(&adapter)))
         .expect("a second device on the test backend's adapter");
-    Some(SharedDevice {
-        adapter,
-        device,
-        queue,
-    })
+    Some(SharedDevice::new(adapter, device, queue))
 }
 
 /// Opens a GPU backend for tests, software adapters included, under the project's policy:
