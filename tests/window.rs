@@ -4,7 +4,8 @@
 //! loss included), the wavelet operator's levels fill the scales view and its per-level curves
 //! the curves view (at 64², with pictures of both saved under target/tmp/screenshots), a folder
 //! trains it on its images and fills the scales view with samples from noise canvases, and bad
-//! files become notices.
+//! files become notices. One test renders with wgpu on a device the GPU backend shares (frames
+//! that stay on the GPU, and an export that waits for the step on screen).
 
 mod common;
 
@@ -1342,4 +1343,108 @@ fn the_zoom_view_evaluates_the_field_at_the_zoomed_regions_resolution() {
         assert!(h.query_by_label_contains(label).is_some(), "{label}");
     }
     save_screenshot(&mut h, "zoom.png");
+}
+
+/// A harness whose renderer is wgpu on a device asked for what the kernels need (as the
+/// window's is), with the app's compute on the GPU backend sharing it; `None` (skipped loudly,
+/// or a failure under INRLAB_REQUIRE_GPU=1) without an adapter.
+fn harness_sharing_the_device(settings: Settings) -> Option<Harness<'static, InrlabApp>> {
+    inrlab::compute::gpu::test_backend()?;
+    let mut create = eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle();
+    create.device_descriptor = std::sync::Arc::new(inrlab::compute::gpu::device_descriptor);
+    Some(
+        Harness::builder()
+            .with_size(egui::vec2(1400.0, 900.0))
+            .wgpu_setup(eframe::egui_wgpu::WgpuSetup::CreateNew(create))
+            .build_eframe(move |cc| {
+                InrlabApp::with_renderer(
+                    &cc.egui_ctx,
+                    AppOptions {
+                        backend: BackendChoice::Gpu,
+                        working_size: Some(32),
+                        start_paused: true,
+                        ..AppOptions::default()
+                    },
+                    Some(settings),
+                    cc.wgpu_render_state.as_ref(),
+                )
+            }),
+    )
+}
+
+/// On a device the compute shares with the window, a trained method's picture between kept
+/// steps is the device's texture, drawn by the renderer without a download; Export view then
+/// waits until the host has the step on screen, so the figure shows what the window showed.
+#[test]
+fn an_export_on_the_shared_device_waits_for_the_step_on_screen() {
+    let folder = std::env::temp_dir().join(format!("inrlab-window-shared-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    let mut settings = small_settings(&["fourier-mlp"]);
+    settings.output_folder = Some(folder.clone());
+    settings.active_view = "compare".into();
+    let Some(mut h) = harness_sharing_the_device(settings) else {
+        return;
+    };
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| app
+            .model()
+            .target
+            .is_some()),
+        "the image did not load"
+    );
+    // Step by hand until a step's picture is shown from the device (steps between kept ones).
+    let on_device = |app: &InrlabApp| {
+        app.model()
+            .run("fourier-mlp")
+            .is_some_and(|run| run.shown_from_the_device())
+    };
+    for step in 1..=8 {
+        h.get_by_label("Step").click();
+        assert!(
+            step_until(&mut h, Duration::from_secs(60), |app| steps_of(
+                app,
+                "fourier-mlp"
+            ) == step
+                && app.model().run("fourier-mlp").unwrap().shown_step()
+                    == Some(step)),
+            "step {step} did not come"
+        );
+        if on_device(h.state()) {
+            break;
+        }
+    }
+    assert!(on_device(h.state()), "no picture came from the device");
+    let shown = steps_of(h.state(), "fourier-mlp");
+    let downloaded = |app: &InrlabApp| {
+        let run = app.model().run("fourier-mlp").unwrap();
+        run.latest.as_ref().map(|latest| latest.step)
+    };
+    assert!(
+        downloaded(h.state()) < Some(shown),
+        "the host already had it"
+    );
+    // The renderer draws the device's texture: the window is not blank.
+    let picture = h.render().expect("the harness renders with wgpu");
+    let distinct: std::collections::BTreeSet<[u8; 4]> = picture.pixels().map(|p| p.0).collect();
+    assert!(distinct.len() > 100, "the window looks blank");
+    std::fs::create_dir_all("target/tmp/screenshots").unwrap();
+    picture
+        .save("target/tmp/screenshots/shared-device-compare.png")
+        .unwrap();
+    h.get_by_label("Export view").click();
+    let path = folder.join("compare-001.png");
+    assert!(
+        step_until(&mut h, Duration::from_secs(60), |app| app.last_saved()
+            == Some(path.as_path())),
+        "the view was not exported"
+    );
+    assert_eq!(
+        downloaded(h.state()),
+        Some(shown),
+        "the export did not wait for the step on screen"
+    );
+    assert!(!on_device(h.state()));
+    let record = inrlab::provenance::Provenance::read(&path).unwrap();
+    assert_eq!(record.backend, "gpu");
+    std::fs::remove_dir_all(&folder).unwrap();
 }
