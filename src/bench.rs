@@ -548,7 +548,9 @@ fn suite_table_lines(backend: &dyn Backend, sizes: &[usize]) -> Vec<String> {
 pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
     if args.wavelet_only {
         for backend in backends(choice)? {
-            for line in crate::bench_wavelet::lines(backend.as_ref(), args.repeats.max(5)) {
+            let backend = backend.as_ref();
+            let with_memory = cooperative_fragment(backend).is_none();
+            for line in crate::bench_wavelet::lines(backend, args.repeats.max(5), with_memory) {
                 println!("{line}");
             }
         }
@@ -563,8 +565,9 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
         all.extend(measured.records);
         suite_lines.extend(measured.skipped);
         // A backend whose dense layers are on cooperative matrices is measured beside its f32
-        // twin for the operations and the training step; the reservoir suite (no dense
-        // layers) and the rest once, on the f32 one.
+        // twin for the operations and the steps of the methods with dense layers (the
+        // trained ones and the wavelet operator); the reservoir suite (no dense layers), the
+        // rollout's memory and the display path once, on the f32 one.
         let cooperative = cooperative_fragment(backend).is_some();
         if !cooperative {
             suite_lines.extend(suite_table_lines(backend, &args.suite_sizes));
@@ -574,9 +577,12 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
             backend,
             args.repeats.max(5),
         ));
-        // The rest is measured on the f32 backend only.
+        suite_lines.extend(crate::bench_wavelet::lines(
+            backend,
+            args.repeats.max(5),
+            !cooperative,
+        ));
         if !cooperative {
-            suite_lines.extend(crate::bench_wavelet::lines(backend, args.repeats.max(5)));
             suite_lines.extend(display_path_lines(backend, args.repeats.max(5)));
         }
     }

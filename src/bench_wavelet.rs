@@ -101,8 +101,10 @@ pub fn rollout_memory(size: usize) -> anyhow::Result<(u64, u64, u64)> {
     Ok((peak, every_level, weights))
 }
 
-/// Lines for the bench output; a size the backend cannot hold says why instead.
-pub fn lines(backend: &dyn Backend, steps: usize) -> Vec<String> {
+/// Lines for the bench output: the steps on `backend`, and the 512² rollout's memory (counted
+/// once per run: it does not depend on the backend's arithmetic) where `with_memory`; a size
+/// the backend cannot hold says why instead.
+pub fn lines(backend: &dyn Backend, steps: usize, with_memory: bool) -> Vec<String> {
     let mut lines = vec![format!(
         "wavelet operator (default variant: C 32, B 4, Fourier coordinates, 3×3 skip) on {}  ({})",
         backend.kind(),
@@ -122,6 +124,9 @@ pub fn lines(backend: &dyn Backend, steps: usize) -> Vec<String> {
             rollout,
             whole
         ));
+    }
+    if !with_memory {
+        return lines;
     }
     let (peak, every, weights) = match rollout_memory(512) {
         Ok(memory) => memory,

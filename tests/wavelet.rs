@@ -397,3 +397,47 @@ fn the_rollout_loss_lifts_the_rollout() {
         );
     }
 }
+
+/// On cooperative matrices (f16 operands, f32 sums, on the dense products wider than 64
+/// columns) the wavelet operator trains along the CPU's curve: its rollout PSNR within 0.3 dB
+/// at every one of 60 steps, and the finest level's teacher-forced PSNR at the end likewise.
+/// (The coarsest level, fitted to 47–49 dB, is left out: there Adam's steps on near-zero
+/// gradients amplify any rounding, and the f32 GPU path itself ends 1.7 dB from the CPU.)
+#[test]
+fn cooperative_training_follows_the_f32_curve_within_a_third_of_a_db() {
+    let Some(gpu) = gpu::test_cooperative_backend() else {
+        return;
+    };
+    let values = params(&[("steps", 60.0)]);
+    let cpu = run(&CpuBackend::new(), 32, &values);
+    let on_gpu = run(&gpu, 32, &values);
+    assert_eq!((cpu.len(), on_gpu.len()), (60, 60));
+    let worst = cpu
+        .iter()
+        .zip(&on_gpu)
+        .map(|(c, g)| (c.psnr_db - g.psnr_db).abs())
+        .fold(0.0, f64::max);
+    let (first, last) = (&cpu[0], &cpu[59]);
+    eprintln!(
+        "cooperative wavelet operator, step 60: {:.2} dB (CPU {:.2}); largest gap {worst:.3} dB",
+        on_gpu[59].psnr_db, last.psnr_db
+    );
+    for (a, b) in last.levels.iter().zip(&on_gpu[59].levels) {
+        eprintln!(
+            "  {}²: teacher-forced {:.2} dB (CPU {:.2})",
+            a.size, b.teacher_forced_db, a.teacher_forced_db
+        );
+    }
+    assert!(worst <= 0.3, "largest gap {worst:.3} dB");
+    let (finest, finest_gpu) = (
+        last.levels.last().unwrap(),
+        on_gpu[59].levels.last().unwrap(),
+    );
+    assert!(
+        (finest.teacher_forced_db - finest_gpu.teacher_forced_db).abs() <= 0.3,
+        "finest level teacher-forced {} vs {} dB",
+        finest_gpu.teacher_forced_db,
+        finest.teacher_forced_db
+    );
+    assert!(last.psnr_db > first.psnr_db + 3.0, "it trains");
+}
