@@ -310,7 +310,7 @@ impl InrlabApp {
     /// whose watch on that device it joins (see [`reopen`]).
     pub fn hand_over_to(&mut self, handover: reopen::Handover) {
         if let BackendSource::Shared(shared) = &self.backend {
-            handover.watch(shared.device.clone(), shared.loss.clone());
+            handover.watch(shared);
         }
         self.handover = Some(handover);
     }

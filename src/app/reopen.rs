@@ -15,7 +15,7 @@ use anyhow::Context as _;
 
 use super::Settings;
 use super::protocol::ImageSource;
-use crate::compute::gpu::DeviceLoss;
+use crate::compute::gpu::SharedDevice;
 use crate::output::{Existing, write_atomic};
 
 /// Names the handover file of a window reopened after a device loss (set for the new process
@@ -51,8 +51,8 @@ impl Reopened {
 
 #[derive(Default)]
 struct Slots {
-    /// The shared device and its watch, once a window computes on it.
-    device: Option<(wgpu::Device, DeviceLoss)>,
+    /// The shared device (with its watch), once a window computes on it.
+    device: Option<SharedDevice>,
     carried: Option<Carried>,
 }
 
@@ -61,9 +61,9 @@ struct Slots {
 pub struct Handover(Arc<Mutex<Slots>>);
 
 impl Handover {
-    /// The window computes on `device`, whose loss `loss` reports.
-    pub fn watch(&self, device: wgpu::Device, loss: DeviceLoss) {
-        self.slots().device = Some((device, loss));
+    /// The window computes on `shared`, whose watch says whether it was lost.
+    pub fn watch(&self, shared: &SharedDevice) {
+        self.slots().device = Some(shared.clone());
     }
 
     /// Kept for the next window, in case this one closes for a device loss.
@@ -71,15 +71,14 @@ impl Handover {
         self.slots().carried = Some(carried);
     }
 
-    /// Why the watched device was lost, polling it first (wgpu reports a destroyed device's
-    /// loss only when polled).
+    /// Why the watched device was lost; polled first unless `poll` is false (the panic hook,
+    /// which must not call into wgpu while the panicking code may hold its locks).
     fn loss(&self, poll: bool) -> Option<String> {
-        let device = self.slots().device.clone();
-        let (device, loss) = device?;
-        if poll {
-            let _ = device.poll(wgpu::PollType::Poll);
+        let shared = self.slots().device.clone()?;
+        match poll {
+            true => shared.loss.polled(&shared.device),
+            false => shared.loss.why(),
         }
-        loss.why()
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {

@@ -1244,10 +1244,8 @@ impl Backend for GpuBackend {
     }
 
     fn lost(&self) -> Option<String> {
-        // wgpu calls the device-lost callback while polling; some drivers (Mesa 26.1's
-        // lavapipe) report a loss only then, so an idle backend polls before it answers.
-        let _ = self.device.poll(wgpu::PollType::Poll);
-        self.lost.why()
+        // An idle backend polls before it answers, or it would not hear of the loss.
+        self.lost.polled(&self.device)
     }
 
     fn adapter_name(&self) -> String {

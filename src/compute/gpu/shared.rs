@@ -30,6 +30,14 @@ impl DeviceLoss {
     pub fn why(&self) -> Option<String> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// [`DeviceLoss::why`] after polling `device` (the one watched): some drivers (Mesa 26.1's
+    /// lavapipe) report a loss, a destroyed device's included, only while polled, so whoever
+    /// may be the only one still looking polls first.
+    pub fn polled(&self, device: &wgpu::Device) -> Option<String> {
+        let _ = device.poll(wgpu::PollType::Poll);
+        self.why()
+    }
 }
 
 /// Holds the compute's submissions back while the window reconfigures its surface, on a device
