@@ -952,6 +952,8 @@ fn mse_and_sum_are_f64_accurate() {
 
 fn check_mse_and_sum(backend: &dyn Backend) {
     let mut rng = Lcg::new(10);
+    // Every pair's tensors and MSE, for the batched `mses` below.
+    let mut pairs = Vec::new();
     for (rows, cols) in [(1, 1), (37, 3), (257, 17), (100_003, 1)] {
         let a = rng.values(rows * cols, 0.0, 1.0);
         let b = rng.values(rows * cols, 0.0, 1.0);
@@ -975,6 +977,25 @@ fn check_mse_and_sum(backend: &dyn Backend) {
         assert!(
             (got_mse - want_mse).abs() <= 1e-12 * want_mse,
             "mse {rows}×{cols} on {}: {got_mse} vs {want_mse}",
+            backend.adapter_name()
+        );
+        pairs.push((ta, tb, want_mse));
+        if pairs.len() == 2 {
+            // An empty pair among them (its MSE is 0): the batched read-back skips it
+            // without shifting the others' totals.
+            let (ea, eb) = (backend.zeros(0, 3).unwrap(), backend.zeros(0, 3).unwrap());
+            pairs.push((ea, eb, 0.0));
+        }
+    }
+    let batched: Vec<(&Tensor, &Tensor)> = pairs.iter().map(|(a, b, _)| (a, b)).collect();
+    let got = backend.mses(&batched);
+    assert_eq!(got.len(), pairs.len());
+    for ((a, _, want), got) in pairs.iter().zip(got) {
+        assert!(
+            (got - want).abs() <= 1e-12 * want,
+            "mses, {}×{} pair, on {}: {got} vs {want}",
+            a.rows(),
+            a.cols(),
             backend.adapter_name()
         );
     }
