@@ -12,6 +12,8 @@ pub mod levels;
 pub mod protocol;
 pub mod reopen;
 pub mod saving;
+mod screenshot_mode;
+use screenshot_mode::{ScreenshotOutcome, ScreenshotPlan};
 pub mod settings;
 pub mod state;
 pub mod worker;
@@ -26,7 +28,7 @@ use crate::cli::WindowArgs;
 use crate::compute::gpu::SharedDevice;
 use crate::compute::{BackendChoice, BackendSource};
 use crate::methods::ParamValues;
-use crate::output::{Existing, png_bytes_with_text, write_atomic};
+use crate::output::Existing;
 use crate::ui::controls::{Action, controls_ui};
 use crate::ui::status_bar::status_bar_ui;
 use crate::ui::{View, ViewContext, ViewExport, ViewRequest, palette};
@@ -37,8 +39,6 @@ use worker::{SendError, WorkerHandle};
 
 /// Key of the settings in eframe's storage.
 const SETTINGS_KEY: &str = "inrlab-settings";
-/// A screenshot is taken after this long even if the methods have not reached `--after`.
-const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest an export waits for pictures shown from the device to be downloaded.
 const EXPORT_WAIT: Duration = Duration::from_secs(3);
 
@@ -73,28 +73,6 @@ pub struct AppOptions {
     /// is configured again and again while the compute submits on the same device.
     #[cfg(feature = "testing")]
     pub resize_every_frame: bool,
-}
-
-/// The result of a `--screenshot` run, read by [`run`] after the window closes.
-type ScreenshotOutcome = Arc<Mutex<Option<anyhow::Result<()>>>>;
-
-enum ScreenshotPhase {
-    Waiting {
-        started: Instant,
-    },
-    /// Asked egui for the next frame's pixels.
-    Requested,
-    Done,
-}
-
-struct ScreenshotPlan {
-    path: PathBuf,
-    after: usize,
-    phase: ScreenshotPhase,
-    /// Filled by egui's screenshot callback.
-    image: Arc<Mutex<Option<Arc<ColorImage>>>>,
-    outcome: ScreenshotOutcome,
-    existing: Existing,
 }
 
 pub struct InrlabApp {
@@ -249,16 +227,8 @@ impl InrlabApp {
         } else {
             Existing::Refuse
         };
-        let screenshot = options.screenshot.map(|(path, after)| ScreenshotPlan {
-            existing,
-            path,
-            after,
-            phase: ScreenshotPhase::Waiting {
-                started: Instant::now(),
-            },
-            image: Arc::default(),
-            outcome: Arc::default(),
-        });
+        let screenshot =
+            (options.screenshot).map(|(path, after)| ScreenshotPlan::new(path, after, existing));
         InrlabApp {
             published: Some(settings.clone()),
             settings,
@@ -460,10 +430,10 @@ impl InrlabApp {
         }
         #[cfg(feature = "testing")]
         if self.resize_every_frame
-            && matches!(
-                self.screenshot.as_ref().map(|plan| &plan.phase),
-                Some(ScreenshotPhase::Waiting { .. })
-            )
+            && self
+                .screenshot
+                .as_ref()
+                .is_some_and(ScreenshotPlan::is_waiting)
         {
             self.frames_drawn += 1;
             let wider = self.frames_drawn.is_multiple_of(2);
@@ -1134,79 +1104,6 @@ impl InrlabApp {
         self.published_zoom = self.zoom;
         self.published_focused = self.focused;
     }
-
-    fn screenshot_step(&mut self, ctx: &egui::Context) {
-        let Some(plan) = &mut self.screenshot else {
-            return;
-        };
-        match plan.phase {
-            ScreenshotPhase::Waiting { started } => {
-                let timed_out = started.elapsed() > SCREENSHOT_TIMEOUT;
-                if timed_out {
-                    eprintln!(
-                        "inrlab: the methods had not reached {} steps after {} s; taking the screenshot anyway",
-                        plan.after,
-                        SCREENSHOT_TIMEOUT.as_secs()
-                    );
-                }
-                if self.model.all_reached(plan.after) || timed_out {
-                    screenshot_into(&plan.image, ctx);
-                    plan.phase = ScreenshotPhase::Requested;
-                }
-                // Keep frames coming while waiting (the worker also repaints on every frame).
-                ctx.request_repaint_after(Duration::from_millis(100));
-            }
-            ScreenshotPhase::Requested => {
-                let image = plan.image.lock().unwrap_or_else(|e| e.into_inner()).take();
-                match image {
-                    Some(image) => {
-                        let provenance = saving::window_provenance(&self.model, &self.settings);
-                        let result =
-                            save_screenshot(&plan.path, &image, provenance.as_ref(), plan.existing);
-                        match &result {
-                            Ok(()) => {
-                                println!("screenshot saved to {}", plan.path.display());
-                                // Where each method's newest picture (the one Compare
-                                // shows) was, so a run can be checked.
-                                for run in &self.model.runs {
-                                    if let Some(step) = run.shown_step() {
-                                        let source = if run.shown_from_the_device() {
-                                            "the device's texture (not downloaded)"
-                                        } else {
-                                            "the downloaded image"
-                                        };
-                                        println!(
-                                            "  {}: newest picture step {step}, from {source}",
-                                            run.info.name
-                                        );
-                                    }
-                                }
-                                for warning in &self.model.warnings {
-                                    println!("  warning shown: {}", warning.text);
-                                }
-                                #[cfg(feature = "testing")]
-                                if self.resize_every_frame
-                                    && let BackendSource::Shared(shared) = &self.backend
-                                {
-                                    let (pauses, let_go) = shared.pause.pauses();
-                                    println!(
-                                        "  resized {} times; the compute paused {pauses} times for the surface, {let_go} stale frames let go",
-                                        self.frames_drawn
-                                    );
-                                }
-                            }
-                            Err(error) => eprintln!("inrlab: {error:#}"),
-                        }
-                        *plan.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-                        plan.phase = ScreenshotPhase::Done;
-                        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
-                    }
-                    None => ctx.request_repaint_after(Duration::from_millis(50)),
-                }
-            }
-            ScreenshotPhase::Done => {}
-        }
-    }
 }
 
 impl Drop for InrlabApp {
@@ -1376,18 +1273,6 @@ fn apply_theme(ctx: &egui::Context) {
             }
         }
     });
-}
-
-/// Writes the window's pixels as a PNG, atomically (temporary file, then rename).
-fn save_screenshot(
-    path: &Path,
-    image: &ColorImage,
-    provenance: Option<&crate::provenance::Provenance>,
-    existing: Existing,
-) -> anyhow::Result<()> {
-    let picture = saving::rgb_picture(image)?;
-    let text = provenance.map(|p| p.png_text()).unwrap_or_default();
-    write_atomic(path, &png_bytes_with_text(&picture, &text)?, existing)
 }
 
 /// eframe's wgpu setup, asking the window's device for what the compute kernels need (the
