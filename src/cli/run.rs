@@ -141,7 +141,6 @@ pub fn run(args: &RunArgs, window: &WindowArgs, run_matches: &ArgMatches) -> any
     let names: Vec<&str> = selected.iter().map(|m| m.name).collect();
     let progress = Progress::new(&names);
     let writing = Writing {
-        args,
         truth: &truth,
         target: &target,
         base: &base,
@@ -391,7 +390,6 @@ impl RecordBase<'_> {
 
 /// A settled method's files, written while the others go on.
 struct Writing<'a> {
-    args: &'a RunArgs,
     truth: &'a Target,
     target: &'a Target,
     base: &'a RecordBase<'a>,
@@ -411,7 +409,7 @@ impl Writing<'_> {
         dir: &Path,
         outcome: RunOutcome,
     ) -> anyhow::Result<Finished> {
-        let (args, target, existing) = (self.args, self.target, self.existing);
+        let (args, target, existing) = (self.base.args, self.target, self.existing);
         let records = outcome.records;
         let provenance = self.base.of(&[(info, own)])?;
         let superres = match (args.superres, outcome.rendering) {
