@@ -376,13 +376,21 @@ fn presented_frame_lines(gpu: &GpuBackend, repeats: usize) -> Vec<String> {
     lines
 }
 
-/// Seconds per method for the reservoir suite at one size (numpy generator, seed 42).
+/// One method's share of the reservoir suite: its compute seconds and its last step's PSNR.
+pub struct SuiteTime {
+    pub method: String,
+    pub seconds: f64,
+    pub final_psnr_db: f64,
+}
+
+/// Seconds per method for the reservoir suite at one size (numpy generator, seed 42), and the
+/// PSNR each one ends at, so a GPU's suite can be held to the CPU backend's numbers.
 ///
 /// The methods are built together, as the window builds the ones it shows, so trajectory and
 /// cumulative share one unrolled reservoir: its states and diagonal Gram blocks are computed
 /// once, and the suite's total counts them once. Building (draws, eigenvalues) is timed with
 /// the method it belongs to.
-pub fn measure_suite(backend: &dyn Backend, size: usize) -> anyhow::Result<Vec<(String, f64)>> {
+pub fn measure_suite(backend: &dyn Backend, size: usize) -> anyhow::Result<Vec<SuiteTime>> {
     let target = Target::sample(size, Fit::Stretch)?;
     // A fresh cache: every method pays for its reservoirs' eigenvalue solves, as in the
     // notebook, and nothing is left over from an earlier size.
@@ -393,19 +401,29 @@ pub fn measure_suite(backend: &dyn Backend, size: usize) -> anyhow::Result<Vec<(
         .map(|(name, _, _)| Ok((methods::find(name)?, ParamValues::new())))
         .collect::<anyhow::Result<Vec<_>>>()?;
     session.set_selection(&plans);
+    let mut final_psnr_db = vec![f64::NAN; plans.len()];
     // One after the other, so the shared reservoir's steps are counted under trajectory; a
     // finished method stays in its slot, so cumulative still finds them.
-    for index in 0..plans.len() {
+    for (index, psnr_db) in final_psnr_db.iter_mut().enumerate() {
         while session.slot(index).is_runnable(None) {
-            if let AdvanceResult::Stopped(reason) = session.advance(index, false).result {
-                anyhow::bail!("{}: {reason}", plans[index].0.name);
+            match session.advance(index, false).result {
+                AdvanceResult::Stepped(report) => *psnr_db = report.psnr_db,
+                AdvanceResult::Stopped(reason) => {
+                    anyhow::bail!("{}: {reason}", plans[index].0.name)
+                }
+                _ => {}
             }
         }
     }
     Ok(session
         .slots()
         .iter()
-        .map(|slot| (slot.info.name.to_owned(), slot.compute_secs))
+        .zip(final_psnr_db)
+        .map(|(slot, final_psnr_db)| SuiteTime {
+            method: slot.info.name.to_owned(),
+            seconds: slot.compute_secs,
+            final_psnr_db,
+        })
         .collect())
 }
 
@@ -486,7 +504,9 @@ fn ui_frame_time_line(frames: usize) -> String {
     )
 }
 
-/// The reservoir suite's table on `backend` at each of `sizes`, beside numpy's seconds.
+/// The reservoir suite's table on `backend` at each of `sizes`, beside numpy's seconds; on a
+/// GPU, each method's final PSNR beside the CPU backend's at the same size (the target is
+/// within 0.05 dB).
 fn suite_table_lines(backend: &dyn Backend, sizes: &[usize]) -> Vec<String> {
     let mut lines = Vec::new();
     // Warm the thread pool and the draw cache's neighbours so the suite is timed steadily.
@@ -504,6 +524,18 @@ fn suite_table_lines(backend: &dyn Backend, sizes: &[usize]) -> Vec<String> {
                 continue;
             }
         };
+        // The CPU backend is the oracle the GPU's numbers are held to.
+        let on_cpu = if backend.as_gpu().is_some() {
+            match measure_suite(&CpuBackend::new(), size) {
+                Ok(cpu) => Some(cpu),
+                Err(error) => {
+                    lines.push(format!("suite on cpu at {size}² (for its PSNR): {error:#}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         lines.push(format!(
             "suite on {} at {size}²  ({})",
             backend.kind(),
@@ -511,21 +543,31 @@ fn suite_table_lines(backend: &dyn Backend, sizes: &[usize]) -> Vec<String> {
         ));
         let mut total = 0.0;
         let mut numpy_total = 0.0;
-        for (name, seconds) in &times {
+        let mut differences_db = Vec::new();
+        for time in &times {
+            let name = time.method.as_str();
+            let seconds = time.seconds;
             let numpy = NUMPY_SECONDS
                 .iter()
-                .find(|(n, _, _)| n == name)
+                .find(|(n, _, _)| *n == name)
                 .map(|&(_, at128, at256)| if size == 256 { at256 } else { at128 })
                 .filter(|_| size == 128 || size == 256);
             total += seconds;
             numpy_total += numpy.unwrap_or(0.0);
-            lines.push(match numpy {
-                Some(numpy) => format!(
-                    "  {name:<14} {seconds:>8.3} s   numpy {numpy:>6.2} s   {:>5.1}× faster",
-                    numpy / seconds
-                ),
-                None => format!("  {name:<14} {seconds:>8.3} s"),
-            });
+            let mut line = format!("  {name:<14} {seconds:>8.3} s");
+            if let Some(numpy) = numpy {
+                line += &format!("   numpy {numpy:>6.2} s   {:>5.1}× faster", numpy / seconds);
+            }
+            line += &format!("   {:>7.3} dB", time.final_psnr_db);
+            let cpu = on_cpu
+                .as_ref()
+                .and_then(|cpu| cpu.iter().find(|c| c.method == name));
+            if let Some(cpu) = cpu {
+                let difference = time.final_psnr_db - cpu.final_psnr_db;
+                differences_db.push(difference.abs());
+                line += &format!("  (cpu {:.3} dB, {difference:+.3})", cpu.final_psnr_db);
+            }
+            lines.push(line);
         }
         lines.push(if numpy_total > 0.0 {
             format!(
@@ -536,6 +578,24 @@ fn suite_table_lines(backend: &dyn Backend, sizes: &[usize]) -> Vec<String> {
         } else {
             format!("  {:<14} {total:>8.3} s", "all")
         });
+        // NaN (a method that never stepped) must show, so it is not folded away by a max.
+        let largest_difference_db = differences_db.iter().copied().reduce(|a, b| {
+            if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else {
+                a.max(b)
+            }
+        });
+        if let Some(largest) = largest_difference_db {
+            lines.push(format!(
+                "  final PSNR against the cpu backend: largest difference {largest:.3} dB{}",
+                if largest <= 0.05 {
+                    " (within 0.05 dB)"
+                } else {
+                    "  (over 0.05 dB!)"
+                }
+            ));
+        }
         lines.push(
             "  (trajectory and cumulative share one unrolled reservoir: its states and \
              diagonal Gram blocks are counted once, under trajectory)"
@@ -543,6 +603,56 @@ fn suite_table_lines(backend: &dyn Backend, sizes: &[usize]) -> Vec<String> {
         );
     }
     lines
+}
+
+/// Where the bench's lines go as soon as each part is measured, so a long bench shows its
+/// figures as it goes and one stopped early (a time limit on a lent GPU) keeps what it had:
+/// the table on standard output, or with `--json` the lines on standard error and the records,
+/// gathered, printed as one JSON list at the end.
+struct Report {
+    json: bool,
+    records: Vec<serde_json::Value>,
+    header_printed: bool,
+}
+
+impl Report {
+    fn lines(&self, lines: impl IntoIterator<Item = String>) {
+        for line in lines {
+            if self.json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+        }
+    }
+
+    fn operations(&mut self, records: &[Record]) -> anyhow::Result<()> {
+        if self.json {
+            for record in records {
+                self.records.push(serde_json::to_value(record)?);
+            }
+            return Ok(());
+        }
+        if !self.header_printed {
+            println!(
+                "{:<14} {:<16} {:>7} {:>6} {:>10} {:>12}",
+                "backend", "op", "n", "width", "ms", "rate"
+            );
+            self.header_printed = true;
+        }
+        for r in records {
+            let rate = match (r.gflops, r.gigabytes_per_second) {
+                (Some(g), _) => format!("{g:.1} GFLOP/s"),
+                (None, Some(b)) => format!("{b:.1} GB/s"),
+                _ => String::new(),
+            };
+            println!(
+                "{:<14} {:<16} {:>7} {:>6} {:>10.3} {:>12}",
+                r.backend, r.op, r.n, r.width, r.ms, rate
+            );
+        }
+        Ok(())
+    }
 }
 
 pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
@@ -556,74 +666,76 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let mut all = Vec::new();
-    let mut suite_lines = Vec::new();
+    let mut report = Report {
+        json: args.json,
+        records: Vec::new(),
+        header_printed: false,
+    };
     for backend in backends(choice)? {
         let backend = backend.as_ref();
         eprintln!("measuring {} ({})…", label(backend), backend.adapter_name());
         let measured = measure_operations(backend, args.repeats);
-        all.extend(measured.records);
-        suite_lines.extend(measured.skipped);
+        report.operations(&measured.records)?;
+        report.lines(measured.skipped);
         // A backend whose dense layers are on cooperative matrices is measured beside its f32
         // twin for the operations and the steps of the methods with dense layers (the
         // trained ones and the wavelet operator); the reservoir suite (no dense layers), the
         // rollout's memory and the display path once, on the f32 one.
         let cooperative = cooperative_fragment(backend).is_some();
         if !cooperative {
-            suite_lines.extend(suite_table_lines(backend, &args.suite_sizes));
+            report.lines(suite_table_lines(backend, &args.suite_sizes));
         }
         // Training steps of the trained methods (issue 5), in the same table.
-        suite_lines.extend(crate::bench_training::training_lines(
+        report.lines(crate::bench_training::training_lines(
             backend,
             args.repeats.max(5),
         ));
-        suite_lines.extend(crate::bench_wavelet::lines(
+        report.lines(crate::bench_wavelet::lines(
             backend,
             args.repeats.max(5),
             !cooperative,
         ));
         if !cooperative {
-            suite_lines.extend(display_path_lines(backend, args.repeats.max(5)));
+            report.lines(display_path_lines(backend, args.repeats.max(5)));
         }
     }
     if args.ui_frames > 0 {
-        suite_lines.push(ui_frame_time_line(args.ui_frames));
+        report.lines([ui_frame_time_line(args.ui_frames)]);
     }
-    let mut scheduling = Vec::new();
     if args.scheduling {
         let (lines, records) = scheduling_lines()?;
-        suite_lines.extend(lines);
-        scheduling = records;
+        report.lines(lines);
+        report.records.extend(records);
     }
     if args.json {
-        let mut records: Vec<serde_json::Value> = all
-            .iter()
-            .map(serde_json::to_value)
-            .collect::<Result<_, _>>()?;
-        records.extend(scheduling);
-        println!("{}", serde_json::to_string_pretty(&records)?);
-        for line in &suite_lines {
-            eprintln!("{line}");
-        }
-    } else {
-        println!(
-            "{:<14} {:<16} {:>7} {:>6} {:>10} {:>12}",
-            "backend", "op", "n", "width", "ms", "rate"
-        );
-        for r in &all {
-            let rate = match (r.gflops, r.gigabytes_per_second) {
-                (Some(g), _) => format!("{g:.1} GFLOP/s"),
-                (None, Some(b)) => format!("{b:.1} GB/s"),
-                _ => String::new(),
-            };
-            println!(
-                "{:<14} {:<16} {:>7} {:>6} {:>10.3} {:>12}",
-                r.backend, r.op, r.n, r.width, r.ms, rate
-            );
-        }
-        for line in &suite_lines {
-            println!("{line}");
-        }
+        println!("{}", serde_json::to_string_pretty(&report.records)?);
     }
     Ok(())
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+
+    /// The suite's table on a GPU gives every method's final PSNR beside the CPU backend's
+    /// and the largest difference, which is within the 0.05 dB target at a small size.
+    #[test]
+    fn the_suite_table_holds_the_gpu_to_the_cpu() {
+        let Some(gpu) = crate::compute::gpu::test_backend() else {
+            return;
+        };
+        let lines = suite_table_lines(&gpu, &[32]);
+        let text = lines.join("\n");
+        for (name, _, _) in NUMPY_SECONDS {
+            let line = lines
+                .iter()
+                .find(|line| line.trim_start().starts_with(name))
+                .unwrap_or_else(|| panic!("no line for {name} in\n{text}"));
+            assert!(line.contains(" dB  (cpu "), "{name}: {line}");
+        }
+        assert!(
+            text.contains("largest difference") && text.contains("(within 0.05 dB)"),
+            "{text}"
+        );
+    }
 }
