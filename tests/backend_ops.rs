@@ -320,6 +320,42 @@ fn reservoir_step_matches_reference() {
     }
 }
 
+/// tanh relative to its own value, on both backends and in both places it is fused (the
+/// reservoir step and a dense layer): a few ulp everywhere, near zero too, where tanh
+/// implementations built on exp lose digits. The reservoir states feed ill-conditioned ridge
+/// systems, so the GPU computes the CPU backend's rational form rather than its driver's.
+#[test]
+fn tanh_is_accurate_relative_to_its_value() {
+    // ±10^-7 … ±9: tiny values, the bend near 1, and saturation.
+    let values: Vec<f32> = (0..=160)
+        .map(|i| 10f32.powf(-7.0 + i as f32 / 20.0))
+        .filter(|&v| v <= 9.0)
+        .flat_map(|v| [v, -v])
+        .collect();
+    let rows = values.len();
+    let want: Vec<f64> = values.iter().map(|&v| f64::from(v).tanh()).collect();
+    for backend in backends() {
+        let x = upload(backend, rows, 1, &values);
+        let one = upload(backend, 1, 1, &[1.0]);
+        let zero = upload(backend, 1, 1, &[0.0]);
+        let mut dense = backend.zeros(rows, 1).unwrap();
+        backend.dense_forward(&x, &one, &zero, Activation::Tanh, &mut dense);
+        let mut step = backend.zeros(rows, 1).unwrap();
+        backend.reservoir_step(&x, &one, None, &one, &zero, &mut step);
+        for (what, out) in [("dense tanh", &dense), ("reservoir step", &step)] {
+            for ((&got, &want), &value) in backend.download(out).iter().zip(&want).zip(&values) {
+                let relative = (f64::from(got) - want).abs() / want.abs();
+                assert!(
+                    relative <= 1e-6,
+                    "{what} on {}: tanh({value:e}) = {got:e}, want {want:e} (relative error \
+                     {relative:e})",
+                    backend.adapter_name()
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn dense_forward_matches_reference() {
     for backend in backends() {

@@ -5,8 +5,10 @@ use super::reductions::{SumCore, SumKernel};
 use super::tiled::{ProductTile, Tile, TileShape, TiledKernel};
 use super::{Access, Activation, GpuBackend, Kernel, OPAQUE_ZERO, Tensor, buffer};
 
-pub(super) const SOURCE: &str =
-    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/linear.wgsl"));
+pub(super) const SOURCE: &str = concat!(
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/tanh.wgsl")),
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/linear.wgsl"))
+);
 
 /// The products linear.wgsl defines on the tiled core.
 pub(super) const PRODUCTS: &[&str] = &["forward", "weight_gradient", "input_gradient"];

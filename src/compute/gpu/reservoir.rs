@@ -3,12 +3,14 @@
 use super::tiled::TiledKernel;
 use super::{Access, GpuBackend, Tensor, buffer};
 
-pub(super) const SOURCE: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/shaders/reservoir.wgsl"
-));
+pub(super) const SOURCE: &str = concat!(
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/tanh.wgsl")),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/shaders/reservoir.wgsl"
+    ))
+);
 
-/// Output tile edge of the shader's products.
 /// The product reservoir.wgsl defines on the tiled core.
 pub(super) const PRODUCTS: &[&str] = &["step"];
 
