@@ -3,8 +3,11 @@
 
 The reference table (tests/data/chelsea_128.json) was measured on another machine; this script
 measures the same recipes here, so speed-ups are quoted against the same hardware.
-Needs numpy (pip install numpy). Usage: python3 scripts/numpy_baseline.py [size ...]
+Needs numpy (pip install numpy). Usage: python3 scripts/numpy_baseline.py [--json] [size ...]
+With --json it prints one JSON object instead of the table: `inrlab bench` runs this script (it is
+built into the binary) and quotes its suite's speed against these seconds.
 """
+import json
 import sys
 import time
 
@@ -81,14 +84,19 @@ def fourier_ridge(X, Y):
 
 
 def main():
-    sizes = [int(s) for s in sys.argv[1:]] or [128]
+    args = sys.argv[1:]
+    as_json = "--json" in args
+    sizes = [int(s) for s in args if s != "--json"] or [128]
+    say = (lambda *a: None) if as_json else print
+    suites = {}
     for size in sizes:
         # A smooth synthetic target: timings do not depend on the pixels.
         c = np.linspace(0, 1, size, endpoint=False)
         X = np.stack(np.meshgrid(c, c), -1).reshape(-1, 2)
         Y = np.stack([np.sin(7 * X[:, 0]) ** 2, X[:, 1], X[:, 0] * X[:, 1]], -1)
         total = 0.0
-        print(f"numpy at {size}x{size}")
+        suites[str(size)] = {}
+        say(f"numpy at {size}x{size}")
         for name, fn in [("trajectory", lambda: trajectory(X, Y)[1]), ("cumulative", lambda: cumulative(X, Y)),
                          ("refine", lambda: refine(X, Y)), ("multiscale", lambda: multiscale(X, Y)),
                          ("fourier-ridge", lambda: fourier_ridge(X, Y))]:
@@ -96,18 +104,23 @@ def main():
             fn()
             dt = time.perf_counter() - t
             total += dt
-            print(f"  {name:<14} {dt:7.3f} s")
-        print(f"  {'all':<14} {total:7.3f} s")
+            suites[str(size)][name] = dt
+            say(f"  {name:<14} {dt:7.3f} s")
+        say(f"  {'all':<14} {total:7.3f} s")
     n, h = 16384, 256
     A32 = np.random.rand(n, h).astype(np.float32)
     W32 = np.random.rand(h, h).astype(np.float32)
     A64 = A32.astype(np.float64)
+    operations = []
     for label, fn, flops in [("f32 16384x256 @ 256x256", lambda: A32 @ W32, 2 * n * h * h),
                              ("f64 H.T @ H (16384x256)", lambda: A64.T @ A64, 2 * n * h * h),
                              ("f64 reservoir step", lambda: np.tanh(A64[:, :2] @ W32[:2].astype(np.float64) + A64 @ W32.astype(np.float64) + 0.1), 2 * n * h * h)]:
         fn()
         best = min(timeit(fn) for _ in range(5))
-        print(f"{label:<28} {best * 1e3:8.2f} ms  {flops / best / 1e9:7.1f} GFLOP/s")
+        operations.append({"label": label, "ms": best * 1e3, "gflops": flops / best / 1e9})
+        say(f"{label:<28} {best * 1e3:8.2f} ms  {flops / best / 1e9:7.1f} GFLOP/s")
+    if as_json:
+        print(json.dumps({"numpy": np.__version__, "suites": suites, "operations": operations}))
 
 
 def timeit(fn):

@@ -9,11 +9,13 @@ full batch, Adam 1e-3 or SGD 1.0 momentum 0.9. Prints the median ms per step at 
     python3 scripts/pytorch_baseline.py --device cuda        # the same steps on the GPU (eager)
 
 On CUDA each step is timed by CUDA events around it (GPU time) and by the wall clock with a
-synchronize at its end; both are printed. Dev-only: `python3 -m venv /tmp/torchenv &&
+synchronize at its end; both are printed. With --json it prints one JSON object instead:
+`inrlab bench` runs this script (it is built into the binary) beside its own training steps. Dev-only: `python3 -m venv /tmp/torchenv &&
 /tmp/torchenv/bin/pip install torch`, then `/tmp/torchenv/bin/python scripts/pytorch_baseline.py`.
 """
 
 import argparse
+import json
 import math
 import statistics
 import time
@@ -67,7 +69,10 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (CPU device only)")
     parser.add_argument("--optimizers", default="adam,sgd")
     parser.add_argument("--timed", type=int, default=60, help="timed steps per case (median)")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed steps before them")
+    parser.add_argument("--json", action="store_true", help="one JSON object instead of lines")
     args = parser.parse_args()
+    say = (lambda *a, **k: None) if args.json else print
     device = torch.device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
@@ -77,14 +82,18 @@ def main():
             raise SystemExit(f"--device {args.device}: this PyTorch build sees no CUDA device")
         torch.backends.cuda.matmul.allow_tf32 = False  # f32 products, as inrlab's kernels
         where = f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}, eager, tf32 off"
-    print(f"torch {torch.__version__}, {where}")
+    say(f"torch {torch.__version__}, {where}")
+    steps = []
     for size in (int(s) for s in args.sizes.split(",")):
         for name in args.optimizers.split(","):
-            wall, gpu = time_steps(size, name, device, timed=args.timed)
+            wall, gpu = time_steps(size, name, device, warmup=args.warmup, timed=args.timed)
+            steps.append({"size": size, "optimizer": name, "wall_ms": wall, "gpu_ms": gpu})
             line = f"{size}²  {name:4}  {wall:8.3f} ms/step (median wall clock)"
             if gpu is not None:
                 line += f"  {gpu:8.3f} ms GPU (CUDA events)"
-            print(line, flush=True)
+            say(line, flush=True)
+    if args.json:
+        print(json.dumps({"torch": torch.__version__, "where": where, "steps": steps}))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::bench_baseline::{NumpyBaseline, speed_against};
 use crate::cli::BenchArgs;
 use crate::compute::cpu::CpuBackend;
 use crate::compute::gpu::GpuBackend;
@@ -33,14 +34,14 @@ pub struct Record {
     pub gigabytes_per_second: Option<f64>,
 }
 
-/// numpy float64 seconds for the suite on a 2-core machine of this kind (the reference table
-/// and the reservoir issue), per method, at 128² and 256².
-const NUMPY_SECONDS: &[(&str, f64, f64)] = &[
-    ("trajectory", 1.134, 5.3),
-    ("cumulative", 3.046, 12.0),
-    ("refine", 0.756, 3.6),
-    ("multiscale", 1.609, 7.4),
-    ("fourier-ridge", 0.236, 1.6),
+/// The reservoir suite: the seed notebook's five recipes, timed against its numpy recipes run
+/// in the same bench (`bench_baseline`).
+const SUITE_METHODS: &[&str] = &[
+    "trajectory",
+    "cumulative",
+    "refine",
+    "multiscale",
+    "fourier-ridge",
 ];
 
 /// The backends to measure: the one asked for, or the CPU plus any hardware GPU.
@@ -396,9 +397,9 @@ pub fn measure_suite(backend: &dyn Backend, size: usize) -> anyhow::Result<Vec<S
     // notebook, and nothing is left over from an earlier size.
     let mut session = Session::borrowing(backend, MethodCache::blocking(), RngKind::Numpy);
     session.set_target(target);
-    let plans = NUMPY_SECONDS
+    let plans = SUITE_METHODS
         .iter()
-        .map(|(name, _, _)| Ok((methods::find(name)?, ParamValues::new())))
+        .map(|name| Ok((methods::find(name)?, ParamValues::new())))
         .collect::<anyhow::Result<Vec<_>>>()?;
     session.set_selection(&plans);
     let mut final_psnr_db = vec![f64::NAN; plans.len()];
@@ -504,10 +505,14 @@ fn ui_frame_time_line(frames: usize) -> String {
     )
 }
 
-/// The reservoir suite's table on `backend` at each of `sizes`, beside numpy's seconds; on a
-/// GPU, each method's final PSNR beside the CPU backend's at the same size (the target is
-/// within 0.05 dB).
-fn suite_table_lines(backend: &dyn Backend, sizes: &[usize]) -> Vec<String> {
+/// The reservoir suite's table on `backend` at each of `sizes`, beside numpy's seconds where
+/// the baseline was measured in this run; on a GPU, each method's final PSNR beside the CPU
+/// backend's at the same size (the target is within 0.05 dB).
+fn suite_table_lines(
+    backend: &dyn Backend,
+    sizes: &[usize],
+    numpy: Option<&NumpyBaseline>,
+) -> Vec<String> {
     let mut lines = Vec::new();
     // Warm the thread pool and the draw cache's neighbours so the suite is timed steadily.
     if let Err(error) = measure_suite(backend, 32) {
@@ -547,16 +552,15 @@ fn suite_table_lines(backend: &dyn Backend, sizes: &[usize]) -> Vec<String> {
         for time in &times {
             let name = time.method.as_str();
             let seconds = time.seconds;
-            let numpy = NUMPY_SECONDS
-                .iter()
-                .find(|(n, _, _)| *n == name)
-                .map(|&(_, at128, at256)| if size == 256 { at256 } else { at128 })
-                .filter(|_| size == 128 || size == 256);
+            let numpy = numpy.and_then(|numpy| numpy.seconds(size, name));
             total += seconds;
             numpy_total += numpy.unwrap_or(0.0);
             let mut line = format!("  {name:<14} {seconds:>8.3} s");
             if let Some(numpy) = numpy {
-                line += &format!("   numpy {numpy:>6.2} s   {:>5.1}× faster", numpy / seconds);
+                line += &format!(
+                    "   numpy {numpy:>6.2} s   {}",
+                    speed_against(numpy, seconds)
+                );
             }
             line += &format!("   {:>7.3} dB", time.final_psnr_db);
             let cpu = on_cpu
@@ -571,9 +575,9 @@ fn suite_table_lines(backend: &dyn Backend, sizes: &[usize]) -> Vec<String> {
         }
         lines.push(if numpy_total > 0.0 {
             format!(
-                "  {:<14} {total:>8.3} s   numpy {numpy_total:>6.2} s   {:>5.1}× faster",
+                "  {:<14} {total:>8.3} s   numpy {numpy_total:>6.2} s   {}",
                 "all",
-                numpy_total / total
+                speed_against(numpy_total, total)
             )
         } else {
             format!("  {:<14} {total:>8.3} s", "all")
@@ -603,6 +607,45 @@ fn suite_table_lines(backend: &dyn Backend, sizes: &[usize]) -> Vec<String> {
         );
     }
     lines
+}
+
+/// The numpy baseline at the suite's sizes, measured now with the Python `--python` names;
+/// its product rates are reported at once, or why it was not measured.
+fn numpy_baseline(args: &BenchArgs, report: &mut Report) -> Option<NumpyBaseline> {
+    let sizes: Vec<usize> = args
+        .suite_sizes
+        .iter()
+        .copied()
+        .filter(|&s| s > 0)
+        .collect();
+    if sizes.is_empty() || args.python == "none" {
+        return None;
+    }
+    eprintln!(
+        "measuring the numpy baseline with {} at {}…",
+        args.python,
+        sizes
+            .iter()
+            .map(|s| format!("{s}²"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    match crate::bench_baseline::numpy(&args.python, &sizes) {
+        Ok(numpy) => {
+            report.lines([format!(
+                "numpy {} ({}), measured in this run:",
+                numpy.numpy, args.python
+            )]);
+            report.lines(numpy.operation_lines());
+            Some(numpy)
+        }
+        Err(reason) => {
+            report.lines([format!(
+                "numpy baseline not measured: {reason}; the suite's times stand alone"
+            )]);
+            None
+        }
+    }
 }
 
 /// Where the bench's lines go as soon as each part is measured, so a long bench shows its
@@ -671,6 +714,7 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
         records: Vec::new(),
         header_printed: false,
     };
+    let numpy = numpy_baseline(args, &mut report);
     for backend in backends(choice)? {
         let backend = backend.as_ref();
         eprintln!("measuring {} ({})…", label(backend), backend.adapter_name());
@@ -683,12 +727,17 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
         // rollout's memory and the display path once, on the f32 one.
         let cooperative = cooperative_fragment(backend).is_some();
         if !cooperative {
-            report.lines(suite_table_lines(backend, &args.suite_sizes));
+            report.lines(suite_table_lines(
+                backend,
+                &args.suite_sizes,
+                numpy.as_ref(),
+            ));
         }
         // Training steps of the trained methods (issue 5), in the same table.
         report.lines(crate::bench_training::training_lines(
             backend,
             args.repeats.max(5),
+            (args.python != "none").then_some(args.python.as_str()),
         ));
         report.lines(crate::bench_wavelet::lines(
             backend,
@@ -724,9 +773,9 @@ mod tests {
         let Some(gpu) = crate::compute::gpu::test_backend() else {
             return;
         };
-        let lines = suite_table_lines(&gpu, &[32]);
+        let lines = suite_table_lines(&gpu, &[32], None);
         let text = lines.join("\n");
-        for (name, _, _) in NUMPY_SECONDS {
+        for name in SUITE_METHODS {
             let line = lines
                 .iter()
                 .find(|line| line.trim_start().starts_with(name))

@@ -1,19 +1,21 @@
 //! Training-step timings for `inrlab bench`: milliseconds per full-batch step of the Fourier-
-//! feature MLP (the recipe, features precomputed as PyTorch's were) at 128² and 224²,
-//! with Adam and with SGD, against PyTorch on a 2-core machine of this kind.
+//! feature MLP (the recipe, features precomputed as PyTorch's were) at 128², 224² and
+//! 512², with Adam and with SGD, beside PyTorch's same step measured in the same run.
 
 use std::time::Instant;
 
+use crate::bench_baseline::{PytorchRequest, speed_against};
 use crate::compute::{Backend, CancelToken};
 use crate::methods::training::OPTIMIZER;
 use crate::methods::{self, MethodCache, ParamValues, Setup};
 use crate::rng::RngKind;
 use crate::target::{Fit, Target};
 
-/// PyTorch ms per full-batch Adam step on a 2-core CPU (reference table; SGD measured 32.7 ms at
-/// 128²), by size; 512² has no table figure (scripts/pytorch_baseline.py measures it).
-pub const PYTORCH_MS: &[(usize, Option<f64>)] =
-    &[(128, Some(33.9)), (224, Some(135.0)), (512, None)];
+/// The working sizes of the training bench.
+pub const SIZES: &[usize] = &[128, 224, 512];
+const OPTIMIZERS: &[&str] = &["adam", "sgd"];
+/// Untimed steps before the timed ones, here and in PyTorch's.
+const WARMUP_STEPS: usize = 2;
 
 /// One timing: size, optimizer, median ms per step.
 pub struct TrainingTiming {
@@ -36,7 +38,7 @@ pub fn measure_training(
     let mut params = ParamValues::new();
     let index = OPTIMIZER.choice_index(optimizer)?;
     params.set(OPTIMIZER.name, index as f64);
-    params.set("steps", (steps + 2) as f64);
+    params.set("steps", (steps + WARMUP_STEPS) as f64);
     let mut method = info.build(&Setup {
         target: &target,
         backend,
@@ -46,7 +48,7 @@ pub fn measure_training(
         cancel: &CancelToken::new(),
         folder: None,
     })?;
-    for _ in 0..2 {
+    for _ in 0..WARMUP_STEPS {
         method.step(backend)?;
     }
     backend.finish();
@@ -78,16 +80,48 @@ pub fn measure_training(
     })
 }
 
-/// Lines for the bench output: every size and optimizer on one backend; a size the backend
-/// cannot hold says why instead.
-pub fn training_lines(backend: &dyn Backend, steps: usize) -> Vec<String> {
+/// Lines for the bench output: every size and optimizer on one backend, beside PyTorch's
+/// step on the same kind of device (its CPU with as many threads, or CUDA beside a GPU
+/// backend) measured now with `python`; a size the backend cannot hold says why instead.
+pub fn training_lines(backend: &dyn Backend, steps: usize, python: Option<&str>) -> Vec<String> {
     let mut lines = vec![format!(
         "training step (fourier-mlp, full batch) on {}  ({})",
         crate::bench::label(backend),
         backend.adapter_name()
     )];
-    for &(size, pytorch) in PYTORCH_MS {
-        for optimizer in ["adam", "sgd"] {
+    let pytorch = python.map(|python| {
+        let device = if backend.as_gpu().is_some() {
+            "cuda"
+        } else {
+            "cpu"
+        };
+        eprintln!("measuring PyTorch's training step on {device} with {python}…");
+        let request = PytorchRequest {
+            device,
+            sizes: SIZES,
+            optimizers: OPTIMIZERS,
+            warmup: WARMUP_STEPS,
+            timed: steps.max(1),
+            threads: rayon::current_num_threads(),
+        };
+        crate::bench_baseline::pytorch(python, &request)
+    });
+    let pytorch = match pytorch {
+        Some(Ok(baseline)) => {
+            lines.push(format!(
+                "  beside PyTorch {} ({}), measured in this run",
+                baseline.torch, baseline.device
+            ));
+            Some(baseline)
+        }
+        Some(Err(reason)) => {
+            lines.push(format!("  PyTorch baseline not measured: {reason}"));
+            None
+        }
+        None => None,
+    };
+    for &size in SIZES {
+        for &optimizer in OPTIMIZERS {
             let timing = match measure_training(backend, size, optimizer, steps) {
                 Ok(timing) => timing,
                 Err(error) => {
@@ -95,23 +129,28 @@ pub fn training_lines(backend: &dyn Backend, steps: usize) -> Vec<String> {
                     continue;
                 }
             };
-            let per_step = timing
-                .per_step
-                .map(|(submissions, waits, bind_groups)| {
-                    format!(
-                        "   per step: {submissions:.1} submissions, {waits:.1} waits, {bind_groups:.1} bind groups made"
-                    )
-                })
-                .unwrap_or_default();
-            lines.push(match pytorch {
-                Some(pytorch) => format!(
-                    "  {size:>3}²  {optimizer:<5} {:>8.2} ms/step   PyTorch CPU {pytorch:>6.1} ms (Adam)   {:>4.2}× faster",
-                    timing.ms_per_step,
-                    pytorch / timing.ms_per_step
-                ) + &per_step,
-                None => format!("  {size:>3}²  {optimizer:<5} {:>8.2} ms/step", timing.ms_per_step)
-                    + &per_step,
-            });
+            let mut line = format!(
+                "  {size:>3}²  {optimizer:<5} {:>8.2} ms/step",
+                timing.ms_per_step
+            );
+            let beside = pytorch
+                .as_ref()
+                .and_then(|pytorch| pytorch.step_ms(size, optimizer));
+            if let Some((wall_ms, gpu_ms)) = beside {
+                line += &format!(
+                    "   PyTorch {wall_ms:>8.2} ms   {}",
+                    speed_against(wall_ms, timing.ms_per_step)
+                );
+                if let Some(gpu_ms) = gpu_ms {
+                    line += &format!(" (PyTorch's GPU time {gpu_ms:.2} ms)");
+                }
+            }
+            if let Some((submissions, waits, bind_groups)) = timing.per_step {
+                line += &format!(
+                    "   per step: {submissions:.1} submissions, {waits:.1} waits, {bind_groups:.1} bind groups made"
+                );
+            }
+            lines.push(line);
         }
     }
     lines

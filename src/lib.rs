@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_baseline;
 pub mod bench_training;
 pub mod bench_wavelet;
 pub mod checkpoint;

@@ -190,6 +190,11 @@ pub struct BenchArgs {
     /// Repetitions per operation; the median is reported.
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    /// The Python that measures the baselines in this run: numpy's seed-notebook recipes at
+    /// the suite's sizes, PyTorch's training step beside inrlab's (on CUDA beside a GPU
+    /// backend); "none" to skip them.
+    #[arg(long, default_value = "python3", value_name = "PYTHON")]
+    pub python: String,
     /// UI frames to time while the compute thread is busy (0 to skip).
     #[arg(long, default_value_t = 600)]
     pub ui_frames: usize,
