@@ -29,6 +29,7 @@ use crate::compute::gpu::SharedDevice;
 use crate::compute::{BackendChoice, BackendSource};
 use crate::methods::ParamValues;
 use crate::output::Existing;
+use crate::ui::banner::{BANNER_ERROR, BANNER_SAVED, BANNER_WARNING, banner_buttons_ui, banner_ui};
 use crate::ui::controls::{Action, controls_ui};
 use crate::ui::status_bar::status_bar_ui;
 use crate::ui::{View, ViewContext, ViewExport, ViewRequest, palette};
@@ -1137,73 +1138,6 @@ impl eframe::App for InrlabApp {
     fn clear_color(&self, _visuals: &egui::Visuals) -> [f32; 4] {
         palette::BACKGROUND.to_normalized_gamma_f32()
     }
-}
-
-/// How a banner above the view looks: background, edge and the mark before its text.
-struct BannerStyle {
-    fill: Color32,
-    edge: Color32,
-    mark: &'static str,
-}
-
-const BANNER_ERROR: BannerStyle = BannerStyle {
-    fill: Color32::from_rgb(70, 28, 24),
-    edge: palette::BAD,
-    mark: "!",
-};
-
-const BANNER_SAVED: BannerStyle = BannerStyle {
-    fill: Color32::from_rgb(22, 52, 34),
-    edge: palette::GOOD,
-    mark: "»",
-};
-
-const BANNER_WARNING: BannerStyle = BannerStyle {
-    fill: Color32::from_rgb(60, 50, 18),
-    edge: palette::ACCENT,
-    // egui's fonts have no "⚠" (a missing glyph panics in its tests): the colour tells them
-    // apart.
-    mark: "!",
-};
-
-/// A one-line banner with a button at its right end; whether the button was clicked.
-fn banner_ui(ui: &mut egui::Ui, style: &BannerStyle, text: &str, button: &str) -> bool {
-    banner_buttons_ui(ui, style, text, &[button]) == Some(0)
-}
-
-/// A banner with several buttons, right to left in the order given; which one was clicked.
-fn banner_buttons_ui(
-    ui: &mut egui::Ui,
-    style: &BannerStyle,
-    text: &str,
-    buttons: &[&str],
-) -> Option<usize> {
-    let mut clicked = None;
-    egui::Frame::new()
-        .fill(style.fill)
-        .stroke(egui::Stroke::new(1.0, style.edge))
-        .corner_radius(4.0)
-        .inner_margin(8.0)
-        .show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.label(
-                    RichText::new(style.mark)
-                        .strong()
-                        .color(style.edge)
-                        .size(16.0),
-                );
-                ui.label(RichText::new(text).color(palette::TEXT_STRONG));
-                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    for (index, button) in buttons.iter().enumerate() {
-                        if ui.button(*button).clicked() {
-                            clicked = Some(index);
-                        }
-                    }
-                });
-            });
-        });
-    ui.add_space(4.0);
-    clicked
 }
 
 /// Runs `work` (a blocking file dialog, a file to write) on a thread of its own and leaves what

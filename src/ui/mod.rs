@@ -1,11 +1,13 @@
 //! The window's views: one file per view, each a type implementing [`View`], all listed in
 //! [`registry`]. Adding a view is one new file plus one line there. The left panel
-//! ([`controls`]) and the status bar ([`status_bar`]) are panels, not views.
+//! ([`controls`]), the status bar ([`status_bar`]) and the banners ([`banner`]) are panels,
+//! not views.
 //!
 //! Views read the UI's model ([`crate::app::state::Model`]) and never talk to the worker: what
 //! they want from it (feature maps, intermediate images) they list in [`ViewContext`], and the
 //! app passes it on.
 
+pub mod banner;
 pub mod compare;
 pub mod controls;
 pub mod curves;
