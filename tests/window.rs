@@ -242,22 +242,29 @@ fn bad_files_become_notices_and_the_image_keeps_running() {
         steps_of(app, "trajectory") >= 1
     }));
     let sample = inrlab::target::SAMPLE_PNG;
+    // A name long enough that its notice must wrap to keep its button in the window.
+    let long_name = format!("notes-{}.txt", "very-long-name-".repeat(16));
     h.state_mut().load(ImageSource::Bytes {
-        name: "notes.txt".into(),
+        name: long_name.clone(),
         bytes: b"certainly not an image".as_slice().into(),
     });
     h.state_mut().load(ImageSource::Bytes {
         name: "truncated.png".into(),
         bytes: sample[..sample.len() / 2].into(),
     });
+    // A file on disk whose reason comes with its own full stop and the path.
+    let junk = std::env::temp_dir().join(format!("inrlab-window-junk-{}.png", std::process::id()));
+    std::fs::write(&junk, b"certainly not a PNG").unwrap();
+    h.state_mut().load(ImageSource::Path(junk.clone()));
     assert!(
         step_until(&mut h, Duration::from_secs(30), |app| app
             .model()
             .notices
             .len()
-            >= 2),
+            >= 3),
         "no notices"
     );
+    std::fs::remove_file(&junk).unwrap();
     let notices: Vec<String> = h
         .state()
         .model()
@@ -265,8 +272,14 @@ fn bad_files_become_notices_and_the_image_keeps_running() {
         .iter()
         .map(|n| n.text.clone())
         .collect();
-    assert!(notices[0].contains("notes.txt"), "{notices:?}");
+    assert!(notices[0].contains(&long_name), "{notices:?}");
     assert!(notices[1].contains("truncated.png"), "{notices:?}");
+    // Each sentence ends once, and the file is named once.
+    for notice in &notices {
+        assert!(!notice.contains(".."), "{notice}");
+    }
+    let junk = junk.display().to_string();
+    assert_eq!(notices[2].matches(&junk).count(), 1, "{}", notices[2]);
     assert!(
         h.state()
             .model()
@@ -277,13 +290,25 @@ fn bad_files_become_notices_and_the_image_keeps_running() {
             .contains("sample")
     );
     h.step();
+    let window = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1400.0, 900.0));
+    let buttons: Vec<egui::Rect> = h
+        .get_all_by_label_contains("dismiss")
+        .map(|button| button.rect())
+        .collect();
+    assert_eq!(buttons.len(), 3);
+    for button in buttons {
+        assert!(
+            window.contains_rect(button),
+            "a dismiss button at {button:?}"
+        );
+    }
     h.get_all_by_label_contains("dismiss")
         .next()
         .unwrap()
         .click();
     h.step();
     h.step();
-    assert_eq!(h.state().model().notices.len(), 1);
+    assert_eq!(h.state().model().notices.len(), 2);
 }
 
 /// A file dropped on the window, as eframe hands it over.

@@ -626,8 +626,15 @@ impl Worker {
                 } else {
                     ""
                 };
+                let detail = format!("{error:#}");
+                // Loading a path names the file already, and the reason may end its sentence:
+                // say each once.
+                let detail = detail
+                    .strip_prefix(&format!("cannot load {what}: "))
+                    .unwrap_or(&detail)
+                    .trim_end_matches('.');
                 self.send(Message::Notice(format!(
-                    "Could not open {what}: {error:#}.{keeps}"
+                    "Could not open {what}: {detail}.{keeps}"
                 )));
             }
         }

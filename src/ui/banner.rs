@@ -38,6 +38,8 @@ pub fn banner_ui(ui: &mut egui::Ui, style: &BannerStyle, text: &str, button: &st
 }
 
 /// A banner with several buttons, right to left in the order given; which one was clicked.
+/// The buttons are laid out first, so a long text wraps in the room left beside them instead of
+/// pushing them out of the window.
 pub fn banner_buttons_ui(
     ui: &mut egui::Ui,
     style: &BannerStyle,
@@ -51,20 +53,22 @@ pub fn banner_buttons_ui(
         .corner_radius(4.0)
         .inner_margin(8.0)
         .show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.label(
-                    RichText::new(style.mark)
-                        .strong()
-                        .color(style.edge)
-                        .size(16.0),
-                );
-                ui.label(RichText::new(text).color(palette::TEXT_STRONG));
-                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    for (index, button) in buttons.iter().enumerate() {
-                        if ui.button(*button).clicked() {
-                            clicked = Some(index);
-                        }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Min), |ui| {
+                for (index, button) in buttons.iter().enumerate() {
+                    if ui.button(*button).clicked() {
+                        clicked = Some(index);
                     }
+                }
+                ui.with_layout(egui::Layout::left_to_right(egui::Align::Min), |ui| {
+                    ui.label(
+                        RichText::new(style.mark)
+                            .strong()
+                            .color(style.edge)
+                            .size(16.0),
+                    );
+                    ui.add(
+                        egui::Label::new(RichText::new(text).color(palette::TEXT_STRONG)).wrap(),
+                    );
                 });
             });
         });
