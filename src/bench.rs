@@ -36,7 +36,7 @@ pub struct Record {
 
 /// The reservoir suite: the seed notebook's five recipes, timed against its numpy recipes run
 /// in the same bench (`bench_baseline`).
-const SUITE_METHODS: &[&str] = &[
+pub const SUITE_METHODS: &[&str] = &[
     "trajectory",
     "cumulative",
     "refine",
@@ -609,32 +609,26 @@ fn suite_table_lines(
     lines
 }
 
-/// The numpy baseline at the suite's sizes, measured now with the Python `--python` names;
-/// its product rates are reported at once, or why it was not measured.
-fn numpy_baseline(args: &BenchArgs, report: &mut Report) -> Option<NumpyBaseline> {
-    let sizes: Vec<usize> = args
-        .suite_sizes
-        .iter()
-        .copied()
-        .filter(|&s| s > 0)
-        .collect();
-    if sizes.is_empty() || args.python == "none" {
+/// The numpy baseline at the suite's `sizes`, measured now with `python`; its product rates
+/// are reported at once, or why it was not measured.
+fn numpy_baseline(python: &str, sizes: &[usize], report: &Report) -> Option<NumpyBaseline> {
+    let sizes: Vec<usize> = sizes.iter().copied().filter(|&s| s > 0).collect();
+    if sizes.is_empty() {
         return None;
     }
     eprintln!(
-        "measuring the numpy baseline with {} at {}…",
-        args.python,
+        "measuring the numpy baseline with {python} at {}…",
         sizes
             .iter()
             .map(|s| format!("{s}²"))
             .collect::<Vec<_>>()
             .join(", ")
     );
-    match crate::bench_baseline::numpy(&args.python, &sizes) {
+    match crate::bench_baseline::numpy(python, &sizes) {
         Ok(numpy) => {
             report.lines([format!(
-                "numpy {} ({}), measured in this run:",
-                numpy.numpy, args.python
+                "numpy {} ({python}), measured in this run:",
+                numpy.numpy
             )]);
             report.lines(numpy.operation_lines());
             Some(numpy)
@@ -714,7 +708,10 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
         records: Vec::new(),
         header_printed: false,
     };
-    let numpy = numpy_baseline(args, &mut report);
+    // The baselines' Python, unless "--python none".
+    let python = (args.python != "none").then_some(args.python.as_str());
+    let numpy = python.and_then(|python| numpy_baseline(python, &args.suite_sizes, &report));
+    let mut pytorch = crate::bench_training::PytorchBaselines::new(python);
     for backend in backends(choice)? {
         let backend = backend.as_ref();
         eprintln!("measuring {} ({})…", label(backend), backend.adapter_name());
@@ -737,7 +734,7 @@ pub fn run(args: &BenchArgs, choice: BackendChoice) -> anyhow::Result<()> {
         report.lines(crate::bench_training::training_lines(
             backend,
             args.repeats.max(5),
-            (args.python != "none").then_some(args.python.as_str()),
+            &mut pytorch,
         ));
         report.lines(crate::bench_wavelet::lines(
             backend,

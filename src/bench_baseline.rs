@@ -208,13 +208,7 @@ mod tests {
     fn the_numpy_script_gives_the_suite_seconds() {
         match numpy(&python(), &[16]) {
             Ok(baseline) => {
-                for method in [
-                    "trajectory",
-                    "cumulative",
-                    "refine",
-                    "multiscale",
-                    "fourier-ridge",
-                ] {
+                for method in crate::bench::SUITE_METHODS {
                     let seconds = baseline.seconds(16, method);
                     assert!(seconds.is_some_and(|s| s > 0.0), "{method}: {seconds:?}");
                 }

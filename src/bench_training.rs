@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use crate::bench_baseline::{PytorchRequest, speed_against};
+use crate::bench_baseline::{PytorchBaseline, PytorchRequest, speed_against};
 use crate::compute::{Backend, CancelToken};
 use crate::methods::training::OPTIMIZER;
 use crate::methods::{self, MethodCache, ParamValues, Setup};
@@ -80,33 +80,69 @@ pub fn measure_training(
     })
 }
 
-/// Lines for the bench output: every size and optimizer on one backend, beside PyTorch's
-/// step on the same kind of device (its CPU with as many threads, or CUDA beside a GPU
-/// backend) measured now with `python`; a size the backend cannot hold says why instead.
-pub fn training_lines(backend: &dyn Backend, steps: usize, python: Option<&str>) -> Vec<String> {
-    let mut lines = vec![format!(
-        "training step (fourier-mlp, full batch) on {}  ({})",
-        crate::bench::label(backend),
-        backend.adapter_name()
-    )];
-    let pytorch = python.map(|python| {
+/// PyTorch's training step, measured with one Python once per kind of device, however many
+/// backends share that device (the GPU's f32 and cooperative backends both stand beside CUDA).
+pub struct PytorchBaselines<'a> {
+    python: Option<&'a str>,
+    measured: Vec<(&'static str, Result<PytorchBaseline, String>)>,
+}
+
+impl<'a> PytorchBaselines<'a> {
+    /// `None` measures nothing ("--python none").
+    pub fn new(python: Option<&'a str>) -> Self {
+        Self {
+            python,
+            measured: Vec::new(),
+        }
+    }
+
+    /// The step on `backend`'s kind of device (its CPU with as many threads, or CUDA beside a
+    /// GPU backend), `steps` timed after the same warm-up as inrlab's.
+    fn beside(
+        &mut self,
+        backend: &dyn Backend,
+        steps: usize,
+    ) -> Option<&Result<PytorchBaseline, String>> {
+        let python = self.python?;
         let device = if backend.as_gpu().is_some() {
             "cuda"
         } else {
             "cpu"
         };
-        eprintln!("measuring PyTorch's training step on {device} with {python}…");
-        let request = PytorchRequest {
-            device,
-            sizes: SIZES,
-            optimizers: OPTIMIZERS,
-            warmup: WARMUP_STEPS,
-            timed: steps.max(1),
-            threads: rayon::current_num_threads(),
+        let index = match self.measured.iter().position(|(d, _)| *d == device) {
+            Some(index) => index,
+            None => {
+                eprintln!("measuring PyTorch's training step on {device} with {python}…");
+                let request = PytorchRequest {
+                    device,
+                    sizes: SIZES,
+                    optimizers: OPTIMIZERS,
+                    warmup: WARMUP_STEPS,
+                    timed: steps.max(1),
+                    threads: rayon::current_num_threads(),
+                };
+                let baseline = crate::bench_baseline::pytorch(python, &request);
+                self.measured.push((device, baseline));
+                self.measured.len() - 1
+            }
         };
-        crate::bench_baseline::pytorch(python, &request)
-    });
-    let pytorch = match pytorch {
+        Some(&self.measured[index].1)
+    }
+}
+
+/// Lines for the bench output: every size and optimizer on one backend, beside PyTorch's
+/// step on the same kind of device; a size the backend cannot hold says why instead.
+pub fn training_lines(
+    backend: &dyn Backend,
+    steps: usize,
+    baselines: &mut PytorchBaselines,
+) -> Vec<String> {
+    let mut lines = vec![format!(
+        "training step (fourier-mlp, full batch) on {}  ({})",
+        crate::bench::label(backend),
+        backend.adapter_name()
+    )];
+    let pytorch = match baselines.beside(backend, steps) {
         Some(Ok(baseline)) => {
             lines.push(format!(
                 "  beside PyTorch {} ({}), measured in this run",
@@ -133,9 +169,7 @@ pub fn training_lines(backend: &dyn Backend, steps: usize, python: Option<&str>)
                 "  {size:>3}²  {optimizer:<5} {:>8.2} ms/step",
                 timing.ms_per_step
             );
-            let beside = pytorch
-                .as_ref()
-                .and_then(|pytorch| pytorch.step_ms(size, optimizer));
+            let beside = pytorch.and_then(|pytorch| pytorch.step_ms(size, optimizer));
             if let Some((wall_ms, gpu_ms)) = beside {
                 line += &format!(
                     "   PyTorch {wall_ms:>8.2} ms   {}",

@@ -209,7 +209,8 @@ pub struct Decoded {
     pub warning: Option<String>,
 }
 
-/// Decodes an image file with size limits; the error says what is wrong in one line.
+/// Decodes an image file with size limits; the error says what is wrong in one line and names
+/// the file (the window shows it as it is).
 pub fn load_image(path: &Path) -> anyhow::Result<Decoded> {
     let mut reader = ImageReader::open(path)
         .with_context(|| format!("cannot open {}", path.display()))?

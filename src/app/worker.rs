@@ -626,16 +626,19 @@ impl Worker {
                 } else {
                     ""
                 };
-                let detail = format!("{error:#}");
-                // Loading a path names the file already, and the reason may end its sentence:
-                // say each once.
-                let detail = detail
-                    .strip_prefix(&format!("cannot load {what}: "))
-                    .unwrap_or(&detail)
-                    .trim_end_matches('.');
-                self.send(Message::Notice(format!(
-                    "Could not open {what}: {detail}.{keeps}"
-                )));
+                // The reason may end its own sentence; the notice ends it once.
+                let reason = format!("{error:#}");
+                let reason = reason.trim_end_matches('.');
+                let text = match &source {
+                    // A file's every error names it already (`target::load_image`).
+                    ImageSource::Path(_) => {
+                        let mut chars = reason.chars();
+                        let first = chars.next().map(char::to_uppercase);
+                        first.into_iter().flatten().chain(chars).collect()
+                    }
+                    _ => format!("Could not open {what}: {reason}"),
+                };
+                self.send(Message::Notice(format!("{text}.{keeps}")));
             }
         }
     }
